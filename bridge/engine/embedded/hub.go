@@ -1,0 +1,215 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/microsoft/durabletask-go/backend"
+	"github.com/microsoft/durabletask-go/backend/sqlite"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// Config configures the embedded task hub.
+type Config struct {
+	// DBPath is the SQLite file; its directory is created if missing.
+	DBPath string
+	// Listen is the loopback address the hub serves gRPC on; port 0 picks
+	// a free one.
+	Listen string
+	// Parallelism is how many orchestration and how many activity work
+	// items run at once (the stock hub runs one).
+	Parallelism int
+	// IdlePoll bounds how long an idle worker sleeps before it looks for
+	// due timers and abandoned work without being woken.
+	IdlePoll time.Duration
+	// Synchronous is SQLite's synchronous pragma in WAL mode: "normal"
+	// (default: a process crash loses nothing, a power cut can lose the
+	// last commits) or "full" (survives a power cut, about 7x slower here).
+	Synchronous string
+}
+
+func (c *Config) setDefaults() {
+	if c.DBPath == "" {
+		c.DBPath = "data/workflows.db"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:0"
+	}
+	if c.Parallelism == 0 {
+		c.Parallelism = 64
+	}
+	if c.IdlePoll == 0 {
+		c.IdlePoll = 250 * time.Millisecond
+	}
+	if c.Synchronous == "" {
+		c.Synchronous = "normal"
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Parallelism < 1 {
+		errs = append(errs, fmt.Errorf("embedded engine: parallelism %d must be at least 1", c.Parallelism))
+	}
+	if c.IdlePoll < time.Millisecond {
+		errs = append(errs, fmt.Errorf("embedded engine: idlePoll %s is below 1ms", c.IdlePoll))
+	}
+	switch c.Synchronous {
+	case "normal", "full":
+	default:
+		errs = append(errs, fmt.Errorf("embedded engine: synchronous %q is not normal or full", c.Synchronous))
+	}
+	if host, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("embedded engine: listen %q: %w", c.Listen, err))
+	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		errs = append(errs, fmt.Errorf("embedded engine: listen %q is not a loopback address", c.Listen))
+	}
+	return errors.Join(errs...)
+}
+
+// Hub is a running embedded task hub.
+type Hub struct {
+	addr   string
+	srv    *grpc.Server
+	worker backend.TaskHubWorker
+	exec   backend.Executor
+	lock   *os.File
+	log    *zap.Logger
+}
+
+// Start opens (or creates) the database, takes the exclusive file lock,
+// releases locks left by a crashed process, and serves the hub.
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.DBPath), 0o750); err != nil {
+		return nil, fmt.Errorf("embedded engine: create data dir: %w", err)
+	}
+	lock, err := lockFile(cfg.DBPath + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	dsn := "file:" + cfg.DBPath + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" +
+		strings.ToUpper(cfg.Synchronous) + ")&_pragma=busy_timeout(10000)"
+	if err := releaseStaleLocks(ctx, dsn); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+
+	dtLog := zapLogger{log.Named("durabletask").Sugar()}
+	be := newWakingBackend(sqlite.NewSqliteBackend(&sqlite.SqliteOptions{
+		FilePath: dsn,
+		// Locks only matter if this process dies, and then the next start
+		// releases them; a long timeout keeps slow activities from being
+		// handed out twice.
+		OrchestrationLockTimeout: 2 * time.Minute,
+		ActivityLockTimeout:      2 * time.Minute,
+	}, dtLog), cfg.IdlePoll)
+
+	exec, register := backend.NewGrpcExecutor(be, dtLog)
+	srv := grpc.NewServer()
+	register(srv)
+	par := backend.WithMaxParallelism(int32(cfg.Parallelism))
+	worker := backend.NewTaskHubWorker(be,
+		backend.NewOrchestrationWorker(be, exec, dtLog, par),
+		backend.NewActivityTaskWorker(be, exec, dtLog, par),
+		dtLog)
+	if err := startWorker(ctx, worker); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = worker.Shutdown(ctx)
+		_ = lock.Close()
+		return nil, fmt.Errorf("embedded engine: listen: %w", err)
+	}
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			log.Error("embedded engine: grpc server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("embedded workflow engine started", zap.String("db", cfg.DBPath), zap.String("addr", lis.Addr().String()))
+	return &Hub{addr: lis.Addr().String(), srv: srv, worker: worker, exec: exec, lock: lock, log: log}, nil
+}
+
+// Addr is the host:port the go-sdk worker and client dial.
+func (h *Hub) Addr() string { return h.addr }
+
+// Stop stops the workers, the executor and the gRPC server, then releases
+// the file lock. Work in flight is abandoned and runs again on next start.
+func (h *Hub) Stop(ctx context.Context) error {
+	errW := h.worker.Shutdown(ctx)
+	errE := h.exec.Shutdown(ctx)
+	stopped := make(chan struct{})
+	go func() { h.srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		h.srv.Stop()
+	}
+	return errors.Join(errW, errE, h.lock.Close())
+}
+
+// startWorker converts the stock backend's panics on an unusable database
+// into an error.
+func startWorker(ctx context.Context, w backend.TaskHubWorker) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("embedded engine: start: %v", r)
+		}
+	}()
+	if err := w.Start(ctx); err != nil {
+		return fmt.Errorf("embedded engine: start: %w", err)
+	}
+	return nil
+}
+
+// lockFile takes an exclusive, non-blocking flock. The kernel drops it when
+// the process dies, which is what makes releasing stale locks safe.
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("embedded engine: open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("embedded engine: %s is used by another process: %w", path, err)
+	}
+	return f, nil
+}
+
+// releaseStaleLocks clears work-item locks. Only a dead process can hold
+// them, because this one holds the file lock.
+func releaseStaleLocks(ctx context.Context, dsn string) error {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fmt.Errorf("embedded engine: open database: %w", err)
+	}
+	defer db.Close()
+	for _, stmt := range []string{
+		"UPDATE Instances SET LockedBy = NULL, LockExpiration = NULL WHERE LockedBy IS NOT NULL",
+		"UPDATE NewEvents SET LockedBy = NULL WHERE LockedBy IS NOT NULL",
+		"UPDATE NewTasks SET LockedBy = NULL, LockExpiration = NULL WHERE LockedBy IS NOT NULL",
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil && !strings.Contains(err.Error(), "no such table") {
+			return fmt.Errorf("embedded engine: release stale locks: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,19 @@
+package embedded
+
+import (
+	"go.uber.org/zap"
+)
+
+// zapLogger adapts zap to durabletask's backend.Logger. durabletask logs
+// every work item at Debug and connection changes at Info, so the levels map
+// one to one.
+type zapLogger struct{ s *zap.SugaredLogger }
+
+func (l zapLogger) Debug(v ...any)                 { l.s.Debug(v...) }
+func (l zapLogger) Debugf(format string, v ...any) { l.s.Debugf(format, v...) }
+func (l zapLogger) Info(v ...any)                  { l.s.Info(v...) }
+func (l zapLogger) Infof(format string, v ...any)  { l.s.Infof(format, v...) }
+func (l zapLogger) Warn(v ...any)                  { l.s.Warn(v...) }
+func (l zapLogger) Warnf(format string, v ...any)  { l.s.Warnf(format, v...) }
+func (l zapLogger) Error(v ...any)                 { l.s.Error(v...) }
+func (l zapLogger) Errorf(format string, v ...any) { l.s.Errorf(format, v...) }

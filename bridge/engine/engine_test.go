@@ -1,0 +1,125 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dapr/go-sdk/workflow"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+)
+
+func Greet(ctx workflow.ActivityContext) (any, error) {
+	var name string
+	if err := ctx.GetInput(&name); err != nil {
+		return nil, err
+	}
+	return "hello " + name, nil
+}
+
+func GreetAfterApproval(ctx *workflow.WorkflowContext) (any, error) {
+	var name string
+	if err := ctx.GetInput(&name); err != nil {
+		return nil, err
+	}
+	var approval string
+	if err := ctx.WaitForExternalEvent("approval", time.Minute).Await(&approval); err != nil {
+		return nil, err
+	}
+	var out string
+	if err := ctx.CallActivity(Greet, workflow.ActivityInput(name)).Await(&out); err != nil {
+		return nil, err
+	}
+	return out + " (" + approval + ")", nil
+}
+
+func startEmbedded(t *testing.T, dir string) *engine.Engine {
+	t.Helper()
+	ctx := context.Background()
+	e, err := engine.New(ctx, engine.Config{
+		Kind:     engine.KindEmbedded,
+		Embedded: embedded.Config{DBPath: filepath.Join(dir, "wf.db")},
+	}, engine.Registry{
+		Workflows:  []workflow.Workflow{GreetAfterApproval},
+		Activities: []workflow.Activity{Greet},
+	}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("start engine: %v", err)
+	}
+	return e
+}
+
+func waitStatus(t *testing.T, e *engine.Engine, id, want string) engine.Status {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := e.Get(context.Background(), id)
+		if err == nil && st.RuntimeStatus == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %s: want %s, last %+v err %v", id, want, st, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestEmbeddedEngineOneMeaning(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	e := startEmbedded(t, dir)
+
+	err := e.Raise(ctx, "missing-1", "approval", []byte(`"yes"`))
+	if !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("raise on missing instance: want ErrNotFound, got %v", err)
+	}
+
+	started, err := e.Start(ctx, "GreetAfterApproval", "g-1", []byte(`"ada"`))
+	if err != nil || !started {
+		t.Fatalf("first start: started=%v err=%v", started, err)
+	}
+	started, err = e.Start(ctx, "GreetAfterApproval", "g-1", []byte(`"ada"`))
+	if err != nil || started {
+		t.Fatalf("second start: want started=false and no error, got started=%v err=%v", started, err)
+	}
+	if got := e.DuplicateStarts(); got != 1 {
+		t.Fatalf("duplicate starts counted %d, want 1", got)
+	}
+	if err := e.Raise(ctx, "g-1", "approval", []byte(`"yes"`)); err != nil {
+		t.Fatalf("raise: %v", err)
+	}
+	st := waitStatus(t, e, "g-1", "COMPLETED")
+	if st.Output != `"hello ada (yes)"` {
+		t.Fatalf("output %q", st.Output)
+	}
+	if err := e.Raise(ctx, "g-1", "approval", []byte(`"again"`)); !errors.Is(err, engine.ErrFinished) {
+		t.Fatalf("raise on finished instance: want ErrFinished, got %v", err)
+	}
+
+	// A second process may not open the same database.
+	if _, err := engine.New(ctx, engine.Config{Embedded: embedded.Config{DBPath: filepath.Join(dir, "wf.db")}}, engine.Registry{}, nil); err == nil {
+		t.Fatal("second engine on the same database started")
+	}
+
+	// State survives a restart: start an instance, stop, restart, finish it.
+	if _, err := e.Start(ctx, "GreetAfterApproval", "g-2", []byte(`"bob"`)); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, "g-2", "RUNNING")
+	if err := e.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	e = startEmbedded(t, dir)
+	defer e.Close(ctx)
+	if err := e.Raise(ctx, "g-2", "approval", []byte(`"ok"`)); err != nil {
+		t.Fatalf("raise after restart: %v", err)
+	}
+	if st := waitStatus(t, e, "g-2", "COMPLETED"); st.Output != `"hello bob (ok)"` {
+		t.Fatalf("output after restart %q", st.Output)
+	}
+}

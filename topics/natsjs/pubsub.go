@@ -1,0 +1,285 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+)
+
+// Metadata keys the subscriber adds to every message it delivers. They
+// describe this delivery, not the event, so the bridge strips them before
+// it re-publishes a message (to the dead-letter topic, for instance).
+const (
+	// MetaDeliveries is how many times JetStream has delivered the message,
+	// this delivery included.
+	MetaDeliveries = "Sagabridge-Deliveries"
+	// MetaStoredAt is when JetStream stored the message (RFC 3339, nanos).
+	MetaStoredAt = "Sagabridge-Stored-At"
+)
+
+// Config configures the JetStream publisher and subscriber.
+type Config struct {
+	// URL of the NATS server(s), comma separated.
+	URL string
+	// ConsumerGroup names the durable consumer shared by replicas: every
+	// message on a topic is handled by one member of the group.
+	ConsumerGroup string
+	// Concurrency is how many messages of one topic are handled at once.
+	Concurrency int
+	// AckWait is how long JetStream waits for an ack before redelivering.
+	AckWait time.Duration
+	// Retry decides how long a nacked message waits before redelivery.
+	Retry Backoff
+	// Options are extra connection options (credentials, TLS, name).
+	Options []nats.Option
+	// Logger receives Watermill's adapter logs; nil discards them.
+	Logger watermill.LoggerAdapter
+}
+
+// Backoff maps a delivery count (1 for the first delivery) to the delay
+// before the next one.
+type Backoff func(deliveries uint64) time.Duration
+
+// ExponentialBackoff doubles from min up to max.
+func ExponentialBackoff(minDelay, maxDelay time.Duration) Backoff {
+	return func(n uint64) time.Duration {
+		d := minDelay
+		for i := uint64(1); i < n && d < maxDelay; i++ {
+			d *= 2
+		}
+		return min(d, maxDelay)
+	}
+}
+
+func (c *Config) setDefaults() {
+	if c.ConsumerGroup == "" {
+		c.ConsumerGroup = "sagabridge"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 16
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Retry == nil {
+		c.Retry = ExponentialBackoff(100*time.Millisecond, 10*time.Second)
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("nats: url is required"))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("nats: concurrency %d must be at least 1", c.Concurrency))
+	}
+	if strings.ContainsAny(c.ConsumerGroup, ". *>") {
+		errs = append(errs, fmt.Errorf("nats: consumer group %q may not contain '.', ' ', '*' or '>'", c.ConsumerGroup))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("nats: ackWait %s is below 1s", c.AckWait))
+	}
+	return errors.Join(errs...)
+}
+
+// StreamName is the JetStream stream that stores a topic.
+func StreamName(topic string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', ' ', '/', '\\':
+			return '_'
+		}
+		return r
+	}, topic)
+}
+
+// PubSub is a connected JetStream publisher and subscriber pair.
+type PubSub struct {
+	conn *nats.Conn
+	js   nats.JetStreamContext
+	pub  *wmnats.Publisher
+	sub  *wmnats.Subscriber
+
+	mu      sync.Mutex
+	streams map[string]bool
+}
+
+// New connects to NATS and builds the publisher and subscriber.
+func New(cfg Config) (*PubSub, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := append([]nats.Option{
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+	}, cfg.Options...)
+	conn, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nats: connect: %w", err)
+	}
+	js, err := conn.JetStream()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("nats: jetstream context: %w", err)
+	}
+	ps := &PubSub{conn: conn, js: js, streams: map[string]bool{}}
+
+	group := cfg.ConsumerGroup
+	jsCfg := wmnats.JetStreamConfig{
+		// Streams are created by ensureStream (valid names for dotted topics).
+		AutoProvision: false,
+		SubscribeOptions: []nats.SubOpt{
+			nats.DeliverAll(),
+			nats.AckExplicit(),
+			nats.ManualAck(),
+			nats.AckWait(cfg.AckWait),
+			nats.MaxAckPending(cfg.Concurrency * 4),
+		},
+		TrackMsgId: true,
+		// Synchronous acks: a message counts as handled only once the server
+		// confirmed the ack.
+		AckAsync:      false,
+		DurablePrefix: group,
+		DurableCalculator: func(prefix, topic string) string {
+			return prefix + "_" + StreamName(topic)
+		},
+	}
+	marshaler := &deliveryMarshaler{}
+	pub, err := wmnats.NewPublisherWithNatsConn(conn, wmnats.PublisherConfig{
+		Marshaler: marshaler,
+		JetStream: jsCfg,
+	}.GetPublisherPublishConfig(), cfg.Logger)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("nats: publisher: %w", err)
+	}
+	subCfg := wmnats.SubscriberConfig{
+		QueueGroupPrefix: group,
+		SubscribersCount: cfg.Concurrency,
+		AckWaitTimeout:   cfg.AckWait,
+		CloseTimeout:     cfg.AckWait,
+		Unmarshaler:      marshaler,
+		NakDelay:         backoffDelay(cfg.Retry),
+		JetStream:        jsCfg,
+	}
+	sub, err := wmnats.NewSubscriberWithNatsConn(conn, subCfg.GetSubscriberSubscriptionConfig(), cfg.Logger)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("nats: subscriber: %w", err)
+	}
+	ps.pub, ps.sub = pub, sub
+	return ps, nil
+}
+
+// EnsureStream creates the stream for a topic if it does not exist.
+func (p *PubSub) EnsureStream(topic string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.streams[topic] {
+		return nil
+	}
+	name := StreamName(topic)
+	if _, err := p.js.StreamInfo(name); err != nil {
+		if !errors.Is(err, nats.ErrStreamNotFound) {
+			return fmt.Errorf("nats: stream %s: %w", name, err)
+		}
+		if _, err := p.js.AddStream(&nats.StreamConfig{
+			Name:       name,
+			Subjects:   []string{topic},
+			Storage:    nats.FileStorage,
+			Duplicates: 2 * time.Minute,
+		}); err != nil && !errors.Is(err, nats.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("nats: create stream %s: %w", name, err)
+		}
+	}
+	p.streams[topic] = true
+	return nil
+}
+
+// Publisher returns the Watermill publisher; it creates missing streams.
+func (p *PubSub) Publisher() message.Publisher { return publisher{p} }
+
+// Subscriber returns the Watermill subscriber; it creates missing streams.
+func (p *PubSub) Subscriber() message.Subscriber { return subscriber{p} }
+
+// Conn exposes the connection for health checks.
+func (p *PubSub) Conn() *nats.Conn { return p.conn }
+
+// Close closes the subscriber (waiting for in-flight acks), the publisher
+// and the connection.
+func (p *PubSub) Close() error {
+	err := errors.Join(p.sub.Close(), p.pub.Close())
+	p.conn.Close()
+	return err
+}
+
+type publisher struct{ p *PubSub }
+
+func (w publisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := w.p.EnsureStream(topic); err != nil {
+		return err
+	}
+	return w.p.pub.Publish(topic, msgs...)
+}
+
+func (w publisher) Close() error { return nil }
+
+type subscriber struct{ p *PubSub }
+
+func (w subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := w.p.EnsureStream(topic); err != nil {
+		return nil, err
+	}
+	return w.p.sub.Subscribe(ctx, topic)
+}
+
+func (w subscriber) SubscribeInitialize(topic string) error { return w.p.EnsureStream(topic) }
+
+func (w subscriber) Close() error { return nil }
+
+// deliveryMarshaler is Watermill's header marshaler plus the JetStream
+// delivery count and storage time, which the bridge needs to decide when a
+// parked event has waited long enough.
+type deliveryMarshaler struct{ wmnats.NATSMarshaler }
+
+func (m *deliveryMarshaler) Unmarshal(nm *nats.Msg) (*message.Message, error) {
+	msg, err := m.NATSMarshaler.Unmarshal(nm)
+	if err != nil {
+		return nil, err
+	}
+	if md, err := nm.Metadata(); err == nil {
+		msg.Metadata.Set(MetaDeliveries, strconv.FormatUint(md.NumDelivered, 10))
+		msg.Metadata.Set(MetaStoredAt, md.Timestamp.UTC().Format(time.RFC3339Nano))
+	}
+	return msg, nil
+}
+
+func (m *deliveryMarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error) {
+	out, err := m.NATSMarshaler.Marshal(topic, msg)
+	if err != nil {
+		return nil, err
+	}
+	out.Header.Del(MetaDeliveries)
+	out.Header.Del(MetaStoredAt)
+	return out, nil
+}
+
+type backoffDelay Backoff
+
+func (b backoffDelay) WaitTime(n uint64) time.Duration { return b(n) }
