@@ -1,0 +1,162 @@
+package workflowcheck
+
+import (
+	"cmp"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/tools/go/analysis"
+	"golang.org/x/tools/go/analysis/checker"
+	"golang.org/x/tools/go/packages"
+)
+
+// Exit codes returned by Main, following go vet's conventions.
+const (
+	ExitClean       = 0 // no findings
+	ExitDiagnostics = 1 // at least one finding
+	ExitError       = 2 // bad usage, or packages failed to load or analyze
+)
+
+// Main runs the analyzer over the packages matching the patterns in args
+// (default "./...") and prints one "file:line:col: message" line per finding
+// to stdout, with file names relative to the working directory when they
+// lie below it. Load and usage errors go to stderr. It returns ExitClean,
+// ExitDiagnostics or ExitError; load errors take precedence over findings
+// so that a partially checked tree is never mistaken for a clean one.
+//
+// It is the body of "sagabridge vet"; it takes its writers as parameters
+// and never calls os.Exit so that the CLI and tests can embed it.
+func Main(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("vet", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	dir := flags.String("C", "", "load packages from `dir` instead of the current directory")
+	tests := flags.Bool("test", true, "also check _test.go files")
+	flags.Usage = func() {
+		fmt.Fprintf(stderr, "usage: vet [-C dir] [-test=false] [packages]\n\n"+
+			"Reports non-deterministic code in Dapr workflow functions.\n"+
+			"Exit status: 0 clean, 1 findings, 2 usage or load error.\n\n")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitClean
+		}
+		return ExitError
+	}
+	patterns := flags.Args()
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
+
+	base := *dir
+	if base == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
+			return ExitError
+		}
+		base = wd
+	}
+	base, err := filepath.Abs(base)
+	if err != nil {
+		fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
+		return ExitError
+	}
+
+	cfg := &packages.Config{
+		// Dependencies come from export data: the analyzer exports no
+		// facts, so only the root packages need syntax.
+		Mode:  packages.LoadSyntax | packages.NeedModule,
+		Dir:   base,
+		Tests: *tests,
+	}
+	pkgs, err := packages.Load(cfg, patterns...)
+	if err != nil {
+		fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
+		return ExitError
+	}
+	if len(pkgs) == 0 {
+		fmt.Fprintf(stderr, "workflowcheck: no packages match %s\n", strings.Join(patterns, " "))
+		return ExitError
+	}
+
+	code := ExitClean
+	var good []*packages.Package
+	for _, pkg := range pkgs {
+		if len(pkg.Errors) > 0 {
+			for _, e := range pkg.Errors {
+				if e.Pos == "" || e.Pos == "-" {
+					fmt.Fprintf(stderr, "workflowcheck: %s\n", e.Msg)
+				} else {
+					fmt.Fprintf(stderr, "%s: %s\n", e.Pos, e.Msg)
+				}
+			}
+			code = ExitError
+			continue
+		}
+		good = append(good, pkg)
+	}
+
+	var findings []finding
+	if len(good) > 0 {
+		graph, err := checker.Analyze([]*analysis.Analyzer{Analyzer}, good, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
+			return ExitError
+		}
+		for _, act := range graph.Roots {
+			if act.Err != nil {
+				fmt.Fprintf(stderr, "workflowcheck: %s: %v\n", act.Package.PkgPath, act.Err)
+				code = ExitError
+				continue
+			}
+			for _, d := range act.Diagnostics {
+				p := act.Package.Fset.Position(d.Pos)
+				findings = append(findings, finding{relPath(base, p.Filename), p.Line, p.Column, d.Message})
+			}
+		}
+	}
+
+	// With -test a package is loaded twice (with and without its tests),
+	// so the same finding can appear twice.
+	slices.SortFunc(findings, finding.compare)
+	findings = slices.Compact(findings)
+	for _, f := range findings {
+		fmt.Fprintf(stdout, "%s:%d:%d: %s\n", f.file, f.line, f.col, f.msg)
+	}
+	if code == ExitClean && len(findings) > 0 {
+		code = ExitDiagnostics
+	}
+	return code
+}
+
+// finding is one printed diagnostic.
+type finding struct {
+	file      string
+	line, col int
+	msg       string
+}
+
+func (a finding) compare(b finding) int {
+	return cmp.Or(
+		cmp.Compare(a.file, b.file),
+		cmp.Compare(a.line, b.line),
+		cmp.Compare(a.col, b.col),
+		cmp.Compare(a.msg, b.msg),
+	)
+}
+
+// relPath shortens name relative to base when it lies below base.
+func relPath(base, name string) string {
+	rel, err := filepath.Rel(base, name)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return name
+	}
+	return rel
+}
