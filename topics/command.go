@@ -1,6 +1,9 @@
 package topics
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // Command is the data of a command event that a saga step sends to a
 // participant. The event id is derived from instance, step and attempt, so a
@@ -30,3 +33,21 @@ const (
 	ReplyOK     = "ok"
 	ReplyFailed = "failed"
 )
+
+// CommandSpec says where a command goes and how its reply comes back: the
+// bridge raises the participant's reply on the saga instance as ReplyEvent
+// (through a raise route), and the saga waits for that event.
+type CommandSpec struct {
+	Topic      string `json:"topic" yaml:"topic"`
+	Type       string `json:"type" yaml:"type"`
+	ReplyEvent string `json:"replyEvent" yaml:"replyEvent"`
+}
+
+// CommandID is the deterministic CloudEvent id of a command: participants
+// dedupe on it.
+func CommandID(instanceID, step string, compensate bool, attempt int) string {
+	if compensate {
+		return instanceID + "/" + step + "/undo/" + strconv.Itoa(attempt)
+	}
+	return instanceID + "/" + step + "/" + strconv.Itoa(attempt)
+}

@@ -162,8 +162,9 @@ func New(cfg Config) (*PubSub, error) {
 	}
 	marshaler := &deliveryMarshaler{}
 	pub, err := wmnats.NewPublisherWithNatsConn(conn, wmnats.PublisherConfig{
-		Marshaler: marshaler,
-		JetStream: jsCfg,
+		Marshaler:         marshaler,
+		JetStream:         jsCfg,
+		SubjectCalculator: wmnats.DefaultSubjectCalculator,
 	}.GetPublisherPublishConfig(), cfg.Logger)
 	if err != nil {
 		conn.Close()

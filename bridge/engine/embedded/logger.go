@@ -1,6 +1,10 @@
 package embedded
 
 import (
+	"context"
+	"fmt"
+	"strings"
+
 	"go.uber.org/zap"
 )
 
@@ -16,4 +20,14 @@ func (l zapLogger) Infof(format string, v ...any)  { l.s.Infof(format, v...) }
 func (l zapLogger) Warn(v ...any)                  { l.s.Warn(v...) }
 func (l zapLogger) Warnf(format string, v ...any)  { l.s.Warnf(format, v...) }
 func (l zapLogger) Error(v ...any)                 { l.s.Error(v...) }
-func (l zapLogger) Errorf(format string, v ...any) { l.s.Errorf(format, v...) }
+
+// Errorf demotes the errors durabletask logs while it is being stopped: the
+// work items it could not abandon are released at the next start.
+func (l zapLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(msg, context.Canceled.Error()) {
+		l.s.Warn(msg)
+		return
+	}
+	l.s.Error(msg)
+}

@@ -1,0 +1,269 @@
+// Package bridge is the worker: it consumes domain events from the broker,
+// decodes them (envelope), matches routes (route), acts on the workflow
+// engine (engine), dead-letters what it cannot handle (dlq), and runs the
+// sagas whose outcomes go back to the broker.
+//
+// All wiring is in New; tests swap the broker through Options.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/dapr/go-sdk/workflow"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/bridge/route"
+	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+// Broker is a connected publisher and subscriber.
+type Broker interface {
+	Publisher() message.Publisher
+	Subscriber() message.Subscriber
+	Close() error
+}
+
+// Options are the parts tests and `dev` swap or add.
+type Options struct {
+	Logger *zap.Logger
+	// Broker, when set, is used instead of the configured one; the bridge
+	// does not close it.
+	Broker Broker
+	// Workflows replaces the list of workflows (tests register their own).
+	Workflows []workflow.Workflow
+}
+
+// Bridge is a configured worker.
+type Bridge struct {
+	cfg        *config.Config
+	log        *zap.Logger
+	broker     Broker
+	ownsBroker bool
+	natsServer *natsjs.Server
+	engine     *engine.Engine
+	router     *route.Router
+	handler    *handler
+	stats      *Stats
+}
+
+// New validates the config, connects the broker, starts the engine and
+// compiles the routes. Close releases everything New acquired.
+func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	workflows := opts.Workflows
+	if workflows == nil {
+		workflows = Workflows()
+	}
+	router, err := route.New(cfg, workflowNames(workflows))
+	if err != nil {
+		return nil, err
+	}
+	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.Close(context.WithoutCancel(ctx)))
+			b = nil
+		}
+	}()
+
+	if opts.Broker != nil {
+		b.broker = opts.Broker
+	} else if err := b.connectBroker(); err != nil {
+		return nil, err
+	}
+
+	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher()})
+	if err != nil {
+		return nil, err
+	}
+	engCfg, err := engineConfig(cfg.Engine)
+	if err != nil {
+		return nil, err
+	}
+	b.engine, err = engine.New(ctx, engCfg, engine.Registry{
+		Workflows:  workflows,
+		Activities: acts.Registered(),
+	}, log.Named("engine"))
+	if err != nil {
+		return nil, err
+	}
+	b.handler = &handler{
+		router:     router,
+		engine:     b.engine,
+		deadLetter: b.broker.Publisher(),
+		dlqTopic:   cfg.DLQ.Topic,
+		maxPayload: cfg.Limits.MaxPayloadBytes,
+		stats:      b.stats,
+		log:        log.Named("handler"),
+		now:        time.Now,
+	}
+	return b, nil
+}
+
+func engineConfig(c config.Engine) (engine.Config, error) {
+	out := engine.Config{
+		Kind: c.Kind,
+		Embedded: embedded.Config{
+			DBPath:      c.Embedded.DBPath,
+			Parallelism: c.Embedded.Parallelism,
+			Synchronous: c.Embedded.Synchronous,
+			IdlePoll:    c.Embedded.IdlePoll,
+		},
+		Dapr: engine.DaprConfig{GRPCEndpoint: c.Dapr.GRPCEndpoint},
+	}
+	if c.Dapr.APITokenFile != "" {
+		tok, err := readSecret(c.Dapr.APITokenFile)
+		if err != nil {
+			return out, fmt.Errorf("engine: api token: %w", err)
+		}
+		out.Dapr.APIToken = tok
+	}
+	return out, nil
+}
+
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (b *Bridge) connectBroker() error {
+	bc := b.cfg.Broker
+	url := bc.NATS.URL
+	var opts []nats.Option
+	switch bc.Kind {
+	case "embedded":
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: bc.Embedded.DataDir, Port: bc.Embedded.Port})
+		if err != nil {
+			return err
+		}
+		b.natsServer = srv
+		url = srv.ClientURL()
+		b.log.Info("embedded nats-server started", zap.String("url", url), zap.String("dir", bc.Embedded.DataDir))
+	case "nats":
+		var err error
+		if opts, err = natsOptions(bc.NATS); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("broker: kind %q is not supported by this build", bc.Kind)
+	}
+	ps, err := natsjs.New(natsjs.Config{
+		URL:           url,
+		ConsumerGroup: bc.ConsumerGroup,
+		Concurrency:   bc.Concurrency,
+		Options:       opts,
+		Logger:        wmLogger{l: b.log.Named("watermill")},
+	})
+	if err != nil {
+		return err
+	}
+	b.broker, b.ownsBroker = ps, true
+	return nil
+}
+
+// natsOptions turns credential files into connection options; secrets are
+// read from files and never logged.
+func natsOptions(c config.NATS) ([]nats.Option, error) {
+	var opts []nats.Option
+	if c.ConnectionTag != "" {
+		opts = append(opts, nats.Name(c.ConnectionTag))
+	}
+	if c.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	}
+	if c.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats: nkey seed: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if c.User != "" {
+		pw := ""
+		if c.PasswordFile != "" {
+			var err error
+			if pw, err = readSecret(c.PasswordFile); err != nil {
+				return nil, fmt.Errorf("nats: password: %w", err)
+			}
+		}
+		opts = append(opts, nats.UserInfo(c.User, pw))
+	}
+	if c.TokenFile != "" {
+		tok, err := readSecret(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats: token: %w", err)
+		}
+		opts = append(opts, nats.Token(tok))
+	}
+	if c.TLSCAFile != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCAFile))
+	}
+	if c.TLSCertFile != "" || c.TLSKeyFile != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCertFile, c.TLSKeyFile))
+	}
+	return opts, nil
+}
+
+// Engine exposes the engine for the admin commands and tests.
+func (b *Bridge) Engine() *engine.Engine { return b.engine }
+
+// Stats exposes the counters.
+func (b *Bridge) Stats() *Stats { return b.stats }
+
+// Publisher is the broker's publisher (dev uses it for simulated services).
+func (b *Bridge) Publisher() message.Publisher { return b.broker.Publisher() }
+
+// Subscriber is the broker's subscriber.
+func (b *Bridge) Subscriber() message.Subscriber { return b.broker.Subscriber() }
+
+// Run consumes every routed topic until ctx ends, then stops consuming and
+// waits for in-flight handlers. It does not close the engine or broker.
+func (b *Bridge) Run(ctx context.Context) error {
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wmLogger{l: b.log.Named("router")})
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	// A panic in a handler nacks the message instead of killing the worker.
+	r.AddMiddleware(middleware.Recoverer)
+	for _, topic := range b.router.Topics() {
+		r.AddConsumerHandler("route_"+topic, topic, b.broker.Subscriber(), b.handler.Handle)
+	}
+	b.log.Info("bridge consuming", zap.Strings("topics", b.router.Topics()))
+	if err := r.Run(ctx); err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	return nil
+}
+
+// Close stops the engine (its worker first), then the broker.
+func (b *Bridge) Close(ctx context.Context) error {
+	var errs []error
+	if b.engine != nil {
+		errs = append(errs, b.engine.Close(ctx))
+	}
+	if b.ownsBroker && b.broker != nil {
+		errs = append(errs, b.broker.Close())
+	}
+	if b.natsServer != nil {
+		b.natsServer.Shutdown()
+	}
+	return errors.Join(errs...)
+}

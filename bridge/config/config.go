@@ -1,0 +1,436 @@
+// Package config reads bridge.yaml: broker, engine, routes, outcomes, the
+// dead-letter topic and the admin listener. Unknown keys are errors, and
+// every problem is reported with its file:line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	Broker   Broker   `yaml:"broker"`
+	Engine   Engine   `yaml:"engine"`
+	Routing  Routing  `yaml:"routing"`
+	Routes   []Route  `yaml:"routes"`
+	Outcomes Outcomes `yaml:"outcomes"`
+	DLQ      DLQ      `yaml:"dlq"`
+	Admin    Admin    `yaml:"admin"`
+	Limits   Limits   `yaml:"limits"`
+
+	// file and root locate errors; not part of the YAML.
+	file string
+	root *yaml.Node
+}
+
+// Broker is where events come from and outcomes go.
+type Broker struct {
+	// Kind is "nats" (a NATS server with JetStream), "embedded" (an
+	// in-process nats-server) or "kafka".
+	Kind string `yaml:"kind"`
+	// ConsumerGroup is shared by every replica of this bridge.
+	ConsumerGroup string `yaml:"consumerGroup"`
+	// Concurrency is how many messages of one topic are handled at once.
+	Concurrency int      `yaml:"concurrency"`
+	NATS        NATS     `yaml:"nats"`
+	Embedded    Embedded `yaml:"embedded"`
+}
+
+// NATS connects to a NATS server. Secrets come from files, never from YAML.
+type NATS struct {
+	URL           string `yaml:"url"`
+	CredsFile     string `yaml:"credsFile"`
+	User          string `yaml:"user"`
+	PasswordFile  string `yaml:"passwordFile"`
+	TokenFile     string `yaml:"tokenFile"`
+	NKeySeedFile  string `yaml:"nkeySeedFile"`
+	TLSCAFile     string `yaml:"tlsCAFile"`
+	TLSCertFile   string `yaml:"tlsCertFile"`
+	TLSKeyFile    string `yaml:"tlsKeyFile"`
+	ConnectionTag string `yaml:"name"`
+}
+
+// Embedded runs nats-server in the bridge process.
+type Embedded struct {
+	DataDir string `yaml:"dataDir"`
+	// Port 0 picks a free one; 4222 lets local tools connect.
+	Port int `yaml:"port"`
+}
+
+// Engine selects the workflow engine.
+type Engine struct {
+	// Kind is "embedded" (default) or "dapr".
+	Kind     string         `yaml:"kind"`
+	Embedded EngineEmbedded `yaml:"embedded"`
+	Dapr     EngineDapr     `yaml:"dapr"`
+}
+
+// EngineEmbedded configures the in-process durabletask hub.
+type EngineEmbedded struct {
+	DBPath      string        `yaml:"dbPath"`
+	Parallelism int           `yaml:"parallelism"`
+	Synchronous string        `yaml:"synchronous"`
+	IdlePoll    time.Duration `yaml:"idlePoll"`
+}
+
+// EngineDapr points at a daprd sidecar.
+type EngineDapr struct {
+	GRPCEndpoint string `yaml:"grpcEndpoint"`
+	APITokenFile string `yaml:"apiTokenFile"`
+}
+
+// Routing holds settings that apply to every route.
+type Routing struct {
+	// Mode is "all" (every matching route fires, in file order; default)
+	// or "first" (only the first matching route fires).
+	Mode string `yaml:"mode"`
+}
+
+// Outcomes configures where saga outcomes go.
+type Outcomes struct {
+	Topic string `yaml:"topic"`
+}
+
+// DLQ configures the dead-letter topic.
+type DLQ struct {
+	Topic string `yaml:"topic"`
+}
+
+// Admin configures the admin HTTP listener (metrics, health).
+type Admin struct {
+	Listen string `yaml:"listen"`
+}
+
+// Limits protect the bridge from one bad producer.
+type Limits struct {
+	MaxPayloadBytes  int `yaml:"maxPayloadBytes"`
+	MaxInstanceIDLen int `yaml:"maxInstanceIdLength"`
+}
+
+// Route maps events to one action on the engine.
+type Route struct {
+	Name   string   `yaml:"name"`
+	Topics []string `yaml:"topics"`
+	// Match is a CEL expression over event and headers; empty matches all.
+	Match string `yaml:"match"`
+	// Plain reads events that are not CloudEvents.
+	Plain *Plain `yaml:"plain"`
+
+	Start        *Start   `yaml:"start"`
+	Raise        *Raise   `yaml:"raise"`
+	StartOrRaise *StartOr `yaml:"startOrRaise"`
+	Terminate    *Control `yaml:"terminate"`
+	Suspend      *Control `yaml:"suspend"`
+	Resume       *Control `yaml:"resume"`
+	Purge        *Control `yaml:"purge"`
+
+	// ParkWindow is how long a raise on an instance that does not exist
+	// yet keeps being retried before the event is dead-lettered.
+	ParkWindow time.Duration `yaml:"parkWindow"`
+	// OnFinished is what a raise on a finished instance does: "drop"
+	// (counted) or "deadletter" (default).
+	OnFinished string `yaml:"onFinished"`
+}
+
+// Plain names the payload fields that stand in for CloudEvent attributes.
+type Plain struct {
+	TypeField string `yaml:"typeField"`
+	IDField   string `yaml:"idField"`
+	// Type is used when the payload has no type field at all.
+	Type string `yaml:"type"`
+}
+
+// Start starts a workflow instance.
+type Start struct {
+	Workflow   string `yaml:"workflow"`
+	InstanceID string `yaml:"instanceId"`
+	// Input is CEL; empty means event.data, passed through byte for byte.
+	Input string `yaml:"input"`
+}
+
+// Raise raises an external event on an instance.
+type Raise struct {
+	InstanceID string `yaml:"instanceId"`
+	// EventName is CEL; a plain word (no quotes, operators or dots) is
+	// taken literally.
+	EventName string `yaml:"eventName"`
+	// Payload is CEL; empty means event.data.
+	Payload string `yaml:"payload"`
+}
+
+// StartOr starts the instance if it does not exist, then raises the event.
+type StartOr struct {
+	Workflow   string `yaml:"workflow"`
+	InstanceID string `yaml:"instanceId"`
+	Input      string `yaml:"input"`
+	EventName  string `yaml:"eventName"`
+	Payload    string `yaml:"payload"`
+}
+
+// Control terminates, suspends, resumes or purges an instance.
+type Control struct {
+	InstanceID string `yaml:"instanceId"`
+	Reason     string `yaml:"reason"`
+}
+
+// Action names, as routes and metrics spell them.
+const (
+	ActionStart        = "start"
+	ActionRaise        = "raise"
+	ActionStartOrRaise = "startOrRaise"
+	ActionTerminate    = "terminate"
+	ActionSuspend      = "suspend"
+	ActionResume       = "resume"
+	ActionPurge        = "purge"
+)
+
+// Action returns the route's action name, or "" when it has none; Validate
+// reports routes with zero or several.
+func (r Route) Action() string {
+	acts := r.actions()
+	if len(acts) != 1 {
+		return ""
+	}
+	return acts[0]
+}
+
+func (r Route) actions() []string {
+	var out []string
+	add := func(set bool, name string) {
+		if set {
+			out = append(out, name)
+		}
+	}
+	add(r.Start != nil, ActionStart)
+	add(r.Raise != nil, ActionRaise)
+	add(r.StartOrRaise != nil, ActionStartOrRaise)
+	add(r.Terminate != nil, ActionTerminate)
+	add(r.Suspend != nil, ActionSuspend)
+	add(r.Resume != nil, ActionResume)
+	add(r.Purge != nil, ActionPurge)
+	return out
+}
+
+// Load reads and decodes a file; see Parse.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse decodes YAML, applies defaults and validates the structure. name
+// is used in error positions. Routes are checked again, with CEL, by the
+// route package.
+func Parse(name string, b []byte) (*Config, error) {
+	cfg := &Config{file: name}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	cfg.root = &root
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, positioned(name, err)
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// positioned rewrites yaml.v3's "line N: msg" into "file:N: msg".
+func positioned(name string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		errs := make([]error, 0, len(te.Errors))
+		for _, e := range te.Errors {
+			if rest, ok := strings.CutPrefix(e, "line "); ok {
+				if n, msg, ok := strings.Cut(rest, ": "); ok {
+					errs = append(errs, fmt.Errorf("%s:%s: %s", name, n, msg))
+					continue
+				}
+			}
+			errs = append(errs, fmt.Errorf("%s: %s", name, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func (c *Config) setDefaults() {
+	if c.Broker.Kind == "" {
+		c.Broker.Kind = "embedded"
+	}
+	if c.Broker.ConsumerGroup == "" {
+		c.Broker.ConsumerGroup = "sagabridge"
+	}
+	if c.Broker.Concurrency == 0 {
+		c.Broker.Concurrency = 16
+	}
+	if c.Broker.NATS.URL == "" {
+		c.Broker.NATS.URL = "nats://127.0.0.1:4222"
+	}
+	if c.Broker.Embedded.DataDir == "" {
+		c.Broker.Embedded.DataDir = "data/nats"
+	}
+	if c.Engine.Kind == "" {
+		c.Engine.Kind = "embedded"
+	}
+	if c.Engine.Embedded.DBPath == "" {
+		c.Engine.Embedded.DBPath = "data/workflows.db"
+	}
+	if c.Routing.Mode == "" {
+		c.Routing.Mode = "all"
+	}
+	if c.Outcomes.Topic == "" {
+		c.Outcomes.Topic = "sagabridge.outcomes"
+	}
+	if c.DLQ.Topic == "" {
+		c.DLQ.Topic = "sagabridge.dlq"
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:9464"
+	}
+	if c.Limits.MaxPayloadBytes == 0 {
+		c.Limits.MaxPayloadBytes = 1 << 20
+	}
+	if c.Limits.MaxInstanceIDLen == 0 {
+		c.Limits.MaxInstanceIDLen = 256
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.ParkWindow == 0 {
+			r.ParkWindow = 5 * time.Minute
+		}
+		if r.OnFinished == "" {
+			r.OnFinished = "deadletter"
+		}
+	}
+}
+
+// Validate checks everything that needs no CEL; every problem is reported.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path []any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", c.Pos(path...), fmt.Sprintf(format, args...)))
+	}
+	switch c.Broker.Kind {
+	case "nats", "embedded", "kafka":
+	default:
+		bad([]any{"broker", "kind"}, "broker kind %q is not nats, embedded or kafka", c.Broker.Kind)
+	}
+	if c.Broker.Concurrency < 1 {
+		bad([]any{"broker", "concurrency"}, "concurrency %d must be at least 1", c.Broker.Concurrency)
+	}
+	switch c.Engine.Kind {
+	case "embedded", "dapr":
+	default:
+		bad([]any{"engine", "kind"}, "engine kind %q is not embedded or dapr", c.Engine.Kind)
+	}
+	switch c.Routing.Mode {
+	case "all", "first":
+	default:
+		bad([]any{"routing", "mode"}, "routing mode %q is not all or first", c.Routing.Mode)
+	}
+	if c.Limits.MaxPayloadBytes < 1 {
+		bad([]any{"limits", "maxPayloadBytes"}, "must be positive")
+	}
+	names := map[string]int{}
+	for i, r := range c.Routes {
+		at := func(k ...any) []any { return append([]any{"routes", i}, k...) }
+		if r.Name == "" {
+			bad(at(), "route %d has no name", i+1)
+		} else if j, dup := names[r.Name]; dup {
+			bad(at("name"), "route name %q is also used by route %d", r.Name, j+1)
+		} else {
+			names[r.Name] = i
+		}
+		if len(r.Topics) == 0 {
+			bad(at(), "route %q lists no topics", r.Name)
+		}
+		for k, t := range r.Topics {
+			if t == "" || strings.ContainsAny(t, " *>") {
+				bad(at("topics", k), "route %q: topic %q is not a valid topic name", r.Name, t)
+			}
+		}
+		switch acts := r.actions(); len(acts) {
+		case 0:
+			bad(at(), "route %q has no action (start, raise, startOrRaise, terminate, suspend, resume or purge)", r.Name)
+		case 1:
+		default:
+			bad(at(), "route %q has %d actions (%s); a route has exactly one", r.Name, len(acts), strings.Join(acts, ", "))
+		}
+		if r.Start != nil && r.Start.Workflow == "" {
+			bad(at("start"), "route %q: start needs a workflow", r.Name)
+		}
+		if r.StartOrRaise != nil && (r.StartOrRaise.Workflow == "" || r.StartOrRaise.EventName == "") {
+			bad(at("startOrRaise"), "route %q: startOrRaise needs a workflow and an eventName", r.Name)
+		}
+		if r.Raise != nil && r.Raise.EventName == "" {
+			bad(at("raise"), "route %q: raise needs an eventName", r.Name)
+		}
+		switch r.OnFinished {
+		case "drop", "deadletter":
+		default:
+			bad(at("onFinished"), "route %q: onFinished %q is not drop or deadletter", r.Name, r.OnFinished)
+		}
+		if r.ParkWindow < 0 {
+			bad(at("parkWindow"), "route %q: parkWindow must not be negative", r.Name)
+		}
+		if r.Plain != nil && r.Plain.TypeField == "" && r.Plain.Type == "" {
+			bad(at("plain"), "route %q: plain needs typeField or type", r.Name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Pos returns "file:line" of a path such as ("routes", 2, "match"); it
+// falls back to the deepest node found, then to the file name.
+func (c *Config) Pos(path ...any) string {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return c.file
+	}
+	n := c.root.Content[0]
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return c.file + ":" + strconv.Itoa(line)
+}
+
+// File is the name the config was loaded from.
+func (c *Config) File() string { return c.file }

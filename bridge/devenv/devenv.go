@@ -1,0 +1,232 @@
+// Package devenv is `sagabridge dev`: an embedded NATS server, the bridge on
+// the embedded engine with the OrderSaga routes, simulated legacy services,
+// and a stream of orders whose outcomes are printed as they arrive.
+package devenv
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+//go:embed dev.yaml
+var devYAML []byte
+
+// ConfigYAML is the embedded dev configuration.
+func ConfigYAML() []byte { return append([]byte(nil), devYAML...) }
+
+// Options tune a dev run.
+type Options struct {
+	// DataDir holds the NATS store and the workflow database.
+	DataDir string
+	// Orders is how many orders to publish; 0 publishes until ctx ends.
+	Orders int
+	// Rate is orders per second.
+	Rate float64
+	// PaymentFailShare is the share of orders whose payment is declined.
+	PaymentFailShare float64
+	// Out receives one line per outcome and the summary.
+	Out    io.Writer
+	Logger *zap.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.DataDir == "" {
+		o.DataDir = "data/dev"
+	}
+	if o.Rate == 0 {
+		o.Rate = 20
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// Validate reports every problem at once.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Orders < 0 {
+		errs = append(errs, fmt.Errorf("dev: orders %d is negative", o.Orders))
+	}
+	if o.Rate <= 0 {
+		errs = append(errs, fmt.Errorf("dev: rate %v must be positive", o.Rate))
+	}
+	if o.PaymentFailShare < 0 || o.PaymentFailShare > 1 {
+		errs = append(errs, fmt.Errorf("dev: payment fail share %v is not within 0..1", o.PaymentFailShare))
+	}
+	return errors.Join(errs...)
+}
+
+// Summary counts the outcomes of a run.
+type Summary struct {
+	Published   int
+	ByStatus    map[string]int
+	Duplicates  int
+	MeanLatency time.Duration
+	P50, P99    time.Duration
+}
+
+// Run starts everything, publishes the orders and returns when every order
+// has an outcome (or ctx ends).
+func Run(ctx context.Context, opts Options) (Summary, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return Summary{}, err
+	}
+	log := opts.Logger
+	cfg, err := config.Parse("dev.yaml (embedded)", devYAML)
+	if err != nil {
+		return Summary{}, err
+	}
+	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(opts.DataDir, "nats")})
+	if err != nil {
+		return Summary{}, err
+	}
+	defer srv.Shutdown()
+	cfg.Broker.Kind = "nats"
+	cfg.Broker.NATS.URL = srv.ClientURL()
+	cfg.Engine.Embedded.DBPath = filepath.Join(opts.DataDir, "workflows.db")
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: log})
+	if err != nil {
+		return Summary{}, err
+	}
+	defer func() { _ = b.Close(context.Background()) }()
+
+	services, err := natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: "legacy-services", Concurrency: 8})
+	if err != nil {
+		return Summary{}, err
+	}
+	defer services.Close()
+	watch, err := natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: "dev-outcome-watcher", Concurrency: 1})
+	if err != nil {
+		return Summary{}, err
+	}
+	defer watch.Close()
+
+	parts, err := simulated.New(simulated.Config{PaymentFailShare: opts.PaymentFailShare},
+		services.Publisher(), services.Subscriber(), log.Named("legacy"))
+	if err != nil {
+		return Summary{}, err
+	}
+	notify := make(chan simulated.Received, 64)
+	watcher := simulated.NewWatcher(notify)
+
+	var wg sync.WaitGroup
+	runErr := make(chan error, 3)
+	for _, f := range []func() error{
+		func() error { return b.Run(runCtx) },
+		func() error { return parts.Run(runCtx) },
+		func() error { return watcher.Run(runCtx, watch.Subscriber(), cfg.Outcomes.Topic) },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+				runErr <- err
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	run := strconv.FormatInt(time.Now().Unix(), 36)
+	sent := map[string]time.Time{}
+	var sentMu sync.Mutex
+	go func() {
+		tick := time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
+		defer tick.Stop()
+		for i := 1; opts.Orders == 0 || i <= opts.Orders; i++ {
+			o := simulated.Order{
+				OrderID:  fmt.Sprintf("%s-%d", run, i),
+				Customer: fmt.Sprintf("customer-%d", i%7),
+				SKU:      fmt.Sprintf("sku-%d", i%5),
+				Quantity: 1 + i%3,
+				Amount:   float64(10 + i%90),
+			}
+			sentMu.Lock()
+			sent["order-"+o.OrderID] = time.Now()
+			sentMu.Unlock()
+			if err := simulated.PublishOrder(services.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+				runErr <- err
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
+
+	sum := Summary{ByStatus: map[string]int{}}
+	var lat []time.Duration
+	for opts.Orders == 0 || len(lat) < opts.Orders {
+		select {
+		case r := <-notify:
+			sentMu.Lock()
+			t0, ours := sent[r.Outcome.InstanceID]
+			sentMu.Unlock()
+			if !ours {
+				continue // an outcome of an earlier run, delivered late
+			}
+			d := r.At.Sub(t0)
+			lat = append(lat, d)
+			sum.ByStatus[r.Outcome.Status]++
+			line := fmt.Sprintf("%-22s %-12s %6.0f ms", r.Outcome.InstanceID, r.Outcome.Status, float64(d.Microseconds())/1000)
+			if r.Outcome.Error != "" {
+				line += "  " + r.Outcome.Error
+			}
+			if len(r.Outcome.Compensated) > 0 {
+				line += fmt.Sprintf("  (undone: %v)", r.Outcome.Compensated)
+			}
+			fmt.Fprintln(opts.Out, line)
+		case err := <-runErr:
+			return sum, err
+		case <-ctx.Done():
+			return finish(sum, lat, watcher, opts.Out), ctx.Err()
+		}
+	}
+	return finish(sum, lat, watcher, opts.Out), nil
+}
+
+func finish(sum Summary, lat []time.Duration, w *simulated.Watcher, out io.Writer) Summary {
+	sum.Published = len(lat)
+	sum.Duplicates = w.Duplicates()
+	if len(lat) > 0 {
+		var total time.Duration
+		for _, d := range lat {
+			total += d
+		}
+		sum.MeanLatency = total / time.Duration(len(lat))
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		sum.P50 = lat[len(lat)/2]
+		sum.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	fmt.Fprintf(out, "\n%d sagas: %d completed, %d compensated, %d failed; duplicate outcomes dropped: %d\n",
+		len(lat), sum.ByStatus[topics.StatusCompleted], sum.ByStatus[topics.StatusCompensated],
+		sum.ByStatus[topics.StatusFailed], sum.Duplicates)
+	fmt.Fprintf(out, "event published → outcome received: mean %s, p50 %s, p99 %s\n",
+		sum.MeanLatency.Round(time.Millisecond), sum.P50.Round(time.Millisecond), sum.P99.Round(time.Millisecond))
+	return sum
+}

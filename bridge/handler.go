@@ -1,0 +1,223 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/zap"
+
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/bridge/envelope"
+	"github.com/sagabridge/sagabridge/bridge/route"
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+// Engine is what the handler needs from the workflow engine.
+type Engine interface {
+	Start(ctx context.Context, workflow, instanceID string, input []byte) (started bool, err error)
+	Raise(ctx context.Context, instanceID, eventName string, payload []byte) error
+	Terminate(ctx context.Context, instanceID, reason string) error
+	Suspend(ctx context.Context, instanceID, reason string) error
+	Resume(ctx context.Context, instanceID, reason string) error
+	Purge(ctx context.Context, instanceID string) error
+}
+
+// errRetryLater makes the subscriber nack the message; the broker
+// redelivers it after a backoff. The message is neither acked nor lost.
+var errRetryLater = errors.New("retry later")
+
+// maxEngineAttempts bounds deliveries of an event the engine keeps refusing
+// for a reason other than being unavailable (an outage is retried without
+// limit: waiting is the right answer to it).
+const maxEngineAttempts = 10
+
+// handler decodes, routes and acts on one message. Its return value is the
+// acknowledgement: nil acks (the action was accepted by the engine, or the
+// message is safely in the dead-letter topic), an error nacks.
+type handler struct {
+	router     *route.Router
+	engine     Engine
+	deadLetter message.Publisher
+	dlqTopic   string
+	maxPayload int
+	stats      *Stats
+	log        *zap.Logger
+	now        func() time.Time
+}
+
+func (h *handler) Handle(msg *message.Message) error {
+	ctx := msg.Context()
+	topic := message.SubscribeTopicFromCtx(ctx)
+	h.stats.Consumed.Add(1)
+	d := delivery{topic: topic, attempts: 1, first: h.now()}
+	if n, err := strconv.Atoi(msg.Metadata.Get(natsjs.MetaDeliveries)); err == nil {
+		d.attempts = n
+	}
+	if t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(natsjs.MetaStoredAt)); err == nil {
+		d.first = t
+	}
+
+	if len(msg.Payload) > h.maxPayload {
+		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindTooLarge,
+			Reason: fmt.Sprintf("payload of %d bytes exceeds the %d byte limit", len(msg.Payload), h.maxPayload)})
+	}
+	headers := map[string]string(msg.Metadata)
+	ev, err := envelope.Decode(msg.Payload, headers)
+	if err != nil {
+		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: err.Error()})
+	}
+	d.eventType, d.eventID = ev.Type, ev.ID
+	decisions, err := h.router.Route(topic, ev, headers)
+	if err != nil {
+		kind := dlq.KindEval
+		if errors.Is(err, envelope.ErrDecode) {
+			kind = dlq.KindDecode
+		}
+		return h.dead(msg, d, dlq.Failure{Kind: kind, Reason: err.Error()})
+	}
+	if len(decisions) == 0 {
+		h.stats.Unmatched.Add(1)
+		h.log.Debug("no route matched", zap.String("topic", topic), zap.String("event_id", ev.ID), zap.String("event_type", ev.Type))
+		return nil
+	}
+	// Decisions run in route order. A retry runs them all again: starts are
+	// idempotent, and a raise may then be delivered twice (see README,
+	// Guarantees).
+	for _, dec := range decisions {
+		if err := h.act(ctx, msg, d, dec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// delivery is what the handler knows about this delivery of a message.
+type delivery struct {
+	topic              string
+	attempts           int
+	first              time.Time
+	eventType, eventID string
+}
+
+func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec route.Decision) error {
+	rt := dec.Route
+	log := h.log.With(zap.String("route", rt.Name), zap.String("topic", d.topic),
+		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
+	var err error
+	switch rt.Action {
+	case config.ActionStart:
+		err = h.start(ctx, log, rt.Workflow, dec.InstanceID, dec.Input)
+	case config.ActionRaise:
+		err = h.raise(ctx, dec)
+	case config.ActionStartOrRaise:
+		if err = h.start(ctx, log, rt.Workflow, dec.InstanceID, dec.Input); err == nil {
+			err = h.raise(ctx, dec)
+		}
+	case config.ActionTerminate:
+		err = h.control(h.engine.Terminate(ctx, dec.InstanceID, rt.Reason))
+	case config.ActionSuspend:
+		err = h.control(h.engine.Suspend(ctx, dec.InstanceID, rt.Reason))
+	case config.ActionResume:
+		err = h.control(h.engine.Resume(ctx, dec.InstanceID, rt.Reason))
+	case config.ActionPurge:
+		err = h.control(h.engine.Purge(ctx, dec.InstanceID))
+	default:
+		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindEval, Route: rt.Name, Reason: "route has no action " + rt.Action})
+	}
+	if err == nil {
+		return nil
+	}
+
+	fail := dlq.Failure{Route: rt.Name, Reason: err.Error()}
+	switch {
+	case errors.Is(err, engine.ErrNotFound) && (rt.Action == config.ActionRaise || rt.Action == config.ActionStartOrRaise):
+		// The saga may not have started yet: park the event by letting the
+		// broker redeliver it with backoff, until the route's window ends.
+		if h.now().Sub(d.first) < rt.ParkWindow {
+			h.stats.Parked.Add(1)
+			log.Debug("instance not found yet; parked", zap.Int("attempt", d.attempts))
+			return fmt.Errorf("%w: %w", errRetryLater, err)
+		}
+		fail.Kind = dlq.KindNotFound
+		fail.Reason = fmt.Sprintf("instance %s not found after waiting %s: %v", dec.InstanceID, rt.ParkWindow, err)
+	case errors.Is(err, engine.ErrNotFound):
+		fail.Kind = dlq.KindNotFound
+	case errors.Is(err, engine.ErrFinished):
+		if rt.OnFinished == "drop" {
+			h.stats.DroppedFinished.Add(1)
+			log.Info("event for a finished instance dropped by route policy")
+			return nil
+		}
+		fail.Kind = dlq.KindFinished
+	case errors.Is(err, engine.ErrUnavailable):
+		h.stats.EngineErrors.Add(1)
+		log.Warn("engine unavailable; will retry", zap.Error(err), zap.Int("attempt", d.attempts))
+		return fmt.Errorf("%w: %w", errRetryLater, err)
+	default:
+		h.stats.EngineErrors.Add(1)
+		if d.attempts < maxEngineAttempts {
+			log.Warn("engine refused; will retry", zap.Error(err), zap.Int("attempt", d.attempts))
+			return fmt.Errorf("%w: %w", errRetryLater, err)
+		}
+		fail.Kind = dlq.KindEngine
+		fail.Reason = fmt.Sprintf("engine refused %d times: %v", d.attempts, err)
+	}
+	return h.dead(msg, d, fail)
+}
+
+func (h *handler) start(ctx context.Context, log *zap.Logger, wf, id string, input []byte) error {
+	started, err := h.engine.Start(ctx, wf, id, input)
+	if err != nil {
+		return err
+	}
+	if started {
+		h.stats.Started.Add(1)
+		log.Debug("workflow started", zap.String("workflow", wf))
+	} else {
+		h.stats.DuplicateStarts.Add(1)
+		log.Debug("workflow instance already exists; start ignored", zap.String("workflow", wf))
+	}
+	return nil
+}
+
+func (h *handler) raise(ctx context.Context, dec route.Decision) error {
+	if err := h.engine.Raise(ctx, dec.InstanceID, dec.EventName, dec.Payload); err != nil {
+		return err
+	}
+	h.stats.Raised.Add(1)
+	return nil
+}
+
+func (h *handler) control(err error) error {
+	if err == nil {
+		h.stats.Controlled.Add(1)
+	}
+	return err
+}
+
+// dead publishes the message to the dead-letter topic; only then is the
+// original acked. A failed dead-letter publish nacks the original.
+func (h *handler) dead(msg *message.Message, d delivery, f dlq.Failure) error {
+	f.OriginTopic = d.topic
+	f.Attempts = d.attempts
+	f.FirstFailure = d.first
+	f.FailedAt = h.now()
+	f.EventType, f.EventID = d.eventType, d.eventID
+	out, err := dlq.NewMessage(msg, f)
+	if err != nil {
+		return fmt.Errorf("build dead-letter message: %w", err)
+	}
+	if err := h.deadLetter.Publish(h.dlqTopic, out); err != nil {
+		return fmt.Errorf("%w: dead-letter publish failed (%s): %w", errRetryLater, f.Reason, err)
+	}
+	h.stats.DeadLettered.Add(1)
+	h.log.Warn("event dead-lettered", zap.String("kind", f.Kind), zap.String("reason", f.Reason),
+		zap.String("route", f.Route), zap.String("topic", d.topic), zap.String("event_id", d.eventID))
+	return nil
+}

@@ -1,0 +1,46 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// Metadata keys the bridge sets on what it publishes.
+const (
+	metaContentType  = "Content-Type"
+	metaPartitionKey = "partition_key"
+	metaTraceParent  = "traceparent"
+)
+
+// eventPublisher publishes CloudEvents in structured mode. The Watermill
+// message UUID is the event id, so a broker that dedupes on message id
+// (JetStream's Nats-Msg-Id) drops a re-publish by a retried activity.
+type eventPublisher struct {
+	pub message.Publisher
+}
+
+func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topics.CloudEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	body, err := ev.Marshal()
+	if err != nil {
+		return err
+	}
+	msg := message.NewMessage(ev.ID, body)
+	msg.Metadata.Set(metaContentType, "application/cloudevents+json")
+	if key != "" {
+		msg.Metadata.Set(metaPartitionKey, key)
+	}
+	if ev.TraceParent != "" {
+		msg.Metadata.Set(metaTraceParent, ev.TraceParent)
+	}
+	if err := p.pub.Publish(topic, msg); err != nil {
+		return fmt.Errorf("publish %s to %s: %w", ev.ID, topic, err)
+	}
+	return nil
+}

@@ -1,0 +1,440 @@
+// Package route compiles the routes of bridge.yaml into CEL programs and
+// decides, for each event, which actions to take on the engine. Every
+// expression is compiled and type-checked when the config loads, so a typo
+// is a startup error with its file:line, not a dead-lettered event.
+//
+// CEL variables: `event` (id, type, source, subject, time, specversion,
+// datacontenttype, data, and any extension attributes) and `headers` (the
+// message metadata, a map of strings).
+package route
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/envelope"
+)
+
+// ErrEval marks an event a route could not evaluate (a missing field, a
+// wrong type, an empty instance ID): it is dead-lettered, never retried.
+var ErrEval = errors.New("route evaluation failed")
+
+// Route is a compiled route.
+type Route struct {
+	Name       string
+	Action     string
+	Topics     []string
+	Workflow   string
+	Reason     string
+	ParkWindow time.Duration
+	OnFinished string
+	Plain      *config.Plain
+
+	match      cel.Program
+	instanceID cel.Program
+	input      *value // start input / startOrRaise input
+	eventName  *value
+	payload    *value
+}
+
+// value is a CEL expression, a literal, or the raw event data.
+type value struct {
+	prg     cel.Program
+	literal string
+	rawData bool
+}
+
+// Decision is one action to take.
+type Decision struct {
+	Route      *Route
+	InstanceID string
+	EventName  string
+	// Input is the JSON input of a start; Payload the JSON of a raise.
+	Input   []byte
+	Payload []byte
+}
+
+// Router holds the compiled routes.
+type Router struct {
+	byTopic   map[string][]*Route
+	routes    []*Route
+	firstOnly bool
+	maxIDLen  int
+}
+
+var instanceIDChars = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
+
+// New compiles every route of cfg. workflows is the set of registered
+// workflow names; a route that starts anything else is an error. Every
+// problem is reported, each with its file:line.
+func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
+	env, err := cel.NewEnv(
+		cel.Variable("event", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("route: cel environment: %w", err)
+	}
+	r := &Router{
+		byTopic:   map[string][]*Route{},
+		firstOnly: cfg.Routing.Mode == "first",
+		maxIDLen:  cfg.Limits.MaxInstanceIDLen,
+	}
+	var errs []error
+	for i, rc := range cfg.Routes {
+		c := compiler{env: env, cfg: cfg, idx: i}
+		rt := &Route{
+			Name: rc.Name, Action: rc.Action(), Topics: rc.Topics,
+			ParkWindow: rc.ParkWindow, OnFinished: rc.OnFinished, Plain: rc.Plain,
+		}
+		rt.match = c.program(rc.Match, "match", kindBool)
+		switch rt.Action {
+		case config.ActionStart:
+			rt.Workflow = rc.Start.Workflow
+			c.workflow(rt.Workflow, workflows, "start")
+			rt.instanceID = c.program(rc.Start.InstanceID, "start.instanceId", kindString)
+			rt.input = c.value(rc.Start.Input, "start.input", false)
+		case config.ActionRaise:
+			rt.instanceID = c.program(rc.Raise.InstanceID, "raise.instanceId", kindString)
+			rt.eventName = c.value(rc.Raise.EventName, "raise.eventName", true)
+			rt.payload = c.value(rc.Raise.Payload, "raise.payload", false)
+		case config.ActionStartOrRaise:
+			s := rc.StartOrRaise
+			rt.Workflow = s.Workflow
+			c.workflow(rt.Workflow, workflows, "startOrRaise")
+			rt.instanceID = c.program(s.InstanceID, "startOrRaise.instanceId", kindString)
+			rt.input = c.value(s.Input, "startOrRaise.input", false)
+			rt.eventName = c.value(s.EventName, "startOrRaise.eventName", true)
+			rt.payload = c.value(s.Payload, "startOrRaise.payload", false)
+		case config.ActionTerminate, config.ActionSuspend, config.ActionResume, config.ActionPurge:
+			ctl := map[string]*config.Control{
+				config.ActionTerminate: rc.Terminate, config.ActionSuspend: rc.Suspend,
+				config.ActionResume: rc.Resume, config.ActionPurge: rc.Purge,
+			}[rt.Action]
+			rt.instanceID = c.program(ctl.InstanceID, rt.Action+".instanceId", kindString)
+			rt.Reason = ctl.Reason
+		}
+		if rt.instanceID == nil && rt.Action != "" && c.err() == nil {
+			c.fail([]any{"routes", i}, "route %q: instanceId is required", rc.Name)
+		}
+		if err := c.err(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.routes = append(r.routes, rt)
+		for _, t := range rt.Topics {
+			r.byTopic[t] = append(r.byTopic[t], rt)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Topics lists every topic some route consumes.
+func (r *Router) Topics() []string {
+	out := make([]string, 0, len(r.byTopic))
+	for t := range r.byTopic {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Routes lists the compiled routes in file order.
+func (r *Router) Routes() []*Route { return r.routes }
+
+type outKind int
+
+const (
+	kindBool outKind = iota
+	kindString
+	kindAny
+)
+
+type compiler struct {
+	env  *cel.Env
+	cfg  *config.Config
+	idx  int
+	errs []error
+}
+
+func (c *compiler) fail(path []any, format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%s: %s", c.cfg.Pos(path...), fmt.Sprintf(format, args...)))
+}
+
+func (c *compiler) err() error { return errors.Join(c.errs...) }
+
+func (c *compiler) path(field string) []any {
+	p := []any{"routes", c.idx}
+	for _, part := range splitDots(field) {
+		p = append(p, part)
+	}
+	return p
+}
+
+func splitDots(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func (c *compiler) workflow(name string, known map[string]bool, field string) {
+	if known != nil && !known[name] {
+		c.fail(c.path(field+".workflow"), "route %q: workflow %q is not registered", c.cfg.Routes[c.idx].Name, name)
+	}
+}
+
+func (c *compiler) compile(expr, field string, want outKind) (cel.Program, error) {
+	ast, iss := c.env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, iss.Err()
+	}
+	out := ast.OutputType()
+	ok := out.Kind() == types.DynKind || want == kindAny ||
+		(want == kindBool && out.Kind() == types.BoolKind) ||
+		(want == kindString && out.Kind() == types.StringKind)
+	if !ok {
+		return nil, fmt.Errorf("%s must be a %s, expression is %s", field, [...]string{"bool", "string", "value"}[want], out)
+	}
+	prg, err := c.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, err
+	}
+	return prg, nil
+}
+
+func (c *compiler) program(expr, field string, want outKind) cel.Program {
+	if expr == "" {
+		if field == "match" {
+			return nil // matches everything
+		}
+		return nil
+	}
+	prg, err := c.compile(expr, field, want)
+	if err != nil {
+		c.fail(c.path(field), "route %q: %s: %v", c.cfg.Routes[c.idx].Name, field, err)
+		return nil
+	}
+	return prg
+}
+
+var literalWord = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+
+// value compiles a value expression. Empty means the raw event data; with
+// allowLiteral, a word that is not valid CEL is taken literally.
+func (c *compiler) value(expr, field string, allowLiteral bool) *value {
+	if expr == "" {
+		return &value{rawData: true}
+	}
+	want := kindAny
+	if allowLiteral {
+		want = kindString
+	}
+	prg, err := c.compile(expr, field, want)
+	if err != nil {
+		if allowLiteral && literalWord.MatchString(expr) {
+			return &value{literal: expr}
+		}
+		c.fail(c.path(field), "route %q: %s: %v", c.cfg.Routes[c.idx].Name, field, err)
+		return nil
+	}
+	if expr == "event.data" {
+		return &value{rawData: true}
+	}
+	return &value{prg: prg}
+}
+
+// Route evaluates the routes of a topic against an event. It returns no
+// decisions when nothing matches. An error (wrapping ErrEval or
+// envelope.ErrDecode) means the event must be dead-lettered; the route it
+// names is in the message.
+func (r *Router) Route(topic string, ev envelope.Event, headers map[string]string) ([]Decision, error) {
+	routes := r.byTopic[topic]
+	if len(routes) == 0 {
+		return nil, nil
+	}
+	fields, err := ev.Fields()
+	if err != nil {
+		return nil, err
+	}
+	var out []Decision
+	for _, rt := range routes {
+		rev := ev
+		if ev.Mode == envelope.ModePlain {
+			if rt.Plain == nil {
+				continue // this route reads CloudEvents only
+			}
+			if rev, err = ev.WithPlain(rt.Plain.TypeField, rt.Plain.IDField, rt.Plain.Type, fields); err != nil {
+				return nil, fmt.Errorf("route %s: %w", rt.Name, err)
+			}
+		}
+		act := activation(rev, fields, headers)
+		if rt.match != nil {
+			matched, err := evalBool(rt.match, act)
+			if err != nil {
+				return nil, fmt.Errorf("%w: route %s: match: %v", ErrEval, rt.Name, err)
+			}
+			if !matched {
+				continue
+			}
+		}
+		d, err := r.decide(rt, rev, act)
+		if err != nil {
+			return nil, fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, err)
+		}
+		out = append(out, d)
+		if r.firstOnly {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (r *Router) decide(rt *Route, ev envelope.Event, act map[string]any) (Decision, error) {
+	d := Decision{Route: rt}
+	id, err := evalString(rt.instanceID, act)
+	if err != nil {
+		return d, fmt.Errorf("instanceId: %w", err)
+	}
+	switch {
+	case id == "":
+		return d, errors.New("instanceId evaluated to an empty string")
+	case len(id) > r.maxIDLen:
+		return d, fmt.Errorf("instanceId is %d bytes, limit %d", len(id), r.maxIDLen)
+	case !instanceIDChars.MatchString(id):
+		return d, fmt.Errorf("instanceId %q has characters outside [A-Za-z0-9_.:@-]", truncate(id, 80))
+	}
+	d.InstanceID = id
+	if rt.input != nil {
+		if d.Input, err = rt.input.json(ev, act); err != nil {
+			return d, fmt.Errorf("input: %w", err)
+		}
+	}
+	if rt.eventName != nil {
+		if d.EventName, err = rt.eventName.str(act); err != nil {
+			return d, fmt.Errorf("eventName: %w", err)
+		}
+		if d.EventName == "" {
+			return d, errors.New("eventName evaluated to an empty string")
+		}
+	}
+	if rt.payload != nil {
+		if d.Payload, err = rt.payload.json(ev, act); err != nil {
+			return d, fmt.Errorf("payload: %w", err)
+		}
+	}
+	return d, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func activation(ev envelope.Event, fields any, headers map[string]string) map[string]any {
+	e := map[string]any{
+		"specversion":     ev.SpecVersion,
+		"id":              ev.ID,
+		"source":          ev.Source,
+		"type":            ev.Type,
+		"subject":         ev.Subject,
+		"datacontenttype": ev.DataContentType,
+		"data":            fields,
+	}
+	if !ev.Time.IsZero() {
+		e["time"] = ev.Time.Format(time.RFC3339Nano)
+	}
+	for k, v := range ev.Extensions {
+		if _, taken := e[k]; !taken {
+			e[k] = v
+		}
+	}
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	return map[string]any{"event": e, "headers": headers}
+}
+
+func evalBool(p cel.Program, act map[string]any) (bool, error) {
+	v, _, err := p.Eval(act)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("got %s, want bool", v.Type())
+	}
+	return bool(b), nil
+}
+
+func evalString(p cel.Program, act map[string]any) (string, error) {
+	v, _, err := p.Eval(act)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(types.String)
+	if !ok {
+		return "", fmt.Errorf("got %s, want string", v.Type())
+	}
+	return string(s), nil
+}
+
+func (v *value) str(act map[string]any) (string, error) {
+	if v.prg == nil {
+		return v.literal, nil
+	}
+	return evalString(v.prg, act)
+}
+
+var jsonValueType = reflect.TypeOf(&structpb.Value{})
+
+func (v *value) json(ev envelope.Event, act map[string]any) ([]byte, error) {
+	if v.rawData {
+		if len(ev.Data) == 0 {
+			return []byte("null"), nil
+		}
+		return ev.Data, nil
+	}
+	out, _, err := v.prg.Eval(act)
+	if err != nil {
+		return nil, err
+	}
+	return toJSON(out)
+}
+
+func toJSON(v ref.Val) ([]byte, error) {
+	native, err := v.ConvertToNative(jsonValueType)
+	if err != nil {
+		return nil, fmt.Errorf("result is not JSON-representable: %w", err)
+	}
+	b, err := protojson.Marshal(native.(*structpb.Value))
+	if err != nil {
+		return nil, err
+	}
+	// protojson output is not stable in whitespace; compact it.
+	var buf json.RawMessage
+	if err := json.Unmarshal(b, &buf); err != nil {
+		return nil, err
+	}
+	return json.Marshal(buf)
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/sagabridge/sagabridge/bridge/devenv"
+)
+
+func newDevCmd() *cobra.Command {
+	var opts devenv.Options
+	var level string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the OrderSaga demo: embedded NATS, embedded engine, simulated services",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level, true)
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			defer func() { _ = log.Sync() }()
+			opts.Logger = log
+			opts.Out = cmd.OutOrStdout()
+			_, err = devenv.Run(cmd.Context(), opts)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&opts.DataDir, "data", "data/dev", "directory for the NATS store and the workflow database")
+	cmd.Flags().IntVar(&opts.Orders, "orders", 40, "orders to publish (0: until interrupted)")
+	cmd.Flags().Float64Var(&opts.Rate, "rate", 20, "orders per second")
+	cmd.Flags().Float64Var(&opts.PaymentFailShare, "fail-share", 0.25, "share of orders whose payment is declined (0..1)")
+	cmd.Flags().StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	return cmd
+}

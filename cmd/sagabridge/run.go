@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
+)
+
+func newRunCmd() *cobra.Command {
+	var file, level string
+	var shutdown time.Duration
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the worker",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level, false)
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			defer func() { _ = log.Sync() }()
+			cfg, err := config.Load(file)
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			ctx := cmd.Context()
+			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			runErr := b.Run(ctx)
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown)
+			defer cancel()
+			if err := b.Close(closeCtx); err != nil {
+				log.Warn("shutdown", zap.Error(err))
+			}
+			s := b.Stats().Snapshot()
+			log.Info("stopped", zap.Int64("consumed", s.Consumed), zap.Int64("started", s.Started),
+				zap.Int64("raised", s.Raised), zap.Int64("dead_lettered", s.DeadLettered))
+			return runErr
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "bridge.yaml", "config file")
+	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long to wait for the engine to stop")
+	return cmd
+}
+
+// newLogger builds zap: JSON for `run`, console for `dev`.
+func newLogger(level string, console bool) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	if console {
+		cfg = zap.NewDevelopmentConfig()
+		cfg.DisableStacktrace = true
+	}
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	log, err := cfg.Build()
+	if err != nil {
+		return nil, err
+	}
+	// go-sdk prints a few lines with the standard log package.
+	zap.RedirectStdLog(log.Named("go-sdk"))
+	return log, nil
+}

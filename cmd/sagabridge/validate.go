@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/route"
+)
+
+func newValidateCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check a config file: unknown keys, CEL errors, unknown workflows, duplicate routes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(file)
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			if _, err := route.New(cfg, bridge.WorkflowNames()); err != nil {
+				return exitError{exitUsage, err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d routes\n", file, len(cfg.Routes))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "bridge.yaml", "config file")
+	return cmd
+}
