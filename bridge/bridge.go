@@ -108,6 +108,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		deadLetter: b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
+		timeout:    cfg.Broker.AckWait * 3 / 4,
 		stats:      b.stats,
 		log:        log.Named("handler"),
 		now:        time.Now,
@@ -169,6 +170,7 @@ func (b *Bridge) connectBroker() error {
 		URL:           url,
 		ConsumerGroup: bc.ConsumerGroup,
 		Concurrency:   bc.Concurrency,
+		AckWait:       bc.AckWait,
 		Options:       opts,
 		Logger:        wmLogger{l: b.log.Named("watermill")},
 	})

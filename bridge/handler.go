@@ -46,14 +46,18 @@ type handler struct {
 	deadLetter message.Publisher
 	dlqTopic   string
 	maxPayload int
-	stats      *Stats
-	log        *zap.Logger
-	now        func() time.Time
+	// timeout bounds one message's handling, below the broker's ack wait,
+	// so a slow engine call ends in a nack, not in a second delivery.
+	timeout time.Duration
+	stats   *Stats
+	log     *zap.Logger
+	now     func() time.Time
 }
 
 func (h *handler) Handle(msg *message.Message) error {
-	ctx := msg.Context()
-	topic := message.SubscribeTopicFromCtx(ctx)
+	topic := message.SubscribeTopicFromCtx(msg.Context())
+	ctx, cancel := context.WithTimeout(msg.Context(), h.timeout)
+	defer cancel()
 	h.stats.Consumed.Add(1)
 	d := delivery{topic: topic, attempts: 1, first: h.now()}
 	if n, err := strconv.Atoi(msg.Metadata.Get(natsjs.MetaDeliveries)); err == nil {

@@ -40,9 +40,13 @@ type Broker struct {
 	// ConsumerGroup is shared by every replica of this bridge.
 	ConsumerGroup string `yaml:"consumerGroup"`
 	// Concurrency is how many messages of one topic are handled at once.
-	Concurrency int      `yaml:"concurrency"`
-	NATS        NATS     `yaml:"nats"`
-	Embedded    Embedded `yaml:"embedded"`
+	Concurrency int `yaml:"concurrency"`
+	// AckWait is how long the broker waits for an ack before it hands the
+	// message to another consumer. It bounds how long the events a crashed
+	// worker held wait, and each handler is cancelled well before it.
+	AckWait  time.Duration `yaml:"ackWait"`
+	NATS     NATS          `yaml:"nats"`
+	Embedded Embedded      `yaml:"embedded"`
 }
 
 // NATS connects to a NATS server. Secrets come from files, never from YAML.
@@ -280,6 +284,9 @@ func (c *Config) setDefaults() {
 	if c.Broker.Concurrency == 0 {
 		c.Broker.Concurrency = 16
 	}
+	if c.Broker.AckWait == 0 {
+		c.Broker.AckWait = 10 * time.Second
+	}
 	if c.Broker.NATS.URL == "" {
 		c.Broker.NATS.URL = "nats://127.0.0.1:4222"
 	}
@@ -334,6 +341,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Broker.Concurrency < 1 {
 		bad([]any{"broker", "concurrency"}, "concurrency %d must be at least 1", c.Broker.Concurrency)
+	}
+	if c.Broker.AckWait < time.Second {
+		bad([]any{"broker", "ackWait"}, "ackWait %s is below 1s", c.Broker.AckWait)
 	}
 	switch c.Engine.Kind {
 	case "embedded", "dapr":

@@ -15,19 +15,28 @@ import (
 // OrderPlaced is the CloudEvent type of a new order.
 const OrderPlaced = "order.placed"
 
-// PublishOrder publishes an order.placed CloudEvent; eventID lets a test
-// publish the same event twice.
-func PublishOrder(pub message.Publisher, topic, eventID string, o Order) error {
+// OrderMessage builds an order.placed CloudEvent message whose Watermill
+// UUID is the event id.
+func OrderMessage(eventID string, o Order) (*message.Message, error) {
 	ev, err := topics.NewCloudEvent(eventID, "shop", OrderPlaced, o.OrderID, time.Now(), o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := ev.Marshal()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	msg := message.NewMessage(eventID, body)
 	msg.Metadata.Set("partition_key", o.OrderID)
+	return msg, nil
+}
+
+// PublishOrder publishes an order.placed CloudEvent.
+func PublishOrder(pub message.Publisher, topic, eventID string, o Order) error {
+	msg, err := OrderMessage(eventID, o)
+	if err != nil {
+		return err
+	}
 	if err := pub.Publish(topic, msg); err != nil {
 		return fmt.Errorf("publish order %s: %w", o.OrderID, err)
 	}

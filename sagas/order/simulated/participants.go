@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/zap"
@@ -44,6 +45,9 @@ type Config struct {
 	// PaymentFailShare is the share of orders (0..1) whose payment is
 	// declined, chosen by a hash of the order ID so runs are repeatable.
 	PaymentFailShare float64
+	// ReplyDelay is how long a service works before it replies, so tests
+	// can catch sagas between steps.
+	ReplyDelay time.Duration
 }
 
 // Validate reports every problem at once.
@@ -166,6 +170,9 @@ func (p *Participants) handle(msg *message.Message) error {
 	if err := json.Unmarshal(cmd.Payload, &order); err != nil {
 		p.log.Error("simulated: undecodable order dropped", zap.Error(err))
 		return nil
+	}
+	if p.cfg.ReplyDelay > 0 {
+		time.Sleep(p.cfg.ReplyDelay)
 	}
 	replyTopic, replyType, status, reason := p.apply(ev, order)
 	data := ReplyData{

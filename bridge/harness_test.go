@@ -1,0 +1,152 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/devenv"
+	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+// brokerKit is one broker the end-to-end suite runs on.
+type brokerKit struct {
+	name string
+	// configure points the bridge's config at the broker.
+	configure func(cfg *config.Config)
+	// pubsub connects a client with its own consumer group, for the
+	// simulated services, the outcome watcher and the test's producer.
+	pubsub func(t *testing.T, group string) bridge.Broker
+}
+
+// natsKit starts a real nats-server with JetStream in the test process.
+func natsKit(t *testing.T) brokerKit {
+	t.Helper()
+	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	url := srv.ClientURL()
+	return brokerKit{
+		name: "nats",
+		configure: func(cfg *config.Config) {
+			cfg.Broker.Kind = "nats"
+			cfg.Broker.NATS.URL = url
+		},
+		pubsub: func(t *testing.T, group string) bridge.Broker {
+			ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 8})
+			if err != nil {
+				t.Fatalf("nats client: %v", err)
+			}
+			t.Cleanup(func() { _ = ps.Close() })
+			return ps
+		},
+	}
+}
+
+// devConfig is the dev wiring (routes of the OrderSaga) on a test broker and
+// a fresh workflow database.
+func devConfig(t *testing.T, kit brokerKit, dir string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("dev.yaml", devenv.ConfigYAML())
+	if err != nil {
+		t.Fatalf("dev config: %v", err)
+	}
+	kit.configure(cfg)
+	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
+	return cfg
+}
+
+// stack is a running bridge plus simulated services and an outcome watcher.
+type stack struct {
+	bridge  *bridge.Bridge
+	parts   *simulated.Participants
+	watcher *simulated.Watcher
+	client  bridge.Broker
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
+	errs    chan error
+}
+
+type stackOptions struct {
+	participants bool
+	sim          simulated.Config
+}
+
+func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptions) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge")})
+	if err != nil {
+		cancel()
+		t.Fatalf("bridge: %v", err)
+	}
+	s := &stack{bridge: b, cancel: cancel, errs: make(chan error, 4), watcher: simulated.NewWatcher(nil)}
+	s.client = kit.pubsub(t, "test-client")
+	run := func(f func() error) {
+		s.done.Add(1)
+		go func() {
+			defer s.done.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+				s.errs <- err
+			}
+		}()
+	}
+	run(func() error { return b.Run(ctx) })
+	watch := kit.pubsub(t, "test-watcher")
+	run(func() error { return s.watcher.Run(ctx, watch.Subscriber(), cfg.Outcomes.Topic) })
+	if opts.participants {
+		legacy := kit.pubsub(t, "legacy-services")
+		s.parts, err = simulated.New(opts.sim, legacy.Publisher(), legacy.Subscriber(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(func() error { return s.parts.Run(ctx) })
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *stack) stop(t *testing.T) {
+	s.cancel()
+	s.done.Wait()
+	if err := s.bridge.Close(context.Background()); err != nil {
+		t.Logf("bridge close: %v", err)
+	}
+	select {
+	case err := <-s.errs:
+		t.Errorf("component failed: %v", err)
+	default:
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func publishOrder(t *testing.T, s *stack, eventID string, o simulated.Order) {
+	t.Helper()
+	if err := simulated.PublishOrder(s.client.Publisher(), "orders.placed", eventID, o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func orderID(run string, i int) string { return fmt.Sprintf("%s-%03d", run, i) }

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sagabridge/sagabridge/bridge/devenv"
+	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+// workerEnv makes the test binary run `sagabridge run -c $value` instead of
+// the tests, so crash tests kill a real worker process.
+const workerEnv = "SAGABRIDGE_TEST_WORKER_CONFIG"
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(workerEnv); cfg != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		root := newRoot()
+		root.SetArgs([]string{"run", "-c", cfg, "--log-level", "warn"})
+		err := root.ExecuteContext(ctx)
+		stop()
+		if err != nil {
+			os.Stderr.WriteString("worker: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// worker is a sagabridge process started by a test.
+type worker struct {
+	cmd *exec.Cmd
+	log *os.File
+}
+
+func startWorker(t *testing.T, cfgPath, logPath string) *worker {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), workerEnv+"="+cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &worker{cmd: cmd, log: logf}
+	t.Cleanup(func() { w.kill(); _ = logf.Close() })
+	return w
+}
+
+func (w *worker) kill() {
+	if w.cmd.ProcessState == nil {
+		_ = w.cmd.Process.Signal(syscall.SIGKILL)
+		_, _ = w.cmd.Process.Wait()
+	}
+}
+
+// writeWorkerConfig writes the dev routes with the test's broker and a
+// data directory of its own.
+func writeWorkerConfig(t *testing.T, dir, natsURL string) string {
+	t.Helper()
+	var cfg map[string]any
+	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["broker"] = map[string]any{"kind": "nats", "concurrency": 16, "nats": map[string]any{"url": natsURL}}
+	cfg["engine"] = map[string]any{"kind": "embedded", "embedded": map[string]any{"dbPath": filepath.Join(dir, "workflows.db")}}
+	cfg["admin"] = map[string]any{"listen": "127.0.0.1:0"}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestWorkerSIGKILLMidFlight kills the worker while sagas are between steps
+// and starts it again on the same data: every order ends in exactly one
+// outcome, and the participants' books balance.
+func TestWorkerSIGKILLMidFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	const n = 100
+	dir := t.TempDir()
+	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	cfgPath := writeWorkerConfig(t, dir, srv.ClientURL())
+	logPath := filepath.Join(dir, "worker.log")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	client := mustPubSub(t, srv.ClientURL(), "test-client")
+	legacy := mustPubSub(t, srv.ClientURL(), "legacy-services")
+	watch := mustPubSub(t, srv.ClientURL(), "test-watcher")
+	parts, err := simulated.New(simulated.Config{ReplyDelay: 15 * time.Millisecond}, legacy.Publisher(), legacy.Subscriber(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher := simulated.NewWatcher(nil)
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = parts.Run(ctx) }()
+	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
+
+	w := startWorker(t, cfgPath, logPath)
+	orders := map[string]simulated.Order{}
+	for i := 1; i <= n; i++ {
+		o := simulated.Order{OrderID: "crash-" + itoa(i), Amount: float64(i), FailPayment: i%4 == 0}
+		orders["order-"+o.OrderID] = o
+		if err := simulated.PublishOrder(client.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 60*time.Second, "the first outcomes", func() bool { return watcher.Count() >= 10 })
+	w.kill()
+	before := watcher.Count()
+	t.Logf("SIGKILL after %d of %d outcomes", before, n)
+	if before >= n {
+		t.Fatalf("every saga finished before the kill; the test proves nothing")
+	}
+
+	startWorker(t, cfgPath, logPath)
+	waitUntil(t, 3*time.Minute, "every outcome after restart", func() bool { return watcher.Count() >= n })
+	time.Sleep(time.Second) // a duplicate would arrive now
+
+	outcomes := watcher.Outcomes()
+	for id, o := range orders {
+		got := outcomes[id]
+		if len(got) != 1 {
+			t.Errorf("%s: %d distinct outcomes, want 1", id, len(got))
+			continue
+		}
+		want := topics.StatusCompleted
+		if o.FailPayment {
+			want = topics.StatusCompensated
+		}
+		if got[0].Outcome.Status != want {
+			t.Errorf("%s: %s, want %s", id, got[0].Outcome.Status, want)
+		}
+	}
+	if d := watcher.Duplicates(); d != 0 {
+		t.Errorf("%d outcome deliveries repeated an id", d)
+	}
+	led := parts.Ledger().Snapshot()
+	for id, o := range orders {
+		if o.FailPayment && (led.Reserved[o.OrderID] || led.Charged[o.OrderID]) {
+			t.Errorf("%s: compensated but still holds stock or money", id)
+		}
+	}
+	if t.Failed() {
+		b, _ := os.ReadFile(logPath)
+		t.Logf("worker log:\n%s", b)
+	}
+}
+
+func mustPubSub(t *testing.T, url, group string) *natsjs.PubSub {
+	t.Helper()
+	ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ps.Close() })
+	return ps
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func itoa(i int) string {
+	return string(rune('0'+i/100%10)) + string(rune('0'+i/10%10)) + string(rune('0'+i%10))
+}
