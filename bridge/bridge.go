@@ -43,6 +43,8 @@ type Options struct {
 	Broker Broker
 	// Workflows replaces the list of workflows (tests register their own).
 	Workflows []workflow.Workflow
+	// Metrics receives counters and timings; nil discards them.
+	Metrics Metrics
 }
 
 // Bridge is a configured worker.
@@ -73,6 +75,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if err != nil {
 		return nil, err
 	}
+	metrics := opts.Metrics
+	if metrics == nil {
+		metrics = NopMetrics{}
+	}
 	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}}
 	defer func() {
 		if err != nil {
@@ -87,7 +93,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		return nil, err
 	}
 
-	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher()})
+	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +116,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		maxPayload: cfg.Limits.MaxPayloadBytes,
 		timeout:    cfg.Broker.AckWait * 3 / 4,
 		stats:      b.stats,
+		metrics:    metrics,
 		log:        log.Named("handler"),
 		now:        time.Now,
 	}

@@ -50,15 +50,27 @@ type handler struct {
 	// so a slow engine call ends in a nack, not in a second delivery.
 	timeout time.Duration
 	stats   *Stats
+	metrics Metrics
 	log     *zap.Logger
 	now     func() time.Time
 }
 
-func (h *handler) Handle(msg *message.Message) error {
+func (h *handler) Handle(msg *message.Message) (err error) {
 	topic := message.SubscribeTopicFromCtx(msg.Context())
 	ctx, cancel := context.WithTimeout(msg.Context(), h.timeout)
 	defer cancel()
 	h.stats.Consumed.Add(1)
+	h.metrics.EventConsumed(topic)
+	h.metrics.InFlight(1)
+	began := h.now()
+	defer func() {
+		h.metrics.InFlight(-1)
+		result := "ack"
+		if err != nil {
+			result = "nack"
+		}
+		h.metrics.HandlerDone(topic, result, h.now().Sub(began))
+	}()
 	d := delivery{topic: topic, attempts: 1, first: h.now()}
 	if n, err := strconv.Atoi(msg.Metadata.Get(natsjs.MetaDeliveries)); err == nil {
 		d.attempts = n
@@ -116,11 +128,11 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	var err error
 	switch rt.Action {
 	case config.ActionStart:
-		err = h.start(ctx, log, rt.Workflow, dec.InstanceID, dec.Input)
+		err = h.start(ctx, log, rt, dec.InstanceID, dec.Input)
 	case config.ActionRaise:
 		err = h.raise(ctx, dec)
 	case config.ActionStartOrRaise:
-		if err = h.start(ctx, log, rt.Workflow, dec.InstanceID, dec.Input); err == nil {
+		if err = h.start(ctx, log, rt, dec.InstanceID, dec.Input); err == nil {
 			err = h.raise(ctx, dec)
 		}
 	case config.ActionTerminate:
@@ -135,6 +147,7 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindEval, Route: rt.Name, Reason: "route has no action " + rt.Action})
 	}
 	if err == nil {
+		h.metrics.EventRouted(rt.Name, rt.Action)
 		return nil
 	}
 
@@ -145,6 +158,7 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 		// broker redeliver it with backoff, until the route's window ends.
 		if h.now().Sub(d.first) < rt.ParkWindow {
 			h.stats.Parked.Add(1)
+			h.metrics.Parked(rt.Name)
 			log.Debug("instance not found yet; parked", zap.Int("attempt", d.attempts))
 			return fmt.Errorf("%w: %w", errRetryLater, err)
 		}
@@ -155,16 +169,19 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	case errors.Is(err, engine.ErrFinished):
 		if rt.OnFinished == "drop" {
 			h.stats.DroppedFinished.Add(1)
+			h.metrics.DroppedFinished(rt.Name)
 			log.Info("event for a finished instance dropped by route policy")
 			return nil
 		}
 		fail.Kind = dlq.KindFinished
 	case errors.Is(err, engine.ErrUnavailable):
 		h.stats.EngineErrors.Add(1)
+		h.metrics.EngineError(rt.Action)
 		log.Warn("engine unavailable; will retry", zap.Error(err), zap.Int("attempt", d.attempts))
 		return fmt.Errorf("%w: %w", errRetryLater, err)
 	default:
 		h.stats.EngineErrors.Add(1)
+		h.metrics.EngineError(rt.Action)
 		if d.attempts < maxEngineAttempts {
 			log.Warn("engine refused; will retry", zap.Error(err), zap.Int("attempt", d.attempts))
 			return fmt.Errorf("%w: %w", errRetryLater, err)
@@ -175,7 +192,8 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	return h.dead(msg, d, fail)
 }
 
-func (h *handler) start(ctx context.Context, log *zap.Logger, wf, id string, input []byte) error {
+func (h *handler) start(ctx context.Context, log *zap.Logger, rt *route.Route, id string, input []byte) error {
+	wf := rt.Workflow
 	started, err := h.engine.Start(ctx, wf, id, input)
 	if err != nil {
 		return err
@@ -185,6 +203,7 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, wf, id string, inp
 		log.Debug("workflow started", zap.String("workflow", wf))
 	} else {
 		h.stats.DuplicateStarts.Add(1)
+		h.metrics.DuplicateStart(rt.Name)
 		log.Debug("workflow instance already exists; start ignored", zap.String("workflow", wf))
 	}
 	return nil
@@ -221,6 +240,7 @@ func (h *handler) dead(msg *message.Message, d delivery, f dlq.Failure) error {
 		return fmt.Errorf("%w: dead-letter publish failed (%s): %w", errRetryLater, f.Reason, err)
 	}
 	h.stats.DeadLettered.Add(1)
+	h.metrics.DeadLettered(f.Kind)
 	h.log.Warn("event dead-lettered", zap.String("kind", f.Kind), zap.String("reason", f.Reason),
 		zap.String("route", f.Route), zap.String("topic", d.topic), zap.String("event_id", d.eventID))
 	return nil

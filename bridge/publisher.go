@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -20,7 +21,8 @@ const (
 // message UUID is the event id, so a broker that dedupes on message id
 // (JetStream's Nats-Msg-Id) drops a re-publish by a retried activity.
 type eventPublisher struct {
-	pub message.Publisher
+	pub     message.Publisher
+	metrics Metrics
 }
 
 func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topics.CloudEvent) error {
@@ -42,5 +44,21 @@ func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topic
 	if err := p.pub.Publish(topic, msg); err != nil {
 		return fmt.Errorf("publish %s to %s: %w", ev.ID, topic, err)
 	}
+	p.observeOutcome(ev)
 	return nil
+}
+
+// observeOutcome counts outcome events. An activity retried after a crash
+// counts its outcome again; the metric is a rate, not a ledger.
+func (p eventPublisher) observeOutcome(ev topics.CloudEvent) {
+	switch ev.Type {
+	case topics.OutcomeCompleted, topics.OutcomeCompensated, topics.OutcomeFailed:
+	default:
+		return
+	}
+	var out topics.Outcome
+	if err := json.Unmarshal(ev.Data, &out); err != nil {
+		return
+	}
+	p.metrics.SagaOutcome(out.Saga, out.Status, out.FinishedAt.Sub(out.StartedAt))
 }
