@@ -31,7 +31,15 @@
 //     by every Subscribe call and every replica. When it is empty each
 //     Subscribe call gets its own unique, throwaway group
 //     ("<ClientID>-ephemeral-<uuid>"), so every subscription sees the whole
-//     topic from StartOffset: a broadcast, not a work queue.
+//     topic from StartOffset: a broadcast, not a work queue. Such groups
+//     commit nothing (nobody could resume them), so the broker drops them
+//     once they are empty.
+//   - Duplicates. kafka-go has no "partitions revoked" hook: while a group
+//     rebalances, a member keeps handing out what it had prefetched but
+//     cannot commit it, and the next generation restarts each partition at
+//     its last committed offset. A rebalance therefore redelivers roughly
+//     a heartbeat interval's worth of messages; consumers must be
+//     idempotent (sagabridge dedupes on workflow instance IDs).
 //
 // Messages map to Kafka records as follows. The payload is the record value.
 // Metadata becomes record headers verbatim, both ways (so CloudEvents binary

@@ -1,0 +1,133 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/segmentio/kafka-go"
+)
+
+// ErrPublisherClosed is returned by Publish after Close.
+var ErrPublisherClosed = errors.New("kafka publisher is closed")
+
+// Publisher is a Watermill message.Publisher on a kafka-go Writer. Publish
+// is synchronous: it returns once every message was acknowledged by all
+// in-sync replicas (acks=all), so a nil error means the messages are durable.
+type Publisher struct {
+	cfg    PublisherConfig
+	logger watermill.LoggerAdapter
+	net    network
+	admin  *topicAdmin
+	writer *kafka.Writer
+
+	// mu is held shared by Publish and exclusively by Close, so Close waits
+	// for publishes under way instead of cutting them off.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher builds a Publisher from cfg, refusing an invalid config with
+// every problem listed. A nil logger logs nothing.
+func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publisher, error) {
+	return NewPublisherWithNetwork(cfg, logger, Network{})
+}
+
+// NewPublisherWithNetwork is NewPublisher with caller-supplied kafka-go
+// dial objects (see Network). The publisher only uses the Transport.
+func NewPublisherWithNetwork(cfg PublisherConfig, logger watermill.LoggerAdapter, n Network) (*Publisher, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka publisher config: %w", err)
+	}
+	if n.Dialer == nil {
+		// The publisher never dials with a Dialer; don't build one.
+		n.Dialer = &kafka.Dialer{}
+	}
+	nw, err := buildNetwork(cfg.Connection, n)
+	if err != nil {
+		return nil, fmt.Errorf("kafka publisher: %w", err)
+	}
+	logger = orNop(logger)
+	info, errs := kafkaGoLoggers(logger)
+	w := &kafka.Writer{
+		Addr:      kafka.TCP(cfg.Brokers...),
+		Transport: nw.transport,
+		// murmur2 like the Java client's default partitioner, so a keyed
+		// event lands where a Java producer would put the same key.
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: cfg.BatchTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		Logger:       info,
+		ErrorLogger:  errs,
+	}
+	return &Publisher{
+		cfg:    cfg,
+		logger: logger,
+		net:    nw,
+		admin:  newTopicAdmin(cfg.Connection, cfg.TopicCreation, nw.transport, cfg.WriteTimeout),
+		writer: w,
+	}, nil
+}
+
+// Publish writes msgs to topic in one batch, in order. With AutoCreateTopics
+// a missing topic is created first.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic == "" {
+		return errors.New("kafka publish: empty topic")
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrPublisherClosed
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	// Watermill's Publish has no context; the writer's own WriteTimeout
+	// and retry limits bound the call.
+	ctx := context.Background()
+	if p.cfg.AutoCreateTopics {
+		cctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+		err := p.admin.ensure(cctx, topic)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("kafka publish: %w", err)
+		}
+	}
+	recs := make([]kafka.Message, 0, len(msgs))
+	for _, m := range msgs {
+		if m == nil {
+			return errors.New("kafka publish: nil message")
+		}
+		recs = append(recs, toRecord(topic, m, p.cfg.KeyMetadataField))
+	}
+	if err := p.writer.WriteMessages(ctx, recs...); err != nil {
+		return fmt.Errorf("kafka publish %d message(s) to %q: %w", len(recs), topic, err)
+	}
+	p.logger.Trace("Published", watermill.LogFields{"topic": topic, "count": len(recs)})
+	return nil
+}
+
+// Close flushes and closes the writer after publishes under way finish.
+// Calling it again is a no-op.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	err := p.writer.Close()
+	p.net.close()
+	if err != nil {
+		return fmt.Errorf("kafka publisher close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package kafka
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Offsets a group without a committed offset starts from.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+)
+
+const (
+	defaultNackResendSleep   = 100 * time.Millisecond
+	defaultCloseTimeout      = 10 * time.Second
+	defaultMaxWait           = 500 * time.Millisecond
+	defaultQueueCapacity     = 100
+	defaultHeartbeatInterval = 3 * time.Second
+	defaultSessionTimeout    = 30 * time.Second
+	defaultRebalanceTimeout  = 30 * time.Second
+	defaultJoinGroupBackoff  = 2 * time.Second
+)
+
+// SubscriberConfig configures a Subscriber. Zero values take the defaults
+// documented on each field.
+type SubscriberConfig struct {
+	Connection    `yaml:",inline" json:",inline"`
+	TopicCreation `yaml:",inline" json:",inline"`
+
+	// ConsumerGroup is the Kafka group every Subscribe call joins. Empty
+	// means a unique throwaway group per Subscribe call (every subscription
+	// sees every message; nothing is shared between replicas).
+	ConsumerGroup string `yaml:"consumer_group" json:"consumer_group"`
+	// StartOffset is where a group with no committed offset starts:
+	// "earliest" (default: nothing published before the group existed is
+	// missed) or "latest".
+	StartOffset string `yaml:"start_offset" json:"start_offset"`
+	// KeyMetadataField names the metadata field a record key is copied into
+	// when no header already set it. Default "partition_key".
+	KeyMetadataField string `yaml:"key_metadata_field" json:"key_metadata_field"`
+	// NackResendSleep is the pause before a nacked message is delivered
+	// again. Default 100ms.
+	NackResendSleep time.Duration `yaml:"nack_resend_sleep" json:"nack_resend_sleep"`
+	// CloseTimeout bounds shutdown of one subscription: waiting for the
+	// in-flight message's ack plus the final commit. Default 10s.
+	CloseTimeout time.Duration `yaml:"close_timeout" json:"close_timeout"`
+	// MaxWait is how long one fetch waits on the broker for new records.
+	// Short values make shutdown and rebalances prompt. Default 500ms.
+	MaxWait time.Duration `yaml:"max_wait" json:"max_wait"`
+	// QueueCapacity is kafka-go's prefetch queue size. Default 100.
+	QueueCapacity int `yaml:"queue_capacity" json:"queue_capacity"`
+	// HeartbeatInterval, SessionTimeout, RebalanceTimeout and
+	// JoinGroupBackoff tune group membership (defaults 3s, 30s, 30s, 2s). A
+	// member notices a rebalance at its next heartbeat.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" json:"heartbeat_interval"`
+	SessionTimeout    time.Duration `yaml:"session_timeout" json:"session_timeout"`
+	RebalanceTimeout  time.Duration `yaml:"rebalance_timeout" json:"rebalance_timeout"`
+	JoinGroupBackoff  time.Duration `yaml:"join_group_backoff" json:"join_group_backoff"`
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	c.Connection.setDefaults()
+	c.TopicCreation.setDefaults()
+	if c.StartOffset == "" {
+		c.StartOffset = StartEarliest
+	}
+	if c.KeyMetadataField == "" {
+		c.KeyMetadataField = DefaultKeyMetadataField
+	}
+	if c.NackResendSleep == 0 {
+		c.NackResendSleep = defaultNackResendSleep
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = defaultCloseTimeout
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = defaultMaxWait
+	}
+	if c.QueueCapacity == 0 {
+		c.QueueCapacity = defaultQueueCapacity
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = defaultHeartbeatInterval
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = defaultSessionTimeout
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = defaultRebalanceTimeout
+	}
+	if c.JoinGroupBackoff == 0 {
+		c.JoinGroupBackoff = defaultJoinGroupBackoff
+	}
+}
+
+// Validate reports every problem of the config (after defaults), joined
+// with errors.Join; nil when the config is usable. It checks that named
+// files exist but does not connect to anything.
+func (c SubscriberConfig) Validate() error {
+	c.setDefaults()
+	var p problems
+	c.Connection.validate(&p)
+	c.TopicCreation.validate(&p)
+	switch strings.ToLower(c.StartOffset) {
+	case StartEarliest, StartLatest:
+	default:
+		p.add("start_offset: %q is not %q or %q", c.StartOffset, StartEarliest, StartLatest)
+	}
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+	}{
+		{"nack_resend_sleep", c.NackResendSleep},
+		{"close_timeout", c.CloseTimeout},
+		{"max_wait", c.MaxWait},
+		{"heartbeat_interval", c.HeartbeatInterval},
+		{"session_timeout", c.SessionTimeout},
+		{"rebalance_timeout", c.RebalanceTimeout},
+		{"join_group_backoff", c.JoinGroupBackoff},
+	} {
+		if d.val < 0 {
+			p.add("%s: must not be negative, got %s", d.name, d.val)
+		}
+	}
+	if c.QueueCapacity < 0 {
+		p.add("queue_capacity: must not be negative, got %d", c.QueueCapacity)
+	}
+	if c.HeartbeatInterval > 0 && c.SessionTimeout > 0 && c.HeartbeatInterval >= c.SessionTimeout {
+		p.add("heartbeat_interval: %s must be shorter than session_timeout %s", c.HeartbeatInterval, c.SessionTimeout)
+	}
+	return p.join()
+}
+
+// String describes the config with the password redacted; safe to log.
+func (c SubscriberConfig) String() string {
+	return fmt.Sprintf("SubscriberConfig{%s %s consumer_group=%q start_offset=%q key_metadata_field=%q "+
+		"nack_resend_sleep=%s close_timeout=%s max_wait=%s queue_capacity=%d heartbeat_interval=%s "+
+		"session_timeout=%s rebalance_timeout=%s join_group_backoff=%s}",
+		c.Connection, c.TopicCreation, c.ConsumerGroup, c.StartOffset, c.KeyMetadataField,
+		c.NackResendSleep, c.CloseTimeout, c.MaxWait, c.QueueCapacity, c.HeartbeatInterval,
+		c.SessionTimeout, c.RebalanceTimeout, c.JoinGroupBackoff)
+}

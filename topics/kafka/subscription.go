@@ -1,0 +1,273 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/segmentio/kafka-go"
+)
+
+// recordReader is the part of *kafka.Reader a subscription uses; an
+// interface so the delivery and commit rules can be tested without a broker.
+type recordReader interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// subscriptionConfig is what one subscription needs from SubscriberConfig.
+type subscriptionConfig struct {
+	topic           string
+	group           string
+	keyField        string
+	nackResendSleep time.Duration
+	closeTimeout    time.Duration
+	// noCommit is set for throwaway groups: nobody will resume them, and
+	// committed offsets would outlive them on the broker for the offsets
+	// retention period.
+	noCommit bool
+}
+
+// commitRetryDelay is how long a failed commit waits before it is tried
+// again when no new ack triggers it earlier.
+const commitRetryDelay = time.Second
+
+// fetchErrorDelay spaces out retries when the reader reports an error.
+const fetchErrorDelay = 250 * time.Millisecond
+
+// subscription is one Subscribe call: one kafka-go reader, one output
+// channel, one message in flight at a time, and a commit loop beside it.
+type subscription struct {
+	cfg    subscriptionConfig
+	reader recordReader
+	logger watermill.LoggerAdapter
+	out    chan *message.Message
+
+	mu      sync.Mutex // guards tracker
+	tracker *ackTracker
+
+	// kick wakes the commit loop; capacity 1, so acks coalesce.
+	kick chan struct{}
+}
+
+func newSubscription(cfg subscriptionConfig, reader recordReader, logger watermill.LoggerAdapter) *subscription {
+	return &subscription{
+		cfg:     cfg,
+		reader:  reader,
+		logger:  logger.With(watermill.LogFields{"topic": cfg.topic, "consumer_group": cfg.group}),
+		out:     make(chan *message.Message),
+		tracker: newAckTracker(),
+		kick:    make(chan struct{}, 1),
+	}
+}
+
+// run consumes until ctx is cancelled or closing is closed, then shuts down
+// in order: stop fetching, let the in-flight message finish (bounded by
+// closeTimeout), commit what was acked, close the reader, close out.
+func (s *subscription) run(ctx context.Context, closing <-chan struct{}) {
+	defer close(s.out)
+
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-closing:
+			stop()
+		case <-stopCtx.Done():
+		}
+	}()
+
+	// graceCtx ends closeTimeout after the stop: the in-flight ack and the
+	// final commit share that budget.
+	graceCtx, graceCancel := context.WithCancel(context.Background())
+	defer graceCancel()
+	context.AfterFunc(stopCtx, func() {
+		t := time.AfterFunc(s.cfg.closeTimeout, graceCancel)
+		context.AfterFunc(graceCtx, func() { t.Stop() })
+	})
+
+	stopCommits := make(chan struct{})
+	commitsDone := make(chan struct{})
+	go func() {
+		defer close(commitsDone)
+		s.commitLoop(graceCtx, stopCommits)
+	}()
+
+	s.consume(ctx, stopCtx, graceCtx)
+	stop() // starts the grace clock even when consume ended on a reader error
+
+	close(stopCommits)
+	<-commitsDone
+	if err := s.reader.Close(); err != nil {
+		s.logger.Error("Closing kafka reader failed", err, nil)
+	}
+	s.logger.Debug("Subscription closed", nil)
+}
+
+// consume fetches and delivers one message at a time until stopCtx ends.
+func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
+	for {
+		rec, err := s.reader.FetchMessage(stopCtx)
+		if err != nil {
+			if stopCtx.Err() != nil {
+				return
+			}
+			if errors.Is(err, io.EOF) {
+				s.logger.Error("Kafka reader closed underneath the subscription", err, nil)
+				return
+			}
+			s.logger.Error("Fetching from Kafka failed, retrying", err, nil)
+			if !sleepCtx(stopCtx, fetchErrorDelay) {
+				return
+			}
+			continue
+		}
+		s.mu.Lock()
+		s.tracker.delivered(rec.Partition, rec.Offset)
+		s.mu.Unlock()
+		if !s.deliver(msgCtx, stopCtx, graceCtx, rec) {
+			return
+		}
+	}
+}
+
+// deliver sends rec until it is acked (true) or the subscription stops
+// (false). A nack resends the same record after nackResendSleep; nothing
+// later is fetched meanwhile, so nothing is skipped.
+func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec kafka.Message) bool {
+	uuid, md := fromRecord(rec, s.cfg.keyField)
+	fields := watermill.LogFields{
+		"message_uuid": uuid,
+		"partition":    rec.Partition,
+		"offset":       rec.Offset,
+	}
+	for {
+		// A fresh message per attempt: a Watermill message can be acked or
+		// nacked once, and a handler may have changed the payload or metadata.
+		msg := message.NewMessage(uuid, append([]byte(nil), rec.Value...))
+		for k, v := range md {
+			msg.Metadata[k] = v
+		}
+		ctx, cancel := context.WithCancel(msgCtx)
+		msg.SetContext(ctx)
+
+		select {
+		case s.out <- msg:
+		case <-stopCtx.Done():
+			cancel()
+			return false
+		}
+
+		select {
+		case <-msg.Acked():
+			cancel()
+			s.acked(rec)
+			return true
+		case <-msg.Nacked():
+			cancel()
+			s.logger.Trace("Message nacked, resending", fields)
+			if !sleepCtx(stopCtx, s.cfg.nackResendSleep) {
+				return false
+			}
+		case <-stopCtx.Done():
+			// Shutting down with the message in flight: give the handler
+			// until the grace period ends, then let it go unacked (it is
+			// not committed and will be redelivered).
+			select {
+			case <-msg.Acked():
+				s.acked(rec)
+			case <-msg.Nacked():
+			case <-graceCtx.Done():
+				s.logger.Info("In-flight message not acked before close timeout; it will be redelivered", fields)
+			}
+			cancel()
+			return false
+		}
+	}
+}
+
+func (s *subscription) acked(rec kafka.Message) {
+	s.mu.Lock()
+	ok := s.tracker.ack(rec.Partition, rec.Offset)
+	s.mu.Unlock()
+	if !ok {
+		s.logger.Info("Ack for a message the tracker no longer holds (partition rewound); it will be redelivered",
+			watermill.LogFields{"partition": rec.Partition, "offset": rec.Offset})
+		return
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// commitLoop commits the acked prefix whenever an ack arrives, coalescing
+// acks that come in while a commit is under way. After stop it makes one
+// last commit, bounded by graceCtx.
+func (s *subscription) commitLoop(graceCtx context.Context, stop <-chan struct{}) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-s.kick:
+		case <-retry.C:
+		case <-stop:
+			s.commit(graceCtx)
+			return
+		}
+		if !s.commit(graceCtx) {
+			retry.Reset(commitRetryDelay)
+		}
+	}
+}
+
+// commit commits what the tracker allows; false when the commit failed and
+// should be retried. A failure is logged, never fatal: the offsets stay
+// committable, and if the partition moved to another member meanwhile, that
+// member restarts from the last committed offset and redelivers.
+func (s *subscription) commit(ctx context.Context) bool {
+	if s.cfg.noCommit {
+		return true
+	}
+	s.mu.Lock()
+	ps := s.tracker.committable()
+	s.mu.Unlock()
+	if len(ps) == 0 {
+		return true
+	}
+	recs := make([]kafka.Message, len(ps))
+	for i, p := range ps {
+		recs[i] = kafka.Message{Topic: s.cfg.topic, Partition: p.Partition, Offset: p.Offset}
+	}
+	if err := s.reader.CommitMessages(ctx, recs...); err != nil {
+		s.logger.Error("Committing offsets failed; the messages may be redelivered", err,
+			watermill.LogFields{"positions": ps})
+		return false
+	}
+	s.mu.Lock()
+	s.tracker.committed(ps)
+	s.mu.Unlock()
+	s.logger.Trace("Committed offsets", watermill.LogFields{"positions": ps})
+	return true
+}
+
+// sleepCtx sleeps for d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
