@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +36,10 @@ type Config struct {
 	Concurrency int
 	// AckWait is how long JetStream waits for an ack before redelivering.
 	AckWait time.Duration
+	// MaxAckPending bounds the messages the broker hands out unacked.
+	MaxAckPending int
+	// Key orders messages: the same key is handled one at a time, in order.
+	Key KeyFunc
 	// Retry decides how long a nacked message waits before redelivery.
 	Retry Backoff
 	// Options are extra connection options (credentials, TLS, name).
@@ -70,6 +73,12 @@ func (c *Config) setDefaults() {
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = max(1024, c.Concurrency*8)
+	}
+	if c.Key == nil {
+		c.Key = PartitionKey
+	}
 	if c.Retry == nil {
 		c.Retry = ExponentialBackoff(100*time.Millisecond, 10*time.Second)
 	}
@@ -89,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.ConsumerGroup, ". *>") {
 		errs = append(errs, fmt.Errorf("nats: consumer group %q may not contain '.', ' ', '*' or '>'", c.ConsumerGroup))
+	}
+	if c.MaxAckPending < c.Concurrency {
+		errs = append(errs, fmt.Errorf("nats: maxAckPending %d is below concurrency %d", c.MaxAckPending, c.Concurrency))
 	}
 	if c.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("nats: ackWait %s is below 1s", c.AckWait))
@@ -112,7 +124,7 @@ type PubSub struct {
 	conn *nats.Conn
 	js   nats.JetStreamContext
 	pub  *wmnats.Publisher
-	sub  *wmnats.Subscriber
+	sub  *orderedSubscriber
 
 	mu      sync.Mutex
 	streams map[string]bool
@@ -140,25 +152,12 @@ func New(cfg Config) (*PubSub, error) {
 	}
 	ps := &PubSub{conn: conn, js: js, streams: map[string]bool{}}
 
-	group := cfg.ConsumerGroup
 	jsCfg := wmnats.JetStreamConfig{
-		// Streams are created by ensureStream (valid names for dotted topics).
+		// Streams are created by EnsureStream (valid names for dotted topics).
 		AutoProvision: false,
-		SubscribeOptions: []nats.SubOpt{
-			nats.DeliverAll(),
-			nats.AckExplicit(),
-			nats.ManualAck(),
-			nats.AckWait(cfg.AckWait),
-			nats.MaxAckPending(cfg.Concurrency * 4),
-		},
+		// Nats-Msg-Id = the Watermill UUID: the stream drops a re-publish of
+		// the same id inside its duplicate window.
 		TrackMsgId: true,
-		// Synchronous acks: a message counts as handled only once the server
-		// confirmed the ack.
-		AckAsync:      false,
-		DurablePrefix: group,
-		DurableCalculator: func(prefix, topic string) string {
-			return prefix + "_" + StreamName(topic)
-		},
 	}
 	marshaler := &deliveryMarshaler{}
 	pub, err := wmnats.NewPublisherWithNatsConn(conn, wmnats.PublisherConfig{
@@ -170,19 +169,10 @@ func New(cfg Config) (*PubSub, error) {
 		conn.Close()
 		return nil, fmt.Errorf("nats: publisher: %w", err)
 	}
-	subCfg := wmnats.SubscriberConfig{
-		QueueGroupPrefix: group,
-		SubscribersCount: cfg.Concurrency,
-		AckWaitTimeout:   cfg.AckWait,
-		CloseTimeout:     cfg.AckWait,
-		Unmarshaler:      marshaler,
-		NakDelay:         backoffDelay(cfg.Retry),
-		JetStream:        jsCfg,
-	}
-	sub, err := wmnats.NewSubscriberWithNatsConn(conn, subCfg.GetSubscriberSubscriptionConfig(), cfg.Logger)
+	sub, err := newOrderedSubscriber(ps, cfg)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("nats: subscriber: %w", err)
+		return nil, err
 	}
 	ps.pub, ps.sub = pub, sub
 	return ps, nil
@@ -252,24 +242,14 @@ func (w subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messag
 
 func (w subscriber) SubscribeInitialize(topic string) error { return w.p.EnsureStream(topic) }
 
-func (w subscriber) Close() error { return nil }
+// Close ends every subscription (waiting for in-flight messages to settle)
+// but keeps the connection: PubSub.Close closes that.
+func (w subscriber) Close() error { return w.p.sub.Close() }
 
-// deliveryMarshaler is Watermill's header marshaler plus the JetStream
-// delivery count and storage time, which the bridge needs to decide when a
-// parked event has waited long enough.
+// deliveryMarshaler is Watermill's header marshaler minus the metadata the
+// subscriber adds about a delivery, so re-publishing a consumed message does
+// not carry them along.
 type deliveryMarshaler struct{ wmnats.NATSMarshaler }
-
-func (m *deliveryMarshaler) Unmarshal(nm *nats.Msg) (*message.Message, error) {
-	msg, err := m.NATSMarshaler.Unmarshal(nm)
-	if err != nil {
-		return nil, err
-	}
-	if md, err := nm.Metadata(); err == nil {
-		msg.Metadata.Set(MetaDeliveries, strconv.FormatUint(md.NumDelivered, 10))
-		msg.Metadata.Set(MetaStoredAt, md.Timestamp.UTC().Format(time.RFC3339Nano))
-	}
-	return msg, nil
-}
 
 func (m *deliveryMarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error) {
 	out, err := m.NATSMarshaler.Marshal(topic, msg)
@@ -280,7 +260,3 @@ func (m *deliveryMarshaler) Marshal(topic string, msg *message.Message) (*nats.M
 	out.Header.Del(MetaStoredAt)
 	return out, nil
 }
-
-type backoffDelay Backoff
-
-func (b backoffDelay) WaitTime(n uint64) time.Duration { return b(n) }

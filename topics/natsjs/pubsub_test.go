@@ -1,0 +1,67 @@
+package natsjs_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+// TestUniversalPubSub runs Watermill's conformance suite against the
+// JetStream configuration the bridge uses, on a real nats-server.
+func TestUniversalPubSub(t *testing.T) {
+	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+
+	for _, c := range []struct {
+		name        string
+		concurrency int
+		features    tests.Features
+	}{
+		// One message in flight at a time: the subscription is a FIFO.
+		{"ordered", 1, tests.Features{
+			ConsumerGroups:                      true,
+			GuaranteedOrder:                     true,
+			GuaranteedOrderWithSingleSubscriber: true,
+			Persistent:                          true,
+			NewSubscriberReceivesOldMessages:    true,
+		}},
+		// The bridge's setting: many in flight, ordered only per key, and the
+		// suite's messages carry no key.
+		{"concurrent", 16, tests.Features{
+			ConsumerGroups:                   true,
+			Persistent:                       true,
+			NewSubscriberReceivesOldMessages: true,
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+				ps, err := natsjs.New(natsjs.Config{
+					URL:           srv.ClientURL(),
+					ConsumerGroup: group,
+					Concurrency:   c.concurrency,
+					AckWait:       5 * time.Second,
+					Retry:         natsjs.ExponentialBackoff(10*time.Millisecond, 100*time.Millisecond),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = ps.Close() })
+				return ps.Publisher(), ps.Subscriber()
+			}
+			tests.TestPubSub(t, c.features,
+				func(t *testing.T) (message.Publisher, message.Subscriber) {
+					return newPubSub(t, "g"+watermill.NewShortUUID())
+				},
+				newPubSub,
+			)
+		})
+	}
+}
