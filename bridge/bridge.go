@@ -23,6 +23,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/bridge/envelope"
 	"github.com/sagabridge/sagabridge/bridge/route"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -178,6 +179,7 @@ func (b *Bridge) connectBroker() error {
 		ConsumerGroup: bc.ConsumerGroup,
 		Concurrency:   bc.Concurrency,
 		AckWait:       bc.AckWait,
+		Key:           b.orderKey,
 		Options:       opts,
 		Logger:        wmLogger{l: b.log.Named("watermill")},
 	})
@@ -229,6 +231,20 @@ func natsOptions(c config.NATS) ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(c.TLSCertFile, c.TLSKeyFile))
 	}
 	return opts, nil
+}
+
+// orderKey orders a topic's messages by workflow instance: the broker
+// adapter hands out messages with the same key one at a time, in order.
+func (b *Bridge) orderKey(topic string, msg *message.Message) string {
+	if len(msg.Payload) > b.cfg.Limits.MaxPayloadBytes {
+		return ""
+	}
+	headers := map[string]string(msg.Metadata)
+	ev, err := envelope.Decode(msg.Payload, headers)
+	if err != nil {
+		return ""
+	}
+	return b.router.Key(topic, ev, headers)
 }
 
 // Engine exposes the engine for the admin commands and tests.

@@ -123,6 +123,14 @@ type delivery struct {
 
 func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec route.Decision) error {
 	rt := dec.Route
+	if rt.Limit != nil {
+		select {
+		case rt.Limit <- struct{}{}:
+			defer func() { <-rt.Limit }()
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for route %s concurrency: %w", errRetryLater, rt.Name, ctx.Err())
+		}
+	}
 	log := h.log.With(zap.String("route", rt.Name), zap.String("topic", d.topic),
 		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
 	var err error

@@ -143,6 +143,9 @@ type Route struct {
 	// OnFinished is what a raise on a finished instance does: "drop"
 	// (counted) or "deadletter" (default).
 	OnFinished string `yaml:"onFinished"`
+	// Concurrency caps this route's actions running at once (0: no cap
+	// beyond broker.concurrency).
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Plain names the payload fields that stand in for CloudEvent attributes.
@@ -396,6 +399,9 @@ func (c *Config) Validate() error {
 		case "drop", "deadletter":
 		default:
 			bad(at("onFinished"), "route %q: onFinished %q is not drop or deadletter", r.Name, r.OnFinished)
+		}
+		if r.Concurrency < 0 {
+			bad(at("concurrency"), "route %q: concurrency must not be negative", r.Name)
 		}
 		if r.ParkWindow < 0 {
 			bad(at("parkWindow"), "route %q: parkWindow must not be negative", r.Name)

@@ -40,6 +40,8 @@ type Route struct {
 	ParkWindow time.Duration
 	OnFinished string
 	Plain      *config.Plain
+	// Limit caps concurrent actions of this route; nil means no cap.
+	Limit chan struct{}
 
 	match      cel.Program
 	instanceID cel.Program
@@ -97,6 +99,9 @@ func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 		rt := &Route{
 			Name: rc.Name, Action: rc.Action(), Topics: rc.Topics,
 			ParkWindow: rc.ParkWindow, OnFinished: rc.OnFinished, Plain: rc.Plain,
+		}
+		if rc.Concurrency > 0 {
+			rt.Limit = make(chan struct{}, rc.Concurrency)
 		}
 		rt.match = c.program(rc.Match, "match", kindBool)
 		switch rt.Action {
@@ -260,6 +265,44 @@ func (c *compiler) value(expr, field string, allowLiteral bool) *value {
 		return &value{rawData: true}
 	}
 	return &value{prg: prg}
+}
+
+// Key is the ordering key of an event: the instance ID of the first route
+// that matches it, so the events of one workflow instance are handled one
+// at a time and in order. It is "" when nothing matches or evaluation
+// fails (the handler then reports the failure).
+func (r *Router) Key(topic string, ev envelope.Event, headers map[string]string) string {
+	routes := r.byTopic[topic]
+	if len(routes) == 0 {
+		return ""
+	}
+	fields, err := ev.Fields()
+	if err != nil {
+		return ""
+	}
+	for _, rt := range routes {
+		rev := ev
+		if ev.Mode == envelope.ModePlain {
+			if rt.Plain == nil {
+				continue
+			}
+			if rev, err = ev.WithPlain(rt.Plain.TypeField, rt.Plain.IDField, rt.Plain.Type, fields); err != nil {
+				return ""
+			}
+		}
+		act := activation(rev, fields, headers)
+		if rt.match != nil {
+			if ok, err := evalBool(rt.match, act); err != nil || !ok {
+				continue
+			}
+		}
+		id, err := evalString(rt.instanceID, act)
+		if err != nil {
+			return ""
+		}
+		return id
+	}
+	return ""
 }
 
 // Route evaluates the routes of a topic against an event. It returns no
