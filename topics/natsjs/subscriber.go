@@ -76,6 +76,7 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 		out:   make(chan *message.Message),
 		in:    make(chan jetstream.Msg, s.cfg.Concurrency),
 		done:  make(chan string, s.cfg.Concurrency),
+		retry: make(chan *pending),
 		slots: make(chan struct{}, s.cfg.Concurrency),
 		busy:  map[string][]*pending{},
 	}
@@ -121,6 +122,10 @@ type pending struct {
 	js  jetstream.Msg
 	msg *message.Message
 	key string
+	// retries counts local redeliveries after a nack (keyed messages only).
+	retries uint64
+	// delivered is the broker's delivery count when this message arrived.
+	delivered uint64
 }
 
 // dispatch is one subscription's scheduler. Only run touches busy.
@@ -130,6 +135,7 @@ type dispatch struct {
 	out      chan *message.Message
 	in       chan jetstream.Msg
 	done     chan string
+	retry    chan *pending
 	slots    chan struct{}
 	busy     map[string][]*pending // key in flight → messages queued behind it
 	inflight sync.WaitGroup
@@ -171,6 +177,9 @@ func (d *dispatch) run(ctx context.Context) {
 			ready = ready[1:]
 			d.inflight.Add(1)
 			go d.deliver(ctx, p)
+		case p := <-d.retry:
+			// A nacked keyed message goes first again: its key stays held.
+			ready = append([]*pending{p}, ready...)
 		case key := <-d.done:
 			// The key's message is settled: the next one of that key runs.
 			if q := d.busy[key]; len(q) > 0 {
@@ -205,24 +214,46 @@ func (d *dispatch) convert(m jetstream.Msg) (*pending, error) {
 	if err != nil {
 		return nil, err
 	}
+	p := &pending{js: m, msg: msg, delivered: 1}
 	if md, err := m.Metadata(); err == nil {
-		msg.Metadata.Set(MetaDeliveries, strconv.FormatUint(md.NumDelivered, 10))
+		p.delivered = md.NumDelivered
 		msg.Metadata.Set(MetaStoredAt, md.Timestamp.UTC().Format(time.RFC3339Nano))
 	}
-	return &pending{js: m, msg: msg, key: d.sub.cfg.Key(d.topic, msg)}, nil
+	msg.Metadata.Set(MetaDeliveries, strconv.FormatUint(p.delivered, 10))
+	p.key = d.sub.cfg.Key(d.topic, msg)
+	return p, nil
 }
 
 // deliver hands one message to Watermill and settles it with the broker:
-// ack (waiting for the server's confirmation) after Watermill acked,
-// nak with backoff after a nack, nak at once when the subscription ends.
+// ack (waiting for the server's confirmation) after Watermill acked. After
+// a nack, a message without a key goes back to the broker with a backoff;
+// a keyed one is retried here after the backoff, holding its key so that
+// nothing of the same key overtakes it, and releasing its slot meanwhile.
 func (d *dispatch) deliver(ctx context.Context, p *pending) {
 	defer d.inflight.Done()
-	defer func() {
-		<-d.slots
-		if p.key != "" {
-			d.done <- p.key
+	nacked := d.handOut(ctx, p)
+	<-d.slots
+	if nacked && p.key != "" {
+		if d.backoff(ctx, p) {
+			p.retries++
+			p.msg = p.msg.Copy()
+			p.msg.Metadata.Set(MetaDeliveries, strconv.FormatUint(p.delivered+p.retries, 10))
+			select {
+			case d.retry <- p:
+				return
+			case <-ctx.Done():
+			}
 		}
-	}()
+		_ = p.js.Nak()
+	}
+	if p.key != "" {
+		d.done <- p.key
+	}
+}
+
+// handOut gives the message to Watermill and waits for its verdict; it
+// reports whether the message was nacked and is the caller's to retry.
+func (d *dispatch) handOut(ctx context.Context, p *pending) (nacked bool) {
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p.msg.SetContext(msgCtx)
@@ -230,7 +261,7 @@ func (d *dispatch) deliver(ctx context.Context, p *pending) {
 	case d.out <- p.msg:
 	case <-ctx.Done():
 		_ = p.js.Nak()
-		return
+		return false
 	}
 	timeout := time.NewTimer(d.sub.cfg.AckWait)
 	defer timeout.Stop()
@@ -242,13 +273,36 @@ func (d *dispatch) deliver(ctx context.Context, p *pending) {
 			// The broker will redeliver: at-least-once, never lost.
 			d.sub.cfg.Logger.Error("nats: ack failed; message will be redelivered", err, watermill.LogFields{"topic": d.topic, "uuid": p.msg.UUID})
 		}
+		return false
 	case <-p.msg.Nacked():
-		n := uint64(1)
-		if md, err := p.js.Metadata(); err == nil {
-			n = md.NumDelivered
+		if p.key != "" {
+			return true
 		}
-		_ = p.js.NakWithDelay(d.sub.cfg.Retry(n))
+		_ = p.js.NakWithDelay(d.sub.cfg.Retry(p.delivered))
+		return false
 	case <-timeout.C:
 		// The handler outlived ackWait: the broker redelivers by itself.
+		return false
+	}
+}
+
+// backoff waits before a local retry, telling the broker the message is
+// still being worked on so it is not handed to another consumer. False when
+// the subscription ended first.
+func (d *dispatch) backoff(ctx context.Context, p *pending) bool {
+	wait := time.NewTimer(d.sub.cfg.Retry(p.delivered + p.retries))
+	defer wait.Stop()
+	beat := time.NewTicker(d.sub.cfg.AckWait / 3)
+	defer beat.Stop()
+	for {
+		select {
+		case <-wait.C:
+			_ = p.js.InProgress()
+			return true
+		case <-beat.C:
+			_ = p.js.InProgress()
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
