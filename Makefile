@@ -20,8 +20,14 @@ run: ## Run the OrderSaga demo: embedded NATS, embedded engine, simulated servic
 	$(GO) run ./cmd/sagabridge dev --data data/dev
 
 .PHONY: test
-test: lint ## Lint, then every test with the race detector
+test: lint fuzz ## Lint, fuzz briefly, then every test with the race detector
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
+
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./bridge/envelope
+	$(GO) test -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME) ./bridge/route
 
 .PHONY: test-short
 test-short: ## Tests without the process-killing ones, no race detector

@@ -19,6 +19,7 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -82,6 +83,9 @@ var instanceIDChars = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
 // problem is reported, each with its file:line.
 func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 	env, err := cel.NewEnv(
+		// Optional syntax (headers[?"X-Tenant"].orValue("")) reads fields
+		// that may be absent; a plain missing field is an evaluation error.
+		cel.OptionalTypes(),
 		cel.Variable("event", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
 	)
@@ -319,8 +323,11 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 		return nil, err
 	}
 	var out []Decision
+	// One activation serves every CloudEvent route; plain routes read type
+	// and id from their own fields, so they get their own.
+	var shared interpreter.Activation
 	for _, rt := range routes {
-		rev := ev
+		rev, act := ev, shared
 		if ev.Mode == envelope.ModePlain {
 			if rt.Plain == nil {
 				continue // this route reads CloudEvents only
@@ -328,8 +335,16 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 			if rev, err = ev.WithPlain(rt.Plain.TypeField, rt.Plain.IDField, rt.Plain.Type, fields); err != nil {
 				return nil, fmt.Errorf("route %s: %w", rt.Name, err)
 			}
+			act = nil
 		}
-		act := activation(rev, fields, headers)
+		if act == nil {
+			if act, err = interpreter.NewActivation(activation(rev, fields, headers)); err != nil {
+				return nil, fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, err)
+			}
+			if ev.Mode != envelope.ModePlain {
+				shared = act
+			}
+		}
 		if rt.match != nil {
 			matched, err := evalBool(rt.match, act)
 			if err != nil {
@@ -351,7 +366,7 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 	return out, nil
 }
 
-func (r *Router) decide(rt *Route, ev envelope.Event, act map[string]any) (Decision, error) {
+func (r *Router) decide(rt *Route, ev envelope.Event, act interpreter.Activation) (Decision, error) {
 	d := Decision{Route: rt}
 	id, err := evalString(rt.instanceID, act)
 	if err != nil {
@@ -418,7 +433,7 @@ func activation(ev envelope.Event, fields any, headers map[string]string) map[st
 	return map[string]any{"event": e, "headers": headers}
 }
 
-func evalBool(p cel.Program, act map[string]any) (bool, error) {
+func evalBool(p cel.Program, act any) (bool, error) {
 	v, _, err := p.Eval(act)
 	if err != nil {
 		return false, err
@@ -430,7 +445,7 @@ func evalBool(p cel.Program, act map[string]any) (bool, error) {
 	return bool(b), nil
 }
 
-func evalString(p cel.Program, act map[string]any) (string, error) {
+func evalString(p cel.Program, act any) (string, error) {
 	v, _, err := p.Eval(act)
 	if err != nil {
 		return "", err
@@ -442,7 +457,7 @@ func evalString(p cel.Program, act map[string]any) (string, error) {
 	return string(s), nil
 }
 
-func (v *value) str(act map[string]any) (string, error) {
+func (v *value) str(act any) (string, error) {
 	if v.prg == nil {
 		return v.literal, nil
 	}
@@ -451,7 +466,7 @@ func (v *value) str(act map[string]any) (string, error) {
 
 var jsonValueType = reflect.TypeOf(&structpb.Value{})
 
-func (v *value) json(ev envelope.Event, act map[string]any) ([]byte, error) {
+func (v *value) json(ev envelope.Event, act any) ([]byte, error) {
 	if v.rawData {
 		if len(ev.Data) == 0 {
 			return []byte("null"), nil
