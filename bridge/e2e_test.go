@@ -15,7 +15,7 @@ import (
 
 // brokers lists the brokers every end-to-end test body runs on.
 func brokers(t *testing.T) []func(*testing.T) brokerKit {
-	return []func(*testing.T) brokerKit{natsKit}
+	return []func(*testing.T) brokerKit{natsKit, kafkaKit}
 }
 
 func TestOrderSagaEndToEnd(t *testing.T) {

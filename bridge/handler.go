@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -15,8 +16,33 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
 	"github.com/sagabridge/sagabridge/bridge/route"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
+
+// tries counts deliveries of messages not yet settled, for brokers that do
+// not count them. A restart forgets the counts; that only means a few more
+// retries.
+type tries struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (t *tries) next(id string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == nil {
+		t.n = map[string]int{}
+	}
+	t.n[id]++
+	return t.n[id]
+}
+
+func (t *tries) forget(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.n, id)
+}
 
 // Engine is what the handler needs from the workflow engine.
 type Engine interface {
@@ -49,6 +75,7 @@ type handler struct {
 	// timeout bounds one message's handling, below the broker's ack wait,
 	// so a slow engine call ends in a nack, not in a second delivery.
 	timeout time.Duration
+	tries   tries
 	stats   *Stats
 	metrics Metrics
 	log     *zap.Logger
@@ -72,11 +99,22 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 		h.metrics.HandlerDone(topic, result, h.now().Sub(began))
 	}()
 	d := delivery{topic: topic, attempts: 1, first: h.now()}
-	if n, err := strconv.Atoi(msg.Metadata.Get(natsjs.MetaDeliveries)); err == nil {
+	// Deliveries: NATS counts them; for brokers that do not, count here.
+	d.attempts = h.tries.next(topic + "\x00" + msg.UUID)
+	if n, err := strconv.Atoi(msg.Metadata.Get(natsjs.MetaDeliveries)); err == nil && n > d.attempts {
 		d.attempts = n
 	}
-	if t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(natsjs.MetaStoredAt)); err == nil {
-		d.first = t
+	defer func() {
+		if err == nil {
+			h.tries.forget(topic + "\x00" + msg.UUID)
+		}
+	}()
+	// The time the broker stored the event starts the park window.
+	for _, key := range []string{natsjs.MetaStoredAt, kafka.MetadataTimestamp} {
+		if t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(key)); err == nil {
+			d.first = t
+			break
+		}
 	}
 
 	if len(msg.Payload) > h.maxPayload {

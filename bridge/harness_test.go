@@ -15,6 +15,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -47,6 +48,40 @@ func natsKit(t *testing.T) brokerKit {
 			ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 8})
 			if err != nil {
 				t.Fatalf("nats client: %v", err)
+			}
+			t.Cleanup(func() { _ = ps.Close() })
+			return ps
+		},
+	}
+}
+
+// kafkaKit starts an in-process Kafka-protocol broker (kfake).
+func kafkaKit(t *testing.T) brokerKit {
+	t.Helper()
+	k, err := kafka.StartEmbedded()
+	if err != nil {
+		t.Fatalf("start kafka: %v", err)
+	}
+	t.Cleanup(k.Close)
+	brokers := k.Brokers()
+	return brokerKit{
+		name: "kafka",
+		configure: func(cfg *config.Config) {
+			cfg.Broker.Kind = "kafka"
+			cfg.Broker.Kafka.Brokers = brokers
+			cfg.Broker.Kafka.AutoCreateTopics = true
+		},
+		pubsub: func(t *testing.T, group string) bridge.Broker {
+			conn := kafka.Connection{Brokers: brokers, ClientID: "sagabridge-test"}
+			auto := kafka.TopicCreation{AutoCreateTopics: true}
+			ps, err := kafka.NewPubSub(
+				kafka.PublisherConfig{Connection: conn, TopicCreation: auto},
+				kafka.SubscriberConfig{Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
+					MaxWait: 100 * time.Millisecond, NackResendSleep: 10 * time.Millisecond,
+					HeartbeatInterval: 200 * time.Millisecond, JoinGroupBackoff: 200 * time.Millisecond},
+				nil)
+			if err != nil {
+				t.Fatalf("kafka client: %v", err)
 			}
 			t.Cleanup(func() { _ = ps.Close() })
 			return ps

@@ -46,7 +46,36 @@ type Broker struct {
 	// worker held wait, and each handler is cancelled well before it.
 	AckWait  time.Duration `yaml:"ackWait"`
 	NATS     NATS          `yaml:"nats"`
+	Kafka    Kafka         `yaml:"kafka"`
 	Embedded Embedded      `yaml:"embedded"`
+}
+
+// Kafka connects to a Kafka cluster. Secrets come from files.
+type Kafka struct {
+	Brokers  []string  `yaml:"brokers"`
+	ClientID string    `yaml:"clientId"`
+	TLS      KafkaTLS  `yaml:"tls"`
+	SASL     KafkaSASL `yaml:"sasl"`
+	// AutoCreateTopics creates missing topics (off: production topics are
+	// provisioned with their own partitions and retention; on in dev).
+	AutoCreateTopics bool `yaml:"autoCreateTopics"`
+	TopicPartitions  int  `yaml:"topicPartitions"`
+}
+
+// KafkaTLS configures TLS towards the brokers.
+type KafkaTLS struct {
+	Enable             bool   `yaml:"enable"`
+	CAFile             string `yaml:"caFile"`
+	CertFile           string `yaml:"certFile"`
+	KeyFile            string `yaml:"keyFile"`
+	InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
+}
+
+// KafkaSASL configures SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+type KafkaSASL struct {
+	Mechanism    string `yaml:"mechanism"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"passwordFile"`
 }
 
 // NATS connects to a NATS server. Secrets come from files, never from YAML.
@@ -341,6 +370,9 @@ func (c *Config) Validate() error {
 	case "nats", "embedded", "kafka":
 	default:
 		bad([]any{"broker", "kind"}, "broker kind %q is not nats, embedded or kafka", c.Broker.Kind)
+	}
+	if c.Broker.Kind == "kafka" && len(c.Broker.Kafka.Brokers) == 0 {
+		bad([]any{"broker", "kafka"}, "broker kind kafka needs kafka.brokers")
 	}
 	if c.Broker.Concurrency < 1 {
 		bad([]any{"broker", "concurrency"}, "concurrency %d must be at least 1", c.Broker.Concurrency)

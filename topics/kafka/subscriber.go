@@ -99,6 +99,9 @@ func (s *Subscriber) subscribe(ctx context.Context, topic string) (<-chan *messa
 		}
 	}
 	group, ephemeral := s.cfg.ConsumerGroup, s.cfg.ConsumerGroup == ""
+	if !ephemeral && s.cfg.GroupPerTopic {
+		group += "." + topic
+	}
 	if ephemeral {
 		group = s.cfg.ClientID + "-ephemeral-" + watermill.NewUUID()
 	}

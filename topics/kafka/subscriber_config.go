@@ -33,6 +33,12 @@ type SubscriberConfig struct {
 	// means a unique throwaway group per Subscribe call (every subscription
 	// sees every message; nothing is shared between replicas).
 	ConsumerGroup string `yaml:"consumer_group" json:"consumer_group"`
+	// GroupPerTopic joins "<ConsumerGroup>.<topic>" instead of one group for
+	// every topic. kafka-go rebalances a whole group whenever one of its
+	// readers joins or leaves, redelivering what the others had prefetched;
+	// a group per topic keeps one topic's subscription from disturbing the
+	// others'.
+	GroupPerTopic bool `yaml:"group_per_topic" json:"group_per_topic"`
 	// StartOffset is where a group with no committed offset starts:
 	// "earliest" (default: nothing published before the group existed is
 	// missed) or "latest".
