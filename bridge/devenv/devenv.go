@@ -21,6 +21,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -34,6 +35,9 @@ func ConfigYAML() []byte { return append([]byte(nil), devYAML...) }
 type Options struct {
 	// DataDir holds the NATS store and the workflow database.
 	DataDir string
+	// Broker is "nats" (an embedded nats-server, the default) or "kafka"
+	// (an embedded Kafka-protocol broker, in memory).
+	Broker string
 	// Orders is how many orders to publish; 0 publishes until ctx ends.
 	Orders int
 	// Rate is orders per second.
@@ -48,6 +52,9 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if o.DataDir == "" {
 		o.DataDir = "data/dev"
+	}
+	if o.Broker == "" {
+		o.Broker = "nats"
 	}
 	if o.Rate == 0 {
 		o.Rate = 20
@@ -65,6 +72,9 @@ func (o Options) Validate() error {
 	var errs []error
 	if o.Orders < 0 {
 		errs = append(errs, fmt.Errorf("dev: orders %d is negative", o.Orders))
+	}
+	if o.Broker != "nats" && o.Broker != "kafka" {
+		errs = append(errs, fmt.Errorf("dev: broker %q is not nats or kafka", o.Broker))
 	}
 	if o.Rate <= 0 {
 		errs = append(errs, fmt.Errorf("dev: rate %v must be positive", o.Rate))
@@ -96,13 +106,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(opts.DataDir, "nats")})
+	connect, stop, err := startBroker(cfg, opts)
 	if err != nil {
 		return Summary{}, err
 	}
-	defer srv.Shutdown()
-	cfg.Broker.Kind = "nats"
-	cfg.Broker.NATS.URL = srv.ClientURL()
+	defer stop()
 	cfg.Engine.Embedded.DBPath = filepath.Join(opts.DataDir, "workflows.db")
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -113,12 +121,12 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	defer func() { _ = b.Close(context.Background()) }()
 
-	services, err := natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: "legacy-services", Concurrency: 8})
+	services, err := connect("legacy-services")
 	if err != nil {
 		return Summary{}, err
 	}
 	defer services.Close()
-	watch, err := natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: "dev-outcome-watcher", Concurrency: 1})
+	watch, err := connect("dev-outcome-watcher")
 	if err != nil {
 		return Summary{}, err
 	}
@@ -208,6 +216,38 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		}
 	}
 	return finish(sum, lat, watcher, opts.Out), nil
+}
+
+// startBroker starts the embedded broker, points cfg at it, and returns a
+// way to connect clients with their own consumer groups.
+func startBroker(cfg *config.Config, opts Options) (connect func(group string) (bridge.Broker, error), stop func(), err error) {
+	if opts.Broker == "kafka" {
+		k, err := kafka.StartEmbedded()
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Broker.Kind = "kafka"
+		cfg.Broker.Kafka.Brokers = k.Brokers()
+		cfg.Broker.Kafka.AutoCreateTopics = true // dev only: production topics are provisioned
+		connect = func(group string) (bridge.Broker, error) {
+			conn := kafka.Connection{Brokers: k.Brokers(), ClientID: group}
+			auto := kafka.TopicCreation{AutoCreateTopics: true}
+			return kafka.NewPubSub(kafka.PublisherConfig{Connection: conn, TopicCreation: auto},
+				kafka.SubscriberConfig{Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
+					MaxWait: 100 * time.Millisecond}, nil)
+		}
+		return connect, k.Close, nil
+	}
+	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(opts.DataDir, "nats")})
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Broker.Kind = "nats"
+	cfg.Broker.NATS.URL = srv.ClientURL()
+	connect = func(group string) (bridge.Broker, error) {
+		return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 8})
+	}
+	return connect, srv.Shutdown, nil
 }
 
 func finish(sum Summary, lat []time.Duration, w *simulated.Watcher, out io.Writer) Summary {

@@ -26,6 +26,7 @@ func newDevCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&opts.DataDir, "data", "data/dev", "directory for the NATS store and the workflow database")
+	cmd.Flags().StringVar(&opts.Broker, "broker", "nats", "embedded broker: nats or kafka")
 	cmd.Flags().IntVar(&opts.Orders, "orders", 40, "orders to publish (0: until interrupted)")
 	cmd.Flags().Float64Var(&opts.Rate, "rate", 20, "orders per second")
 	cmd.Flags().Float64Var(&opts.PaymentFailShare, "fail-share", 0.25, "share of orders whose payment is declined (0..1)")

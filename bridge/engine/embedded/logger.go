@@ -18,7 +18,16 @@ func (l zapLogger) Debugf(format string, v ...any) { l.s.Debugf(format, v...) }
 func (l zapLogger) Info(v ...any)                  { l.s.Info(v...) }
 func (l zapLogger) Infof(format string, v ...any)  { l.s.Infof(format, v...) }
 func (l zapLogger) Warn(v ...any)                  { l.s.Warn(v...) }
-func (l zapLogger) Warnf(format string, v ...any)  { l.s.Warnf(format, v...) }
+// Warnf demotes the cancellation notices durabletask prints while stopping
+// (work in flight is abandoned and runs again at the next start).
+func (l zapLogger) Warnf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(msg, "cancel") {
+		l.s.Debug(msg)
+		return
+	}
+	l.s.Warn(msg)
+}
 func (l zapLogger) Error(v ...any)                 { l.s.Error(v...) }
 
 // Errorf demotes the errors durabletask logs while it is being stopped: the
@@ -26,7 +35,7 @@ func (l zapLogger) Error(v ...any)                 { l.s.Error(v...) }
 func (l zapLogger) Errorf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	if strings.Contains(msg, context.Canceled.Error()) {
-		l.s.Warn(msg)
+		l.s.Debug(msg)
 		return
 	}
 	l.s.Error(msg)
