@@ -18,6 +18,7 @@ func (l zapLogger) Debugf(format string, v ...any) { l.s.Debugf(format, v...) }
 func (l zapLogger) Info(v ...any)                  { l.s.Info(v...) }
 func (l zapLogger) Infof(format string, v ...any)  { l.s.Infof(format, v...) }
 func (l zapLogger) Warn(v ...any)                  { l.s.Warn(v...) }
+
 // Warnf demotes the cancellation notices durabletask prints while stopping
 // (work in flight is abandoned and runs again at the next start).
 func (l zapLogger) Warnf(format string, v ...any) {
@@ -28,7 +29,7 @@ func (l zapLogger) Warnf(format string, v ...any) {
 	}
 	l.s.Warn(msg)
 }
-func (l zapLogger) Error(v ...any)                 { l.s.Error(v...) }
+func (l zapLogger) Error(v ...any) { l.s.Error(v...) }
 
 // Errorf demotes the errors durabletask logs while it is being stopped: the
 // work items it could not abandon are released at the next start.
