@@ -226,6 +226,10 @@ func kafkaSubscriberConfig(bc config.Broker) kafka.SubscriberConfig {
 		TopicCreation: kafkaTopics(bc.Kafka),
 		ConsumerGroup: bc.ConsumerGroup,
 		GroupPerTopic: true,
+		// Heartbeats at a tenth of the session timeout notice a rebalance
+		// promptly; the timeout bounds redelivery after a crash.
+		SessionTimeout:    bc.Kafka.SessionTimeout,
+		HeartbeatInterval: max(bc.Kafka.SessionTimeout/10, 100*time.Millisecond),
 		// A fetch returns as soon as one record is there; this only bounds
 		// how long shutdown and rebalances wait on an idle topic.
 		MaxWait: 200 * time.Millisecond,

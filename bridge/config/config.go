@@ -60,6 +60,10 @@ type Kafka struct {
 	// provisioned with their own partitions and retention; on in dev).
 	AutoCreateTopics bool `yaml:"autoCreateTopics"`
 	TopicPartitions  int  `yaml:"topicPartitions"`
+	// SessionTimeout is how long the group waits for a silent member (a
+	// crashed replica) before its partitions move: the redelivery delay
+	// after a crash. Default 10s, with heartbeats every second.
+	SessionTimeout time.Duration `yaml:"sessionTimeout"`
 }
 
 // KafkaTLS configures TLS towards the brokers.
@@ -318,6 +322,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Broker.AckWait == 0 {
 		c.Broker.AckWait = 10 * time.Second
+	}
+	if c.Broker.Kafka.SessionTimeout == 0 {
+		c.Broker.Kafka.SessionTimeout = 10 * time.Second
 	}
 	if c.Broker.NATS.URL == "" {
 		c.Broker.NATS.URL = "nats://127.0.0.1:4222"

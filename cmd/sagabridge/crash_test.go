@@ -13,9 +13,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -91,30 +93,104 @@ func writeWorkerConfig(t *testing.T, dir, natsURL string) string {
 	return path
 }
 
-// TestWorkerSIGKILLMidFlight kills the worker while sagas are between steps
-// and starts it again on the same data: every order ends in exactly one
-// outcome, and the participants' books balance.
-func TestWorkerSIGKILLMidFlight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts worker processes")
-	}
-	const n = 100
-	dir := t.TempDir()
+// crashBroker is a broker the crash tests run a worker process against.
+type crashBroker struct {
+	name string
+	// yaml is the config's broker section for the worker process.
+	yaml map[string]any
+	// connect builds a test-side client with its own consumer group.
+	connect func(t *testing.T, group string) bridge.Broker
+}
+
+func natsCrashBroker(t *testing.T, dir string) crashBroker {
 	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown()
-	cfgPath := writeWorkerConfig(t, dir, srv.ClientURL())
+	t.Cleanup(srv.Shutdown)
+	return crashBroker{
+		name: "nats",
+		yaml: map[string]any{"kind": "nats", "concurrency": 16, "nats": map[string]any{"url": srv.ClientURL()}},
+		connect: func(t *testing.T, group string) bridge.Broker {
+			return mustPubSub(t, srv.ClientURL(), group)
+		},
+	}
+}
+
+func kafkaCrashBroker(t *testing.T, _ string) crashBroker {
+	k, err := kafka.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	return crashBroker{
+		name: "kafka",
+		yaml: map[string]any{"kind": "kafka", "kafka": map[string]any{"brokers": k.Brokers(), "autoCreateTopics": true}},
+		connect: func(t *testing.T, group string) bridge.Broker {
+			conn := kafka.Connection{Brokers: k.Brokers(), ClientID: group}
+			auto := kafka.TopicCreation{AutoCreateTopics: true}
+			ps, err := kafka.NewPubSub(kafka.PublisherConfig{Connection: conn, TopicCreation: auto},
+				kafka.SubscriberConfig{Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
+					MaxWait: 100 * time.Millisecond, NackResendSleep: 10 * time.Millisecond}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = ps.Close() })
+			return ps
+		},
+	}
+}
+
+// writeBrokerConfig writes the dev routes with a broker section and a
+// data directory of the test's own.
+func writeBrokerConfig(t *testing.T, dir string, broker map[string]any) string {
+	t.Helper()
+	var cfg map[string]any
+	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["broker"] = broker
+	cfg["engine"] = map[string]any{"kind": "embedded", "embedded": map[string]any{"dbPath": filepath.Join(dir, "workflows.db")}}
+	cfg["admin"] = map[string]any{"listen": "127.0.0.1:0"}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestWorkerSIGKILLMidFlight kills the worker process while sagas are
+// between steps and consumed messages are unacked or uncommitted, then
+// starts it again on the same data, on each broker: every order ends in
+// exactly one outcome (no saga is started twice, none is lost), and the
+// participants' books balance.
+func TestWorkerSIGKILLMidFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	for _, newBroker := range []func(*testing.T, string) crashBroker{natsCrashBroker, kafkaCrashBroker} {
+		dir := t.TempDir()
+		br := newBroker(t, dir)
+		t.Run(br.name, func(t *testing.T) { sigkillMidFlight(t, dir, br) })
+	}
+}
+
+func sigkillMidFlight(t *testing.T, dir string, br crashBroker) {
+	const n = 100
+	cfgPath := writeBrokerConfig(t, dir, br.yaml)
 	logPath := filepath.Join(dir, "worker.log")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	client := mustPubSub(t, srv.ClientURL(), "test-client")
-	legacy := mustPubSub(t, srv.ClientURL(), "legacy-services")
-	watch := mustPubSub(t, srv.ClientURL(), "test-watcher")
+	client := br.connect(t, "test-client")
+	legacy := br.connect(t, "legacy-services")
+	watch := br.connect(t, "test-watcher")
 	parts, err := simulated.New(simulated.Config{ReplyDelay: 15 * time.Millisecond}, legacy.Publisher(), legacy.Subscriber(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +209,7 @@ func TestWorkerSIGKILLMidFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 60*time.Second, "the first outcomes", func() bool { return watcher.Count() >= 10 })
+	waitUntil(t, 90*time.Second, "the first outcomes", func() bool { return watcher.Count() >= 10 })
 	w.kill()
 	before := watcher.Count()
 	t.Logf("SIGKILL after %d of %d outcomes", before, n)
@@ -160,13 +236,19 @@ func TestWorkerSIGKILLMidFlight(t *testing.T) {
 			t.Errorf("%s: %s, want %s", id, got[0].Outcome.Status, want)
 		}
 	}
-	if d := watcher.Duplicates(); d != 0 {
-		t.Errorf("%d outcome deliveries repeated an id", d)
+	t.Logf("outcome deliveries that repeated an id (dropped by the consumer): %d", watcher.Duplicates())
+	if br.name == "nats" && watcher.Duplicates() != 0 {
+		// JetStream drops a re-published outcome id inside its duplicate
+		// window; Kafka has no such window, so consumers dedupe on the id.
+		t.Errorf("%d outcome deliveries repeated an id", watcher.Duplicates())
 	}
 	led := parts.Ledger().Snapshot()
 	for id, o := range orders {
 		if o.FailPayment && (led.Reserved[o.OrderID] || led.Charged[o.OrderID]) {
 			t.Errorf("%s: compensated but still holds stock or money", id)
+		}
+		if !o.FailPayment && !(led.Reserved[o.OrderID] && led.Charged[o.OrderID] && led.Shipped[o.OrderID]) {
+			t.Errorf("%s: completed but the ledger is incomplete", id)
 		}
 	}
 	if t.Failed() {
