@@ -45,8 +45,9 @@ lint: ## gofmt, go vet and the workflow determinism check
 	$(GO) run ./cmd/sagabridge vet ./sagas/... ./bridge/...
 
 .PHONY: bench
-bench: ## Benchmarks, printing figures
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 $(PKGS)
+bench: ## Benchmarks, printing figures (broker adapters vs raw clients, routing)
+	$(GO) test -run '^$$' -bench '^BenchmarkConsume$$' -benchtime 20000x -count 1 ./topics/natsjs ./topics/kafka
+	$(GO) test -run '^$$' -bench '^BenchmarkRoute100$$' -benchtime 2s -count 1 ./bridge/route
 
 .PHONY: clean
 clean: ## Remove build output and local data
