@@ -45,6 +45,8 @@ type Options struct {
 	Broker Broker
 	// Workflows replaces the list of workflows (tests register their own).
 	Workflows []workflow.Workflow
+	// Activities are registered beside the sagas' own (benchmarks, tests).
+	Activities []workflow.Activity
 	// Metrics receives counters and timings; nil discards them.
 	Metrics Metrics
 }
@@ -105,7 +107,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	}
 	b.engine, err = engine.New(ctx, engCfg, engine.Registry{
 		Workflows:  workflows,
-		Activities: acts.Registered(),
+		Activities: append(acts.Registered(), opts.Activities...),
 	}, log.Named("engine"))
 	if err != nil {
 		return nil, err
