@@ -62,6 +62,9 @@ func newRoot() *cobra.Command {
 		newValidateCmd(),
 		newVetCmd(),
 		newVersionCmd(),
+		newPublishCmd(),
+		newDLQCmd(),
+		newWorkflowCmd(),
 	)
 	return root
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 )
 
@@ -31,15 +33,23 @@ func newRunCmd() *cobra.Command {
 				return exitError{exitUsage, err}
 			}
 			ctx := cmd.Context()
-			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log})
+			metrics := admin.NewMetrics(admin.MetricsOptions{Version: version})
+			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics})
 			if err != nil {
 				return err
+			}
+			adm, err := startAdmin(ctx, cfg, b, metrics, log)
+			if err != nil {
+				return errors.Join(err, b.Close(context.WithoutCancel(ctx)))
 			}
 			runErr := b.Run(ctx)
 			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown)
 			defer cancel()
 			if err := b.Close(closeCtx); err != nil {
 				log.Warn("shutdown", zap.Error(err))
+			}
+			if err := adm.Shutdown(closeCtx); err != nil {
+				log.Warn("admin shutdown", zap.Error(err))
 			}
 			s := b.Stats().Snapshot()
 			log.Info("stopped", zap.Int64("consumed", s.Consumed), zap.Int64("started", s.Started),

@@ -1,0 +1,557 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mattn/go-isatty"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/admin"
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/dlqstore"
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+// brokerFlags locate the broker for dlq and publish.
+type brokerFlags struct {
+	natsURL string
+}
+
+func (b *brokerFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&b.natsURL, "nats-url", "", "NATS URL (default: broker.nats.url, or the embedded broker of the running worker)")
+}
+
+// connectNATS connects to the bridge's NATS broker with the config's
+// credentials. An embedded broker lives inside the worker: its address
+// comes from the worker's admin API (or broker.embedded.port when fixed).
+func connectNATS(cmd *cobra.Command, o *opsFlags, b *brokerFlags, cfg *config.Config) (*natsjs.PubSub, error) {
+	url := b.natsURL
+	var opts []nats.Option
+	switch cfg.Broker.Kind {
+	case "nats":
+		var err error
+		if opts, err = bridge.NATSOptions(cfg.Broker.NATS); err != nil {
+			return nil, usageErr(err)
+		}
+		if url == "" {
+			url = cfg.Broker.NATS.URL
+		}
+	case "embedded":
+		if url != "" {
+			break
+		}
+		cl, err := o.adminClient(cmd, cfg)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+		info, err := cl.Info(ctx)
+		cancel()
+		switch {
+		case err == nil && info.BrokerURL != "":
+			url = info.BrokerURL
+		case cfg.Broker.Embedded.Port > 0:
+			url = fmt.Sprintf("nats://127.0.0.1:%d", cfg.Broker.Embedded.Port)
+		case err != nil:
+			return nil, exitError{exitFailure, fmt.Errorf("broker.kind is embedded, so the broker runs inside the worker, and the worker's admin API does not answer (%w); start the worker or pass --nats-url", err)}
+		default:
+			return nil, exitError{exitFailure, errors.New("the worker did not say where its embedded broker listens; pass --nats-url")}
+		}
+	default:
+		if url == "" {
+			return nil, usageErr(fmt.Errorf("broker.kind %q: these commands speak NATS JetStream only", cfg.Broker.Kind))
+		}
+	}
+	opts = append(opts, nats.Name("sagabridge-cli"))
+	ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: "sagabridge_cli", Options: opts})
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ps.Conn().Status() != nats.CONNECTED {
+		if time.Now().After(deadline) || cmd.Context().Err() != nil {
+			_ = ps.Close()
+			return nil, exitError{exitFailure, fmt.Errorf("cannot reach NATS at %s", admin.RedactURL(url))}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ps, nil
+}
+
+// dlqFilterFlags are the selection flags of list, replay and purge.
+type dlqFilterFlags struct {
+	route, reason, kind, typ, topic, since, until string
+}
+
+func (f *dlqFilterFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.route, "route", "", "only messages of this route")
+	fs.StringVar(&f.reason, "reason", "", "only messages whose reason contains this (case-insensitive)")
+	fs.StringVar(&f.kind, "kind", "", "only this kind: decode, too-large, route-eval, instance-not-found, instance-finished, engine-error")
+	fs.StringVar(&f.typ, "type", "", "only this event type (a trailing * matches a prefix)")
+	fs.StringVar(&f.topic, "topic", "", "only messages from this origin topic")
+	fs.StringVar(&f.since, "since", "", "only failures at or after: RFC 3339 time, date, or a duration ago (2h)")
+	fs.StringVar(&f.until, "until", "", "only failures before: RFC 3339 time, date, or a duration ago")
+}
+
+func (f dlqFilterFlags) filter(now time.Time) (dlqstore.Filter, error) {
+	out := dlqstore.Filter{Route: f.route, Reason: f.reason, Kind: f.kind, Type: f.typ, Topic: f.topic}
+	var err error
+	if out.Since, err = parseWhen(f.since, now); err != nil {
+		return out, usageErr(fmt.Errorf("--since: %w", err))
+	}
+	if out.Until, err = parseWhen(f.until, now); err != nil {
+		return out, usageErr(fmt.Errorf("--until: %w", err))
+	}
+	return out, nil
+}
+
+// key identifies the selection as typed, so a rerun of an interrupted
+// replay ("--since 2h" an hour later) finds its consumer again.
+func (f dlqFilterFlags) key() string {
+	return strings.Join([]string{f.route, f.reason, f.kind, f.typ, f.topic, f.since, f.until}, "\x00")
+}
+
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, 2006-01-02) or a duration (90m)", s)
+}
+
+func newDLQCmd() *cobra.Command {
+	var o opsFlags
+	var bf brokerFlags
+	var dlqTopic string
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "List, show, replay and purge dead-letter messages",
+		Long: `List, show, replay and purge dead-letter messages.
+
+The dead-letter topic (dlq.topic) is read on NATS JetStream directly. A
+message's ID is its stream sequence (the SEQ column). Replay re-publishes each
+selected message, payload and headers as the producer sent them, to its origin
+topic, and removes it from the dead-letter topic only after JetStream stored
+the re-publish; an interrupted replay run again with the same filters resumes
+without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
+3 no such message.`,
+	}
+	cmd.SetFlagErrorFunc(flagUsageErr)
+	o.register(cmd.PersistentFlags(), true)
+	bf.register(cmd)
+	cmd.PersistentFlags().StringVar(&dlqTopic, "dlq-topic", "", "dead-letter topic (default: dlq.topic of the config)")
+
+	open := func(cmd *cobra.Command) (*dlqstore.Store, func(), error) {
+		if err := o.validate(); err != nil {
+			return nil, nil, err
+		}
+		cfg, err := o.loadConfig(cmd)
+		if err != nil {
+			return nil, nil, err
+		}
+		ps, err := connectNATS(cmd, &o, &bf, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		topic := dlqTopic
+		if topic == "" {
+			topic = cfg.DLQ.Topic
+		}
+		st, err := dlqstore.Open(ps.Conn(), topic)
+		if err != nil {
+			_ = ps.Close()
+			return nil, nil, err
+		}
+		return st, func() { _ = ps.Close() }, nil
+	}
+
+	var lf dlqFilterFlags
+	var listLimit int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List dead-letter messages, oldest first",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := lf.filter(time.Now())
+			if err != nil {
+				return err
+			}
+			st, done, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			views := []dlqView{}
+			err = st.List(cmd.Context(), f, func(it dlqstore.Item) error {
+				if listLimit > 0 && len(views) >= listLimit {
+					return dlqstore.ErrStop
+				}
+				views = append(views, newDLQView(it, false))
+				return nil
+			})
+			if err != nil {
+				return opErr(err)
+			}
+			if o.output == "json" {
+				return printJSON(cmd.OutOrStdout(), views)
+			}
+			return printDLQTable(cmd.OutOrStdout(), views)
+		},
+	}
+	lf.register(list)
+	list.Flags().IntVar(&listLimit, "limit", 0, "list at most this many (0: all)")
+
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one dead-letter message with its headers and payload",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, done, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			it, err := st.Get(cmd.Context(), args[0])
+			if errors.Is(err, dlqstore.ErrNotFound) {
+				return exitError{exitNotFound, err}
+			}
+			if err != nil {
+				return opErr(err)
+			}
+			v := newDLQView(it, true)
+			if o.output == "json" {
+				return printJSON(cmd.OutOrStdout(), v)
+			}
+			return printDLQDetail(cmd.OutOrStdout(), v)
+		},
+	}
+
+	var rf dlqFilterFlags
+	var ro dlqstore.ReplayOptions
+	var every int
+	var noProgress bool
+	replay := &cobra.Command{
+		Use:   "replay",
+		Short: "Re-publish dead-letter messages to their origin topics",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := rf.filter(time.Now())
+			if err != nil {
+				return err
+			}
+			if ro.Rate < 0 || ro.Limit < 0 {
+				return usageErr(errors.New("--rate and --limit must not be negative"))
+			}
+			st, done, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			opts := ro
+			opts.Filter = f
+			opts.ConsumerKey = st.Topic() + "\x00" + rf.key()
+			var prog *progress
+			if !noProgress {
+				total, _ := st.Count(cmd.Context())
+				prog = newProgress(cmd.ErrOrStderr(), int(total), every, opts.DryRun)
+				opts.Progress = prog.update
+			}
+			res, err := st.Replay(cmd.Context(), opts)
+			if prog != nil {
+				prog.finish(res)
+			}
+			if perr := printReplay(cmd.OutOrStdout(), o.output, res, opts.DryRun); perr != nil && err == nil {
+				err = perr
+			}
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					return exitError{exitFailure, errors.New("interrupted; run the same command again to resume")}
+				}
+				return opErr(err)
+			}
+			return nil
+		},
+	}
+	rf.register(replay)
+	replay.Flags().Float64Var(&ro.Rate, "rate", 0, "re-publishes per second (0: as fast as the broker takes them)")
+	replay.Flags().IntVar(&ro.Limit, "limit", 0, "stop after this many re-publishes; a rerun continues (0: all)")
+	replay.Flags().BoolVar(&ro.DryRun, "dry-run", false, "only count what would be replayed")
+	replay.Flags().StringVar(&ro.Consumer, "consumer", "", "durable consumer name (default: derived from the filters, so a rerun resumes)")
+	replay.Flags().IntVar(&every, "progress-every", 100, "without a terminal, print a progress line every N messages")
+	replay.Flags().BoolVar(&noProgress, "no-progress", false, "print no progress")
+
+	var pf dlqFilterFlags
+	purge := &cobra.Command{
+		Use:   "purge",
+		Short: "Delete dead-letter messages (all, or those the filters select)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := pf.filter(time.Now())
+			if err != nil {
+				return err
+			}
+			st, done, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			n := 0
+			if f.IsZero() {
+				c, err := st.Count(cmd.Context())
+				if err != nil {
+					return opErr(err)
+				}
+				n = int(c)
+			} else if err := st.List(cmd.Context(), f, func(dlqstore.Item) error { n++; return nil }); err != nil {
+				return opErr(err)
+			}
+			if n > 0 {
+				if err := confirm(cmd, o.yes, fmt.Sprintf("delete %d dead-letter message(s) from %s (%s)", n, st.Topic(), f)); err != nil {
+					return err
+				}
+			}
+			purged := 0
+			if n > 0 {
+				if purged, err = st.Purge(cmd.Context(), f); err != nil {
+					return opErr(err)
+				}
+			}
+			if o.output == "json" {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"purged": purged, "topic": st.Topic()})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "purged %d dead-letter message(s) from %s\n", purged, st.Topic())
+			return nil
+		},
+	}
+	pf.register(purge)
+
+	cmd.AddCommand(list, show, replay, purge)
+	return cmd
+}
+
+// dlqView is one dead-letter message as printed.
+type dlqView struct {
+	Seq          uint64            `json:"seq"`
+	ID           string            `json:"id"`
+	StoredAt     time.Time         `json:"storedAt"`
+	Kind         string            `json:"kind"`
+	Reason       string            `json:"reason"`
+	Route        string            `json:"route,omitempty"`
+	OriginTopic  string            `json:"originTopic"`
+	EventType    string            `json:"eventType,omitempty"`
+	EventID      string            `json:"eventId,omitempty"`
+	Attempts     int               `json:"attempts"`
+	FirstFailure time.Time         `json:"firstFailure,omitzero"`
+	FailedAt     time.Time         `json:"failedAt,omitzero"`
+	PayloadBytes int               `json:"payloadBytes"`
+	Headers      map[string]string `json:"headers,omitempty"`
+	// Payload is set when the payload is JSON, PayloadText when it is other
+	// UTF-8 text, PayloadBase64 otherwise.
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	PayloadText   string          `json:"payloadText,omitempty"`
+	PayloadBase64 string          `json:"payloadBase64,omitempty"`
+	Error         string          `json:"error,omitempty"`
+}
+
+func newDLQView(it dlqstore.Item, full bool) dlqView {
+	e := it.Entry
+	v := dlqView{
+		Seq: it.Seq, ID: e.ID, StoredAt: it.StoredAt,
+		Kind: e.Failure.Kind, Reason: e.Failure.Reason, Route: e.Failure.Route,
+		OriginTopic: e.Failure.OriginTopic, EventType: e.Failure.EventType, EventID: e.Failure.EventID,
+		Attempts: e.Failure.Attempts, FirstFailure: e.Failure.FirstFailure, FailedAt: e.Failure.FailedAt,
+		PayloadBytes: len(e.Payload),
+	}
+	if it.Err != nil {
+		v.Error = it.Err.Error()
+	}
+	if full {
+		v.Headers = e.Metadata
+		switch {
+		case json.Valid(e.Payload):
+			v.Payload = e.Payload
+		case utf8.Valid(e.Payload):
+			v.PayloadText = string(e.Payload)
+		default:
+			v.PayloadBase64 = base64.StdEncoding.EncodeToString(e.Payload)
+		}
+	}
+	return v
+}
+
+func printDLQTable(w io.Writer, views []dlqView) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tFAILED AT\tKIND\tROUTE\tTOPIC\tEVENT TYPE\tEVENT ID\tATTEMPTS\tREASON")
+	for _, v := range views {
+		at := v.FailedAt
+		if at.IsZero() {
+			at = v.StoredAt
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", v.Seq, at.Local().Format("2006-01-02 15:04:05"),
+			dash(v.Kind), dash(v.Route), dash(v.OriginTopic), dash(v.EventType), dash(truncate(v.EventID, 40)),
+			v.Attempts, truncate(v.Reason, 80))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d message(s)\n", len(views))
+	return err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printDLQDetail(w io.Writer, v dlqView) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, val string) { fmt.Fprintf(tw, "%s\t%s\n", k, val) }
+	row("seq", strconv.FormatUint(v.Seq, 10))
+	row("id", v.ID)
+	row("kind", v.Kind)
+	row("reason", v.Reason)
+	row("route", dash(v.Route))
+	row("origin topic", v.OriginTopic)
+	row("event", dash(v.EventType)+"  "+dash(v.EventID))
+	row("attempts", strconv.Itoa(v.Attempts))
+	row("first failure", fmtTime(v.FirstFailure))
+	row("failed at", fmtTime(v.FailedAt))
+	row("stored at", fmtTime(v.StoredAt))
+	if v.Error != "" {
+		row("metadata error", v.Error)
+	}
+	keys := make([]string, 0, len(v.Headers))
+	for k := range v.Headers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		label := ""
+		if i == 0 {
+			label = "headers"
+		}
+		row(label, k+": "+v.Headers[k])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "payload (%d bytes):\n", v.PayloadBytes)
+	switch {
+	case v.Payload != nil:
+		var pretty any
+		if json.Unmarshal(v.Payload, &pretty) == nil {
+			b, _ := json.MarshalIndent(pretty, "", "  ")
+			_, err := fmt.Fprintf(w, "%s\n", b)
+			return err
+		}
+		_, err := fmt.Fprintf(w, "%s\n", v.Payload)
+		return err
+	case v.PayloadText != "":
+		_, err := fmt.Fprintln(w, v.PayloadText)
+		return err
+	default:
+		_, err := fmt.Fprintf(w, "base64:%s\n", v.PayloadBase64)
+		return err
+	}
+}
+
+func printReplay(w io.Writer, output string, res dlqstore.ReplayResult, dry bool) error {
+	if output == "json" {
+		return printJSON(w, struct {
+			DryRun bool `json:"dryRun"`
+			dlqstore.ReplayResult
+		}{dry, res})
+	}
+	verb := "replayed"
+	if dry {
+		verb = "would replay"
+	}
+	fmt.Fprintf(w, "%s %d, skipped %d (filters), unreadable %d, scanned %d", verb, res.Replayed, res.Skipped, res.Unreadable, res.Scanned)
+	if res.Duplicates > 0 {
+		fmt.Fprintf(w, "; %d were already on their topic (resumed replay, dropped by the broker)", res.Duplicates)
+	}
+	fmt.Fprintln(w)
+	for _, t := range res.SortedTopics() {
+		fmt.Fprintf(w, "  %-40s %d\n", t, res.Topics[t])
+	}
+	if !dry && !res.Done && res.Consumer != "" {
+		fmt.Fprintf(w, "not finished: run the same command again to continue (consumer %s)\n", res.Consumer)
+	}
+	return nil
+}
+
+// progress shows a bar on a terminal and a line every N messages
+// otherwise.
+type progress struct {
+	w        io.Writer
+	tty      bool
+	total    int
+	every    int
+	dry      bool
+	lastLine int
+	lastDraw time.Time
+	started  time.Time
+}
+
+func newProgress(w io.Writer, total, every int, dry bool) *progress {
+	p := &progress{w: w, total: total, every: max(every, 1), dry: dry, started: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		p.tty = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+	}
+	return p
+}
+
+func (p *progress) update(r dlqstore.ReplayResult) {
+	if p.tty {
+		if time.Since(p.lastDraw) < 100*time.Millisecond {
+			return
+		}
+		p.lastDraw = time.Now()
+		p.draw(r)
+		return
+	}
+	if r.Scanned-p.lastLine >= p.every {
+		p.lastLine = r.Scanned
+		fmt.Fprintf(p.w, "dlq replay: scanned %d/%d, replayed %d, skipped %d\n", r.Scanned, p.total, r.Replayed, r.Skipped)
+	}
+}
+
+func (p *progress) draw(r dlqstore.ReplayResult) {
+	const width = 30
+	total := max(p.total, r.Scanned, 1)
+	filled := width * r.Scanned / total
+	rate := float64(r.Replayed) / max(time.Since(p.started).Seconds(), 0.001)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d  replayed %d  %.0f/s ", strings.Repeat("#", filled), strings.Repeat(" ", width-filled),
+		r.Scanned, total, r.Replayed, rate)
+}
+
+func (p *progress) finish(r dlqstore.ReplayResult) {
+	if p.tty {
+		p.draw(r)
+		fmt.Fprintln(p.w)
+	}
+}
