@@ -62,9 +62,7 @@ func newRoot() *cobra.Command {
 		newValidateCmd(),
 		newVetCmd(),
 		newVersionCmd(),
-		newPublishCmd(),
-		newDLQCmd(),
-		newWorkflowCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

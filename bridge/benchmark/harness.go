@@ -1,0 +1,445 @@
+package benchmark
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/dapr/go-sdk/workflow"
+	"go.uber.org/zap"
+
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+// Modes of driving the workload.
+const (
+	ModeBridge = "bridge" // events on the broker, routed by the bridge
+	ModeDirect = "direct" // Start + Raise on the engine client, no broker in
+)
+
+// Options configure a run.
+type Options struct {
+	// Brokers to run on: "nats", "kafka".
+	Brokers []string
+	// Concurrency levels: sagas in flight at once.
+	Concurrency []int
+	// Sagas per measurement.
+	Sagas int
+	// Parked is how many instances the memory case leaves waiting (0: skip).
+	Parked int
+	// DataDir holds the databases and broker stores of the run.
+	DataDir string
+	// EngineParallelism and BrokerConcurrency tune the bridge under test.
+	EngineParallelism int
+	BrokerConcurrency int
+	Logger            *zap.Logger
+	// Progress receives a line per finished measurement; may be nil.
+	Progress func(Result)
+}
+
+func (o *Options) setDefaults() {
+	if len(o.Brokers) == 0 {
+		o.Brokers = []string{"nats"}
+	}
+	if len(o.Concurrency) == 0 {
+		o.Concurrency = []int{1, 8, 32, 128}
+	}
+	if o.Sagas == 0 {
+		o.Sagas = 2000
+	}
+	if o.DataDir == "" {
+		o.DataDir = "data/bench"
+	}
+	if o.EngineParallelism == 0 {
+		o.EngineParallelism = 128
+	}
+	if o.BrokerConcurrency == 0 {
+		o.BrokerConcurrency = 128
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// Validate reports every problem at once.
+func (o Options) Validate() error {
+	var errs []error
+	for _, b := range o.Brokers {
+		if b != "nats" && b != "kafka" {
+			errs = append(errs, fmt.Errorf("bench: broker %q is not nats or kafka", b))
+		}
+	}
+	for _, c := range o.Concurrency {
+		if c < 1 {
+			errs = append(errs, fmt.Errorf("bench: concurrency %d must be at least 1", c))
+		}
+	}
+	if o.Sagas < 1 {
+		errs = append(errs, fmt.Errorf("bench: sagas %d must be at least 1", o.Sagas))
+	}
+	if o.Parked < 0 {
+		errs = append(errs, fmt.Errorf("bench: parked %d is negative", o.Parked))
+	}
+	return errors.Join(errs...)
+}
+
+// Result is one measurement.
+type Result struct {
+	Broker      string  `json:"broker"`
+	Engine      string  `json:"engine"`
+	Mode        string  `json:"mode"`
+	Concurrency int     `json:"concurrency"`
+	Sagas       int     `json:"sagas"`
+	PerSecond   float64 `json:"sagasPerSecond"`
+	P50Ms       float64 `json:"p50Ms"`
+	P95Ms       float64 `json:"p95Ms"`
+	P99Ms       float64 `json:"p99Ms"`
+	MaxMs       float64 `json:"maxMs"`
+	// CPUSecondsPer1k is the process's CPU time (bridge, engine, broker
+	// and driver all run in it) per 1,000 sagas.
+	CPUSecondsPer1k float64 `json:"cpuSecondsPer1000"`
+	// PeakRSSMiB is the process's peak resident memory during the case.
+	PeakRSSMiB float64 `json:"peakRssMiB"`
+}
+
+// Parked is the memory case: instances waiting for an event.
+type Parked struct {
+	Broker         string  `json:"broker"`
+	Instances      int     `json:"instances"`
+	RSSGrowthMiB   float64 `json:"rssGrowthMiB"`
+	KiBPerInstance float64 `json:"kibPerInstance"`
+	DBMiB          float64 `json:"dbMiB"`
+	StartSeconds   float64 `json:"startSeconds"`
+}
+
+// Report is a whole run.
+type Report struct {
+	Date    string   `json:"date"`
+	Machine string   `json:"machine"`
+	Commit  string   `json:"commit"`
+	Results []Result `json:"results"`
+	Parked  []Parked `json:"parked,omitempty"`
+}
+
+// Run measures every broker × concurrency in both modes.
+func Run(ctx context.Context, opts Options) (Report, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return Report{}, err
+	}
+	rep := Report{Date: time.Now().UTC().Format(time.RFC3339)}
+	for _, b := range opts.Brokers {
+		env, err := startEnv(ctx, opts, b)
+		if err != nil {
+			return rep, err
+		}
+		for _, c := range opts.Concurrency {
+			for _, mode := range []string{ModeDirect, ModeBridge} {
+				r, err := env.measure(ctx, mode, c, opts.Sagas)
+				if err != nil {
+					env.close()
+					return rep, fmt.Errorf("bench %s %s c=%d: %w", b, mode, c, err)
+				}
+				rep.Results = append(rep.Results, r)
+				if opts.Progress != nil {
+					opts.Progress(r)
+				}
+			}
+		}
+		if opts.Parked > 0 {
+			p, err := env.parked(ctx, opts.Parked)
+			if err != nil {
+				env.close()
+				return rep, err
+			}
+			rep.Parked = append(rep.Parked, p)
+		}
+		env.close()
+	}
+	return rep, nil
+}
+
+// env is a broker, a running bridge and an outcome listener.
+type env struct {
+	broker  string
+	dir     string
+	bridge  *bridge.Bridge
+	client  bridge.Broker
+	stop    []func()
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	waiting map[string]chan time.Time
+	run     int
+}
+
+func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
+	dir := filepath.Join(opts.DataDir, broker+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	cfg, err := config.Parse("bench.yaml", []byte(routesYAML))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Broker.Concurrency = opts.BrokerConcurrency
+	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
+	cfg.Engine.Embedded.Parallelism = opts.EngineParallelism
+	e := &env{broker: broker, dir: dir, waiting: map[string]chan time.Time{}}
+	var connect func(group string) (bridge.Broker, error)
+	switch broker {
+	case "kafka":
+		k, err := kafka.StartEmbedded()
+		if err != nil {
+			return nil, err
+		}
+		e.stop = append(e.stop, k.Close)
+		cfg.Broker.Kind = "kafka"
+		cfg.Broker.Kafka.Brokers = k.Brokers()
+		cfg.Broker.Kafka.AutoCreateTopics = true
+		connect = func(group string) (bridge.Broker, error) {
+			conn := kafka.Connection{Brokers: k.Brokers(), ClientID: group}
+			auto := kafka.TopicCreation{AutoCreateTopics: true}
+			return kafka.NewPubSub(kafka.PublisherConfig{Connection: conn, TopicCreation: auto},
+				kafka.SubscriberConfig{Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
+					MaxWait: 50 * time.Millisecond}, nil)
+		}
+	default:
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})
+		if err != nil {
+			return nil, err
+		}
+		e.stop = append(e.stop, srv.Shutdown)
+		cfg.Broker.Kind = "nats"
+		cfg.Broker.NATS.URL = srv.ClientURL()
+		connect = func(group string) (bridge.Broker, error) {
+			return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 64})
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	e.cancel = cancel
+	b, err := bridge.New(runCtx, cfg, bridge.Options{
+		Logger:     opts.Logger,
+		Workflows:  []workflow.Workflow{BenchSaga},
+		Activities: []workflow.Activity{BenchStep},
+	})
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.bridge = b
+	e.stop = append(e.stop, func() { _ = b.Close(context.Background()) })
+	if e.client, err = connect("bench-driver"); err != nil {
+		e.close()
+		return nil, err
+	}
+	e.stop = append(e.stop, func() { _ = e.client.Close() })
+	outcomes, err := e.client.Subscriber().Subscribe(runCtx, OutcomesTopic)
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		if err := b.Run(runCtx); err != nil {
+			opts.Logger.Error("bench: bridge stopped", zap.Error(err))
+		}
+	}()
+	go func() {
+		defer e.wg.Done()
+		for msg := range outcomes {
+			var ev topics.CloudEvent
+			if err := json.Unmarshal(msg.Payload, &ev); err == nil {
+				e.mu.Lock()
+				ch := e.waiting[ev.Subject]
+				delete(e.waiting, ev.Subject)
+				e.mu.Unlock()
+				if ch != nil {
+					ch <- time.Now()
+				}
+			}
+			msg.Ack()
+		}
+	}()
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.wg.Wait()
+	for i := len(e.stop) - 1; i >= 0; i-- {
+		e.stop[i]()
+	}
+}
+
+// measure runs n sagas with c in flight (closed loop) and times each from
+// its first event to its outcome.
+func (e *env) measure(ctx context.Context, mode string, c, n int) (Result, error) {
+	e.run++
+	prefix := fmt.Sprintf("%s-%d-%d", mode, c, e.run)
+	resetPeakRSS()
+	cpu0 := cpuSeconds()
+	lat := make([]time.Duration, n)
+	sem := make(chan struct{}, c)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case err := <-errc:
+			return Result{}, err
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		done := make(chan time.Time, 1)
+		e.mu.Lock()
+		e.waiting[id] = done
+		e.mu.Unlock()
+		t0 := time.Now()
+		if err := e.submit(ctx, mode, id); err != nil {
+			return Result{}, err
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			select {
+			case t := <-done:
+				lat[i] = t.Sub(t0)
+			case <-time.After(2 * time.Minute):
+				select {
+				case errc <- fmt.Errorf("saga %s: no outcome after 2 minutes", id):
+				default:
+				}
+			case <-ctx.Done():
+			}
+		}(i)
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return Result{}, err
+	default:
+	}
+	elapsed := time.Since(start)
+	cpu := cpuSeconds() - cpu0
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	q := func(p float64) float64 { return ms(lat[min(n-1, int(float64(n)*p))]) }
+	return Result{
+		Broker: e.broker, Engine: "embedded", Mode: mode, Concurrency: c, Sagas: n,
+		PerSecond: float64(n) / elapsed.Seconds(),
+		P50Ms:     q(0.50), P95Ms: q(0.95), P99Ms: q(0.99), MaxMs: ms(lat[n-1]),
+		CPUSecondsPer1k: cpu / float64(n) * 1000,
+		PeakRSSMiB:      peakRSSMiB(),
+	}, nil
+}
+
+func (e *env) submit(ctx context.Context, mode, id string) error {
+	if mode == ModeDirect {
+		eng := e.bridge.Engine()
+		if _, err := eng.Start(ctx, "BenchSaga", id, []byte(`{}`)); err != nil {
+			return err
+		}
+		return eng.Raise(ctx, id, ApprovalEvent, []byte(`true`))
+	}
+	var msgs []*message.Message
+	for _, typ := range []string{OrderType, ApprovalType} {
+		ev, err := topics.NewCloudEvent(id+"/"+typ, "bench", typ, id, time.Now(), map[string]string{"id": id})
+		if err != nil {
+			return err
+		}
+		body, err := ev.Marshal()
+		if err != nil {
+			return err
+		}
+		m := message.NewMessage(ev.ID, body)
+		m.Metadata.Set("partition_key", id)
+		msgs = append(msgs, m)
+	}
+	return e.client.Publisher().Publish(EventsTopic, msgs...)
+}
+
+// parked starts n instances that stay waiting for their approval, and
+// measures what they cost.
+func (e *env) parked(ctx context.Context, n int) (Parked, error) {
+	eng := e.bridge.Engine()
+	before := currentRSSMiB()
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		if _, err := eng.Start(ctx, "BenchSaga", fmt.Sprintf("parked-%d", i), []byte(`{}`)); err != nil {
+			return Parked{}, err
+		}
+	}
+	startDur := time.Since(t0)
+	// Wait until the last one has run its three steps and is waiting.
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		st, err := eng.Get(ctx, fmt.Sprintf("parked-%d", n-1))
+		if err == nil && st.RuntimeStatus == "RUNNING" && time.Since(t0) > time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			return Parked{}, errors.New("parked instances did not start in 5 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // let the tail finish its steps
+	growth := currentRSSMiB() - before
+	var db int64
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(filepath.Join(e.dir, "workflows.db"+suffix)); err == nil {
+			db += fi.Size()
+		}
+	}
+	return Parked{
+		Broker: e.broker, Instances: n, RSSGrowthMiB: growth,
+		KiBPerInstance: growth * 1024 / float64(n), DBMiB: float64(db) / (1 << 20),
+		StartSeconds: startDur.Seconds(),
+	}, nil
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// resetPeakRSS resets the kernel's high-water mark (Linux clear_refs 5).
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func peakRSSMiB() float64    { return procStatusMiB("VmHWM:") }
+func currentRSSMiB() float64 { return procStatusMiB("VmRSS:") }
+
+func procStatusMiB(field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sagabridge/sagabridge/bridge/benchmark"
+)
+
+func newBenchCmd() *cobra.Command {
+	var opts benchmark.Options
+	var brokers, conc, out, commit, level, cpuProfile string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure sagas/s and latency through the bridge and directly against the engine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level, true)
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			opts.Logger = log
+			opts.Brokers = strings.Split(brokers, ",")
+			for _, c := range strings.Split(conc, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(c))
+				if err != nil {
+					return exitError{exitUsage, fmt.Errorf("--concurrency: %w", err)}
+				}
+				opts.Concurrency = append(opts.Concurrency, n)
+			}
+			w := cmd.OutOrStdout()
+			opts.Progress = func(r benchmark.Result) {
+				fmt.Fprintf(w, "  %-5s %-6s in flight %3d: %6.0f sagas/s, p50 %.1f ms, p99 %.1f ms\n",
+					r.Broker, r.Mode, r.Concurrency, r.PerSecond, r.P50Ms, r.P99Ms)
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			rep, err := benchmark.Run(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			rep.Commit = commit
+			rep.Machine = fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+			fmt.Fprintf(w, "\n%s — %s — commit %s\n", rep.Date, rep.Machine, rep.Commit)
+			if err := rep.WriteTable(w); err != nil {
+				return err
+			}
+			if out != "" {
+				if err := os.MkdirAll(out, 0o755); err != nil {
+					return err
+				}
+				if err := rep.WriteJSON(filepath.Join(out, "bench.json")); err != nil {
+					return err
+				}
+				if err := rep.WriteSVG(filepath.Join(out, "bench.svg")); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(out, "bench.json"), filepath.Join(out, "bench.svg"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&brokers, "brokers", "nats,kafka", "brokers to measure: nats, kafka")
+	cmd.Flags().StringVar(&conc, "concurrency", "1,8,32,128", "sagas in flight, comma separated")
+	cmd.Flags().IntVar(&opts.Sagas, "sagas", 2000, "sagas per measurement")
+	cmd.Flags().IntVar(&opts.Parked, "parked", 10000, "instances left waiting for an event, for the memory figure (0: skip)")
+	cmd.Flags().StringVar(&opts.DataDir, "data", "data/bench", "directory for databases and broker stores")
+	cmd.Flags().IntVar(&opts.EngineParallelism, "engine-parallelism", 128, "embedded engine work items at once")
+	cmd.Flags().IntVar(&opts.BrokerConcurrency, "broker-concurrency", 128, "messages per topic handled at once")
+	cmd.Flags().StringVar(&out, "out", "", "directory for bench.json and bench.svg")
+	cmd.Flags().StringVar(&commit, "commit", "", "commit recorded in the report")
+	cmd.Flags().StringVar(&level, "log-level", "error", "log level")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof)")
+	return cmd
+}
