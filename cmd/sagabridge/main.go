@@ -63,6 +63,9 @@ func newRoot() *cobra.Command {
 		newVetCmd(),
 		newVersionCmd(),
 		newBenchCmd(),
+		newPublishCmd(),
+		newDLQCmd(),
+		newWorkflowCmd(),
 	)
 	return root
 }
