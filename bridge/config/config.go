@@ -272,6 +272,10 @@ func Load(path string) (*Config, error) {
 // Parse decodes YAML, applies defaults and validates the structure. name
 // is used in error positions. Routes are checked again, with CEL, by the
 // route package.
+//
+// When the YAML itself parses, the returned config is non-nil even with an
+// error (unknown keys, invalid values), so `sagabridge validate` can go on
+// and report the routes' problems too. Anything else must stop on error.
 func Parse(name string, b []byte) (*Config, error) {
 	cfg := &Config{file: name}
 	var root yaml.Node
@@ -281,14 +285,12 @@ func Parse(name string, b []byte) (*Config, error) {
 	cfg.root = &root
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	var decodeErr error
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, positioned(name, err)
+		decodeErr = positioned(name, err)
 	}
 	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return cfg, errors.Join(decodeErr, cfg.Validate())
 }
 
 // positioned rewrites yaml.v3's "line N: msg" into "file:N: msg".

@@ -206,7 +206,7 @@ func splitDots(s string) []string {
 }
 
 func (c *compiler) workflow(name string, known map[string]bool, field string) {
-	if known != nil && !known[name] {
+	if name != "" && known != nil && !known[name] {
 		c.fail(c.path(field+".workflow"), "route %q: workflow %q is not registered", c.cfg.Routes[c.idx].Name, name)
 	}
 }

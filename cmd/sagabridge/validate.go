@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -18,10 +19,12 @@ func newValidateCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)
-			if err != nil {
-				return exitError{exitUsage, err}
+			if cfg != nil {
+				// Report the routes' problems beside the structural ones.
+				_, rerr := route.New(cfg, bridge.WorkflowNames())
+				err = errors.Join(err, rerr)
 			}
-			if _, err := route.New(cfg, bridge.WorkflowNames()); err != nil {
+			if err != nil {
 				return exitError{exitUsage, err}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d routes\n", file, len(cfg.Routes))

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestValidateReportsEveryProblemWithFileAndLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	bad := `broker:
+  kind: nats
+  colour: blue
+routes:
+  - name: order-placed
+    topics: [orders.placed]
+    match: event.type == "order.placed" && 10 + "x" == 1
+    start:
+      workflow: OrderSagaV9
+      instanceId: '"order-" + event.data.orderId'
+  - name: order-placed
+    topics: [orders.placed]
+    raise: {instanceId: event.subject, eventName: approval}
+`
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"validate", "-c", path})
+	err := root.Execute()
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != exitUsage {
+		t.Fatalf("want exit %d, got %v", exitUsage, err)
+	}
+	for _, want := range []string{
+		path + ":3: field colour not found",
+		path + `:11: route name "order-placed" is also used by route 1`,
+		path + `:7: route "order-placed": match:`,
+		path + `:9: route "order-placed": workflow "OrderSagaV9" is not registered`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+
+	root = newRoot()
+	root.SetOut(&out)
+	root.SetArgs([]string{"validate", "-c", "../../bridge/devenv/dev.yaml"})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("dev.yaml: %v", err)
+	}
+	if !strings.Contains(out.String(), "ok, 6 routes") {
+		t.Fatalf("output %q", out.String())
+	}
+}
