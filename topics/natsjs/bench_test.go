@@ -18,11 +18,13 @@ import (
 //
 //   - adapter-1 / adapter-16: through the bridge's subscriber with 1 and 16
 //     messages in flight, each acked with a confirmed (double) ack;
+//
 //   - raw: nats.go's jetstream pull consumer, DoubleAck per message, one at
 //     a time: the same safety without the adapter;
+//
 //   - raw-async: the same consumer with fire-and-forget acks: the ceiling.
 //
-//	go test -run '^$' -bench BenchmarkConsume -benchtime 20000x ./topics/natsjs/
+//     go test -run '^$' -bench BenchmarkConsume -benchtime 20000x ./topics/natsjs/
 func BenchmarkConsume(b *testing.B) {
 	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: b.TempDir()})
 	if err != nil {
