@@ -2,10 +2,11 @@
 // registry that names them, so a saga written in Go and one declared in YAML
 // refer to the same compensation by the same name.
 //
-// A compensation here is a command to a participant (release the stock,
-// refund the charge) and the reply that confirms it. Compensations must be
-// idempotent on the participant's side: the saga retries one until it is
-// confirmed, and each attempt carries a new deterministic command id.
+// A compensation is either a command to a participant (release the stock,
+// refund the charge) with the reply that confirms it, or a registered
+// activity that undoes the step itself. Compensations must be idempotent:
+// the saga retries one until it is confirmed, each attempt with a new
+// deterministic command id, and a worker crash can repeat an attempt.
 package compensations
 
 import (
@@ -19,14 +20,31 @@ import (
 
 // Compensation undoes one step.
 type Compensation struct {
-	Name    string
+	Name string
+	// Command is sent to a participant; the compensation is confirmed by a
+	// reply with status "ok". A refusal is retried: the participant may be
+	// able to undo later (a stock service restarting, say).
 	Command topics.CommandSpec
-	// Timeout is how long one attempt waits for the confirming reply.
+	// Activity, instead of Command, is the registered name of an activity
+	// that undoes the step; it gets a sagas.Request with Compensate set.
+	// Returning nil confirms the compensation.
+	Activity string
+	// Timeout is how long one command attempt waits for the confirming
+	// reply. For an activity it is optional and reaches the activity as
+	// the request's deadline: the engine cannot cancel a running activity.
 	Timeout time.Duration
-	// MaxAttempts is how many commands are sent before the saga gives up
-	// and ends "failed", listing this compensation as not undone.
+	// MaxAttempts is how many attempts are made before the saga gives up
+	// and ends "failed", listing this compensation as not undone. 0 means 1.
 	MaxAttempts int
+	// Backoff is the wait between attempts; zero retries at once.
+	Backoff Backoff
 }
+
+// IsCommand reports whether the compensation is a command (not an activity).
+func (c Compensation) IsCommand() bool { return c.Command != (topics.CommandSpec{}) }
+
+// Attempts is MaxAttempts with 0 read as 1.
+func (c Compensation) Attempts() int { return max(c.MaxAttempts, 1) }
 
 // Validate reports every problem at once.
 func (c Compensation) Validate() error {
@@ -34,14 +52,28 @@ func (c Compensation) Validate() error {
 	if c.Name == "" {
 		errs = append(errs, errors.New("compensation: name is required"))
 	}
-	if c.Command.Topic == "" || c.Command.Type == "" || c.Command.ReplyEvent == "" {
-		errs = append(errs, fmt.Errorf("compensation %s: command needs topic, type and replyEvent", c.Name))
+	switch {
+	case c.IsCommand() && c.Activity != "":
+		errs = append(errs, fmt.Errorf("compensation %s: set command or activity, not both", c.Name))
+	case c.IsCommand():
+		if c.Command.Topic == "" || c.Command.Type == "" || c.Command.ReplyEvent == "" {
+			errs = append(errs, fmt.Errorf("compensation %s: command needs topic, type and replyEvent", c.Name))
+		}
+		if c.Timeout <= 0 {
+			errs = append(errs, fmt.Errorf("compensation %s: timeout must be positive", c.Name))
+		}
+	case c.Activity != "":
+		if c.Timeout < 0 {
+			errs = append(errs, fmt.Errorf("compensation %s: timeout must not be negative", c.Name))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("compensation %s: needs a command or an activity", c.Name))
 	}
-	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("compensation %s: timeout must be positive", c.Name))
+	if c.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("compensation %s: maxAttempts must not be negative", c.Name))
 	}
-	if c.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("compensation %s: maxAttempts must be at least 1", c.Name))
+	if err := c.Backoff.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("compensation %s: %w", c.Name, err))
 	}
 	return errors.Join(errs...)
 }
@@ -72,14 +104,20 @@ func NewRegistry(cs ...Compensation) (*Registry, error) {
 	return r, nil
 }
 
-// Get returns a compensation by name.
+// Get returns a compensation by name. A nil registry has none.
 func (r *Registry) Get(name string) (Compensation, bool) {
+	if r == nil {
+		return Compensation{}, false
+	}
 	c, ok := r.byName[name]
 	return c, ok
 }
 
 // Names lists the registered compensations, sorted.
 func (r *Registry) Names() []string {
+	if r == nil {
+		return nil
+	}
 	out := make([]string, 0, len(r.byName))
 	for n := range r.byName {
 		out = append(out, n)

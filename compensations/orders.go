@@ -12,6 +12,11 @@ const (
 	RefundPaymentReply    = "refund-payment.reply"
 )
 
+// undoBackoff spaces the attempts of a refused compensation: 1s, 2s, 4s, 8s.
+func undoBackoff() Backoff {
+	return Backoff{Initial: time.Second, Max: 30 * time.Second, Multiplier: 2}
+}
+
 // ReleaseInventory gives back the stock a reservation held.
 func ReleaseInventory() Compensation {
 	return Compensation{
@@ -23,6 +28,7 @@ func ReleaseInventory() Compensation {
 		},
 		Timeout:     10 * time.Second,
 		MaxAttempts: 5,
+		Backoff:     undoBackoff(),
 	}
 }
 
@@ -37,6 +43,7 @@ func RefundPayment() Compensation {
 		},
 		Timeout:     10 * time.Second,
 		MaxAttempts: 5,
+		Backoff:     undoBackoff(),
 	}
 }
 

@@ -25,6 +25,11 @@ type PublishRequest struct {
 	Topic string            `json:"topic"`
 	Key   string            `json:"key"`
 	Event topics.CloudEvent `json:"event"`
+	// Progress, when set, is published to ProgressTopic after Event: a
+	// command step reports where the saga is in the same activity that
+	// sends the command, so progress costs the engine no extra work.
+	ProgressTopic string             `json:"progressTopic,omitempty"`
+	Progress      *topics.CloudEvent `json:"progress,omitempty"`
 }
 
 // Activities are the side effects sagas perform. They are registered as
@@ -49,9 +54,11 @@ func NewActivities(pub Publisher) (*Activities, error) {
 	return a, nil
 }
 
-// Publish sends one event. It runs at least once per call in the saga, so
-// the event id is deterministic and consumers dedupe on it; on NATS the
-// broker drops a re-publish of the same id within its duplicate window.
+// Publish sends one event (and the progress event riding with it). It runs
+// at least once per call in the saga, so event ids are deterministic and
+// consumers dedupe on them; on NATS the broker drops a re-publish of the
+// same id within its duplicate window. A failed progress publish fails the
+// activity, and the saga's retry sends the command again under the same id.
 func (a *Activities) Publish(ctx workflow.ActivityContext) (any, error) {
 	var req PublishRequest
 	if err := ctx.GetInput(&req); err != nil {
@@ -59,6 +66,11 @@ func (a *Activities) Publish(ctx workflow.ActivityContext) (any, error) {
 	}
 	if err := a.pub.Publish(ctx.Context(), req.Topic, req.Key, req.Event); err != nil {
 		return nil, fmt.Errorf("publish %s to %s: %w", req.Event.ID, req.Topic, err)
+	}
+	if req.Progress != nil {
+		if err := a.pub.Publish(ctx.Context(), req.ProgressTopic, req.Key, *req.Progress); err != nil {
+			return nil, fmt.Errorf("publish progress %s to %s: %w", req.Progress.ID, req.ProgressTopic, err)
+		}
 	}
 	return nil, nil
 }
@@ -69,7 +81,8 @@ func (a *Activities) Registered() []workflow.Activity {
 }
 
 // FuncName is the name go-sdk v1.11 registers a workflow or activity under:
-// the last dot-separated part of the function's runtime name.
+// the last dot-separated part of the function's runtime name ("OrderSaga"
+// for a function, "Publish-fm" for a method value).
 func FuncName(f any) string {
 	full := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
 	return full[strings.LastIndex(full, ".")+1:]

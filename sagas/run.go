@@ -2,13 +2,11 @@ package sagas
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/dapr/go-sdk/workflow"
 
-	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -30,180 +28,229 @@ const (
 )
 
 // Run executes saga s in a workflow. The workflow's input is the data of the
-// event that started it; it is passed to every command as the payload.
+// event that started it; commands carry it as their payload unless a step's
+// Input says otherwise.
 //
-// Run returns the outcome it published. It returns an error only when the
-// outcome itself could not be published after all retries.
+// Run returns the outcome it published (a topics.Outcome). It returns an
+// error only when the saga is invalid or the outcome itself could not be
+// published after all retries.
 func Run(ctx *workflow.WorkflowContext, s Saga) (any, error) {
 	var input json.RawMessage
 	if err := ctx.GetInput(&input); err != nil {
 		return nil, fmt.Errorf("saga %s: decode input: %w", s.Name, err)
 	}
-	r := &run{ctx: ctx, saga: s, input: input, id: ctx.InstanceID()}
-	out := topics.Outcome{
-		Saga:       s.Name,
-		InstanceID: r.id,
-		StartedAt:  ctx.CurrentUTCDateTime(),
-	}
-
-	// done lists the steps whose effect may exist, in the order they ran:
-	// compensations run over it backwards.
-	var done []int
-	var failure string
-	for i, st := range s.Steps {
-		res := r.step(st)
-		out.Steps = append(out.Steps, res)
-		switch res.Status {
-		case StepDone:
-			done = append(done, i)
-			continue
-		case StepTimedOut:
-			// No reply does not mean nothing happened: undo it too.
-			done = append(done, i)
-		}
-		failure = fmt.Sprintf("step %s %s", st.Name, res.Status)
-		if res.Error != "" {
-			failure += ": " + res.Error
-		}
-		break
-	}
-
-	out.Status = topics.StatusCompleted
-	if failure != "" {
-		out.Error = failure
-		out.Status = topics.StatusCompensated
-		for k := len(done) - 1; k >= 0; k-- {
-			st := s.Steps[done[k]]
-			if st.Compensation == nil {
-				continue
-			}
-			if err := r.compensate(st.Name, *st.Compensation); err != nil {
-				out.Status = topics.StatusFailed
-				out.NotUndone = append(out.NotUndone, st.Name)
-				out.Steps[done[k]].Status = StepCompensationFailed
-				out.Steps[done[k]].Error = err.Error()
-				continue
-			}
-			out.Compensated = append(out.Compensated, st.Name)
-			out.Steps[done[k]].Status = StepCompensated
-		}
-	}
-	out.FinishedAt = ctx.CurrentUTCDateTime()
-
-	ev, err := topics.NewCloudEvent(topics.OutcomeID(r.id, out.Status), topics.Source,
-		topics.OutcomeType(out.Status), r.id, out.FinishedAt, out)
+	out, err := RunInput(ctx, s, input)
 	if err != nil {
 		return nil, err
-	}
-	if err := r.publish(s.outcomeTopic(), ev); err != nil {
-		return nil, fmt.Errorf("saga %s: publish outcome: %w", s.Name, err)
 	}
 	return out, nil
 }
 
+// RunInput is Run with the input already decoded, for orchestrators that
+// wrap it (the declarative one reads a DeclarativeInput first).
+func RunInput(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage) (topics.Outcome, error) {
+	if err := s.Validate(); err != nil {
+		return topics.Outcome{}, err
+	}
+	r := &run{
+		ctx:  ctx,
+		saga: s,
+		id:   ctx.InstanceID(),
+		state: &State{
+			InstanceID: ctx.InstanceID(),
+			Saga:       s.Name,
+			Input:      input,
+			Results:    map[string]json.RawMessage{},
+		},
+	}
+	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime()}
+
+	r.forward()
+	r.out.Status = topics.StatusCompleted
+	if r.failure != "" {
+		r.out.Error = r.failure
+		r.out.Status = topics.StatusCompensated
+		r.backward()
+	}
+	if len(r.childNotUndone) > 0 {
+		r.out.Status = topics.StatusFailed
+		r.out.NotUndone = append(r.out.NotUndone, r.childNotUndone...)
+	}
+	r.out.FinishedAt = ctx.CurrentUTCDateTime()
+
+	ev, err := topics.NewCloudEvent(topics.OutcomeID(r.id, r.out.Status), topics.Source,
+		topics.OutcomeType(r.out.Status), r.id, r.out.FinishedAt, r.out)
+	if err != nil {
+		return topics.Outcome{}, err
+	}
+	if err := r.publish(s.outcomeTopic(), ev); err != nil {
+		return topics.Outcome{}, fmt.Errorf("saga %s: publish outcome: %w", s.Name, err)
+	}
+	return r.out, nil
+}
+
+// run is one execution (or replay) of a saga. It holds the workflow
+// context because every helper schedules work on it; it lives only for
+// the duration of the orchestrator call.
 type run struct {
 	ctx   *workflow.WorkflowContext
 	saga  Saga
-	input json.RawMessage
 	id    string
+	state *State
+	out   topics.Outcome
+
+	// done lists the steps whose effect may exist and that have a
+	// compensation, in the order they finished: backward runs over it in
+	// reverse.
+	done []doneStep
+	// failure is why the saga stopped going forward ("" while it goes).
+	failure string
+	// childNotUndone is what failed child sagas could not undo.
+	childNotUndone []string
+	// seq numbers progress events.
+	seq int
 }
 
-// step sends the command and waits for its reply, resending when no reply
-// comes in time.
-func (r *run) step(st Step) topics.StepResult {
-	res := topics.StepResult{Name: st.Name}
-	for attempt := 1; attempt <= st.MaxAttempts; attempt++ {
-		reply, err := r.command(st.Name, st.Command, false, attempt, st.Timeout)
-		switch {
-		case errors.Is(err, errNoReply):
-			continue
-		case err != nil:
-			res.Status, res.Error = StepFailed, err.Error()
-			return res
-		case reply.Status == topics.ReplyOK:
-			res.Status = StepDone
-			return res
-		default:
-			res.Status, res.Error = StepFailed, reply.Reason
-			if res.Error == "" {
-				res.Error = "participant replied " + reply.Status
+type doneStep struct {
+	st  *Step
+	idx int // in out.Steps
+}
+
+func (r *run) now() time.Time { return r.ctx.CurrentUTCDateTime() }
+
+// forward runs the steps in order, following their decisions.
+func (r *run) forward() {
+	steps := r.saga.Steps
+	for i := 0; i < len(steps); {
+		st := &steps[i]
+		d := r.step(st)
+		switch d.kind {
+		case decideNext:
+			i++
+		case decideComplete:
+			return
+		case decideGoto:
+			j := laterStep(steps, i, d.target)
+			if j < 0 {
+				r.failure = fmt.Sprintf("step %s: goto %s: no such later step", st.Name, d.target)
+				return
 			}
-			return res
+			i = j
+		default:
+			r.failure = d.reason
+			return
 		}
 	}
-	res.Status = StepTimedOut
-	res.Error = fmt.Sprintf("no reply after %d attempts of %s", st.MaxAttempts, st.Timeout)
-	return res
 }
 
-// compensate sends the compensation until a participant confirms it.
-func (r *run) compensate(step string, c compensations.Compensation) error {
-	var last string
-	for attempt := 1; attempt <= c.MaxAttempts; attempt++ {
-		reply, err := r.command(step, c.Command, true, attempt, c.Timeout)
-		switch {
-		case errors.Is(err, errNoReply):
-			last = "no reply"
-			continue
-		case err != nil:
-			return fmt.Errorf("%s: %w", c.Name, err)
-		case reply.Status == topics.ReplyOK:
-			return nil
-		default:
-			last = reply.Reason
-			// A refused compensation may succeed later (stock service
-			// restarting, say): wait before asking again.
-			if err := r.ctx.CreateTimer(time.Duration(attempt) * time.Second).Await(nil); err != nil {
-				return fmt.Errorf("%s: %w", c.Name, err)
+func laterStep(steps []Step, i int, name string) int {
+	for j := i + 1; j < len(steps); j++ {
+		if steps[j].Name == name {
+			return j
+		}
+	}
+	return -1
+}
+
+// step runs one top-level step and says what comes next.
+func (r *run) step(st *Step) Decision {
+	switch st.Kind() {
+	case KindBranch:
+		r.record(st, verdict{ok: true})
+		return r.decide(st)
+	case KindParallel:
+		members := make([]*member, len(st.Parallel))
+		for k := range st.Parallel {
+			members[k] = &member{st: &st.Parallel[k]}
+		}
+		r.runMembers(st, members)
+		var failed []string
+		for _, m := range members {
+			r.record(m.st, m.v)
+			if !m.v.ok {
+				failed = append(failed, m.st.Name+" "+m.v.describe())
 			}
 		}
+		if len(failed) > 0 {
+			return Fail(fmt.Sprintf("step %s failed: %s", st.Name, joinSemi(failed)))
+		}
+		return r.decide(st)
+	default:
+		m := &member{st: st}
+		r.runMembers(st, []*member{m})
+		r.record(st, m.v)
+		switch {
+		case m.v.ok:
+			return r.decide(st)
+		case st.Wait != nil && m.v.timedOut && st.Wait.OnTimeout.kind != decideFail:
+			return st.Wait.OnTimeout
+		}
+		msg := "step " + st.Name + " " + m.v.describe()
+		if st.Wait != nil && st.Wait.OnTimeout.reason != "" {
+			msg += " (" + st.Wait.OnTimeout.reason + ")"
+		}
+		return Fail(msg)
 	}
-	return fmt.Errorf("%s not confirmed after %d attempts: %s", c.Name, c.MaxAttempts, last)
 }
 
-var errNoReply = errors.New("no reply in time")
-
-// command publishes one command and waits for the reply event.
-func (r *run) command(step string, spec topics.CommandSpec, undo bool, attempt int, timeout time.Duration) (topics.Reply, error) {
-	data := topics.Command{
-		InstanceID: r.id,
-		Saga:       r.saga.Name,
-		Step:       step,
-		Attempt:    attempt,
-		Compensate: undo,
-		Payload:    r.input,
+// record lists a finished step in the outcome, keeps its result and, when
+// its effect may exist, remembers it for compensation.
+func (r *run) record(st *Step, v verdict) {
+	res := topics.StepResult{Name: st.Name, Status: StepDone}
+	if !v.ok {
+		res.Status, res.Error = v.status, v.err
 	}
-	ev, err := topics.NewCloudEvent(topics.CommandID(r.id, step, undo, attempt), topics.Source,
-		spec.Type, r.id, r.ctx.CurrentUTCDateTime(), data)
-	if err != nil {
-		return topics.Reply{}, err
+	r.out.Steps = append(r.out.Steps, res)
+	if v.ok {
+		r.state.Results[st.Name] = v.data
 	}
-	if err := r.publish(spec.Topic, ev); err != nil {
-		return topics.Reply{}, err
+	if (v.ok || v.effect) && st.Compensation != nil {
+		r.done = append(r.done, doneStep{st: st, idx: len(r.out.Steps) - 1})
 	}
-	var reply topics.Reply
-	if err := r.ctx.WaitForExternalEvent(spec.ReplyEvent, timeout).Await(&reply); err != nil {
-		return topics.Reply{}, errNoReply
-	}
-	return reply, nil
+	r.childNotUndone = append(r.childNotUndone, v.notUndone...)
 }
 
-// publish runs the Publish activity, retrying with a durable timer while
-// the broker refuses.
-func (r *run) publish(topic string, ev topics.CloudEvent) error {
-	req := PublishRequest{Topic: topic, Key: r.id, Event: ev}
-	delay := time.Second
-	for attempt := 1; ; attempt++ {
-		err := r.ctx.CallActivity(PublishActivity, workflow.ActivityInput(req)).Await(nil)
-		if err == nil {
-			return nil
-		}
-		if attempt >= publishAttempts {
-			return err
-		}
-		if err := r.ctx.CreateTimer(delay).Await(nil); err != nil {
-			return err
-		}
-		delay = min(delay*2, publishMaxDelay)
+// decide asks a step's Decide function what comes next.
+func (r *run) decide(st *Step) Decision {
+	if st.Decide == nil {
+		return Next()
 	}
+	r.state.Step, r.state.Attempt, r.state.Now = st.Name, 0, r.now()
+	d, err := st.Decide(r.state)
+	switch {
+	case err != nil:
+		return Fail(fmt.Sprintf("step %s: decide: %v", st.Name, err))
+	case d.kind == decideFail && d.reason == "":
+		return Fail(fmt.Sprintf("step %s decided to fail", st.Name))
+	case d.kind == decideFail:
+		return Fail(fmt.Sprintf("step %s: %s", st.Name, d.reason))
+	}
+	return d
+}
+
+// backward runs the compensations of the done steps in reverse order.
+func (r *run) backward() {
+	for k := len(r.done) - 1; k >= 0; k-- {
+		d := r.done[k]
+		if err := r.compensate(d.st); err != nil {
+			r.out.Status = topics.StatusFailed
+			r.out.NotUndone = append(r.out.NotUndone, d.st.Name)
+			r.out.Steps[d.idx].Status = StepCompensationFailed
+			r.out.Steps[d.idx].Error = err.Error()
+			continue
+		}
+		r.out.Compensated = append(r.out.Compensated, d.st.Name)
+		r.out.Steps[d.idx].Status = StepCompensated
+	}
+}
+
+func joinSemi(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += "; "
+		}
+		out += s
+	}
+	return out
 }

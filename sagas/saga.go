@@ -1,71 +1,192 @@
 package sagas
 
 import (
-	"errors"
-	"fmt"
+	"encoding/json"
 	"time"
+
+	"github.com/dapr/go-sdk/workflow"
 
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// Saga is a definition: a name (the workflow name it runs under) and steps.
+// Saga is a definition: a name (shown in outcomes and progress) and steps
+// that run in order. Run executes it inside a workflow function.
 type Saga struct {
-	Name  string
-	Steps []Step
+	Name string
+	// Version is shown in progress events; declarative sagas set it from
+	// their definition. Go sagas version by workflow name (OrderSagaV2).
+	Version int
+	Steps   []Step
 	// OutcomeTopic receives the outcome event; default topics.Outcomes.
 	OutcomeTopic string
+	// ProgressTopic receives progress events; default DefaultProgressTopic.
+	ProgressTopic string
+	// NoProgress turns progress events off, for sagas where one broker
+	// message per step matters more than being able to see where they are.
+	NoProgress bool
 }
 
-// Step is one forward action and how to undo it.
+// Step is one forward action, how to retry it, and how to undo it.
+//
+// The action is exactly one of Command, Activity, Child, Wait, Parallel or
+// Func. A step with none of them and a Decide function is a pure branch.
 type Step struct {
 	Name string
-	// Command is sent to a participant; the step waits for its reply.
+
+	// Command is sent to a participant; the step waits for its reply. A
+	// reply with status "failed" is final and is not retried; no reply in
+	// Timeout is retried, and after the last attempt the step counts as
+	// timed out and is compensated too: no reply does not mean nothing
+	// happened.
 	Command topics.CommandSpec
-	// Timeout is how long one attempt waits for the reply.
+	// Reply decides whether a command's reply is a success. nil reads a
+	// topics.Reply: status "ok" succeeds, anything else fails with reason.
+	Reply ReplyRule
+	// Activity calls a registered activity with a Request. An error is
+	// retried (unless Permanent); after the last attempt the step failed
+	// and is not compensated: an activity that fails must leave nothing
+	// behind.
+	Activity *Activity
+	// Child runs another saga as a child workflow.
+	Child *Child
+	// Wait waits for an external event (a human approval, a legacy reply).
+	Wait *Wait
+	// Parallel runs its members at once (fan-out) and continues when all
+	// have finished (fan-in). Members are Command, Activity, Child or Wait
+	// steps with their own retries and compensations. If any member fails,
+	// the members that succeeded (or timed out) are compensated, in reverse
+	// member order, before the steps that ran earlier.
+	Parallel []Step
+	// Func is the escape hatch: plain workflow code with the context, for
+	// loops and timers the DSL does not express. It must be deterministic
+	// (`sagabridge vet` checks function literals with a workflow context).
+	Func StepFunc
+
+	// Input computes the payload the action sends (command payload,
+	// activity request payload, child input) from the saga's state. nil
+	// sends the saga's input unchanged.
+	Input func(s *State) (any, error)
+
+	// Timeout bounds one attempt: the wait for a command's reply or for a
+	// Wait's event. Activities get it as the request's deadline. Child
+	// steps have none: the child's own steps are bounded.
 	Timeout time.Duration
-	// MaxAttempts is how many times the command is sent when no reply comes
-	// in time. A reply with status "failed" is final and is not retried.
+	// MaxAttempts is how many attempts are made; 0 means 1. A Wait step is
+	// never repeated.
 	MaxAttempts int
+	// Backoff is the durable wait between attempts; zero retries at once.
+	Backoff Backoff
+
 	// Compensation undoes the step; nil for steps with nothing to undo.
 	Compensation *compensations.Compensation
+
+	// Decide picks what runs next once the step succeeded (for a Wait: once
+	// the event arrived; its payload is s.Results[step]). nil goes on with
+	// the next step. Only top-level steps decide.
+	Decide func(s *State) (Decision, error)
 }
 
-// Validate reports every problem at once.
-func (s Saga) Validate() error {
-	var errs []error
-	if s.Name == "" {
-		errs = append(errs, errors.New("saga: name is required"))
+// Backoff is the wait between attempts; see compensations.Backoff.
+type Backoff = compensations.Backoff
+
+// ReplyRule reads a participant's reply: ok reports success, reason says
+// why not. It must be a pure function of the payload.
+type ReplyRule func(payload json.RawMessage) (ok bool, reason string)
+
+// Activity names a registered activity. Register activities as plain
+// functions or method values; FuncName gives the name go-sdk uses.
+type Activity struct {
+	Name string
+	// Params are fixed parameters for the activity, sent as Request.Params.
+	Params any
+}
+
+// Child names the child saga's workflow. Its instance ID is deterministic,
+// "<parent>:<step>:<attempt>", so a replay finds the same child.
+//
+// The child publishes its own outcome, like any saga. Its status decides
+// the step: completed succeeds; compensated fails the step (the child
+// undid itself, so the step's own compensation does not run); failed fails
+// the step, and what the child could not undo is listed in the parent's
+// NotUndone as "<step>/<item>". A child workflow that itself fails (its
+// outcome could not be published) is retried with a new instance ID.
+type Child struct {
+	// Workflow is the registered workflow name of the child saga.
+	Workflow string
+	// Definition and Version, when set, start a declarative saga: Workflow
+	// defaults to DeclarativeWorkflow and the input is wrapped in a
+	// DeclarativeInput pinned to that version.
+	Definition string
+	Version    int
+}
+
+// Wait waits for one external event, raised on the instance by a route.
+type Wait struct {
+	Event string
+	// OnTimeout is what happens when Step.Timeout passes without the
+	// event. The zero Decision fails the saga.
+	OnTimeout Decision
+}
+
+// StepFunc is the escape hatch's signature. The result is stored as the
+// step's result; an error fails the step (retried per MaxAttempts).
+type StepFunc func(ctx *workflow.WorkflowContext, s *State) (any, error)
+
+// Step kinds, as shown in progress events.
+const (
+	KindCommand  = "command"
+	KindActivity = "activity"
+	KindChild    = "child"
+	KindWait     = "wait"
+	KindParallel = "parallel"
+	KindFunc     = "func"
+	KindBranch   = "branch"
+)
+
+// kinds lists the actions set on a step; Validate wants exactly one.
+func (st *Step) kinds() []string {
+	var out []string
+	if st.isCommand() {
+		out = append(out, KindCommand)
 	}
-	if len(s.Steps) == 0 {
-		errs = append(errs, fmt.Errorf("saga %s: no steps", s.Name))
+	if st.Activity != nil {
+		out = append(out, KindActivity)
 	}
-	seen := map[string]bool{}
-	for i, st := range s.Steps {
-		where := fmt.Sprintf("saga %s step %d (%s)", s.Name, i+1, st.Name)
-		if st.Name == "" {
-			errs = append(errs, fmt.Errorf("%s: name is required", where))
-		}
-		if seen[st.Name] {
-			errs = append(errs, fmt.Errorf("%s: duplicate step name", where))
-		}
-		seen[st.Name] = true
-		if st.Command.Topic == "" || st.Command.Type == "" || st.Command.ReplyEvent == "" {
-			errs = append(errs, fmt.Errorf("%s: command needs topic, type and replyEvent", where))
-		}
-		if st.Timeout <= 0 {
-			errs = append(errs, fmt.Errorf("%s: timeout must be positive", where))
-		}
-		if st.MaxAttempts < 1 {
-			errs = append(errs, fmt.Errorf("%s: maxAttempts must be at least 1", where))
-		}
-		if st.Compensation != nil {
-			if err := st.Compensation.Validate(); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", where, err))
-			}
-		}
+	if st.Child != nil {
+		out = append(out, KindChild)
 	}
-	return errors.Join(errs...)
+	if st.Wait != nil {
+		out = append(out, KindWait)
+	}
+	if st.Parallel != nil {
+		out = append(out, KindParallel)
+	}
+	if st.Func != nil {
+		out = append(out, KindFunc)
+	}
+	return out
+}
+
+// Kind is the step's kind, or "" when the step is malformed.
+func (st *Step) Kind() string {
+	ks := st.kinds()
+	switch {
+	case len(ks) == 1:
+		return ks[0]
+	case len(ks) == 0 && st.Decide != nil:
+		return KindBranch
+	}
+	return ""
+}
+
+func (st *Step) isCommand() bool { return st.Command != (topics.CommandSpec{}) }
+
+func (st *Step) attempts() int {
+	if st.Wait != nil {
+		return 1
+	}
+	return max(st.MaxAttempts, 1)
 }
 
 func (s Saga) outcomeTopic() string {
@@ -73,4 +194,11 @@ func (s Saga) outcomeTopic() string {
 		return s.OutcomeTopic
 	}
 	return topics.Outcomes
+}
+
+func (s Saga) progressTopic() string {
+	if s.ProgressTopic != "" {
+		return s.ProgressTopic
+	}
+	return DefaultProgressTopic
 }

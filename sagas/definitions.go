@@ -1,0 +1,173 @@
+package sagas
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/dapr/go-sdk/workflow"
+
+	"github.com/sagabridge/sagabridge/compensations"
+)
+
+// DeclarativeWorkflow is the registered name of Definitions.DeclarativeSaga:
+// go-sdk v1.11 names a method value "<Method>-fm". Register one
+// Definitions per worker; two would claim the same name.
+const DeclarativeWorkflow = "DeclarativeSaga-fm"
+
+// Errors of the declarative orchestrator.
+var (
+	// ErrUnknownDefinition: the instance names a definition this worker
+	// has not loaded. Keep every version loaded while instances run it.
+	ErrUnknownDefinition = errors.New("saga definition not loaded")
+	// ErrDefinitionChanged: the loaded definition differs from the one the
+	// instance started with. A version must never change once instances
+	// run it; add a version instead.
+	ErrDefinitionChanged = errors.New("saga definition changed since the instance started")
+	// ErrVersionNotPinned: the start input names no version. An instance
+	// must run one version for its whole life, so the version is chosen
+	// when it starts (StartInput), never while it replays.
+	ErrVersionNotPinned = errors.New("saga version not pinned in the start input")
+)
+
+// DeclarativeInput is the input of the declarative orchestrator: which
+// definition to run, pinned to a version, and the saga's own input.
+type DeclarativeInput struct {
+	Saga    string `json:"saga"`
+	Version int    `json:"version"`
+	// Digest, when set, must match the loaded definition's Digest; it
+	// catches a version edited in place while instances run it.
+	Digest string          `json:"digest,omitempty"`
+	Input  json.RawMessage `json:"input,omitempty"`
+}
+
+// Definitions holds every loaded version of every declarative saga and
+// runs them through one orchestrator. It is immutable once built, which is
+// what makes the lookup in DeclarativeSaga deterministic.
+type Definitions struct {
+	byKey  map[string]loaded
+	latest map[string]int
+}
+
+type loaded struct {
+	def    Definition
+	saga   Saga
+	digest string
+}
+
+func key(name string, version int) string { return name + "@" + strconv.Itoa(version) }
+
+// NewDefinitions compiles and validates definitions, resolving
+// compensation names in comps (which may be nil if none are named). It
+// reports every problem of every definition, each with file:line, and
+// refuses two definitions with the same name and version.
+func NewDefinitions(comps *compensations.Registry, defs ...Definition) (*Definitions, error) {
+	d := &Definitions{byKey: map[string]loaded{}, latest: map[string]int{}}
+	if got := FuncName(d.DeclarativeSaga); got != DeclarativeWorkflow {
+		return nil, fmt.Errorf("sagas: declarative orchestrator registers as %q, not %q", got, DeclarativeWorkflow)
+	}
+	var errs []error
+	for _, def := range defs {
+		s, resolved, problems := def.compile(comps)
+		if len(problems) > 0 {
+			errs = append(errs, problems...)
+			continue
+		}
+		k := key(def.Name, def.Version)
+		if prev, dup := d.byKey[k]; dup {
+			errs = append(errs, fmt.Errorf("%s: saga %s version %d is also defined at %s", def.Source, def.Name, def.Version, prev.def.Source))
+			continue
+		}
+		raw, err := json.Marshal(resolved)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: saga %s: %w", def.Source, def.Name, err))
+			continue
+		}
+		sum := sha256.Sum256(raw)
+		d.byKey[k] = loaded{def: def, saga: s, digest: hex.EncodeToString(sum[:8])}
+		d.latest[def.Name] = max(d.latest[def.Name], def.Version)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Saga returns a loaded definition compiled; version 0 means the latest.
+func (d *Definitions) Saga(name string, version int) (Saga, bool) {
+	l, ok := d.get(name, version)
+	return l.saga, ok
+}
+
+// Digest is a short hash of a definition as loaded (compensations written
+// out); version 0 means the latest.
+func (d *Definitions) Digest(name string, version int) (string, bool) {
+	l, ok := d.get(name, version)
+	return l.digest, ok
+}
+
+// Latest is the highest loaded version of a saga.
+func (d *Definitions) Latest(name string) (int, bool) {
+	v, ok := d.latest[name]
+	return v, ok
+}
+
+// Keys lists the loaded definitions as "name@version", sorted.
+func (d *Definitions) Keys() []string {
+	out := make([]string, 0, len(d.byKey))
+	for k := range d.byKey {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (d *Definitions) get(name string, version int) (loaded, bool) {
+	if version == 0 {
+		version = d.latest[name]
+	}
+	l, ok := d.byKey[key(name, version)]
+	return l, ok
+}
+
+// StartInput builds the input that starts DeclarativeWorkflow for a saga:
+// version 0 pins the latest loaded version (now, at start), and the digest
+// pins its content. input is the saga's input (JSON, passed byte for byte).
+func (d *Definitions) StartInput(name string, version int, input []byte) ([]byte, error) {
+	l, ok := d.get(name, version)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s version %d (loaded: %v)", ErrUnknownDefinition, name, version, d.Keys())
+	}
+	return json.Marshal(DeclarativeInput{Saga: name, Version: l.def.Version, Digest: l.digest, Input: input})
+}
+
+// DeclarativeSaga is the one orchestrator of every declarative saga. Its
+// input is a DeclarativeInput; it runs the pinned definition with Run's
+// semantics. A definition that is missing or changed fails the instance
+// (FAILED, no outcome) with an error saying which: running a different
+// definition than the one recorded in the history would break replay.
+func (d *Definitions) DeclarativeSaga(ctx *workflow.WorkflowContext) (any, error) {
+	var in DeclarativeInput
+	if err := ctx.GetInput(&in); err != nil {
+		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
+	}
+	if in.Version == 0 {
+		return nil, fmt.Errorf("declarative saga %s: %w", in.Saga, ErrVersionNotPinned)
+	}
+	l, ok := d.byKey[key(in.Saga, in.Version)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s version %d", ErrUnknownDefinition, in.Saga, in.Version)
+	}
+	if in.Digest != "" && in.Digest != l.digest {
+		return nil, fmt.Errorf("%w: %s version %d was %s, is %s (%s)", ErrDefinitionChanged, in.Saga, in.Version, in.Digest, l.digest, l.def.Source)
+	}
+	out, err := RunInput(ctx, l.saga, in.Input)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,158 @@
+package sagas
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// Progress is where a saga instance is. Neither engine lets a go-sdk v1.11
+// workflow set a custom status, and daprd has no API to read an instance's
+// history, so a saga reports its position itself: whenever it starts
+// waiting (a step's attempt, a compensation's attempt) it publishes a
+// progress event, a CloudEvent of type ProgressType on the saga's progress
+// topic (default DefaultProgressTopic), subject = instance ID. The outcome
+// event is the last word. Both engines behave the same, because the events
+// go through the broker, not the engine.
+//
+// A command step's progress rides in the Publish activity that sends the
+// command, so it costs the engine nothing. Other steps publish it from an
+// activity the saga does not wait for: it costs one activity, and it is
+// best effort (a broker outage drops it; the saga does not wait for it).
+// Saga.NoProgress turns the events off.
+type Progress struct {
+	Saga       string `json:"saga"`
+	Version    int    `json:"version,omitempty"`
+	InstanceID string `json:"instanceId"`
+	// Seq grows with each event of the instance; keep the highest (events
+	// from concurrent activities can arrive out of order).
+	Seq int `json:"seq"`
+	// Status is running, compensating, or the outcome's status.
+	Status string `json:"status"`
+	// Step is the step (or parallel group) running or being undone.
+	Step string `json:"step,omitempty"`
+	// Kind is the step's kind, or "compensation".
+	Kind    string `json:"kind,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	// WaitingFor says what the saga waits for: "event <name>", "activity
+	// <name>", "child <instance ID>", "func <step>".
+	WaitingFor []string `json:"waitingFor,omitempty"`
+	// Since is when this wait began (workflow time).
+	Since time.Time `json:"since"`
+	// Done lists the steps finished so far, in order.
+	Done []string `json:"done,omitempty"`
+	// Outcome is set on the final state, read from an outcome event or
+	// the workflow's output.
+	Outcome *topics.Outcome `json:"outcome,omitempty"`
+}
+
+// Progress statuses besides the outcome statuses.
+const (
+	ProgressRunning      = "running"
+	ProgressCompensating = "compensating"
+)
+
+// ProgressType is the CloudEvent type of progress events.
+const ProgressType = "sagabridge.saga.progress"
+
+// DefaultProgressTopic receives progress events unless a saga names another.
+const DefaultProgressTopic = "sagabridge.progress"
+
+// ProgressID is the deterministic CloudEvent id of an instance's seq'th
+// progress event; a re-run activity re-sends the same id.
+func ProgressID(instanceID string, seq int) string {
+	return instanceID + "/progress/" + strconv.Itoa(seq)
+}
+
+// ErrNotProgress is returned for events that say nothing about progress.
+var ErrNotProgress = errors.New("not a progress or outcome event")
+
+// DecodeProgress reads a progress event or an outcome event.
+func DecodeProgress(ev topics.CloudEvent) (Progress, error) {
+	switch ev.Type {
+	case ProgressType:
+		var p Progress
+		if err := json.Unmarshal(ev.Data, &p); err != nil {
+			return Progress{}, fmt.Errorf("progress event %s: %w", ev.ID, err)
+		}
+		return p, nil
+	case topics.OutcomeCompleted, topics.OutcomeCompensated, topics.OutcomeFailed:
+		var o topics.Outcome
+		if err := json.Unmarshal(ev.Data, &o); err != nil {
+			return Progress{}, fmt.Errorf("outcome event %s: %w", ev.ID, err)
+		}
+		return progressOfOutcome(o), nil
+	}
+	return Progress{}, fmt.Errorf("event %s of type %s: %w", ev.ID, ev.Type, ErrNotProgress)
+}
+
+// ProgressFromOutput reads a finished saga workflow's output (the outcome
+// Run returns), as `sagabridge workflow get` has it from the engine.
+func ProgressFromOutput(output string) (Progress, error) {
+	var o topics.Outcome
+	if err := json.Unmarshal([]byte(output), &o); err != nil {
+		return Progress{}, fmt.Errorf("saga output: %w", err)
+	}
+	if o.Status == "" {
+		return Progress{}, errors.New("saga output: no outcome status")
+	}
+	return progressOfOutcome(o), nil
+}
+
+// progressSeqFinal orders an outcome after every progress event.
+const progressSeqFinal = int(^uint(0) >> 1)
+
+func progressOfOutcome(o topics.Outcome) Progress {
+	p := Progress{
+		Saga: o.Saga, InstanceID: o.InstanceID, Seq: progressSeqFinal,
+		Status: o.Status, Since: o.FinishedAt, Outcome: &o,
+	}
+	for _, s := range o.Steps {
+		if s.Status == StepDone {
+			p.Done = append(p.Done, s.Name)
+		}
+	}
+	return p
+}
+
+// Newer reports whether p supersedes q (same instance, later event).
+func (p Progress) Newer(q Progress) bool { return p.Seq > q.Seq }
+
+// Finished reports whether p is the final state.
+func (p Progress) Finished() bool { return p.Outcome != nil }
+
+// String is one line for a CLI: "charge-payment (command, attempt 2):
+// waiting for event charge-payment.reply since 12:00:01".
+func (p Progress) String() string {
+	if p.Finished() {
+		s := p.Status
+		if p.Outcome.Error != "" {
+			s += ": " + p.Outcome.Error
+		}
+		return s
+	}
+	s := p.Status + " " + p.Step + " (" + p.Kind
+	if p.Attempt > 1 {
+		s += ", attempt " + strconv.Itoa(p.Attempt)
+	}
+	s += ")"
+	if len(p.WaitingFor) > 0 {
+		s += ": waiting for " + joinComma(p.WaitingFor)
+	}
+	return s + " since " + p.Since.Format(time.RFC3339)
+}
+
+func joinComma(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ", "
+		}
+		out += s
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+package sagas_test
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/dapr/go-sdk/workflow"
+
+	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// QuietSaga is ThreeSteps without progress events.
+func QuietSaga(ctx *workflow.WorkflowContext) (any, error) {
+	s := threeSteps()
+	s.Name, s.NoProgress = "Quiet", true
+	return sagas.Run(ctx, s)
+}
+
+func progressOf(t *testing.T, k *kit, id string) []sagas.Progress {
+	t.Helper()
+	var out []sagas.Progress
+	for _, ev := range distinct(k.pub.on(sagas.DefaultProgressTopic)) {
+		if ev.Subject != id {
+			continue
+		}
+		p, err := sagas.DecodeProgress(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ID != sagas.ProgressID(id, p.Seq) || ev.Type != sagas.ProgressType {
+			t.Errorf("progress event id %s type %s", ev.ID, ev.Type)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func TestProgressEvents(t *testing.T) {
+	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ThreeSteps, ApprovalSaga, QuietSaga}})
+	k.startSaga("ThreeSteps", "prog-c-fails", plan{Fail: []string{"c"}})
+	k.startSaga("ApprovalSaga", "prog-wait", plan{})
+	k.startSaga("QuietSaga", "prog-quiet", plan{})
+
+	t.Run("every wait is reported, riding with its command", func(t *testing.T) {
+		k.outcome("prog-c-fails")
+		var got []string
+		for _, p := range progressOf(t, k, "prog-c-fails") {
+			got = append(got, p.Status+" "+p.Step+" "+p.Kind+" "+p.WaitingFor[0])
+		}
+		eq(t, "progress", got, []string{
+			"running a command event a.do.reply",
+			"running b command event b.do.reply",
+			"running c command event c.do.reply",
+			"compensating b compensation event b.undo.reply",
+			"compensating a compensation event a.undo.reply",
+		})
+		// Each progress event directly follows its command: one activity
+		// published both.
+		var order []string
+		k.pub.mu.Lock()
+		for _, e := range k.pub.events {
+			if e.ev.Subject == "prog-c-fails" {
+				order = append(order, e.topic)
+			}
+		}
+		k.pub.mu.Unlock()
+		for i, topic := range order {
+			if topic == sagas.DefaultProgressTopic && (i == 0 || order[i-1] != cmdTopic) {
+				t.Errorf("progress event %d not right after a command: %v", i, order)
+			}
+		}
+	})
+
+	t.Run("a waiting saga shows what it waits for", func(t *testing.T) {
+		board, err := sagas.NewProgressBoard(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p sagas.Progress
+		waitUntil(t, 10*time.Second, "the approval step's progress", func() bool {
+			for _, ev := range k.pub.on(sagas.DefaultProgressTopic) {
+				_, _ = board.Apply(ev)
+			}
+			var ok bool
+			p, ok = board.Get("prog-wait")
+			return ok && p.Step == "approval"
+		})
+		if p.Status != sagas.ProgressRunning || p.Kind != sagas.KindWait || p.WaitingFor[0] != "event approval" ||
+			len(p.Done) != 1 || p.Done[0] != "hold" || p.Since.IsZero() {
+			t.Errorf("progress %+v", p)
+		}
+		t.Logf("workflow get would show: %s", p)
+		k.raise("prog-wait", "approval", approval{Approved: true, By: "carol"})
+		k.outcome("prog-wait")
+
+		// The outcome event is the last word, whatever order events arrive in.
+		evs := append(distinct(k.pub.on(sagas.DefaultProgressTopic)), distinct(k.pub.on(topics.Outcomes))...)
+		rand.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+		board, _ = sagas.NewProgressBoard(10)
+		for _, ev := range evs {
+			_, _ = board.Apply(ev)
+		}
+		final, ok := board.Get("prog-wait")
+		if !ok || !final.Finished() || final.Status != topics.StatusCompleted || final.String() != "completed" {
+			t.Errorf("final progress %+v", final)
+		}
+		// The same from the engine's record of the finished workflow.
+		st := k.wait("prog-wait", time.Second)
+		fromOutput, err := sagas.ProgressFromOutput(st.Output)
+		if err != nil || fromOutput.Status != topics.StatusCompleted || len(fromOutput.Done) != 3 {
+			t.Errorf("progress from output %+v, %v", fromOutput, err)
+		}
+	})
+
+	t.Run("NoProgress publishes none", func(t *testing.T) {
+		k.outcome("prog-quiet")
+		if ps := progressOf(t, k, "prog-quiet"); len(ps) != 0 {
+			t.Errorf("%d progress events", len(ps))
+		}
+	})
+}
+
+func TestProgressBoardForgetsOldest(t *testing.T) {
+	board, err := sagas.NewProgressBoard(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"x", "y", "z"} {
+		ev, err := topics.NewCloudEvent(sagas.ProgressID(id, 1), topics.Source, sagas.ProgressType, id, time.Now(),
+			sagas.Progress{InstanceID: id, Seq: 1, Status: sagas.ProgressRunning, Step: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := board.Apply(ev); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+	}
+	if _, ok := board.Get("x"); ok {
+		t.Error("oldest instance kept")
+	}
+	if _, ok := board.Get("z"); !ok {
+		t.Error("newest instance dropped")
+	}
+	if _, err := board.Apply(topics.CloudEvent{ID: "1", Type: "other"}); err == nil {
+		t.Error("an unrelated event was accepted")
+	}
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,84 @@
+package sagas
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dapr/go-sdk/workflow"
+
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// awaitable is the one method the saga needs from an engine task; naming
+// it here keeps durabletask's task package out of the saga code.
+type awaitable interface {
+	Await(v any) error
+}
+
+// failedTask is a task that failed before it was scheduled.
+type failedTask struct{ err error }
+
+func (t failedTask) Await(any) error { return t.err }
+
+// callActivity schedules an activity with a JSON input. It marshals the
+// input itself: go-sdk returns a nil task when an option fails.
+func (r *run) callActivity(name string, input any) awaitable {
+	raw, err := json.Marshal(input)
+	if err != nil {
+		return failedTask{fmt.Errorf("activity %s: marshal input: %w", name, err)}
+	}
+	t := r.ctx.CallActivity(name, workflow.ActivityRawInput(string(raw)))
+	if t == nil {
+		return failedTask{fmt.Errorf("activity %s: not scheduled", name)}
+	}
+	return t
+}
+
+func (r *run) callPublish(req PublishRequest) awaitable {
+	return r.callActivity(PublishActivity, req)
+}
+
+// awaitPublish awaits a Publish activity, calling it again with a durable
+// timer in between while the broker refuses.
+func (r *run) awaitPublish(t awaitable, req PublishRequest) error {
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		err := t.Await(nil)
+		if err == nil {
+			return nil
+		}
+		if attempt >= publishAttempts {
+			return err
+		}
+		if err := r.sleep(delay); err != nil {
+			return err
+		}
+		delay = min(delay*2, publishMaxDelay)
+		t = r.callPublish(req)
+	}
+}
+
+// publish sends one event and waits until the broker stored it.
+func (r *run) publish(topic string, ev topics.CloudEvent) error {
+	req := PublishRequest{Topic: topic, Key: r.id, Event: ev}
+	return r.awaitPublish(r.callPublish(req), req)
+}
+
+// sleep waits on a durable timer.
+func (r *run) sleep(d time.Duration) error {
+	t := r.ctx.CreateTimer(d)
+	if t == nil {
+		return errors.New("timer not scheduled")
+	}
+	return t.Await(nil)
+}
+
+// PublishDurably is the saga runtime's publish for Func steps: it runs the
+// Publish activity and retries with durable timers while the broker
+// refuses (for about 45 minutes). The event id must be deterministic.
+func PublishDurably(ctx *workflow.WorkflowContext, topic string, ev topics.CloudEvent) error {
+	r := &run{ctx: ctx, id: ctx.InstanceID()}
+	return r.publish(topic, ev)
+}

@@ -1,0 +1,248 @@
+package sagas
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/dapr/go-sdk/workflow"
+
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// commandCall is one command to send: a step's or a compensation's.
+type commandCall struct {
+	step    string
+	spec    topics.CommandSpec
+	rule    ReplyRule
+	undo    bool
+	attempt int
+	timeout time.Duration
+	payload json.RawMessage
+}
+
+// commandTry publishes a command and waits for the participant's reply.
+type commandTry struct {
+	r    *run
+	c    commandCall
+	req  PublishRequest
+	pub  awaitable
+	wait awaitable
+	err  error
+}
+
+func (r *run) startCommand(c commandCall, prog **progressEvent) try {
+	data := topics.Command{
+		InstanceID: r.id,
+		Saga:       r.saga.Name,
+		Step:       c.step,
+		Attempt:    c.attempt,
+		Compensate: c.undo,
+		Payload:    c.payload,
+	}
+	ev, err := topics.NewCloudEvent(topics.CommandID(r.id, c.step, c.undo, c.attempt), topics.Source,
+		c.spec.Type, r.id, r.now(), data)
+	if err != nil {
+		return done(failed("%v", err))
+	}
+	req := PublishRequest{Topic: c.spec.Topic, Key: r.id, Event: ev}
+	if *prog != nil {
+		req.ProgressTopic, req.Progress = r.saga.progressTopic(), &(*prog).ev
+		*prog = nil
+	}
+	return &commandTry{r: r, c: c, req: req, pub: r.callPublish(req)}
+}
+
+func (t *commandTry) settle() {
+	if t.err = t.r.awaitPublish(t.pub, t.req); t.err == nil {
+		t.wait = t.r.ctx.WaitForExternalEvent(t.c.spec.ReplyEvent, t.c.timeout)
+	}
+}
+
+func (t *commandTry) result() verdict {
+	if t.err != nil {
+		// The broker refused the command for about 45 minutes: it was never
+		// published, so there is nothing to undo.
+		return failed("publish command: %v", t.err)
+	}
+	var raw json.RawMessage
+	if err := t.wait.Await(&raw); err != nil {
+		return verdict{
+			retry: true, effect: true, timedOut: true, status: StepTimedOut,
+			err: fmt.Sprintf("no reply after %d attempts of %s", t.c.attempt, t.c.timeout),
+		}
+	}
+	rule := t.c.rule
+	if rule == nil {
+		rule = StatusReply
+	}
+	if ok, reason := rule(raw); !ok {
+		// A participant that refuses a step did nothing; one that refuses
+		// to undo may manage later, so a compensation asks again.
+		return verdict{retry: t.c.undo, status: StepFailed, err: reason}
+	}
+	return verdict{ok: true, data: raw}
+}
+
+// StatusReply is the default ReplyRule: the payload is a topics.Reply and
+// status "ok" is success.
+func StatusReply(payload json.RawMessage) (bool, string) {
+	var rep topics.Reply
+	if err := json.Unmarshal(payload, &rep); err != nil {
+		return false, "undecodable reply: " + err.Error()
+	}
+	switch {
+	case rep.Status == topics.ReplyOK:
+		return true, ""
+	case rep.Reason != "":
+		return false, rep.Reason
+	}
+	return false, "participant replied " + strconv.Quote(rep.Status)
+}
+
+// activityCall is one activity to call: a step's or a compensation's.
+type activityCall struct {
+	step     string
+	activity string
+	params   any
+	undo     bool
+	attempt  int
+	timeout  time.Duration
+	payload  json.RawMessage
+	result   json.RawMessage
+}
+
+type activityTry struct{ t awaitable }
+
+func (r *run) startActivity(c activityCall) try {
+	req := Request{
+		ID:         topics.CommandID(r.id, c.step, c.undo, c.attempt),
+		InstanceID: r.id,
+		Saga:       r.saga.Name,
+		Step:       c.step,
+		Attempt:    c.attempt,
+		Compensate: c.undo,
+		Payload:    c.payload,
+		Result:     c.result,
+	}
+	if c.timeout > 0 {
+		req.Deadline = r.now().Add(c.timeout)
+	}
+	if c.params != nil {
+		raw, err := json.Marshal(c.params)
+		if err != nil {
+			return done(failed("params of %s: %v", c.step, err))
+		}
+		req.Params = raw
+	}
+	return activityTry{t: r.callActivity(c.activity, req)}
+}
+
+func (t activityTry) settle() {}
+
+func (t activityTry) result() verdict {
+	var out json.RawMessage
+	if err := t.t.Await(&out); err != nil {
+		return verdict{retry: !IsPermanent(err), status: StepFailed, err: activityError(err)}
+	}
+	return verdict{ok: true, data: out}
+}
+
+// childTry runs a child saga.
+type childTry struct {
+	id string
+	t  awaitable
+}
+
+// ChildInstanceID is the deterministic instance ID of a child saga.
+func ChildInstanceID(parent, step string, attempt int) string {
+	return parent + ":" + step + ":" + strconv.Itoa(attempt)
+}
+
+func (r *run) startChild(st *Step, attempt int, payload json.RawMessage) try {
+	id := ChildInstanceID(r.id, st.Name, attempt)
+	wf, input := st.Child.Workflow, payload
+	if st.Child.Definition != "" {
+		if wf == "" {
+			wf = DeclarativeWorkflow
+		}
+		raw, err := json.Marshal(DeclarativeInput{Saga: st.Child.Definition, Version: st.Child.Version, Input: payload})
+		if err != nil {
+			return done(failed("child input: %v", err))
+		}
+		input = raw
+	}
+	t := r.ctx.CallChildWorkflow(wf, workflow.ChildWorkflowRawInput(string(input)), workflow.ChildWorkflowInstanceID(id))
+	return childTry{id: id, t: t}
+}
+
+func (t childTry) settle() {}
+
+func (t childTry) result() verdict {
+	var raw json.RawMessage
+	if err := t.t.Await(&raw); err != nil {
+		// The child workflow failed (not its saga: it could not even
+		// publish its outcome). What it did is unknown: retry, and undo
+		// this step if it never succeeds.
+		return verdict{retry: true, effect: true, status: StepFailed, err: fmt.Sprintf("child %s: %s", t.id, activityError(err))}
+	}
+	var o topics.Outcome
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return verdict{effect: true, status: StepFailed, err: fmt.Sprintf("child %s: undecodable outcome: %v", t.id, err)}
+	}
+	switch o.Status {
+	case topics.StatusCompleted:
+		return verdict{ok: true, data: raw}
+	case topics.StatusCompensated:
+		return verdict{status: StepFailed, err: fmt.Sprintf("child %s compensated: %s", t.id, o.Error)}
+	}
+	v := verdict{status: StepFailed, err: fmt.Sprintf("child %s %s: %s", t.id, o.Status, o.Error)}
+	for _, n := range o.NotUndone {
+		v.notUndone = append(v.notUndone, o.InstanceID+"/"+n)
+	}
+	return v
+}
+
+// waitTry waits for an external event.
+type waitTry struct {
+	st *Step
+	t  awaitable
+}
+
+func (r *run) startWait(st *Step) try {
+	return waitTry{st: st, t: r.ctx.WaitForExternalEvent(st.Wait.Event, st.Timeout)}
+}
+
+func (t waitTry) settle() {}
+
+func (t waitTry) result() verdict {
+	var raw json.RawMessage
+	if err := t.t.Await(&raw); err != nil {
+		return verdict{timedOut: true, status: StepTimedOut, err: fmt.Sprintf("no %s event within %s", t.st.Wait.Event, t.st.Timeout)}
+	}
+	return verdict{ok: true, data: raw}
+}
+
+// funcTry runs the escape hatch when the round awaits it.
+type funcTry struct {
+	r       *run
+	st      *Step
+	attempt int
+}
+
+func (t *funcTry) settle() {}
+
+func (t *funcTry) result() verdict {
+	r := t.r
+	r.state.Step, r.state.Attempt, r.state.Now = t.st.Name, t.attempt, r.now()
+	v, err := t.st.Func(r.ctx, r.state)
+	if err != nil {
+		return verdict{retry: !IsPermanent(err), status: StepFailed, err: activityError(err)}
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return failed("result of %s: %v", t.st.Name, err)
+	}
+	return verdict{ok: true, data: raw}
+}
