@@ -312,6 +312,15 @@ type memPublisher struct {
 	// after runs once the event is stored and delivered; its error is
 	// what the activity reports.
 	after func(topic string, ev topics.CloudEvent) error
+	// progressFailures counts ProgressFailed calls.
+	progressFailures int
+}
+
+// ProgressFailed makes memPublisher a sagas.ProgressFailureObserver.
+func (p *memPublisher) ProgressFailed(string, topics.CloudEvent, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.progressFailures++
 }
 
 type published struct {

@@ -21,8 +21,9 @@ import (
 //
 // A command step's progress rides in the Publish activity that sends the
 // command, so it costs the engine nothing. Other steps publish it from an
-// activity the saga does not wait for: it costs one activity, and it is
-// best effort (a broker outage drops it; the saga does not wait for it).
+// activity the saga does not wait for, which costs one activity. Progress
+// is advisory: an event the broker refuses is dropped (and reported to a
+// ProgressFailureObserver), never retried, and never holds the saga up.
 // Saga.NoProgress turns the events off.
 type Progress struct {
 	Saga       string `json:"saga"`

@@ -1,6 +1,7 @@
 package sagas_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -119,6 +120,28 @@ func TestProgressEvents(t *testing.T) {
 		if ps := progressOf(t, k, "prog-quiet"); len(ps) != 0 {
 			t.Errorf("%d progress events", len(ps))
 		}
+	})
+}
+
+// TestProgressNeverHoldsASagaUp: with the progress topic refused, sagas
+// still complete, and the publisher hears of every dropped event.
+func TestProgressNeverHoldsASagaUp(t *testing.T) {
+	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ApprovalSaga}})
+	k.pub.fail = func(topic string, _ topics.CloudEvent) error {
+		if topic == sagas.DefaultProgressTopic {
+			return errors.New("no such topic")
+		}
+		return nil
+	}
+	k.startSaga("ApprovalSaga", "no-progress-topic", plan{})
+	k.raise("no-progress-topic", "approval", approval{Approved: true})
+	if out := k.outcome("no-progress-topic"); out.Status != topics.StatusCompleted {
+		t.Fatalf("outcome %+v", out)
+	}
+	waitUntil(t, 5*time.Second, "three dropped progress events", func() bool {
+		k.pub.mu.Lock()
+		defer k.pub.mu.Unlock()
+		return k.pub.progressFailures == 3 // hold, approval (fire-and-forget), ship
 	})
 }
 

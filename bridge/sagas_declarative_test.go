@@ -1,0 +1,150 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/dapr/go-sdk/workflow"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/order"
+	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// TestDeclarativeOrderSagaEndToEnd runs the YAML OrderSaga (order.yaml)
+// through the bridge on real brokers, started by a route that pins the
+// definition's version in the start input, with the simulated services as
+// plain subscribers. It checks outcomes as the Go saga's end-to-end test
+// does, and follows every instance's progress on the progress topic.
+func TestDeclarativeOrderSagaEndToEnd(t *testing.T) {
+	for _, newKit := range brokers(t) {
+		kit := newKit(t)
+		t.Run(kit.name, func(t *testing.T) { declarativeOrderSaga(t, kit) })
+	}
+}
+
+func declarativeOrderSaga(t *testing.T, kit brokerKit) {
+	const n = 20
+	defs, err := order.Declarative()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := devConfig(t, kit, t.TempDir())
+	for i := range cfg.Routes {
+		if r := &cfg.Routes[i]; r.Start != nil && r.Start.Workflow == "OrderSaga" {
+			r.Start.Workflow = sagas.DeclarativeWorkflow
+			r.Start.Input = `{"saga": "OrderSaga", "version": 1, "input": event.data}`
+		}
+	}
+	s := startDeclarativeStack(t, kit, cfg, []workflow.Workflow{order.OrderSaga, defs.DeclarativeSaga})
+
+	board, err := sagas.NewProgressBoard(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress, err := kit.pubsub(t, "test-progress").Subscriber().Subscribe(t.Context(), sagas.DefaultProgressTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for msg := range progress {
+			var ev topics.CloudEvent
+			if json.Unmarshal(msg.Payload, &ev) == nil {
+				_, _ = board.Apply(ev)
+			}
+			msg.Ack()
+		}
+	}()
+
+	want := map[string]simulated.Order{}
+	for i := 1; i <= n; i++ {
+		o := simulated.Order{OrderID: orderID("yaml", i), Amount: float64(i)}
+		switch {
+		case i%5 == 0:
+			o.FailPayment = true
+		case i%7 == 0:
+			o.FailShipping = true
+		}
+		want["order-"+o.OrderID] = o
+		publishOrder(t, s, "evt-"+o.OrderID, o)
+	}
+	waitFor(t, 2*time.Minute, "every outcome", func() bool { return s.watcher.Count() >= n })
+
+	outcomes := s.watcher.Outcomes()
+	for id, o := range want {
+		got := outcomes[id]
+		if len(got) != 1 {
+			t.Errorf("%s: %d outcomes, want 1", id, len(got))
+			continue
+		}
+		switch {
+		case o.FailPayment:
+			checkOutcome(t, got[0].Outcome, topics.StatusCompensated, []string{"reserve-inventory"})
+		case o.FailShipping:
+			checkOutcome(t, got[0].Outcome, topics.StatusCompensated, []string{"charge-payment", "reserve-inventory"})
+		default:
+			checkOutcome(t, got[0].Outcome, topics.StatusCompleted, nil)
+		}
+	}
+
+	// Each wait was reported: three steps, plus one per compensation.
+	waitFor(t, 30*time.Second, "the last progress event of every saga", func() bool {
+		for id, o := range want {
+			seq := 3
+			switch {
+			case o.FailPayment:
+				seq = 3 // reserve, charge, undo reserve
+			case o.FailShipping:
+				seq = 5 // reserve, charge, ship, undo charge, undo reserve
+			}
+			p, ok := board.Get(id)
+			if !ok || p.Seq != seq || p.Saga != "OrderSaga" || p.Version != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	p, _ := board.Get("order-" + orderID("yaml", 7))
+	if p.Status != sagas.ProgressCompensating || p.Step != "reserve-inventory" || p.WaitingFor[0] != "event release-inventory.reply" {
+		t.Errorf("last progress of a shipping failure: %+v", p)
+	}
+}
+
+// startDeclarativeStack is startStack with the workflows a test registers.
+func startDeclarativeStack(t *testing.T, kit brokerKit, cfg *config.Config, workflows []workflow.Workflow) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Workflows: workflows})
+	if err != nil {
+		cancel()
+		t.Fatalf("bridge: %v", err)
+	}
+	s := &stack{bridge: b, cancel: cancel, errs: make(chan error, 4), watcher: simulated.NewWatcher(nil)}
+	s.client = kit.pubsub(t, "test-client")
+	run := func(f func() error) {
+		s.done.Add(1)
+		go func() {
+			defer s.done.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+				s.errs <- err
+			}
+		}()
+	}
+	run(func() error { return b.Run(ctx) })
+	watch := kit.pubsub(t, "test-watcher")
+	run(func() error { return s.watcher.Run(ctx, watch.Subscriber(), cfg.Outcomes.Topic) })
+	legacy := kit.pubsub(t, "legacy-services")
+	if s.parts, err = simulated.New(simulated.Config{}, legacy.Publisher(), legacy.Subscriber(), nil); err != nil {
+		t.Fatal(err)
+	}
+	run(func() error { return s.parts.Run(ctx) })
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
