@@ -30,7 +30,7 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	const n = 150
+	const n = 100
 	dir := t.TempDir()
 	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})
 	if err != nil {
