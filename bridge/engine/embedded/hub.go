@@ -151,11 +151,14 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 // Addr is the host:port the go-sdk worker and client dial.
 func (h *Hub) Addr() string { return h.addr }
 
-// Stop stops the workers, the executor and the gRPC server, then releases
-// the file lock. Work in flight is abandoned and runs again on next start.
+// Stop stops the workers, then the gRPC server, then releases the file
+// lock. Work in flight is abandoned and runs again on next start. The
+// executor's own Shutdown is not called: it closes the result channels of
+// pending work items without forgetting them, and the work-item stream's
+// cleanup then closes them again (a panic in durabletask-go v0.5.0);
+// stopping the server ends the stream, whose cleanup releases them once.
 func (h *Hub) Stop(ctx context.Context) error {
 	errW := h.worker.Shutdown(ctx)
-	errE := h.exec.Shutdown(ctx)
 	stopped := make(chan struct{})
 	go func() { h.srv.GracefulStop(); close(stopped) }()
 	select {
@@ -163,7 +166,7 @@ func (h *Hub) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		h.srv.Stop()
 	}
-	return errors.Join(errW, errE, h.lock.Close())
+	return errors.Join(errW, h.lock.Close())
 }
 
 // startWorker converts the stock backend's panics on an unusable database
