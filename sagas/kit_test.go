@@ -116,7 +116,13 @@ func (k *kit) alsoOnPublish(f func(topic string, ev topics.CloudEvent)) {
 }
 
 // close stops the engine for good, so another kit can open the database.
+// It first lets work in flight (a progress publish the saga did not wait
+// for, the episode recording it) finish: durabletask-go v0.5.0's gRPC
+// executor panics ("close of closed channel") when its hub stops while a
+// work item is out with the worker.
 func (k *kit) close() {
+	k.parts.wg.Wait()
+	time.Sleep(200 * time.Millisecond)
 	k.mu.Lock()
 	e := k.eng
 	k.eng = nil

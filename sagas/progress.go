@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sagabridge/sagabridge/topics"
@@ -102,6 +103,27 @@ func ProgressFromOutput(output string) (Progress, error) {
 		return Progress{}, errors.New("saga output: no outcome status")
 	}
 	return progressOfOutcome(o), nil
+}
+
+// ProgressOf answers "where is this instance?" for `sagabridge workflow
+// get` from what the CLI has: the engine's runtime status and output
+// (engine.Status.RuntimeStatus and .Output) and the latest progress event
+// seen for the instance (from a ProgressBoard; nil if none). A finished
+// saga's outcome wins; a running one shows its latest progress; without
+// either, the engine's status is all there is, and known is false.
+func ProgressOf(instanceID, runtimeStatus, output string, latest *Progress) (p Progress, known bool) {
+	if output != "" {
+		if p, err := ProgressFromOutput(output); err == nil {
+			return p, true
+		}
+	}
+	switch runtimeStatus {
+	case "RUNNING", "PENDING", "SUSPENDED", "":
+		if latest != nil {
+			return *latest, true
+		}
+	}
+	return Progress{InstanceID: instanceID, Status: strings.ToLower(runtimeStatus)}, false
 }
 
 // progressSeqFinal orders an outcome after every progress event.

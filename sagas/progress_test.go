@@ -39,9 +39,9 @@ func progressOf(t *testing.T, k *kit, id string) []sagas.Progress {
 }
 
 func TestProgressEvents(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ThreeSteps, ApprovalSaga, QuietSaga}})
+	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ThreeSteps, PatientApprovalSaga, QuietSaga}})
 	k.startSaga("ThreeSteps", "prog-c-fails", plan{Fail: []string{"c"}})
-	k.startSaga("ApprovalSaga", "prog-wait", plan{})
+	k.startSaga("PatientApprovalSaga", "prog-wait", plan{})
 	k.startSaga("QuietSaga", "prog-quiet", plan{})
 
 	t.Run("every wait is reported, riding with its command", func(t *testing.T) {
@@ -113,6 +113,16 @@ func TestProgressEvents(t *testing.T) {
 		if err != nil || fromOutput.Status != topics.StatusCompleted || len(fromOutput.Done) != 3 {
 			t.Errorf("progress from output %+v, %v", fromOutput, err)
 		}
+		// What `workflow get` would combine: the outcome beats stale progress.
+		if got, known := sagas.ProgressOf("prog-wait", st.RuntimeStatus, st.Output, &p); !known || !got.Finished() {
+			t.Errorf("ProgressOf a finished saga: %+v", got)
+		}
+		if got, known := sagas.ProgressOf("prog-wait", "RUNNING", "", &p); !known || got.Step != "approval" {
+			t.Errorf("ProgressOf a running saga: %+v", got)
+		}
+		if got, known := sagas.ProgressOf("x", "FAILED", "", nil); known || got.Status != "failed" {
+			t.Errorf("ProgressOf a failed workflow: %+v", got)
+		}
 	})
 
 	t.Run("NoProgress publishes none", func(t *testing.T) {
@@ -126,14 +136,14 @@ func TestProgressEvents(t *testing.T) {
 // TestProgressNeverHoldsASagaUp: with the progress topic refused, sagas
 // still complete, and the publisher hears of every dropped event.
 func TestProgressNeverHoldsASagaUp(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ApprovalSaga}})
+	k := newKit(t, kitOptions{workflows: []workflow.Workflow{PatientApprovalSaga}})
 	k.pub.fail = func(topic string, _ topics.CloudEvent) error {
 		if topic == sagas.DefaultProgressTopic {
 			return errors.New("no such topic")
 		}
 		return nil
 	}
-	k.startSaga("ApprovalSaga", "no-progress-topic", plan{})
+	k.startSaga("PatientApprovalSaga", "no-progress-topic", plan{})
 	k.raise("no-progress-topic", "approval", approval{Approved: true})
 	if out := k.outcome("no-progress-topic"); out.Status != topics.StatusCompleted {
 		t.Fatalf("outcome %+v", out)

@@ -18,13 +18,11 @@ func threeSteps() sagas.Saga {
 // ThreeSteps is a saga of three command steps, each with a compensation.
 func ThreeSteps(ctx *workflow.WorkflowContext) (any, error) { return sagas.Run(ctx, threeSteps()) }
 
-// QuickTimeouts is ThreeSteps with replies awaited 300 ms.
+// QuickTimeouts is ThreeSteps with b's reply awaited 300 ms.
 func QuickTimeouts(ctx *workflow.WorkflowContext) (any, error) {
 	s := threeSteps()
 	s.Name = "QuickTimeouts"
-	for i := range s.Steps {
-		s.Steps[i].Timeout = 300 * time.Millisecond
-	}
+	s.Steps[1].Timeout = 300 * time.Millisecond
 	return sagas.Run(ctx, s)
 }
 

@@ -16,14 +16,24 @@ type approval struct {
 	By       string `json:"by"`
 }
 
-// ApprovalSaga holds stock, waits for a person's decision, then ships.
+// ApprovalSaga holds stock, waits 400 ms for a person's decision, then ships.
 func ApprovalSaga(ctx *workflow.WorkflowContext) (any, error) {
-	return sagas.Run(ctx, sagas.Saga{Name: "Approval", Steps: []sagas.Step{
+	return sagas.Run(ctx, approvalSaga(400*time.Millisecond))
+}
+
+// PatientApprovalSaga waits a minute for the decision: tests that raise it
+// must not race the timeout on a slow machine.
+func PatientApprovalSaga(ctx *workflow.WorkflowContext) (any, error) {
+	return sagas.Run(ctx, approvalSaga(time.Minute))
+}
+
+func approvalSaga(timeout time.Duration) sagas.Saga {
+	return sagas.Saga{Name: "Approval", Steps: []sagas.Step{
 		cmd("hold"),
 		{
 			Name:    "approval",
 			Wait:    &sagas.Wait{Event: "approval", OnTimeout: sagas.Fail("nobody approved")},
-			Timeout: 400 * time.Millisecond,
+			Timeout: timeout,
 			Decide: func(s *sagas.State) (sagas.Decision, error) {
 				var a approval
 				if err := s.Decode("approval", &a); err != nil {
@@ -36,11 +46,12 @@ func ApprovalSaga(ctx *workflow.WorkflowContext) (any, error) {
 			},
 		},
 		cmd("ship"),
-	}})
+	}}
 }
 
 // LegacySaga waits for a legacy system's reply; without one it takes the
-// fallback path, with one it completes early.
+// fallback path, with one it completes early. The test raises the reply
+// before the instance reaches the wait, so the short timeout is safe.
 func LegacySaga(ctx *workflow.WorkflowContext) (any, error) {
 	return sagas.Run(ctx, sagas.Saga{Name: "Legacy", Steps: []sagas.Step{
 		cmd("a"),
@@ -63,9 +74,9 @@ func stepNames(out topics.Outcome) []string {
 }
 
 func TestWaitForEventBranches(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ApprovalSaga, LegacySaga}})
-	k.startSaga("ApprovalSaga", "appr-yes", plan{})
-	k.startSaga("ApprovalSaga", "appr-no", plan{})
+	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ApprovalSaga, PatientApprovalSaga, LegacySaga}})
+	k.startSaga("PatientApprovalSaga", "appr-yes", plan{})
+	k.startSaga("PatientApprovalSaga", "appr-no", plan{})
 	k.startSaga("ApprovalSaga", "appr-none", plan{})
 	k.startSaga("LegacySaga", "legacy-answers", plan{})
 	k.startSaga("LegacySaga", "legacy-silent", plan{})

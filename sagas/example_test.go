@@ -1,0 +1,42 @@
+package sagas_test
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/sagabridge/sagabridge/compensations"
+	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/order"
+)
+
+// Loading declarative sagas and building the input that starts one,
+// pinned to the latest loaded version.
+func ExampleDefinitions_StartInput() {
+	defs, err := sagas.ParseDefinitions("order.yaml", order.YAML())
+	if err != nil {
+		panic(err)
+	}
+	registry, err := sagas.NewDefinitions(compensations.Orders(), defs...)
+	if err != nil {
+		panic(err)
+	}
+	raw, err := registry.StartInput("OrderSaga", 0, []byte(`{"orderId":"o-1"}`))
+	if err != nil {
+		panic(err)
+	}
+	var in sagas.DeclarativeInput
+	_ = json.Unmarshal(raw, &in)
+	fmt.Println(registry.Keys(), sagas.DeclarativeWorkflow, in.Saga, in.Version, string(in.Input))
+	// Output: [OrderSaga@1] DeclarativeSaga-fm OrderSaga 1 {"orderId":"o-1"}
+}
+
+// A progress event, as `sagabridge workflow get` would print it.
+func ExampleProgress_String() {
+	p := sagas.Progress{
+		Saga: "OrderSaga", InstanceID: "order-1", Seq: 2, Status: sagas.ProgressRunning,
+		Step: "charge-payment", Kind: sagas.KindCommand, Attempt: 2,
+		WaitingFor: []string{"event charge-payment.reply"},
+	}
+	fmt.Println(p)
+	// Output: running charge-payment (command, attempt 2): waiting for event charge-payment.reply since 0001-01-01T00:00:00Z
+}
