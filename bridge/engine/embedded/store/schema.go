@@ -1,0 +1,132 @@
+package store
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/microsoft/durabletask-go/backend"
+)
+
+// schemaVersion is kept in PRAGMA user_version. Version 0 is an empty file
+// (or one holding only the stock durabletask tables, which are left alone).
+const schemaVersion = 1
+
+// The tables carry an sb_ prefix so they never collide with the stock
+// backend's (SQLite table names ignore case).
+//
+//   - sb_instances: one row per orchestration instance, its status and
+//     payloads as GetOrchestrationMetadata returns them.
+//   - sb_history: an instance's history, one row per completed work item
+//     (a chunk of events, see encodeEvents), keyed by the sequence number of
+//     the chunk's first event.
+//   - sb_inbox: events not yet consumed by a work item. visible_at > 0 is a
+//     durable timer (unix nanoseconds).
+//   - sb_tasks: activity tasks not yet completed.
+//
+// sb_inbox and sb_tasks have no index on instance_id: every commit would
+// write it, and only purge (rare) looks rows up by instance, scanning
+// tables that hold only pending work.
+//
+// Locks are not stored: the process owns the file (the hub holds an flock),
+// so whatever is in sb_inbox and sb_tasks at start is simply ready again.
+var schemaV1 = `
+CREATE TABLE sb_instances (
+	id            TEXT PRIMARY KEY NOT NULL,
+	name          TEXT NOT NULL,
+	version       TEXT NOT NULL DEFAULT '',
+	execution_id  TEXT NOT NULL DEFAULT '',
+	parent_id     TEXT,
+	status        INTEGER NOT NULL,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	completed_at  INTEGER,
+	input         TEXT,
+	output        TEXT,
+	custom_status TEXT,
+	failure       BLOB
+);
+CREATE TABLE sb_history (
+	instance_id TEXT NOT NULL,
+	seq         INTEGER NOT NULL,
+	events      BLOB NOT NULL,
+	PRIMARY KEY (instance_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE sb_inbox (
+	seq         INTEGER PRIMARY KEY,
+	instance_id TEXT NOT NULL,
+	visible_at  INTEGER NOT NULL DEFAULT 0,
+	event       BLOB NOT NULL
+);
+CREATE TABLE sb_tasks (
+	seq         INTEGER PRIMARY KEY,
+	instance_id TEXT NOT NULL,
+	event       BLOB NOT NULL
+);
+`
+
+// migrate creates or upgrades the schema in one transaction.
+func migrate(c *conn) error {
+	v, err := userVersion(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case v == schemaVersion:
+		return nil
+	case v > schemaVersion:
+		return fmt.Errorf("store: database schema version %d is newer than this build's %d", v, schemaVersion)
+	}
+	if err := c.execScript("BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	script := schemaV1 + fmt.Sprintf("PRAGMA user_version = %d;", schemaVersion)
+	if err := c.execScript(script); err != nil {
+		_ = c.execScript("ROLLBACK")
+		return fmt.Errorf("store: create schema: %w", err)
+	}
+	return c.execScript("COMMIT")
+}
+
+func userVersion(c *conn) (int64, error) {
+	s, err := c.prepare("PRAGMA user_version")
+	if err != nil {
+		return 0, err
+	}
+	var v int64
+	err = s.query(func() error { v = s.int64(0); return nil })
+	return v, err
+}
+
+// encodeEvents writes events as consecutive length-delimited protobuf
+// messages: one history row per work item instead of one per event.
+func encodeEvents(events []*backend.HistoryEvent) ([]byte, error) {
+	var buf []byte
+	opts := proto.MarshalOptions{}
+	for _, e := range events {
+		size := opts.Size(e)
+		buf = protowire.AppendVarint(buf, uint64(size))
+		var err error
+		if buf, err = opts.MarshalAppend(buf, e); err != nil {
+			return nil, fmt.Errorf("store: marshal history event: %w", err)
+		}
+	}
+	return buf, nil
+}
+
+func decodeEvents(b []byte, out []*backend.HistoryEvent) ([]*backend.HistoryEvent, error) {
+	for len(b) > 0 {
+		m, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return out, fmt.Errorf("store: corrupt history chunk: %w", protowire.ParseError(n))
+		}
+		e, err := backend.UnmarshalHistoryEvent(m)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+		b = b[n:]
+	}
+	return out, nil
+}

@@ -1,0 +1,851 @@
+// Package store is a durabletask-go backend.Backend built for one process
+// that owns its SQLite file: the embedded engine's task hub.
+//
+// Durable state lives in SQLite (WAL mode, prepared statements, a schema of
+// its own). The work queues live in memory: a FIFO of instances that have
+// events ready, a min-heap of durable timers, a FIFO of activity tasks, and
+// the set of instances handed out. They are rebuilt from the tables at
+// Open, which is also how work cut short by a crash is recovered: nothing
+// about locks is stored, so whatever was not completed is ready again.
+//
+// Every write goes through one goroutine that commits whatever has queued
+// up meanwhile in one transaction (group commit), each request inside its
+// own savepoint; a caller is answered after the commit that holds its
+// write. A completed orchestration work item is one request: the history
+// append, the instance's status and payloads, the deletion of the events it
+// consumed, its activity tasks, timers and messages to other instances.
+//
+// GetOrchestrationWorkItem and GetActivityWorkItem block until work exists
+// or their context ends; they never return backend.ErrNoWorkItems.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/microsoft/durabletask-go/api"
+	"github.com/microsoft/durabletask-go/backend"
+)
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("store: closed")
+
+// maxEventsPerWorkItem bounds one orchestration work item, as the stock
+// backend does.
+const maxEventsPerWorkItem = 1000
+
+// lockKey is where a work item carries its lock in Properties.
+const lockKey = "sagabridge.store.lock"
+
+// Options configure a store.
+type Options struct {
+	// Path is the SQLite file.
+	Path string
+	// Synchronous is "normal" (default: a process crash loses nothing, a
+	// power cut can lose the last commits) or "full".
+	Synchronous string
+	// Readers is how many connections serve reads (default 4).
+	Readers int
+	// MaxBatch bounds how many writes one transaction commits (default 256).
+	MaxBatch int
+	// HistoryCache is how many running instances' histories are kept in
+	// memory, so that their next work item does not read them back
+	// (default 1024; negative: none).
+	HistoryCache int
+	// Logger receives warnings; nil discards them.
+	Logger backend.Logger
+}
+
+// Backend implements backend.Backend.
+type Backend struct {
+	opts Options
+	log  backend.Logger
+
+	w       *conn // used by the writer goroutine only (and by Open)
+	ws      writeStmts
+	nextSeq int64 // writer goroutine only
+	stats   stats
+
+	ckpt     *conn // the checkpointer's connection
+	ckptStmt *stmt
+	ckptPoke chan struct{}
+	cdone    chan struct{}
+
+	readers chan *reader
+	nReader int
+
+	closeMu sync.RWMutex
+	closed  bool
+	reqs    chan *request
+	quit    chan struct{}
+	wdone   chan struct{}
+	tdone   chan struct{}
+	poke    chan struct{}
+
+	mu        sync.Mutex
+	orchCond  *sync.Cond
+	actCond   *sync.Cond
+	stopped   bool
+	insts     map[string]*inst
+	ready     fifo[*inst]
+	timers    timerHeap
+	timerSeqs map[int64]*timerEntry
+	tasks     fifo[*qTask]
+	taskSeqs  map[int64]*qTask
+	history   historyCache
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+type writeStmts struct {
+	begin, commit, rollback, savepoint, release, rollbackTo *stmt
+
+	status, insInstance, updInstance, delInstance *stmt
+	insHistory, delHistory                        *stmt
+	insInbox, delInbox, delInboxOf                *stmt
+	insTask, delTask, delTasksOf                  *stmt
+}
+
+type reader struct {
+	c       *conn
+	meta    *stmt
+	history *stmt
+}
+
+// Open opens (creating if needed) the database, rebuilds the queues from
+// it and starts the writer and the timer goroutines.
+func Open(opts Options) (*Backend, error) {
+	if opts.Path == "" {
+		return nil, errors.New("store: no path")
+	}
+	switch strings.ToLower(opts.Synchronous) {
+	case "":
+		opts.Synchronous = "normal"
+	case "normal", "full":
+		opts.Synchronous = strings.ToLower(opts.Synchronous)
+	default:
+		return nil, fmt.Errorf("store: synchronous %q is not normal or full", opts.Synchronous)
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = 4
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	b := &Backend{
+		opts:      opts,
+		log:       opts.Logger,
+		readers:   make(chan *reader, opts.Readers),
+		reqs:      make(chan *request, 1024),
+		quit:      make(chan struct{}),
+		wdone:     make(chan struct{}),
+		tdone:     make(chan struct{}),
+		poke:      make(chan struct{}, 1),
+		ckptPoke:  make(chan struct{}, 1),
+		cdone:     make(chan struct{}),
+		insts:     map[string]*inst{},
+		timerSeqs: map[int64]*timerEntry{},
+		taskSeqs:  map[int64]*qTask{},
+	}
+	b.history.init(opts.HistoryCache)
+	if b.log == nil {
+		b.log = nopLogger{}
+	}
+	b.orchCond = sync.NewCond(&b.mu)
+	b.actCond = sync.NewCond(&b.mu)
+	if err := b.open(); err != nil {
+		b.closeConns()
+		return nil, err
+	}
+	go b.writeLoop()
+	go b.timerLoop()
+	go b.checkpointLoop()
+	return b, nil
+}
+
+func (b *Backend) open() error {
+	var err error
+	if b.w, err = openConn(b.opts.Path); err != nil {
+		return err
+	}
+	// wal_autocheckpoint = 0: checkpoints (the only fsyncs in NORMAL
+	// mode) run on their own connection and goroutine, off the writer's
+	// path; see checkpointLoop.
+	if err := b.w.execScript("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = " +
+		strings.ToUpper(b.opts.Synchronous) + "; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;"); err != nil {
+		return err
+	}
+	if err := migrate(b.w); err != nil {
+		return err
+	}
+	if err := b.prepareWriter(); err != nil {
+		return err
+	}
+	if b.ckpt, err = openConn(b.opts.Path); err != nil {
+		return err
+	}
+	if err := b.ckpt.execScript("PRAGMA busy_timeout = 10000; PRAGMA synchronous = " + strings.ToUpper(b.opts.Synchronous)); err != nil {
+		return err
+	}
+	if b.ckptStmt, err = b.ckpt.prepare("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		return err
+	}
+	for i := 0; i < b.opts.Readers; i++ {
+		r, err := openReader(b.opts.Path)
+		if err != nil {
+			return err
+		}
+		b.nReader++
+		b.readers <- r
+	}
+	return b.rebuild()
+}
+
+func (b *Backend) prepareWriter() error {
+	w := &b.ws
+	for _, p := range []struct {
+		s   **stmt
+		sql string
+	}{
+		{&w.begin, "BEGIN IMMEDIATE"},
+		{&w.commit, "COMMIT"},
+		{&w.rollback, "ROLLBACK"},
+		{&w.savepoint, "SAVEPOINT r"},
+		{&w.release, "RELEASE r"},
+		{&w.rollbackTo, "ROLLBACK TO r"},
+		{&w.status, "SELECT status FROM sb_instances WHERE id = ?"},
+		{&w.insInstance, `INSERT INTO sb_instances (id, name, version, execution_id, parent_id, status, created_at, updated_at, input)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		// ?3: the work item started the instance; ?6: it completed it;
+		// ?10: it set the custom status.
+		{&w.updInstance, `UPDATE sb_instances SET
+			status = ?1, updated_at = ?2,
+			created_at = CASE WHEN ?3 THEN ?4 ELSE created_at END,
+			input = CASE WHEN ?3 THEN ?5 ELSE input END,
+			completed_at = CASE WHEN ?6 THEN ?7 WHEN ?3 THEN NULL ELSE completed_at END,
+			output = CASE WHEN ?6 THEN ?8 WHEN ?3 THEN NULL ELSE output END,
+			failure = CASE WHEN ?6 THEN ?9 WHEN ?3 THEN NULL ELSE failure END,
+			custom_status = CASE WHEN ?10 THEN ?11 ELSE custom_status END
+			WHERE id = ?12`},
+		{&w.delInstance, "DELETE FROM sb_instances WHERE id = ?"},
+		{&w.insHistory, "INSERT INTO sb_history (instance_id, seq, events) VALUES (?, ?, ?)"},
+		{&w.delHistory, "DELETE FROM sb_history WHERE instance_id = ?"},
+		{&w.insInbox, "INSERT INTO sb_inbox (seq, instance_id, visible_at, event) VALUES (?, ?, ?, ?)"},
+		{&w.delInbox, "DELETE FROM sb_inbox WHERE seq = ?"},
+		{&w.delInboxOf, "DELETE FROM sb_inbox WHERE instance_id = ? RETURNING seq"},
+		{&w.insTask, "INSERT INTO sb_tasks (seq, instance_id, event) VALUES (?, ?, ?)"},
+		{&w.delTask, "DELETE FROM sb_tasks WHERE seq = ?"},
+		{&w.delTasksOf, "DELETE FROM sb_tasks WHERE instance_id = ? RETURNING seq"},
+	} {
+		s, err := b.w.prepare(p.sql)
+		if err != nil {
+			return err
+		}
+		*p.s = s
+	}
+	return nil
+}
+
+func openReader(path string) (*reader, error) {
+	c, err := openConn(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{c: c}
+	if err := c.execScript("PRAGMA busy_timeout = 10000; PRAGMA query_only = 1; PRAGMA temp_store = MEMORY;"); err != nil {
+		c.close()
+		return nil, err
+	}
+	if r.meta, err = c.prepare(`SELECT name, status, created_at, updated_at, input, output, custom_status, failure
+		FROM sb_instances WHERE id = ?`); err != nil {
+		c.close()
+		return nil, err
+	}
+	if r.history, err = c.prepare("SELECT events FROM sb_history WHERE instance_id = ? ORDER BY seq"); err != nil {
+		c.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// rebuild loads the queues: visible inbox events become pending work for
+// their instances, future ones durable timers, and every task is queued.
+func (b *Backend) rebuild() error {
+	for _, q := range []string{"SELECT coalesce(max(seq), 0) FROM sb_inbox", "SELECT coalesce(max(seq), 0) FROM sb_tasks"} {
+		s, err := b.w.prepare(q)
+		if err != nil {
+			return err
+		}
+		if err := s.query(func() error { b.nextSeq = max(b.nextSeq, s.int64(0)); return nil }); err != nil {
+			return err
+		}
+	}
+	b.nextSeq++
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, err := b.w.prepare("SELECT seq, instance_id, visible_at, event FROM sb_inbox ORDER BY seq")
+	if err != nil {
+		return err
+	}
+	err = s.query(func() error {
+		seq, id, at, payload := s.int64(0), s.text(1), s.int64(2), s.bytes(3)
+		if at > now {
+			e := &timerEntry{at: at, seq: seq, inst: id, payload: payload}
+			b.timerSeqs[seq] = e
+			b.pushTimer(e)
+			return nil
+		}
+		ev, err := backend.UnmarshalHistoryEvent(payload)
+		if err != nil {
+			return fmt.Errorf("store: inbox event %d of %s: %w", seq, id, err)
+		}
+		b.addPending(id, &qEvent{seq: seq, event: ev})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s, err = b.w.prepare("SELECT seq, instance_id, event FROM sb_tasks ORDER BY seq")
+	if err != nil {
+		return err
+	}
+	return s.query(func() error {
+		seq, id := s.int64(0), s.text(1)
+		ev, err := backend.UnmarshalHistoryEvent(s.bytes(2))
+		if err != nil {
+			return fmt.Errorf("store: task %d of %s: %w", seq, id, err)
+		}
+		t := &qTask{seq: seq, instance: id, event: ev}
+		b.taskSeqs[seq] = t
+		b.pushTask(t)
+		return nil
+	})
+}
+
+func (b *Backend) now() int64 { return time.Now().UnixNano() }
+
+// Close stops the writer after it has committed what was submitted, stops
+// the timers and closes the database. Work items still out are simply not
+// completed: they are ready again at the next Open.
+func (b *Backend) Close() error {
+	b.closeMu.Lock()
+	if b.closed {
+		b.closeMu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.reqs)
+	b.closeMu.Unlock()
+	<-b.wdone
+	close(b.quit)
+	<-b.tdone
+	<-b.cdone
+	b.mu.Lock()
+	b.stopped = true
+	b.orchCond.Broadcast()
+	b.actCond.Broadcast()
+	b.mu.Unlock()
+	return b.closeConns()
+}
+
+func (b *Backend) closeConns() error {
+	var errs []error
+	for i := 0; i < b.nReader; i++ {
+		r := <-b.readers
+		errs = append(errs, r.c.close())
+	}
+	b.nReader = 0
+	if b.ckpt != nil {
+		errs = append(errs, b.ckpt.close())
+		b.ckpt = nil
+	}
+	if b.w != nil {
+		errs = append(errs, b.w.close())
+		b.w = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Backend) timerLoop() {
+	defer close(b.tdone)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		b.mu.Lock()
+		now := b.now()
+		b.fireDue(now)
+		wait := time.Hour
+		if len(b.timers) > 0 {
+			wait = time.Duration(b.timers[0].at - now)
+		}
+		b.mu.Unlock()
+		t.Reset(wait)
+		select {
+		case <-t.C:
+		case <-b.poke:
+		case <-b.quit:
+			return
+		}
+	}
+}
+
+// checkpointEvery is how many commits the writer makes between
+// checkpoints (each commit writes a few pages to the WAL).
+const checkpointEvery = 256
+
+// checkpointLoop copies the WAL back into the database file when the writer
+// asks (every checkpointEvery commits) or once a second after writes, and
+// once more at Close. A PASSIVE checkpoint never blocks the writer, so its
+// fsyncs cost the writer nothing.
+func (b *Backend) checkpointLoop() {
+	defer close(b.cdone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := int64(-1)
+	run := func() {
+		if n := b.stats.batches.Load(); n != last {
+			last = n
+			if _, err := b.ckptStmt.exec(); err != nil {
+				b.log.Warnf("store: checkpoint: %v", err)
+			}
+		}
+	}
+	for {
+		select {
+		case <-b.ckptPoke:
+			run()
+		case <-t.C:
+			run()
+		case <-b.quit:
+			run()
+			return
+		}
+	}
+}
+
+// ---- backend.Backend ----
+
+// CreateTaskHub is a no-op: Open creates the schema.
+func (b *Backend) CreateTaskHub(context.Context) error { return nil }
+
+// DeleteTaskHub is not supported: delete the file while no process has it.
+func (b *Backend) DeleteTaskHub(context.Context) error {
+	return errors.New("store: DeleteTaskHub is not supported; remove the database file instead")
+}
+
+// Start is a no-op: Open starts the store.
+func (b *Backend) Start(context.Context) error { return nil }
+
+// Stop is a no-op: durabletask calls it before draining its workers, whose
+// last completions still need the database. Close closes it.
+func (b *Backend) Stop(context.Context) error { return nil }
+
+func (b *Backend) String() string { return "sagabridge-sqlite::" + b.opts.Path }
+
+// CreateOrchestrationInstance stores a new instance and its ExecutionStarted
+// event. An existing ID fails with api.ErrDuplicateInstance unless the
+// reuse policy names its status: IGNORE then does nothing, TERMINATE
+// deletes the old instance and creates the new one.
+func (b *Backend) CreateOrchestrationInstance(ctx context.Context, e *backend.HistoryEvent, opts ...backend.OrchestrationIdReusePolicyOptions) error {
+	if e == nil || e.Timestamp == nil {
+		return errors.New("store: ExecutionStarted event with a timestamp required")
+	}
+	es := e.GetExecutionStarted()
+	if es == nil || es.OrchestrationInstance.GetInstanceId() == "" {
+		return errors.New("store: ExecutionStarted event with an instance ID required")
+	}
+	policy := &api.OrchestrationIdReusePolicy{}
+	for _, o := range opts {
+		if err := o(policy); err != nil {
+			return err
+		}
+	}
+	payload, err := backend.MarshalHistoryEvent(e)
+	if err != nil {
+		return err
+	}
+	id := es.OrchestrationInstance.GetInstanceId()
+	r := &request{exclusive: policy.Action == api.REUSE_ID_ACTION_TERMINATE}
+	r.apply = func() (func(), error) {
+		status, exists, err := b.instanceStatus(id)
+		if err != nil {
+			return nil, err
+		}
+		var dropped func()
+		if exists {
+			if !statusIn(status, policy.OperationStatus) {
+				return nil, api.ErrDuplicateInstance
+			}
+			switch policy.Action {
+			case api.REUSE_ID_ACTION_IGNORE:
+				b.log.Warnf("%s: instance exists (%s); create ignored", id, status)
+				return nil, nil
+			case api.REUSE_ID_ACTION_TERMINATE:
+				if dropped, err = b.deleteInstance(id); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, api.ErrDuplicateInstance
+			}
+		}
+		seq, err := b.insertInstance(e, payload)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			if dropped != nil {
+				dropped()
+			}
+			b.addPending(id, &qEvent{seq: seq, event: e})
+		}, nil
+	}
+	return b.submit(ctx, r)
+}
+
+// AddNewOrchestrationEvent queues an event for an instance. Unlike the
+// stock backend it fails with api.ErrInstanceNotFound for a missing
+// instance instead of storing an event nobody will read.
+func (b *Backend) AddNewOrchestrationEvent(ctx context.Context, id api.InstanceID, e *backend.HistoryEvent) error {
+	if e == nil || e.Timestamp == nil {
+		return errors.New("store: event with a timestamp required")
+	}
+	payload, err := backend.MarshalHistoryEvent(e)
+	if err != nil {
+		return err
+	}
+	r := &request{}
+	r.apply = func() (func(), error) {
+		_, exists, err := b.instanceStatus(string(id))
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return nil, api.ErrInstanceNotFound
+		}
+		seq := b.seq()
+		if _, err := b.ws.insInbox.exec(seq, string(id), int64(0), payload); err != nil {
+			return nil, err
+		}
+		return func() { b.addPending(string(id), &qEvent{seq: seq, event: e}) }, nil
+	}
+	return b.submit(ctx, r)
+}
+
+// GetOrchestrationWorkItem blocks until an instance has events ready and
+// is not already handed out, locks it and returns its events.
+func (b *Backend) GetOrchestrationWorkItem(ctx context.Context) (*backend.OrchestrationWorkItem, error) {
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.orchCond.Broadcast()
+		b.mu.Unlock()
+	})
+	defer stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			if b.ready.len() > 0 {
+				b.orchCond.Signal() // pass a wake-up meant for this waiter on
+			}
+			return nil, err
+		}
+		if b.stopped {
+			return nil, ErrClosed
+		}
+		if in := b.popReady(); in != nil {
+			n := min(len(in.pending), maxEventsPerWorkItem)
+			lk := &orchLock{inst: in, events: in.pending[:n:n]}
+			in.pending = in.pending[n:]
+			if len(in.pending) == 0 {
+				in.pending = nil
+			}
+			in.lock = lk
+			events := make([]*backend.HistoryEvent, n)
+			var dq int32
+			for i, q := range lk.events {
+				q.dequeues++
+				dq = max(dq, q.dequeues)
+				events[i] = q.event
+			}
+			return &backend.OrchestrationWorkItem{
+				InstanceID: api.InstanceID(in.id),
+				NewEvents:  events,
+				LockedBy:   "sagabridge",
+				RetryCount: dq - 1,
+				Properties: map[string]any{lockKey: lk},
+			}, nil
+		}
+		b.orchCond.Wait()
+	}
+}
+
+// GetOrchestrationRuntimeState returns the instance's stored history; the
+// orchestration worker appends the work item's new events to it.
+func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.OrchestrationWorkItem) (*backend.OrchestrationRuntimeState, error) {
+	b.mu.Lock()
+	events, ok := b.history.get(string(wi.InstanceID))
+	b.mu.Unlock()
+	if ok {
+		return backend.NewOrchestrationRuntimeState(wi.InstanceID, events), nil
+	}
+	r, err := b.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.release(r)
+	err = r.history.query(func() error {
+		var err error
+		events, err = decodeEvents(r.history.bytes(0), events)
+		return err
+	}, string(wi.InstanceID))
+	if err != nil {
+		return nil, fmt.Errorf("store: read history of %s: %w", wi.InstanceID, err)
+	}
+	return backend.NewOrchestrationRuntimeState(wi.InstanceID, events), nil
+}
+
+// GetOrchestrationMetadata returns api.ErrInstanceNotFound for a missing
+// instance.
+func (b *Backend) GetOrchestrationMetadata(ctx context.Context, id api.InstanceID) (*api.OrchestrationMetadata, error) {
+	r, err := b.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.release(r)
+	var md *api.OrchestrationMetadata
+	s := r.meta
+	err = s.query(func() error {
+		var fd *backend.TaskFailureDetails
+		if f := s.bytes(7); len(f) > 0 {
+			fd = &backend.TaskFailureDetails{}
+			if err := proto.Unmarshal(f, fd); err != nil {
+				return fmt.Errorf("store: failure details of %s: %w", id, err)
+			}
+		}
+		md = api.NewOrchestrationMetadata(id, s.text(0), api.OrchestrationStatus(s.int64(1)),
+			time.Unix(0, s.int64(2)).UTC(), time.Unix(0, s.int64(3)).UTC(),
+			s.text(4), s.text(5), s.text(6), fd)
+		return nil
+	}, string(id))
+	if err != nil {
+		return nil, err
+	}
+	if md == nil {
+		return nil, api.ErrInstanceNotFound
+	}
+	return md, nil
+}
+
+// CompleteOrchestrationWorkItem commits everything the work item produced
+// in one transaction and releases the instance.
+func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend.OrchestrationWorkItem) error {
+	lk, _ := wi.Properties[lockKey].(*orchLock)
+	if lk == nil || wi.State == nil {
+		return backend.ErrWorkItemLockLost
+	}
+	c, err := prepareCompletion(wi)
+	if err != nil {
+		return err
+	}
+	r := &request{}
+	r.apply = func() (func(), error) { return b.applyCompletion(lk, c) }
+	return b.submit(ctx, r)
+}
+
+// AbandonOrchestrationWorkItem puts the work item's events back, after the
+// work item's abandon delay.
+func (b *Backend) AbandonOrchestrationWorkItem(_ context.Context, wi *backend.OrchestrationWorkItem) error {
+	lk, _ := wi.Properties[lockKey].(*orchLock)
+	if lk == nil {
+		return backend.ErrWorkItemLockLost
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	in := lk.inst
+	if in.lock != lk {
+		return backend.ErrWorkItemLockLost
+	}
+	in.lock = nil
+	if lk.stale {
+		b.makeReady(in)
+		b.forget(in)
+		return nil
+	}
+	in.pending = append(lk.events[:len(lk.events):len(lk.events)], in.pending...)
+	if d := int64(wi.GetAbandonDelay()); d > 0 {
+		in.notBefore = b.now() + d
+		b.pushTimer(&timerEntry{at: in.notBefore, inst: in.id})
+		return nil
+	}
+	b.makeReady(in)
+	return nil
+}
+
+// GetActivityWorkItem blocks until an activity task is queued and hands it
+// out.
+func (b *Backend) GetActivityWorkItem(ctx context.Context) (*backend.ActivityWorkItem, error) {
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.actCond.Broadcast()
+		b.mu.Unlock()
+	})
+	defer stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			if b.tasks.len() > 0 {
+				b.actCond.Signal()
+			}
+			return nil, err
+		}
+		if b.stopped {
+			return nil, ErrClosed
+		}
+		if t, ok := b.tasks.pop(); ok {
+			if t.dead {
+				continue
+			}
+			t.out = true
+			t.dequeues++
+			return &backend.ActivityWorkItem{
+				SequenceNumber: t.seq,
+				InstanceID:     api.InstanceID(t.instance),
+				NewEvent:       t.event,
+				LockedBy:       "sagabridge",
+			}, nil
+		}
+		b.actCond.Wait()
+	}
+}
+
+// CompleteActivityWorkItem deletes the task and queues its result for the
+// orchestration in one transaction.
+func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.ActivityWorkItem) error {
+	if wi.Result == nil {
+		return errors.New("store: activity work item without a result")
+	}
+	b.mu.Lock()
+	t := b.taskSeqs[wi.SequenceNumber]
+	b.mu.Unlock()
+	if t == nil || !t.out {
+		return backend.ErrWorkItemLockLost
+	}
+	payload, err := backend.MarshalHistoryEvent(wi.Result)
+	if err != nil {
+		return err
+	}
+	r := &request{}
+	r.apply = func() (func(), error) {
+		n, err := b.ws.delTask.exec(t.seq)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 { // purged meanwhile
+			return nil, backend.ErrWorkItemLockLost
+		}
+		seq := b.seq()
+		if _, err := b.ws.insInbox.exec(seq, t.instance, int64(0), payload); err != nil {
+			return nil, err
+		}
+		return func() {
+			delete(b.taskSeqs, t.seq)
+			t.out = false
+			b.addPending(t.instance, &qEvent{seq: seq, event: wi.Result})
+		}, nil
+	}
+	return b.submit(ctx, r)
+}
+
+// AbandonActivityWorkItem queues the task again, backing off as
+// orchestration work items do.
+func (b *Backend) AbandonActivityWorkItem(_ context.Context, wi *backend.ActivityWorkItem) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.taskSeqs[wi.SequenceNumber]
+	if t == nil || !t.out {
+		return backend.ErrWorkItemLockLost
+	}
+	t.out = false
+	if d := abandonDelay(t.dequeues); d > 0 {
+		b.pushTimer(&timerEntry{at: b.now() + d, seq: t.seq, task: t})
+		return nil
+	}
+	b.pushTask(t)
+	return nil
+}
+
+// PurgeOrchestrationState deletes a finished instance: api.ErrNotCompleted
+// while it runs, api.ErrInstanceNotFound if it does not exist.
+func (b *Backend) PurgeOrchestrationState(ctx context.Context, id api.InstanceID) error {
+	r := &request{exclusive: true}
+	r.apply = func() (func(), error) {
+		status, exists, err := b.instanceStatus(string(id))
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return nil, api.ErrInstanceNotFound
+		}
+		if !isFinished(status) {
+			return nil, api.ErrNotCompleted
+		}
+		return b.deleteInstance(string(id))
+	}
+	return b.submit(ctx, r)
+}
+
+func isFinished(s api.OrchestrationStatus) bool {
+	switch s {
+	case api.RUNTIME_STATUS_COMPLETED, api.RUNTIME_STATUS_FAILED, api.RUNTIME_STATUS_TERMINATED:
+		return true
+	}
+	return false
+}
+
+func statusIn(s api.OrchestrationStatus, list []api.OrchestrationStatus) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- reads ----
+
+func (b *Backend) reader(ctx context.Context) (*reader, error) {
+	select {
+	case r := <-b.readers:
+		return r, nil
+	default:
+	}
+	select {
+	case r := <-b.readers:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-b.quit:
+		return nil, ErrClosed
+	}
+}
+
+func (b *Backend) release(r *reader) { b.readers <- r }
+
+type nopLogger struct{}
+
+func (nopLogger) Debug(...any)          {}
+func (nopLogger) Debugf(string, ...any) {}
+func (nopLogger) Info(...any)           {}
+func (nopLogger) Infof(string, ...any)  {}
+func (nopLogger) Warn(...any)           {}
+func (nopLogger) Warnf(string, ...any)  {}
+func (nopLogger) Error(...any)          {}
+func (nopLogger) Errorf(string, ...any) {}

@@ -1,0 +1,653 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/microsoft/durabletask-go/api"
+	"github.com/microsoft/durabletask-go/backend"
+	"github.com/microsoft/durabletask-go/task"
+
+	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
+)
+
+func open(t testing.TB, path string) *store.Backend {
+	t.Helper()
+	be, err := store.Open(store.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be
+}
+
+// create starts an instance through durabletask's client, which builds the
+// ExecutionStarted event as the gRPC executor does.
+func create(t testing.TB, be backend.Backend, id string, opts ...api.NewOrchestrationOptions) error {
+	t.Helper()
+	_, err := backend.NewTaskHubClient(be).ScheduleNewOrchestration(context.Background(), "W",
+		append([]api.NewOrchestrationOptions{api.WithInstanceID(api.InstanceID(id))}, opts...)...)
+	return err
+}
+
+func raise(t testing.TB, be backend.Backend, id, name string) error {
+	t.Helper()
+	return backend.NewTaskHubClient(be).RaiseEvent(context.Background(), api.InstanceID(id), name)
+}
+
+// fetch gets an orchestration work item or fails after d.
+func fetch(t testing.TB, be backend.Backend, d time.Duration) (*backend.OrchestrationWorkItem, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return be.GetOrchestrationWorkItem(ctx)
+}
+
+// complete commits a work item that only appends its events (no actions).
+func complete(t testing.TB, be backend.Backend, wi *backend.OrchestrationWorkItem) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := be.GetOrchestrationRuntimeState(ctx, wi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range wi.NewEvents {
+		_ = st.AddEvent(e)
+	}
+	wi.State = st
+	if err := be.CompleteOrchestrationWorkItem(ctx, wi); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventNames(wi *backend.OrchestrationWorkItem) []string {
+	var out []string
+	for _, e := range wi.NewEvents {
+		switch {
+		case e.GetExecutionStarted() != nil:
+			out = append(out, "started")
+		case e.GetEventRaised() != nil:
+			out = append(out, "raised:"+e.GetEventRaised().Name)
+		case e.GetExecutionTerminated() != nil:
+			out = append(out, "terminated")
+		default:
+			out = append(out, fmt.Sprintf("%T", e.EventType))
+		}
+	}
+	return out
+}
+
+func TestDuplicateCreateAndReusePolicy(t *testing.T) {
+	be := open(t, filepath.Join(t.TempDir(), "wf.db"))
+	defer be.Close()
+	if err := create(t, be, "a"); err != nil {
+		t.Fatal(err)
+	}
+	err := create(t, be, "a")
+	if !errors.Is(err, api.ErrDuplicateInstance) || err == nil {
+		t.Fatalf("second create: want ErrDuplicateInstance, got %v", err)
+	}
+	// The message is what bridge/engine recognises through gRPC.
+	if want := "orchestration instance already exists"; !contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+	// A policy for other statuses does not apply to a PENDING instance.
+	ignoreDone := api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
+		OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_COMPLETED},
+		Action:          api.REUSE_ID_ACTION_IGNORE,
+	})
+	if err := create(t, be, "a", ignoreDone); !errors.Is(err, api.ErrDuplicateInstance) {
+		t.Fatalf("create with policy for other statuses: %v", err)
+	}
+	ignorePending := api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
+		OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_PENDING},
+		Action:          api.REUSE_ID_ACTION_IGNORE,
+	})
+	if err := create(t, be, "a", ignorePending); err != nil {
+		t.Fatalf("create with IGNORE: %v", err)
+	}
+	// One work item, with one ExecutionStarted: nothing was added twice.
+	wi, err := fetch(t, be, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventNames(wi); len(got) != 1 || got[0] != "started" {
+		t.Fatalf("events %v", got)
+	}
+	// TERMINATE replaces the instance, even while a work item is out; the
+	// stale work item can then be neither completed nor put back.
+	terminate := api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
+		OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_PENDING, api.RUNTIME_STATUS_RUNNING},
+		Action:          api.REUSE_ID_ACTION_TERMINATE,
+	})
+	if err := create(t, be, "a", terminate); err != nil {
+		t.Fatalf("create with TERMINATE: %v", err)
+	}
+	st, _ := be.GetOrchestrationRuntimeState(context.Background(), wi)
+	for _, e := range wi.NewEvents {
+		_ = st.AddEvent(e)
+	}
+	wi.State = st
+	if err := be.CompleteOrchestrationWorkItem(context.Background(), wi); !errors.Is(err, backend.ErrWorkItemLockLost) {
+		t.Fatalf("complete of a replaced instance's work item: %v", err)
+	}
+	if err := be.AbandonOrchestrationWorkItem(context.Background(), wi); err != nil {
+		t.Fatalf("abandon of a replaced instance's work item: %v", err)
+	}
+	wi2, err := fetch(t, be, time.Second)
+	if err != nil {
+		t.Fatalf("new instance's work item: %v", err)
+	}
+	if got := eventNames(wi2); len(got) != 1 || got[0] != "started" {
+		t.Fatalf("new instance events %v", got)
+	}
+}
+
+func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestMissingInstance(t *testing.T) {
+	be := open(t, filepath.Join(t.TempDir(), "wf.db"))
+	defer be.Close()
+	err := raise(t, be, "nope", "x")
+	if !errors.Is(err, api.ErrInstanceNotFound) || !contains(err.Error(), "no such instance exists") {
+		t.Fatalf("event for a missing instance: %v", err)
+	}
+	if _, err := be.GetOrchestrationMetadata(context.Background(), "nope"); !errors.Is(err, api.ErrInstanceNotFound) {
+		t.Fatalf("metadata of a missing instance: %v", err)
+	}
+	if err := be.PurgeOrchestrationState(context.Background(), "nope"); !errors.Is(err, api.ErrInstanceNotFound) {
+		t.Fatalf("purge of a missing instance: %v", err)
+	}
+	// Nothing was queued.
+	if _, err := fetch(t, be, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("work item after refused event: %v", err)
+	}
+}
+
+// TestEventsWhileLocked: events that arrive while an instance's work item
+// is out go into its next work item, and the instance is never handed out
+// twice at once.
+func TestEventsWhileLocked(t *testing.T) {
+	be := open(t, filepath.Join(t.TempDir(), "wf.db"))
+	defer be.Close()
+	if err := create(t, be, "a"); err != nil {
+		t.Fatal(err)
+	}
+	wi, err := fetch(t, be, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raise(t, be, "a", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fetch(t, be, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("locked instance handed out again: %v", err)
+	}
+	complete(t, be, wi)
+	wi, err = fetch(t, be, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventNames(wi); len(got) != 1 || got[0] != "raised:e1" {
+		t.Fatalf("next work item %v", got)
+	}
+	complete(t, be, wi)
+	md, err := be.GetOrchestrationMetadata(context.Background(), "a")
+	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_RUNNING || md.Name != "W" {
+		t.Fatalf("metadata %+v %v", md, err)
+	}
+	st, err := be.GetOrchestrationRuntimeState(context.Background(), &backend.OrchestrationWorkItem{InstanceID: "a"})
+	if err != nil || len(st.OldEvents()) != 2 {
+		t.Fatalf("history: %d events, %v", len(st.OldEvents()), err)
+	}
+}
+
+func TestAbandon(t *testing.T) {
+	be := open(t, filepath.Join(t.TempDir(), "wf.db"))
+	defer be.Close()
+	if err := create(t, be, "a"); err != nil {
+		t.Fatal(err)
+	}
+	wi, err := fetch(t, be, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wi.RetryCount != 0 {
+		t.Fatalf("first retry count %d", wi.RetryCount)
+	}
+	if err := raise(t, be, "a", "late"); err != nil {
+		t.Fatal(err)
+	}
+	// First abandon: no delay; the events come back first, then the one
+	// that arrived meanwhile.
+	if err := be.AbandonOrchestrationWorkItem(context.Background(), wi); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.AbandonOrchestrationWorkItem(context.Background(), wi); !errors.Is(err, backend.ErrWorkItemLockLost) {
+		t.Fatalf("second abandon of the same work item: %v", err)
+	}
+	wi, err = fetch(t, be, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventNames(wi); len(got) != 2 || got[0] != "started" || got[1] != "raised:late" || wi.RetryCount != 1 {
+		t.Fatalf("after abandon: %v retry %d", got, wi.RetryCount)
+	}
+	// Second abandon: the work item's delay (1 s at retry 1).
+	t0 := time.Now()
+	if err := be.AbandonOrchestrationWorkItem(context.Background(), wi); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fetch(t, be, 500*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("abandoned work item back before its delay: %v", err)
+	}
+	wi, err = fetch(t, be, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d < 900*time.Millisecond {
+		t.Fatalf("back after %v, want ~1s", d)
+	}
+	complete(t, be, wi)
+}
+
+func TestActivityAbandonAndComplete(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	var runs atomic.Int32
+	r := task.NewTaskRegistry()
+	_ = r.AddOrchestratorN("W", func(ctx *task.OrchestrationContext) (any, error) {
+		var out string
+		err := ctx.CallActivity("A").Await(&out)
+		return out, err
+	})
+	_ = r.AddActivityN("A", func(task.ActivityContext) (any, error) { runs.Add(1); return "done", nil })
+	be := open(t, path)
+	ctx := context.Background()
+	if err := create(t, be, "a"); err != nil {
+		t.Fatal(err)
+	}
+	// Run the orchestration by hand up to its activity.
+	exec := task.NewTaskExecutor(r)
+	runOrchestration(t, be, exec)
+	awi, err := be.GetActivityWorkItem(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.AbandonActivityWorkItem(ctx, awi); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.AbandonActivityWorkItem(ctx, awi); !errors.Is(err, backend.ErrWorkItemLockLost) {
+		t.Fatalf("second abandon: %v", err)
+	}
+	actx, cancel := context.WithTimeout(ctx, time.Second)
+	awi, err = be.GetActivityWorkItem(actx)
+	cancel()
+	if err != nil {
+		t.Fatalf("activity after abandon: %v", err)
+	}
+	// Crash with the task out: it is queued again at the next Open.
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	be = open(t, path)
+	defer be.Close()
+	actx, cancel = context.WithTimeout(ctx, time.Second)
+	awi, err = be.GetActivityWorkItem(actx)
+	cancel()
+	if err != nil {
+		t.Fatalf("activity after reopen: %v", err)
+	}
+	if awi.Result, err = exec.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.CompleteActivityWorkItem(ctx, awi); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.CompleteActivityWorkItem(ctx, awi); !errors.Is(err, backend.ErrWorkItemLockLost) {
+		t.Fatalf("second completion: %v", err)
+	}
+	runOrchestration(t, be, exec)
+	md, err := be.GetOrchestrationMetadata(ctx, "a")
+	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED || md.SerializedOutput != `"done"` {
+		t.Fatalf("metadata %+v %v", md, err)
+	}
+}
+
+// runOrchestration processes one orchestration work item the way
+// durabletask's orchestration worker does.
+func runOrchestration(t testing.TB, be backend.Backend, exec backend.Executor) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w := backend.NewOrchestrationWorker(be, exec, quietLogger{})
+	ok, err := w.ProcessNext(ctx)
+	if err != nil || !ok {
+		t.Fatalf("process orchestration: %v %v", ok, err)
+	}
+	w.StopAndDrain()
+}
+
+// TestQueuesRebuiltAfterReopen: pending events, activity tasks and future
+// timers all survive a close (or a crash) and are queued again.
+func TestQueuesRebuiltAfterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	be := open(t, path)
+	for i := 0; i < 20; i++ {
+		if err := create(t, be, fmt.Sprint("i", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := raise(t, be, fmt.Sprint("i", i), "go"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One of them is out when the process stops: it must come back too.
+	wi, err := fetch(t, be, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = wi
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	be = open(t, path)
+	defer be.Close()
+	seen := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		wi, err := fetch(t, be, time.Second)
+		if err != nil {
+			t.Fatalf("after reopen, work item %d: %v", i, err)
+		}
+		if got := eventNames(wi); len(got) != 2 || got[0] != "started" || got[1] != "raised:go" {
+			t.Fatalf("%s events %v", wi.InstanceID, got)
+		}
+		if seen[string(wi.InstanceID)] {
+			t.Fatalf("%s handed out twice", wi.InstanceID)
+		}
+		seen[string(wi.InstanceID)] = true
+		complete(t, be, wi)
+	}
+	if _, err := fetch(t, be, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("extra work item: %v", err)
+	}
+}
+
+// TestTimers: durable timers fire in order of their time, including after
+// a reopen.
+func TestTimers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	var mu sync.Mutex
+	var order []string
+	r := task.NewTaskRegistry()
+	_ = r.AddOrchestratorN("W", func(ctx *task.OrchestrationContext) (any, error) {
+		var d time.Duration
+		if err := ctx.GetInput(&d); err != nil {
+			return nil, err
+		}
+		if err := ctx.CreateTimer(d).Await(nil); err != nil {
+			return nil, err
+		}
+		return nil, ctx.CallActivity("Mark", task.WithActivityInput(string(ctx.ID))).Await(nil)
+	})
+	_ = r.AddActivityN("Mark", func(ctx task.ActivityContext) (any, error) {
+		var id string
+		_ = ctx.GetInput(&id)
+		mu.Lock()
+		order = append(order, id)
+		mu.Unlock()
+		return nil, nil
+	})
+	h := startHubWith(t, path, 8, r)
+	delays := map[string]time.Duration{"t3": 1500 * time.Millisecond, "t1": 500 * time.Millisecond, "t2": time.Second, "t0": 0}
+	for _, id := range []string{"t3", "t1", "t2", "t0"} {
+		if _, err := h.client.ScheduleNewOrchestration(context.Background(), "W", api.WithInstanceID(api.InstanceID(id)), api.WithInput(delays[id])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stop before the timers are due and reopen: they are rebuilt.
+	time.Sleep(200 * time.Millisecond)
+	h.stop()
+	h = startHubWith(t, path, 8, r)
+	defer h.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(order)
+		mu.Unlock()
+		if n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timers fired: %v", order)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(order) != "[t0 t1 t2 t3]" {
+		t.Fatalf("timer order %v", order)
+	}
+}
+
+// TestNoDoubleHandOut hammers the store from many goroutines: events keep
+// arriving while work items are fetched and completed (or abandoned), and
+// no instance is ever out twice at once. Run with -race.
+func TestNoDoubleHandOut(t *testing.T) {
+	be := open(t, filepath.Join(t.TempDir(), "wf.db"))
+	defer be.Close()
+	const instances, eventsEach, workers = 16, 25, 8
+	for i := 0; i < instances; i++ {
+		if err := create(t, be, fmt.Sprint("i", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out sync.Map // instance -> struct{}
+	var delivered atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				wi, err := be.GetOrchestrationWorkItem(ctx)
+				if err != nil {
+					return
+				}
+				if _, dup := out.LoadOrStore(wi.InstanceID, struct{}{}); dup {
+					errc <- fmt.Errorf("%s handed out twice", wi.InstanceID)
+					return
+				}
+				time.Sleep(time.Duration(n%3) * time.Millisecond)
+				if n%7 == 3 && wi.RetryCount == 0 {
+					out.Delete(wi.InstanceID)
+					if err := be.AbandonOrchestrationWorkItem(ctx, wi); err != nil {
+						errc <- err
+						return
+					}
+					continue
+				}
+				st, err := be.GetOrchestrationRuntimeState(ctx, wi)
+				if err != nil {
+					errc <- err
+					return
+				}
+				for _, e := range wi.NewEvents {
+					_ = st.AddEvent(e)
+				}
+				wi.State = st
+				out.Delete(wi.InstanceID)
+				if err := be.CompleteOrchestrationWorkItem(context.Background(), wi); err != nil {
+					errc <- err
+					return
+				}
+				delivered.Add(int64(len(wi.NewEvents)))
+			}
+		}(w)
+	}
+	var rg sync.WaitGroup
+	for i := 0; i < instances; i++ {
+		rg.Add(1)
+		go func(i int) {
+			defer rg.Done()
+			for j := 0; j < eventsEach; j++ {
+				if err := raise(t, be, fmt.Sprint("i", i), fmt.Sprint("e", j)); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}(i)
+	}
+	rg.Wait()
+	want := int64(instances * (eventsEach + 1))
+	deadline := time.Now().Add(20 * time.Second)
+	for delivered.Load() < want && time.Now().Before(deadline) {
+		select {
+		case err := <-errc:
+			t.Fatal(err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
+	if got := delivered.Load(); got != want {
+		t.Fatalf("delivered %d events, want %d", got, want)
+	}
+	// Every event is in the history exactly once, in the order raised.
+	for i := 0; i < instances; i++ {
+		st, err := be.GetOrchestrationRuntimeState(context.Background(), &backend.OrchestrationWorkItem{InstanceID: api.InstanceID(fmt.Sprint("i", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := 0
+		for _, e := range st.OldEvents() {
+			if er := e.GetEventRaised(); er != nil {
+				if er.Name != fmt.Sprint("e", next) {
+					t.Fatalf("i%d: event %s where e%d expected", i, er.Name, next)
+				}
+				next++
+			}
+		}
+		if next != eventsEach {
+			t.Fatalf("i%d: %d events in history, want %d", i, next, eventsEach)
+		}
+	}
+}
+
+// TestLifecycle runs real orchestrations: suspend, resume, terminate, a
+// sub-orchestration, and purge rules.
+func TestLifecycle(t *testing.T) {
+	r := task.NewTaskRegistry()
+	_ = r.AddOrchestratorN("Child", func(ctx *task.OrchestrationContext) (any, error) {
+		var s string
+		_ = ctx.GetInput(&s)
+		return s + "!", nil
+	})
+	_ = r.AddOrchestratorN("Parent", func(ctx *task.OrchestrationContext) (any, error) {
+		var out string
+		if err := ctx.CallSubOrchestrator("Child", task.WithSubOrchestratorInput("hi")).Await(&out); err != nil {
+			return nil, err
+		}
+		if err := ctx.WaitForSingleEvent("go", time.Minute).Await(nil); err != nil {
+			return nil, err
+		}
+		return out, nil
+	})
+	h := startHubWith(t, filepath.Join(t.TempDir(), "wf.db"), 4, r)
+	defer h.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := h.client
+	if _, err := c.ScheduleNewOrchestration(ctx, "Parent", api.WithInstanceID("p")); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, h.be, "p", api.RUNTIME_STATUS_RUNNING)
+	if err := c.PurgeOrchestrationState(ctx, "p"); !errors.Is(err, api.ErrNotCompleted) {
+		t.Fatalf("purge of a running instance: %v", err)
+	}
+	if err := c.SuspendOrchestration(ctx, "p", "hold"); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, h.be, "p", api.RUNTIME_STATUS_SUSPENDED)
+	if err := c.RaiseEvent(ctx, "p", "go"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if md, _ := h.be.GetOrchestrationMetadata(ctx, "p"); md.RuntimeStatus != api.RUNTIME_STATUS_SUSPENDED {
+		t.Fatalf("suspended instance moved on: %v", md.RuntimeStatus)
+	}
+	if err := c.ResumeOrchestration(ctx, "p", "go on"); err != nil {
+		t.Fatal(err)
+	}
+	md := waitStatus(t, h.be, "p", api.RUNTIME_STATUS_COMPLETED)
+	if md.SerializedOutput != `"hi!"` {
+		t.Fatalf("output %q", md.SerializedOutput)
+	}
+	// Recursive purge removes the child too.
+	if err := c.PurgeOrchestrationState(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []api.InstanceID{"p", "p:0000"} {
+		if _, err := h.be.GetOrchestrationMetadata(ctx, id); !errors.Is(err, api.ErrInstanceNotFound) {
+			t.Fatalf("%s after purge: %v", id, err)
+		}
+	}
+
+	if _, err := c.ScheduleNewOrchestration(ctx, "Parent", api.WithInstanceID("q")); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, h.be, "q", api.RUNTIME_STATUS_RUNNING)
+	if err := c.TerminateOrchestration(ctx, "q", api.WithOutput("stop")); err != nil {
+		t.Fatal(err)
+	}
+	md = waitStatus(t, h.be, "q", api.RUNTIME_STATUS_TERMINATED)
+	if md.SerializedOutput != `"stop"` {
+		t.Fatalf("terminated output %q", md.SerializedOutput)
+	}
+	// An ID that finished can be reused only by policy.
+	if _, err := c.ScheduleNewOrchestration(ctx, "Parent", api.WithInstanceID("q")); !errors.Is(err, api.ErrDuplicateInstance) {
+		t.Fatalf("start of a terminated ID: %v", err)
+	}
+	if err := h.be.PurgeOrchestrationState(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ScheduleNewOrchestration(ctx, "Parent", api.WithInstanceID("q")); err != nil {
+		t.Fatalf("start after purge: %v", err)
+	}
+	waitStatus(t, h.be, "q", api.RUNTIME_STATUS_RUNNING)
+}
+
+func waitStatus(t testing.TB, be backend.Backend, id api.InstanceID, want api.OrchestrationStatus) *api.OrchestrationMetadata {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		md, err := be.GetOrchestrationMetadata(context.Background(), id)
+		if err == nil && md.RuntimeStatus == want {
+			return md
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: want %v, have %+v %v", id, want, md, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

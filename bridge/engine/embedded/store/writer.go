@@ -1,0 +1,466 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/microsoft/durabletask-go/api"
+	"github.com/microsoft/durabletask-go/backend"
+)
+
+// request is one write. apply runs on the writer goroutine inside the
+// transaction; the func it returns runs after the commit, under b.mu, and
+// applies the write to the in-memory queues. An exclusive request commits
+// alone (purge and re-create: they invalidate locks, which later requests
+// of the same batch would otherwise not see).
+type request struct {
+	apply     func() (func(), error)
+	exclusive bool
+	done      chan error
+}
+
+// submit hands r to the writer and waits for its commit. Once handed over
+// it waits regardless of ctx: an answer before the commit could let a
+// caller put back work that the commit then consumes.
+func (b *Backend) submit(ctx context.Context, r *request) error {
+	r.done = make(chan error, 1)
+	b.closeMu.RLock()
+	if b.closed {
+		b.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case b.reqs <- r:
+	case <-ctx.Done():
+		b.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	b.closeMu.RUnlock()
+	return <-r.done
+}
+
+func (b *Backend) writeLoop() {
+	defer close(b.wdone)
+	var carry *request
+	batch := make([]*request, 0, b.opts.MaxBatch)
+	for {
+		r := carry
+		carry = nil
+		if r == nil {
+			var ok bool
+			if r, ok = <-b.reqs; !ok {
+				return
+			}
+		}
+		batch = append(batch[:0], r)
+		if !r.exclusive {
+		more:
+			for len(batch) < b.opts.MaxBatch {
+				select {
+				case r2, ok := <-b.reqs:
+					if !ok {
+						break more
+					}
+					if r2.exclusive {
+						carry = r2
+						break more
+					}
+					batch = append(batch, r2)
+				default:
+					break more
+				}
+			}
+		}
+		b.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// runBatch commits a batch in one transaction, each request in its own
+// savepoint so that one failing request leaves the others' writes intact.
+func (b *Backend) runBatch(batch []*request) {
+	errs := make([]error, len(batch))
+	posts := make([]func(), len(batch))
+	reply := func() {
+		for i, r := range batch {
+			r.done <- errs[i]
+		}
+	}
+	fail := func(err error) {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		reply()
+	}
+	tb := time.Now()
+	defer func() { b.stats.batchNanos.Add(int64(time.Since(tb))) }()
+	if _, err := b.ws.begin.exec(); err != nil {
+		fail(err)
+		return
+	}
+	multi := len(batch) > 1
+	applied := 0
+	for i, r := range batch {
+		if multi {
+			if _, err := b.ws.savepoint.exec(); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		post, err := r.apply()
+		if err != nil {
+			errs[i] = err
+			if multi {
+				_, e1 := b.ws.rollbackTo.exec()
+				_, e2 := b.ws.release.exec()
+				if e1 != nil || e2 != nil {
+					_, _ = b.ws.rollback.exec()
+					fail(fmt.Errorf("store: roll back a failed write: %v %v", e1, e2))
+					return
+				}
+			}
+			continue
+		}
+		if multi {
+			if _, err := b.ws.release.exec(); err != nil {
+				_, _ = b.ws.rollback.exec()
+				fail(err)
+				return
+			}
+		}
+		posts[i] = post
+		applied++
+	}
+	if applied == 0 {
+		_, _ = b.ws.rollback.exec()
+		reply()
+		return
+	}
+	t0 := time.Now()
+	if _, err := b.ws.commit.exec(); err != nil {
+		_, _ = b.ws.rollback.exec()
+		fail(fmt.Errorf("store: commit: %w", err))
+		return
+	}
+	b.stats.commitNanos.Add(int64(time.Since(t0)))
+	if b.stats.batches.Add(1)%checkpointEvery == 0 {
+		select {
+		case b.ckptPoke <- struct{}{}:
+		default:
+		}
+	}
+	b.stats.writes.Add(int64(applied))
+	b.mu.Lock()
+	for _, p := range posts {
+		if p != nil {
+			p()
+		}
+	}
+	b.mu.Unlock()
+	reply()
+}
+
+// seq allocates an inbox or task sequence number (writer goroutine only).
+// Numbers are never reused within a process, so the in-memory maps keyed
+// by them cannot confuse a deleted row with a new one.
+func (b *Backend) seq() int64 {
+	s := b.nextSeq
+	b.nextSeq++
+	return s
+}
+
+func (b *Backend) instanceStatus(id string) (api.OrchestrationStatus, bool, error) {
+	var status int64
+	found := false
+	err := b.ws.status.query(func() error { status, found = b.ws.status.int64(0), true; return nil }, id)
+	return api.OrchestrationStatus(status), found, err
+}
+
+// insertInstance writes a new instance row and its ExecutionStarted event.
+func (b *Backend) insertInstance(e *backend.HistoryEvent, payload []byte) (int64, error) {
+	es := e.GetExecutionStarted()
+	id := es.OrchestrationInstance.GetInstanceId()
+	var parent any
+	if p := es.ParentInstance.GetOrchestrationInstance().GetInstanceId(); p != "" {
+		parent = p
+	}
+	var input any
+	if es.Input != nil {
+		input = es.Input.GetValue()
+	}
+	ts := e.Timestamp.AsTime().UnixNano()
+	if _, err := b.ws.insInstance.exec(id, es.Name, es.Version.GetValue(), es.OrchestrationInstance.ExecutionId.GetValue(),
+		parent, int64(api.RUNTIME_STATUS_PENDING), ts, b.now(), input); err != nil {
+		return 0, err
+	}
+	seq := b.seq()
+	if _, err := b.ws.insInbox.exec(seq, id, int64(0), payload); err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// deleteInstance deletes every row of an instance; the returned func drops
+// it from memory after the commit.
+func (b *Backend) deleteInstance(id string) (func(), error) {
+	if _, err := b.ws.delInstance.exec(id); err != nil {
+		return nil, err
+	}
+	if _, err := b.ws.delHistory.exec(id); err != nil {
+		return nil, err
+	}
+	var inbox, tasks []int64
+	s := b.ws.delInboxOf
+	if err := s.query(func() error { inbox = append(inbox, s.int64(0)); return nil }, id); err != nil {
+		return nil, err
+	}
+	s = b.ws.delTasksOf
+	if err := s.query(func() error { tasks = append(tasks, s.int64(0)); return nil }, id); err != nil {
+		return nil, err
+	}
+	return func() { b.dropInstance(id, inbox, tasks) }, nil
+}
+
+// completion is a work item's outcome, marshaled before it reaches the
+// writer so that the writer only writes.
+type completion struct {
+	id             string
+	status         int64
+	continuedAsNew bool
+	historySeq     int
+	history        []byte
+
+	started   bool
+	createdAt int64
+	input     any
+
+	completed bool
+	output    any
+	failure   any
+
+	customSet bool
+	custom    any
+
+	tasks    []*backend.HistoryEvent
+	taskData [][]byte
+	timers   []*backend.HistoryEvent
+	timerAt  []int64
+	timerRaw [][]byte
+	msgs     []backend.OrchestratorMessage
+	msgData  [][]byte
+
+	finished bool                    // no further work items expected
+	full     []*backend.HistoryEvent // the history after this work item
+}
+
+func prepareCompletion(wi *backend.OrchestrationWorkItem) (*completion, error) {
+	st := wi.State
+	c := &completion{
+		id:             string(wi.InstanceID),
+		status:         int64(st.RuntimeStatus()),
+		continuedAsNew: st.ContinuedAsNew(),
+		historySeq:     len(st.OldEvents()),
+	}
+	var err error
+	if len(st.NewEvents()) > 0 {
+		if c.history, err = encodeEvents(st.NewEvents()); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range st.NewEvents() {
+		if es := e.GetExecutionStarted(); es != nil && !c.started {
+			c.started = true
+			c.createdAt = e.Timestamp.AsTime().UnixNano()
+			if es.Input != nil {
+				c.input = es.Input.GetValue()
+			}
+		}
+		if ec := e.GetExecutionCompleted(); ec != nil && !c.completed {
+			c.completed = true
+			if ec.Result != nil {
+				c.output = ec.Result.GetValue()
+			}
+			if ec.FailureDetails != nil {
+				b, err := proto.Marshal(ec.FailureDetails)
+				if err != nil {
+					return nil, fmt.Errorf("store: marshal failure details: %w", err)
+				}
+				c.failure = b
+			}
+		}
+	}
+	c.finished = st.IsCompleted()
+	if !c.finished {
+		c.full = make([]*backend.HistoryEvent, 0, len(st.OldEvents())+len(st.NewEvents()))
+		c.full = append(append(c.full, st.OldEvents()...), st.NewEvents()...)
+	}
+	if st.CustomStatus != nil {
+		c.customSet = true
+		c.custom = st.CustomStatus.GetValue()
+	}
+	for _, e := range st.PendingTasks() {
+		p, err := backend.MarshalHistoryEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		c.tasks = append(c.tasks, e)
+		c.taskData = append(c.taskData, p)
+	}
+	for _, e := range st.PendingTimers() {
+		p, err := backend.MarshalHistoryEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		c.timers = append(c.timers, e)
+		c.timerAt = append(c.timerAt, max(1, e.GetTimerFired().GetFireAt().AsTime().UnixNano()))
+		c.timerRaw = append(c.timerRaw, p)
+	}
+	for _, m := range st.PendingMessages() {
+		p, err := backend.MarshalHistoryEvent(m.HistoryEvent)
+		if err != nil {
+			return nil, err
+		}
+		c.msgs = append(c.msgs, m)
+		c.msgData = append(c.msgData, p)
+	}
+	return c, nil
+}
+
+// applyCompletion is the writer's half of CompleteOrchestrationWorkItem.
+func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
+	b.mu.Lock()
+	valid := lk.inst.lock == lk && !lk.stale
+	b.mu.Unlock()
+	if !valid {
+		return nil, backend.ErrWorkItemLockLost
+	}
+	w := &b.ws
+	now := b.now()
+	n, err := w.updInstance.exec(c.status, now,
+		c.started, c.createdAt, c.input,
+		c.completed, now, c.output, c.failure,
+		c.customSet, c.custom,
+		c.id)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, backend.ErrWorkItemLockLost
+	}
+	if c.continuedAsNew {
+		if _, err := w.delHistory.exec(c.id); err != nil {
+			return nil, err
+		}
+	}
+	if c.history != nil {
+		if _, err := w.insHistory.exec(c.id, int64(c.historySeq), c.history); err != nil {
+			return nil, err
+		}
+	}
+	for _, q := range lk.events {
+		if _, err := w.delInbox.exec(q.seq); err != nil {
+			return nil, err
+		}
+	}
+	taskSeqs := make([]int64, len(c.tasks))
+	for i := range c.tasks {
+		taskSeqs[i] = b.seq()
+		if _, err := w.insTask.exec(taskSeqs[i], c.id, c.taskData[i]); err != nil {
+			return nil, err
+		}
+	}
+	timerSeqs := make([]int64, len(c.timers))
+	for i := range c.timers {
+		timerSeqs[i] = b.seq()
+		if _, err := w.insInbox.exec(timerSeqs[i], c.id, c.timerAt[i], c.timerRaw[i]); err != nil {
+			return nil, err
+		}
+	}
+	msgSeqs := make([]int64, len(c.msgs))
+	for i, m := range c.msgs {
+		target := m.TargetInstanceID
+		_, exists, err := b.instanceStatus(target)
+		if err != nil {
+			return nil, err
+		}
+		if m.HistoryEvent.GetExecutionStarted() != nil {
+			if exists {
+				b.log.Warnf("%s: sub-orchestration %s already exists; its creation is dropped", c.id, target)
+				msgSeqs[i] = -1
+				continue
+			}
+			if msgSeqs[i], err = b.insertInstance(m.HistoryEvent, c.msgData[i]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !exists {
+			b.log.Warnf("%s: message to missing instance %s dropped", c.id, target)
+			msgSeqs[i] = -1
+			continue
+		}
+		msgSeqs[i] = b.seq()
+		if _, err := w.insInbox.exec(msgSeqs[i], target, int64(0), c.msgData[i]); err != nil {
+			return nil, err
+		}
+	}
+	return func() {
+		in := lk.inst
+		in.lock = nil
+		if c.finished {
+			b.history.remove(c.id)
+		} else {
+			b.history.put(c.id, c.full)
+		}
+		now := b.now()
+		for i, e := range c.timers {
+			if c.timerAt[i] <= now {
+				in.pending = append(in.pending, &qEvent{seq: timerSeqs[i], event: e})
+				continue
+			}
+			te := &timerEntry{at: c.timerAt[i], seq: timerSeqs[i], inst: c.id, payload: c.timerRaw[i]}
+			b.timerSeqs[te.seq] = te
+			b.pushTimer(te)
+		}
+		for i, e := range c.tasks {
+			t := &qTask{seq: taskSeqs[i], instance: c.id, event: e}
+			b.taskSeqs[t.seq] = t
+			b.pushTask(t)
+		}
+		for i, m := range c.msgs {
+			if msgSeqs[i] >= 0 {
+				b.addPending(m.TargetInstanceID, &qEvent{seq: msgSeqs[i], event: m.HistoryEvent})
+			}
+		}
+		b.makeReady(in)
+		b.forget(in)
+	}, nil
+}
+
+// Stats are counters of the writer since Open.
+type Stats struct {
+	Batches    int64         // transactions committed
+	Writes     int64         // requests committed in them
+	CommitTime time.Duration // spent in COMMIT
+	BatchTime  time.Duration // spent writing, COMMIT included
+}
+
+type stats struct {
+	batches, writes, commitNanos, batchNanos atomic.Int64
+}
+
+// Stats reports the writer's counters.
+func (b *Backend) Stats() Stats {
+	return Stats{
+		Batches:    b.stats.batches.Load(),
+		Writes:     b.stats.writes.Load(),
+		CommitTime: time.Duration(b.stats.commitNanos.Load()),
+		BatchTime:  time.Duration(b.stats.batchNanos.Load()),
+	}
+}
