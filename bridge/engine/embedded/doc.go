@@ -1,16 +1,24 @@
 // Package embedded runs a durabletask-go task hub inside the sagabridge
-// process: the SQLite backend in a file, served over gRPC on a loopback port,
-// so the Dapr go-sdk workflow worker and client connect to it exactly as they
-// would to a daprd sidecar.
+// process, served over gRPC on a loopback port, so the Dapr go-sdk workflow
+// worker and client connect to it exactly as they would to a daprd sidecar.
 //
-// Three things differ from the stock hub, each for a reason measured here:
+// The hub keeps durabletask's own workers and gRPC executor, and replaces
+// the stock SQLite backend with the store package, for reasons measured
+// here (bench: 46 sagas/s one at a time and 17/s with 128 in flight on the
+// stock backend, 14-20 CPU-seconds per 1,000 sagas):
 //
-//   - The workers are woken when work is written instead of polling with a
-//     backoff that grows to 5 s (the stock hub ran 4 sagas/s one at a time).
-//   - Locks left by a crashed process are released at start. The process
-//     holds an exclusive lock on the database file, so any lock found there
-//     belongs to a dead process; the stock hub waits 2 minutes for them.
-//   - Raising an event on an instance that does not exist fails with "no such
-//     instance exists", as daprd does; the stock SQLite backend stores such
-//     an event where no orchestration ever reads it.
+//   - The process holds an exclusive lock on the database file, so the
+//     store keeps its work queues and locks in memory, rebuilt from the
+//     tables at start. Workers block until work exists instead of polling
+//     (the stock hub's backoff grows to 5 s), and fetching work never scans
+//     the instances table (the stock backend scans every instance, finished
+//     ones included, on every fetch).
+//   - Work a crashed process left unfinished is ready again as soon as the
+//     hub starts; the stock backend waits for its 2-minute lock timeout.
+//   - Statements are prepared once, writes are group-committed, checkpoints
+//     run off the writer's path, and running instances' histories are
+//     cached, so most work items read nothing back.
+//   - Raising an event on an instance that does not exist fails with "no
+//     such instance exists", as daprd does; the stock SQLite backend stores
+//     such an event where no orchestration ever reads it.
 package embedded

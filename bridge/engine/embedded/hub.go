@@ -2,20 +2,19 @@ package embedded
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/microsoft/durabletask-go/backend"
-	"github.com/microsoft/durabletask-go/backend/sqlite"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+
+	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
 )
 
 // Config configures the embedded task hub.
@@ -28,13 +27,18 @@ type Config struct {
 	// Parallelism is how many orchestration and how many activity work
 	// items run at once (the stock hub runs one).
 	Parallelism int
-	// IdlePoll bounds how long an idle worker sleeps before it looks for
-	// due timers and abandoned work without being woken.
+	// IdlePoll is no longer used: the store wakes workers when work is
+	// written and fires timers on time. Kept so that configs that set it
+	// still load.
 	IdlePoll time.Duration
 	// Synchronous is SQLite's synchronous pragma in WAL mode: "normal"
 	// (default: a process crash loses nothing, a power cut can lose the
-	// last commits) or "full" (survives a power cut, about 7x slower here).
+	// last commits) or "full" (survives a power cut; group commit makes
+	// the cost one fsync per batch of writes).
 	Synchronous string
+	// MaxBatch bounds how many writes the store commits in one
+	// transaction (0: the store's default, 256).
+	MaxBatch int
 }
 
 func (c *Config) setDefaults() {
@@ -83,12 +87,14 @@ type Hub struct {
 	srv    *grpc.Server
 	worker backend.TaskHubWorker
 	exec   backend.Executor
+	be     *store.Backend
 	lock   *os.File
 	log    *zap.Logger
 }
 
-// Start opens (or creates) the database, takes the exclusive file lock,
-// releases locks left by a crashed process, and serves the hub.
+// Start takes the exclusive file lock, opens (or creates) the database,
+// which queues again whatever a crashed process left unfinished, and serves
+// the hub.
 func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -104,22 +110,17 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	dsn := "file:" + cfg.DBPath + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" +
-		strings.ToUpper(cfg.Synchronous) + ")&_pragma=busy_timeout(10000)"
-	if err := releaseStaleLocks(ctx, dsn); err != nil {
-		_ = lock.Close()
-		return nil, err
-	}
-
 	dtLog := zapLogger{log.Named("durabletask").Sugar()}
-	be := newWakingBackend(sqlite.NewSqliteBackend(&sqlite.SqliteOptions{
-		FilePath: dsn,
-		// Locks only matter if this process dies, and then the next start
-		// releases them; a long timeout keeps slow activities from being
-		// handed out twice.
-		OrchestrationLockTimeout: 2 * time.Minute,
-		ActivityLockTimeout:      2 * time.Minute,
-	}, dtLog), cfg.IdlePoll)
+	be, err := store.Open(store.Options{
+		Path:        cfg.DBPath,
+		Synchronous: cfg.Synchronous,
+		MaxBatch:    cfg.MaxBatch,
+		Logger:      dtLog,
+	})
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("embedded engine: %w", err)
+	}
 
 	exec, register := backend.NewGrpcExecutor(be, dtLog)
 	srv := grpc.NewServer()
@@ -130,12 +131,14 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 		backend.NewActivityTaskWorker(be, exec, dtLog, par),
 		dtLog)
 	if err := startWorker(ctx, worker); err != nil {
+		_ = be.Close()
 		_ = lock.Close()
 		return nil, err
 	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		_ = worker.Shutdown(ctx)
+		_ = be.Close()
 		_ = lock.Close()
 		return nil, fmt.Errorf("embedded engine: listen: %w", err)
 	}
@@ -145,18 +148,19 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 		}
 	}()
 	log.Info("embedded workflow engine started", zap.String("db", cfg.DBPath), zap.String("addr", lis.Addr().String()))
-	return &Hub{addr: lis.Addr().String(), srv: srv, worker: worker, exec: exec, lock: lock, log: log}, nil
+	return &Hub{addr: lis.Addr().String(), srv: srv, worker: worker, exec: exec, be: be, lock: lock, log: log}, nil
 }
 
 // Addr is the host:port the go-sdk worker and client dial.
 func (h *Hub) Addr() string { return h.addr }
 
-// Stop stops the workers, then the gRPC server, then releases the file
-// lock. Work in flight is abandoned and runs again on next start. The
-// executor's own Shutdown is not called: it closes the result channels of
-// pending work items without forgetting them, and the work-item stream's
-// cleanup then closes them again (a panic in durabletask-go v0.5.0);
-// stopping the server ends the stream, whose cleanup releases them once.
+// Stop stops the workers, then the gRPC server, then closes the database
+// and releases the file lock. Work in flight is abandoned and runs again on
+// next start. The executor's own Shutdown is not called: it closes the
+// result channels of pending work items without forgetting them, and the
+// work-item stream's cleanup then closes them again (a panic in
+// durabletask-go v0.5.0); stopping the server ends the stream, whose
+// cleanup releases them once.
 func (h *Hub) Stop(ctx context.Context) error {
 	errW := h.worker.Shutdown(ctx)
 	stopped := make(chan struct{})
@@ -166,11 +170,11 @@ func (h *Hub) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		h.srv.Stop()
 	}
-	return errors.Join(errW, h.lock.Close())
+	errB := h.be.Close()
+	return errors.Join(errW, errB, h.lock.Close())
 }
 
-// startWorker converts the stock backend's panics on an unusable database
-// into an error.
+// startWorker turns a panic while starting into an error.
 func startWorker(ctx context.Context, w backend.TaskHubWorker) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -184,7 +188,8 @@ func startWorker(ctx context.Context, w backend.TaskHubWorker) (err error) {
 }
 
 // lockFile takes an exclusive, non-blocking flock. The kernel drops it when
-// the process dies, which is what makes releasing stale locks safe.
+// the process dies. Holding it is what lets the store keep its work queues
+// and locks in memory: no other process reads or writes the file.
 func lockFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -195,24 +200,4 @@ func lockFile(path string) (*os.File, error) {
 		return nil, fmt.Errorf("embedded engine: %s is used by another process: %w", path, err)
 	}
 	return f, nil
-}
-
-// releaseStaleLocks clears work-item locks. Only a dead process can hold
-// them, because this one holds the file lock.
-func releaseStaleLocks(ctx context.Context, dsn string) error {
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return fmt.Errorf("embedded engine: open database: %w", err)
-	}
-	defer db.Close()
-	for _, stmt := range []string{
-		"UPDATE Instances SET LockedBy = NULL, LockExpiration = NULL WHERE LockedBy IS NOT NULL",
-		"UPDATE NewEvents SET LockedBy = NULL WHERE LockedBy IS NOT NULL",
-		"UPDATE NewTasks SET LockedBy = NULL, LockExpiration = NULL WHERE LockedBy IS NOT NULL",
-	} {
-		if _, err := db.ExecContext(ctx, stmt); err != nil && !strings.Contains(err.Error(), "no such table") {
-			return fmt.Errorf("embedded engine: release stale locks: %w", err)
-		}
-	}
-	return nil
 }
