@@ -9,8 +9,9 @@ import (
 	"github.com/microsoft/durabletask-go/backend"
 )
 
-// schemaVersion is kept in PRAGMA user_version. Version 0 is an empty file
-// (or one holding only the stock durabletask tables, which are left alone).
+// schemaVersion is kept in PRAGMA user_version. Version 0 is an empty file,
+// or one the stock durabletask backend wrote: its instances are imported
+// when the schema is created (importStock) and its tables left alone.
 const schemaVersion = 1
 
 // The tables carry an sb_ prefix so they never collide with the stock
@@ -85,6 +86,10 @@ func migrate(c *conn) error {
 	if err := c.execScript(script); err != nil {
 		_ = c.execScript("ROLLBACK")
 		return fmt.Errorf("store: create schema: %w", err)
+	}
+	if err := importStock(c); err != nil {
+		_ = c.execScript("ROLLBACK")
+		return err
 	}
 	return c.execScript("COMMIT")
 }

@@ -734,8 +734,9 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.Acti
 	}
 	b.mu.Lock()
 	t := b.taskSeqs[wi.SequenceNumber]
+	out := t != nil && t.out
 	b.mu.Unlock()
-	if t == nil || !t.out {
+	if !out {
 		return backend.ErrWorkItemLockLost
 	}
 	payload, err := backend.MarshalHistoryEvent(wi.Result)
