@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func probeRegistry() *task.TaskRegistry {
 
 func startHubWith(t testing.TB, path string, par int32, r *task.TaskRegistry) *testHub {
 	t.Helper()
-	be, err := store.Open(store.Options{Path: path})
+	be, err := store.Open(store.Options{Path: path, Synchronous: os.Getenv("STORE_SYNCHRONOUS")})
 	if err != nil {
 		t.Fatal(err)
 	}

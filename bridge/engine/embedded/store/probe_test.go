@@ -93,8 +93,16 @@ func TestProbeStore(t *testing.T) {
 	if n == 0 {
 		t.Skip("set PROBE=n")
 	}
-	h := startHub(t, filepath.Join(t.TempDir(), "wf.db"), 128)
+	path := filepath.Join(t.TempDir(), "wf.db")
+	h := startHub(t, path, 128)
 	defer h.stop()
+	defer func() {
+		for _, f := range []string{path, path + "-wal"} {
+			if fi, err := os.Stat(f); err == nil {
+				t.Logf("%s: %.1f MiB", filepath.Base(f), float64(fi.Size())/(1<<20))
+			}
+		}
+	}()
 	ctx := context.Background()
 	for _, c := range []int{1, 32, 128} {
 		s0 := h.be.Stats()

@@ -104,7 +104,7 @@ type Backend struct {
 var _ backend.Backend = (*Backend)(nil)
 
 type writeStmts struct {
-	begin, commit, rollback, savepoint, release, rollbackTo *stmt
+	begin, commit, rollback, savepoint, release, rollbackTo, checkpoint *stmt
 
 	status, insInstance, updInstance, delInstance *stmt
 	insHistory, delHistory                        *stmt
@@ -178,7 +178,7 @@ func (b *Backend) open() error {
 	// mode) run on their own connection and goroutine, off the writer's
 	// path; see checkpointLoop.
 	if err := b.w.execScript("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = " +
-		strings.ToUpper(b.opts.Synchronous) + "; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;"); err != nil {
+		strings.ToUpper(b.opts.Synchronous) + "; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 33554432;"); err != nil {
 		return err
 	}
 	if err := migrate(b.w); err != nil {
@@ -219,6 +219,7 @@ func (b *Backend) prepareWriter() error {
 		{&w.savepoint, "SAVEPOINT r"},
 		{&w.release, "RELEASE r"},
 		{&w.rollbackTo, "ROLLBACK TO r"},
+		{&w.checkpoint, "PRAGMA wal_checkpoint(PASSIVE)"},
 		{&w.status, "SELECT status FROM sb_instances WHERE id = ?"},
 		{&w.insInstance, `INSERT INTO sb_instances (id, name, version, execution_id, parent_id, status, created_at, updated_at, input)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -397,8 +398,12 @@ func (b *Backend) timerLoop() {
 }
 
 // checkpointEvery is how many commits the writer makes between
-// checkpoints (each commit writes a few pages to the WAL).
-const checkpointEvery = 256
+// checkpoints (each commit writes a few pages to the WAL), and
+// writerCheckpointEvery how many between the checkpoints it runs itself.
+const (
+	checkpointEvery       = 256
+	writerCheckpointEvery = 1024
+)
 
 // checkpointLoop copies the WAL back into the database file when the writer
 // asks (every checkpointEvery commits) or once a second after writes, and

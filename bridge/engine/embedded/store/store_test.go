@@ -651,3 +651,25 @@ func waitStatus(t testing.TB, be backend.Backend, id api.InstanceID, want api.Or
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestSynchronousFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	be, err := store.Open(store.Options{Path: path, Synchronous: "FULL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := create(t, be, "a"); err != nil {
+		t.Fatal(err)
+	}
+	wi, err := fetch(t, be, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete(t, be, wi)
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(store.Options{Path: path, Synchronous: "sometimes"}); err == nil {
+		t.Fatal("synchronous=sometimes accepted")
+	}
+}

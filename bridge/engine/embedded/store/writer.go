@@ -149,7 +149,17 @@ func (b *Backend) runBatch(batch []*request) {
 		return
 	}
 	b.stats.commitNanos.Add(int64(time.Since(t0)))
-	if b.stats.batches.Add(1)%checkpointEvery == 0 {
+	switch n := b.stats.batches.Add(1); {
+	case n%writerCheckpointEvery == 0:
+		// The checkpointer copies frames while the writer goes on, so the
+		// WAL never catches up under steady writes and SQLite only
+		// restarts it once a checkpoint covers every frame. The writer
+		// checkpoints the (short) rest now and then, between two commits,
+		// so that the next commit starts the WAL over.
+		if _, err := b.ws.checkpoint.exec(); err != nil {
+			b.log.Warnf("store: checkpoint: %v", err)
+		}
+	case n%checkpointEvery == 0:
 		select {
 		case b.ckptPoke <- struct{}{}:
 		default:
