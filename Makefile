@@ -20,7 +20,7 @@ run: ## Run the OrderSaga demo: embedded NATS, embedded engine, simulated servic
 	$(GO) run ./cmd/sagabridge dev --data data/dev
 
 .PHONY: test
-test: lint fuzz ## Lint, fuzz briefly, then every test with the race detector
+test: lint fuzz dapr ## Lint, fuzz briefly, then every test with the race detector
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 
 FUZZTIME ?= 10s
@@ -48,6 +48,10 @@ lint: ## gofmt, go vet and the workflow determinism check
 bench: ## Benchmarks, printing figures (broker adapters vs raw clients, routing)
 	$(GO) test -run '^$$' -bench '^BenchmarkConsume$$' -benchtime 20000x -count 1 ./topics/natsjs ./topics/kafka
 	$(GO) test -run '^$$' -bench '^BenchmarkRoute100$$' -benchtime 2s -count 1 ./bridge/route
+
+.PHONY: dapr
+dapr: ## Build daprd, placement and scheduler (Dapr v1.14.0) into bin/ for the tests on real sidecars
+	GO=$(GO) ./internal/daprtest/build-dapr.sh
 
 .PHONY: clean
 clean: ## Remove build output and local data

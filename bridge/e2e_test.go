@@ -19,7 +19,7 @@ func brokers(t *testing.T) []func(*testing.T) brokerKit {
 }
 
 func TestOrderSagaEndToEnd(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range withEngines(t, brokers(t)) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { orderSagaEndToEnd(t, kit) })
 	}
@@ -129,7 +129,7 @@ func checkOutcome(t *testing.T, out topics.Outcome, status string, compensated [
 // TestEarlyReplyIsParked sends every reply of a saga before the order that
 // starts it: the bridge parks the replies until the instance exists.
 func TestEarlyReplyIsParked(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range withEngines(t, brokers(t)) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) {
 			cfg := devConfig(t, kit, t.TempDir())
@@ -178,7 +178,7 @@ func publishReply(t *testing.T, s *stack, topic, typ string, data simulated.Repl
 // TestBadEventIsDeadLettered: an undecodable event goes to the dead-letter
 // topic with its reason and original payload, and the next good event flows.
 func TestBadEventIsDeadLettered(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range withEngines(t, brokers(t)) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) {
 			cfg := devConfig(t, kit, t.TempDir())

@@ -188,6 +188,23 @@ func (e *Engine) DuplicateStarts() int64 { return e.duplicateStarts.Load() }
 // started=false, and no error, when the instance already exists.
 func (e *Engine) Start(ctx context.Context, workflowName, instanceID string, input []byte) (started bool, err error) {
 	opts := []api.NewOrchestrationOptions{workflow.WithInstanceID(instanceID)}
+	if e.kind == KindDapr {
+		// daprd refuses a second start only while the instance runs; one
+		// that arrives after it finished would run the saga again. Look
+		// first, and let daprd ignore (not re-create) a finished instance
+		// should it finish between the look and the start.
+		switch _, err := e.client.FetchWorkflowMetadata(ctx, instanceID); {
+		case err == nil:
+			e.duplicateStarts.Add(1)
+			return false, nil
+		case !errors.Is(classify(err), ErrNotFound):
+			return false, classify(fmt.Errorf("engine: start %s %s: %w", workflowName, instanceID, err))
+		}
+		opts = append(opts, api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
+			OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_COMPLETED, api.RUNTIME_STATUS_FAILED, api.RUNTIME_STATUS_TERMINATED},
+			Action:          api.REUSE_ID_ACTION_IGNORE,
+		}))
+	}
 	if input != nil {
 		opts = append(opts, workflow.WithRawInput(string(input)))
 	}

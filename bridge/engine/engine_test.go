@@ -74,6 +74,38 @@ func TestEmbeddedEngineOneMeaning(t *testing.T) {
 	dir := t.TempDir()
 	e := startEmbedded(t, dir)
 
+	oneMeaning(t, e)
+
+	// A second process may not open the same database.
+	if _, err := engine.New(ctx, engine.Config{Embedded: embedded.Config{DBPath: filepath.Join(dir, "wf.db")}}, engine.Registry{}, nil); err == nil {
+		t.Fatal("second engine on the same database started")
+	}
+
+	// State survives a restart: start an instance, stop, restart, finish it.
+	if _, err := e.Start(ctx, "GreetAfterApproval", "g-2", []byte(`"bob"`)); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, "g-2", "RUNNING")
+	if err := e.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	e = startEmbedded(t, dir)
+	defer e.Close(ctx)
+	if err := e.Raise(ctx, "g-2", "approval", []byte(`"ok"`)); err != nil {
+		t.Fatalf("raise after restart: %v", err)
+	}
+	if st := waitStatus(t, e, "g-2", "COMPLETED"); st.Output != `"hello bob (ok)"` {
+		t.Fatalf("output after restart %q", st.Output)
+	}
+}
+
+// oneMeaning checks what the bridge relies on, on any engine: a raise on a
+// missing instance is ErrNotFound; a second start of an instance ID, while
+// it runs and after it finished, is success with started=false and is
+// counted; the instance completes; a raise on it then is ErrFinished.
+func oneMeaning(t *testing.T, e *engine.Engine) {
+	t.Helper()
+	ctx := context.Background()
 	err := e.Raise(ctx, "missing-1", "approval", []byte(`"yes"`))
 	if !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("raise on missing instance: want ErrNotFound, got %v", err)
@@ -101,25 +133,15 @@ func TestEmbeddedEngineOneMeaning(t *testing.T) {
 		t.Fatalf("raise on finished instance: want ErrFinished, got %v", err)
 	}
 
-	// A second process may not open the same database.
-	if _, err := engine.New(ctx, engine.Config{Embedded: embedded.Config{DBPath: filepath.Join(dir, "wf.db")}}, engine.Registry{}, nil); err == nil {
-		t.Fatal("second engine on the same database started")
+	// A start redelivered after the saga finished must not run it again.
+	started, err = e.Start(ctx, "GreetAfterApproval", "g-1", []byte(`"eve"`))
+	if err != nil || started {
+		t.Fatalf("start of a finished instance: want started=false and no error, got started=%v err=%v", started, err)
 	}
-
-	// State survives a restart: start an instance, stop, restart, finish it.
-	if _, err := e.Start(ctx, "GreetAfterApproval", "g-2", []byte(`"bob"`)); err != nil {
-		t.Fatal(err)
+	if got := e.DuplicateStarts(); got != 2 {
+		t.Fatalf("duplicate starts counted %d, want 2", got)
 	}
-	waitStatus(t, e, "g-2", "RUNNING")
-	if err := e.Close(ctx); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-	e = startEmbedded(t, dir)
-	defer e.Close(ctx)
-	if err := e.Raise(ctx, "g-2", "approval", []byte(`"ok"`)); err != nil {
-		t.Fatalf("raise after restart: %v", err)
-	}
-	if st := waitStatus(t, e, "g-2", "COMPLETED"); st.Output != `"hello bob (ok)"` {
-		t.Fatalf("output after restart %q", st.Output)
+	if st, err := e.Get(ctx, "g-1"); err != nil || st.RuntimeStatus != "COMPLETED" || st.Output != `"hello ada (yes)"` {
+		t.Fatalf("finished instance after a second start: %+v, %v", st, err)
 	}
 }

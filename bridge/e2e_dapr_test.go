@@ -1,0 +1,258 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/daprtest"
+	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// withEngines runs every end-to-end body on both engines: each broker as
+// it is (embedded engine), and again with the bridge on a daprd sidecar of
+// its own (placement, scheduler, Redis actor state store).
+func withEngines(t *testing.T, kits []func(*testing.T) brokerKit) []func(*testing.T) brokerKit {
+	t.Helper()
+	out := make([]func(*testing.T) brokerKit, 0, 2*len(kits))
+	for _, newKit := range kits {
+		out = append(out, newKit, func(t *testing.T) brokerKit {
+			return onDapr(newKit(t), daprtest.Start(t, daprtest.Options{}))
+		})
+	}
+	return out
+}
+
+// onDapr points the bridge of kit at sidecar.
+func onDapr(kit brokerKit, sidecar *daprtest.Sidecar) brokerKit {
+	base := kit.configure
+	kit.name += "-dapr"
+	kit.configure = func(cfg *config.Config) {
+		base(cfg)
+		cfg.Engine.Kind = "dapr"
+		cfg.Engine.Dapr.GRPCEndpoint = sidecar.GRPCAddr()
+	}
+	return kit
+}
+
+// orderMix is the orders of a run: every fifth declined by payment, every
+// seventh (not fifth) refused by shipping.
+func orderMix(run string, n int) map[string]simulated.Order {
+	want := make(map[string]simulated.Order, n)
+	for i := 1; i <= n; i++ {
+		o := simulated.Order{OrderID: orderID(run, i), Amount: float64(i), Quantity: 1, SKU: "sku-1"}
+		switch {
+		case i%5 == 0:
+			o.FailPayment = true
+		case i%7 == 0:
+			o.FailShipping = true
+		}
+		want["order-"+o.OrderID] = o
+	}
+	return want
+}
+
+// checkOneOutcomeEach: every order has exactly one outcome, with the status
+// and compensations its failure calls for, and no outcome was delivered
+// twice.
+func checkOneOutcomeEach(t *testing.T, w *simulated.Watcher, want map[string]simulated.Order) {
+	t.Helper()
+	outcomes := w.Outcomes()
+	if len(outcomes) != len(want) {
+		t.Errorf("outcomes for %d instances, want %d", len(outcomes), len(want))
+	}
+	if d := w.Duplicates(); d != 0 {
+		t.Errorf("%d duplicate outcome deliveries", d)
+	}
+	for id, o := range want {
+		got := outcomes[id]
+		if len(got) != 1 {
+			t.Errorf("%s: %d outcomes, want 1", id, len(got))
+			continue
+		}
+		out := got[0].Outcome
+		switch {
+		case o.FailPayment:
+			checkOutcome(t, out, topics.StatusCompensated, []string{"reserve-inventory"})
+		case o.FailShipping:
+			checkOutcome(t, out, topics.StatusCompensated, []string{"charge-payment", "reserve-inventory"})
+		default:
+			checkOutcome(t, out, topics.StatusCompleted, nil)
+		}
+	}
+}
+
+func publishOrders(t *testing.T, s *stack, want map[string]simulated.Order) {
+	t.Helper()
+	for _, o := range want {
+		publishOrder(t, s, "evt-"+o.OrderID, o)
+	}
+}
+
+// TestDaprSidecarKilledMidRun kills daprd with sagas in flight and starts
+// it again: every saga ends with exactly one outcome, nothing is
+// dead-lettered, and the participants' books balance.
+func TestDaprSidecarKilledMidRun(t *testing.T) {
+	n := 300
+	if testing.Short() {
+		n = 100
+	}
+	sidecar := daprtest.Start(t, daprtest.Options{})
+	kit := onDapr(natsKit(t), sidecar)
+	cfg := devConfig(t, kit, t.TempDir())
+	s := startStack(t, kit, cfg, stackOptions{participants: true, sim: simulated.Config{ReplyDelay: 5 * time.Millisecond}})
+
+	want := orderMix("restart", n)
+	start := time.Now()
+	publishOrders(t, s, want)
+	waitFor(t, 3*time.Minute, "a fifth of the outcomes", func() bool { return s.watcher.Count() >= n/5 })
+	before := s.watcher.Count()
+	sidecar.Kill()
+	killedAt := time.Now()
+	time.Sleep(2 * time.Second) // the bridge meets a dead sidecar and nacks
+	sidecar.Restart()
+	t.Logf("killed daprd with %d of %d outcomes in; down %s", before, n, time.Since(killedAt).Round(time.Millisecond))
+
+	waitFor(t, 5*time.Minute, fmt.Sprintf("%d outcomes", n), func() bool { return s.watcher.Count() >= n })
+	t.Logf("%d sagas in %s across a daprd SIGKILL", n, time.Since(start).Round(time.Millisecond))
+	time.Sleep(time.Second) // let any duplicate outcome arrive
+
+	checkOneOutcomeEach(t, s.watcher, want)
+	st := s.bridge.Stats().Snapshot()
+	if st.DeadLettered != 0 {
+		t.Errorf("%d events dead-lettered", st.DeadLettered)
+	}
+	t.Logf("bridge stats: %+v", st)
+	checkLedger(t, s.parts, want)
+}
+
+func checkLedger(t *testing.T, parts *simulated.Participants, want map[string]simulated.Order) {
+	t.Helper()
+	led := parts.Ledger().Snapshot()
+	for id, o := range want {
+		oid := o.OrderID
+		compensated := o.FailPayment || o.FailShipping
+		if compensated && (led.Reserved[oid] || led.Charged[oid]) {
+			t.Errorf("%s compensated but reserved=%v charged=%v", id, led.Reserved[oid], led.Charged[oid])
+		}
+		if !compensated && !(led.Reserved[oid] && led.Charged[oid] && led.Shipped[oid]) {
+			t.Errorf("%s completed but ledger incomplete", id)
+		}
+	}
+}
+
+// replica is a second bridge in the same consumer group, on its own daprd.
+type replica struct {
+	bridge  *bridge.Bridge
+	sidecar *daprtest.Sidecar
+	cancel  context.CancelFunc
+	done    chan error
+	once    sync.Once
+}
+
+func startReplica(t *testing.T, kit brokerKit, sidecar *daprtest.Sidecar) *replica {
+	t.Helper()
+	kit = onDapr(kit, sidecar)
+	cfg := devConfig(t, kit, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("replica")})
+	if err != nil {
+		cancel()
+		t.Fatalf("replica bridge: %v", err)
+	}
+	r := &replica{bridge: b, sidecar: sidecar, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := r.stop(); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("replica: %v", err)
+		}
+	})
+	return r
+}
+
+// stop ends the replica's bridge and returns what Run returned.
+func (r *replica) stop() (err error) {
+	r.once.Do(func() {
+		r.cancel()
+		err = <-r.done
+		err = errors.Join(err, r.bridge.Close(context.Background()))
+	})
+	return err
+}
+
+// kill takes the replica down the hard way for its sidecar (SIGKILL: the
+// workflow actors it hosted move to the survivor) and stops its bridge,
+// whose unacked events the broker hands to the other replica.
+func (r *replica) kill() {
+	r.sidecar.Kill()
+	_ = r.stop() // errors are expected: its engine is gone
+}
+
+// TestDaprScaleOut runs two bridges, each with its own daprd, sharing
+// placement, Redis and the broker's consumer group: every order ends with
+// exactly one outcome, also when one replica dies mid-run.
+func TestDaprScaleOut(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	for _, kill := range []bool{false, true} {
+		name := "two-replicas"
+		if kill {
+			name = "one-replica-killed"
+		}
+		t.Run(name, func(t *testing.T) {
+			shared := daprtest.Options{
+				Placement: daprtest.StartPlacement(t),
+				Redis:     daprtest.StartRedis(t),
+				Scheduler: daprtest.StartScheduler(t),
+			}
+			sidecarA := daprtest.Start(t, shared)
+			shared.AppID = sidecarA.AppID()
+			sidecarB := daprtest.Start(t, shared)
+
+			nats := natsKit(t)
+			kitA := onDapr(nats, sidecarA)
+			a := startStack(t, kitA, devConfig(t, kitA, t.TempDir()), stackOptions{participants: true})
+			b := startReplica(t, nats, sidecarB)
+
+			want := orderMix(name, n)
+			start := time.Now()
+			publishOrders(t, a, want)
+			if kill {
+				waitFor(t, 5*time.Minute, "a quarter of the outcomes", func() bool { return a.watcher.Count() >= n/4 })
+				t.Logf("killing replica B (daprd SIGKILL) with %d of %d outcomes in", a.watcher.Count(), n)
+				b.kill()
+			}
+			waitFor(t, 10*time.Minute, fmt.Sprintf("%d outcomes", n), func() bool { return a.watcher.Count() >= n })
+			elapsed := time.Since(start)
+			t.Logf("%d sagas on two replicas in %s: %.0f sagas/s", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+			time.Sleep(time.Second) // let any duplicate outcome arrive
+
+			checkOneOutcomeEach(t, a.watcher, want)
+			stA, stB := a.bridge.Stats().Snapshot(), b.bridge.Stats().Snapshot()
+			t.Logf("replica A: %+v", stA)
+			t.Logf("replica B: %+v", stB)
+			if stA.DeadLettered+stB.DeadLettered != 0 {
+				t.Errorf("%d events dead-lettered", stA.DeadLettered+stB.DeadLettered)
+			}
+			if !kill {
+				if stA.Started == 0 || stB.Started == 0 {
+					t.Errorf("one replica did all the starts: A %d, B %d", stA.Started, stB.Started)
+				}
+				if got := stA.Started + stB.Started; got != int64(n) {
+					t.Errorf("replicas started %d workflows, want %d", got, n)
+				}
+			}
+			checkLedger(t, a.parts, want)
+		})
+	}
+}

@@ -1,0 +1,99 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/dapr/go-sdk/workflow"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/internal/daprtest"
+)
+
+func startDapr(t *testing.T, sidecar *daprtest.Sidecar) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(context.Background(), engine.Config{
+		Kind: engine.KindDapr,
+		Dapr: engine.DaprConfig{GRPCEndpoint: sidecar.GRPCAddr()},
+	}, engine.Registry{
+		Workflows:  []workflow.Workflow{GreetAfterApproval},
+		Activities: []workflow.Activity{Greet},
+	}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("start engine on daprd: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	return e
+}
+
+// TestDaprEngineOneMeaning runs the checks of the embedded engine against a
+// real daprd with a Redis actor state store, with the workflow reminders in
+// the scheduler and, as Dapr 1.14 keeps them by default, in the state store.
+func TestDaprEngineOneMeaning(t *testing.T) {
+	for _, stateStoreReminders := range []bool{false, true} {
+		name := "scheduler-reminders"
+		if stateStoreReminders {
+			name = "state-store-reminders"
+		}
+		t.Run(name, func(t *testing.T) {
+			sidecar := daprtest.Start(t, daprtest.Options{StateStoreReminders: stateStoreReminders})
+			e := startDapr(t, sidecar)
+			if e.Kind() != engine.KindDapr {
+				t.Fatalf("kind %q", e.Kind())
+			}
+			if err := e.Ping(context.Background()); err != nil {
+				t.Fatalf("ping: %v", err)
+			}
+			oneMeaning(t, e)
+		})
+	}
+}
+
+// TestDaprEngineSurvivesSidecarKill: an instance waiting for an event when
+// daprd is killed is still there after daprd restarts, and the same engine
+// (its worker reconnects by itself) finishes it. While daprd is down the
+// engine says ErrUnavailable, which the bridge retries.
+func TestDaprEngineSurvivesSidecarKill(t *testing.T) {
+	ctx := context.Background()
+	sidecar := daprtest.Start(t, daprtest.Options{})
+	e := startDapr(t, sidecar)
+
+	if _, err := e.Start(ctx, "GreetAfterApproval", "k-1", []byte(`"bob"`)); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, "k-1", "RUNNING")
+
+	sidecar.Kill()
+	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := e.Raise(callCtx, "k-1", "approval", []byte(`"ok"`))
+	cancel()
+	if !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("raise with daprd down: want ErrUnavailable, got %v", err)
+	}
+	callCtx, cancel = context.WithTimeout(ctx, 5*time.Second)
+	_, err = e.Start(callCtx, "GreetAfterApproval", "k-2", []byte(`"eve"`))
+	cancel()
+	if !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("start with daprd down: want ErrUnavailable, got %v", err)
+	}
+
+	sidecar.Restart()
+	// The bridge retries what the engine refused while daprd came back.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := e.Raise(ctx, "k-1", "approval", []byte(`"ok"`))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, engine.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("raise after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := waitStatus(t, e, "k-1", "COMPLETED"); st.Output != `"hello bob (ok)"` {
+		t.Fatalf("output after restart %q", st.Output)
+	}
+}
