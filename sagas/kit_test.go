@@ -17,17 +17,19 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// kit runs sagas on the real embedded engine (durabletask-go's SQLite hub
-// in-process, the go-sdk worker and client), with an in-memory publisher
-// in place of the broker and participants that answer commands by raising
-// events on the engine, as the bridge's raise routes would.
+// kit runs sagas on a real engine (the embedded hub in-process, or a daprd
+// sidecar) through the go-sdk worker and client, with an in-memory
+// publisher in place of the broker and participants that answer commands
+// by raising events on the engine, as the bridge's raise routes would.
 type kit struct {
 	t     *testing.T
 	db    string
+	dapr  *daprtest.Sidecar
 	reg   engine.Registry
 	pub   *memPublisher
 	parts *participants
@@ -43,11 +45,15 @@ type kitOptions struct {
 	activities []workflow.Activity
 	// db reuses a database file (a second worker on the same data).
 	db string
+	// dapr, when set, runs the worker against this daprd sidecar instead
+	// of the embedded engine; restarts then replace the worker only (the
+	// app dies, daprd and its Redis state stay).
+	dapr *daprtest.Sidecar
 }
 
 func newKit(t *testing.T, opts kitOptions) *kit {
 	t.Helper()
-	k := &kit{t: t, db: opts.db, pub: newMemPublisher()}
+	k := &kit{t: t, db: opts.db, dapr: opts.dapr, pub: newMemPublisher()}
 	if k.db == "" {
 		k.db = filepath.Join(t.TempDir(), "wf.db")
 	}
@@ -78,10 +84,14 @@ func (k *kit) startEngine() error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
-		e, err = engine.New(context.Background(), engine.Config{
+		cfg := engine.Config{
 			Kind:     engine.KindEmbedded,
 			Embedded: embedded.Config{DBPath: k.db, IdlePoll: 20 * time.Millisecond, Parallelism: 16},
-		}, k.reg, nil)
+		}
+		if k.dapr != nil {
+			cfg = engine.Config{Kind: engine.KindDapr, Dapr: engine.DaprConfig{GRPCEndpoint: k.dapr.GRPCAddr()}}
+		}
+		e, err = engine.New(context.Background(), cfg, k.reg, nil)
 		if err == nil {
 			break
 		}
@@ -116,13 +126,8 @@ func (k *kit) alsoOnPublish(f func(topic string, ev topics.CloudEvent)) {
 }
 
 // close stops the engine for good, so another kit can open the database.
-// It first lets work in flight (a progress publish the saga did not wait
-// for, the episode recording it) finish: durabletask-go v0.5.0's gRPC
-// executor panics ("close of closed channel") when its hub stops while a
-// work item is out with the worker.
 func (k *kit) close() {
 	k.parts.wg.Wait()
-	time.Sleep(200 * time.Millisecond)
 	k.mu.Lock()
 	e := k.eng
 	k.eng = nil
@@ -139,13 +144,15 @@ func (k *kit) close() {
 type crashMode int
 
 const (
+	// crashNow closes the engine while the Publish activity that just
+	// handed the event to the broker is still running: its result is lost
+	// with the worker, and the new worker runs the activity again.
+	crashNow crashMode = iota
 	// crashStop stops the worker right after the event reached the broker:
 	// raises and polls wait from that moment, and once the old engine has
-	// recorded what it was doing it is closed and a new one started on the
-	// same database. (Closing while a work item is in flight would be more
-	// brutal, but durabletask-go v0.5.0's gRPC executor then closes a
-	// channel twice and panics; see the note in the report.)
-	crashStop crashMode = iota
+	// recorded the step it is closed and a new one started on the same
+	// database.
+	crashStop
 	// crashLostAck also makes the Publish activity fail although the broker
 	// stored the event, as when a worker dies before recording the
 	// activity's result: the saga sends the same event again later.
@@ -169,7 +176,9 @@ func (k *kit) crashOn(mode crashMode, match func(topic string, ev topics.CloudEv
 			k.parts.wg.Add(1)
 			go func() {
 				defer k.parts.wg.Done()
-				time.Sleep(250 * time.Millisecond) // the old worker records the step
+				if mode != crashNow {
+					time.Sleep(250 * time.Millisecond) // the old worker records the step
+				}
 				k.resume(old)
 			}()
 		})

@@ -1,0 +1,100 @@
+package sagas_test
+
+import (
+	"testing"
+
+	"github.com/dapr/go-sdk/workflow"
+
+	"github.com/sagabridge/sagabridge/internal/daprtest"
+	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// TestRuntimeOnDaprd runs the saga runtime's features on a real daprd
+// (Dapr v1.14 with a Redis actor state store) instead of the embedded
+// engine: the same workflows, activities and expectations. It skips on a
+// machine without the Dapr test environment (`make dapr` and Redis).
+func TestRuntimeOnDaprd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daprd")
+	}
+	sidecar := daprtest.Start(t, daprtest.Options{})
+	feats, err := sagas.ParseDefinitions("features.yaml", []byte(featuresYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := sagas.NewDefinitions(nil, feats...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := newShop()
+	k := newKit(t, kitOptions{dapr: sidecar, activities: sh.activities(), workflows: []workflow.Workflow{
+		ThreeSteps, ParallelSaga, ParentSaga, ShippingSaga, PatientApprovalSaga, LegacySaga, ActivitySaga,
+		defs.DeclarativeSaga,
+	}})
+	k.startSaga("ThreeSteps", "d-c-fails", plan{Fail: []string{"c"}})
+	k.startSaga("ThreeSteps", "d-stuck", plan{Fail: []string{"c"}, RefuseUndo: []string{"a"}})
+	k.startSaga("ParallelSaga", "d-par", plan{After: map[string][]string{"p1": {"p2", "p3"}}, Fail: []string{"p2"}})
+	k.startSaga("ParentSaga", "d-parent", plan{})
+	k.startSaga("PatientApprovalSaga", "d-appr", plan{})
+	k.startSaga("LegacySaga", "d-legacy", plan{})
+	k.startSaga("ActivitySaga", "d-act", shopPlan{FailReserve: 2})
+	in, err := defs.StartInput("Features", 1, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.startRaw(sagas.DeclarativeWorkflow, "d-yaml", in)
+	k.raise("d-appr", "approval", approval{Approved: false, By: "dana"})
+	k.raise("d-yaml", "approval", map[string]any{"approved": true})
+
+	for _, c := range []struct {
+		id, status  string
+		compensated []string
+		notUndone   []string
+	}{
+		{id: "d-c-fails", status: topics.StatusCompensated, compensated: []string{"b", "a"}},
+		{id: "d-stuck", status: topics.StatusFailed, compensated: []string{"b"}, notUndone: []string{"a"}},
+		{id: "d-par", status: topics.StatusCompensated, compensated: []string{"stock", "p3", "p1", "a"}},
+		{id: "d-parent", status: topics.StatusCompleted},
+		{id: "d-parent:ship:1", status: topics.StatusCompleted},
+		{id: "d-appr", status: topics.StatusCompensated, compensated: []string{"hold"}},
+		{id: "d-legacy", status: topics.StatusCompleted},
+		{id: "d-act", status: topics.StatusCompleted},
+		{id: "d-yaml", status: topics.StatusCompleted},
+	} {
+		t.Run(c.id, func(t *testing.T) {
+			out := k.outcome(c.id)
+			if out.Status != c.status {
+				t.Errorf("status %s, want %s (%s)", out.Status, c.status, out.Error)
+			}
+			eq(t, "compensated", out.Compensated, c.compensated)
+			eq(t, "not undone", out.NotUndone, c.notUndone)
+			if n := len(k.pub.outcomesOf(c.id)); n != 1 {
+				t.Errorf("%d distinct outcome events", n)
+			}
+		})
+	}
+	if got := stepNames(k.outcome("d-legacy")); len(got) != 3 || got[2] != "fallback:done" {
+		t.Errorf("legacy steps %v", got)
+	}
+
+	// The app dies between steps (after daprd recorded the publish) and a
+	// new worker connects to the same daprd. Dying in the middle of an
+	// activity is not tested here: daprd v1.14's activity actor then waits
+	// for the lost worker's answer until its one-hour activity timeout
+	// (activity_actor.go: "need to handle the case where the app crashes"),
+	// so the saga resumes only after an hour.
+	t.Run("the app dies between steps; daprd keeps the saga", func(t *testing.T) {
+		k.crashOn(crashStop, func(topic string, ev topics.CloudEvent) bool {
+			return topic == cmdTopic && ev.Type == "b.undo"
+		})
+		k.startSaga("ThreeSteps", "d-crash", plan{Fail: []string{"c"}})
+		out := k.outcome("d-crash")
+		eq(t, "compensated", out.Compensated, []string{"b", "a"})
+		for _, key := range []string{"d-crash/a", "d-crash/b", "d-crash/b/undo", "d-crash/a/undo"} {
+			if n := k.parts.effect(key); n != 1 {
+				t.Errorf("%s acted on %d times, want 1", key, n)
+			}
+		}
+	})
+}
