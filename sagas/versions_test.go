@@ -142,9 +142,10 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	}
 }
 
-// failedWith checks a FAILED instance's error. The embedded engine here
-// reports no failure message for failed instances (Status.Failure stays
-// empty), so the message is checked only when the engine gives one.
+// failedWith checks a FAILED instance's error. durabletask-go v0.5.0's
+// client drops an instance's failure details when it fetches its metadata
+// (client_grpc.go, makeOrchestrationMetadata), so engine.Status.Failure is
+// empty on both engines; the message is checked only when there is one.
 func failedWith(st engine.Status, want error) bool {
 	return st.RuntimeStatus == "FAILED" && (st.Failure == "" || strings.Contains(st.Failure, want.Error()))
 }
