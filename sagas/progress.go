@@ -164,18 +164,7 @@ func (p Progress) String() string {
 	}
 	s += ")"
 	if len(p.WaitingFor) > 0 {
-		s += ": waiting for " + joinComma(p.WaitingFor)
+		s += ": waiting for " + strings.Join(p.WaitingFor, ", ")
 	}
 	return s + " since " + p.Since.Format(time.RFC3339)
-}
-
-func joinComma(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ", "
-		}
-		out += s
-	}
-	return out
 }

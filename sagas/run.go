@@ -3,6 +3,7 @@ package sagas
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dapr/go-sdk/workflow"
@@ -172,7 +173,7 @@ func (r *run) step(st *Step) Decision {
 			}
 		}
 		if len(failed) > 0 {
-			return Fail(fmt.Sprintf("step %s failed: %s", st.Name, joinSemi(failed)))
+			return Fail(fmt.Sprintf("step %s failed: %s", st.Name, strings.Join(failed, "; ")))
 		}
 		return r.decide(st)
 	default:
@@ -242,15 +243,4 @@ func (r *run) backward() {
 		r.out.Compensated = append(r.out.Compensated, d.st.Name)
 		r.out.Steps[d.idx].Status = StepCompensated
 	}
-}
-
-func joinSemi(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += "; "
-		}
-		out += s
-	}
-	return out
 }
