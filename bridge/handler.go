@@ -84,7 +84,10 @@ type handler struct {
 
 func (h *handler) Handle(msg *message.Message) (err error) {
 	topic := message.SubscribeTopicFromCtx(msg.Context())
-	ctx, cancel := context.WithTimeout(msg.Context(), h.timeout)
+	// The handler finishes what it started even when the worker is told to
+	// stop: an engine call cut short is a redelivery for nothing. Its own
+	// deadline, below the broker's ack wait, bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), h.timeout)
 	defer cancel()
 	h.stats.Consumed.Add(1)
 	h.metrics.EventConsumed(topic)

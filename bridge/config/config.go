@@ -142,9 +142,13 @@ type DLQ struct {
 	Topic string `yaml:"topic"`
 }
 
-// Admin configures the admin HTTP listener (metrics, health).
+// Admin configures the admin HTTP listener (metrics, health, workflow API).
 type Admin struct {
+	// Listen defaults to 127.0.0.1:9464. Off loopback a token is required.
 	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token; default $SAGABRIDGE_ADMIN_TOKEN_FILE,
+	// then $SAGABRIDGE_ADMIN_TOKEN.
+	TokenFile string `yaml:"tokenFile"`
 }
 
 // Limits protect the bridge from one bad producer.

@@ -84,7 +84,7 @@ func (o *opsFlags) adminClient(cmd *cobra.Command, cfg *config.Config) (*admin.C
 			return nil, usageErr(err)
 		}
 	}
-	tok, err := o.token()
+	tok, err := adminToken(cfg, o.tokenFile)
 	if err != nil {
 		return nil, usageErr(err)
 	}
@@ -95,9 +95,14 @@ func (o *opsFlags) adminClient(cmd *cobra.Command, cfg *config.Config) (*admin.C
 	return c, nil
 }
 
-func (o *opsFlags) token() (string, error) {
-	if o.tokenFile != "" {
-		return admin.ReadToken(o.tokenFile)
+// adminToken is the bearer token: a --admin-token-file flag, else the
+// config's admin.tokenFile, else the environment.
+func adminToken(cfg *config.Config, flagFile string) (string, error) {
+	switch {
+	case flagFile != "":
+		return admin.ReadToken(flagFile)
+	case cfg != nil && cfg.Admin.TokenFile != "":
+		return admin.ReadToken(cfg.Admin.TokenFile)
 	}
 	return admin.TokenFromEnv()
 }
@@ -182,7 +187,7 @@ func printJSON(w io.Writer, v any) error {
 // health, readiness and the workflow API over the worker's engine. When
 // ctx ends (SIGTERM), /readyz turns not-ready at once.
 func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *admin.Metrics, log *zap.Logger) (*admin.Server, error) {
-	tok, err := admin.TokenFromEnv()
+	tok, err := adminToken(cfg, "")
 	if err != nil {
 		return nil, err
 	}

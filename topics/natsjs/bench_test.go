@@ -17,7 +17,7 @@ import (
 // nats-server and consumes them in the same run:
 //
 //   - adapter-1 / adapter-16: through the bridge's subscriber with 1 and 16
-//     messages in flight, each acked with a confirmed (double) ack;
+//     messages in flight (acks not confirmed, the bridge's default);
 //
 //   - raw: nats.go's jetstream pull consumer, DoubleAck per message, one at
 //     a time: the same safety without the adapter;

@@ -42,6 +42,8 @@ type Config struct {
 	Key KeyFunc
 	// Retry decides how long a nacked message waits before redelivery.
 	Retry Backoff
+	// ConfirmAcks waits for the server to confirm each ack (DoubleAck).
+	ConfirmAcks bool
 	// Options are extra connection options (credentials, TLS, name).
 	Options []nats.Option
 	// Logger receives Watermill's adapter logs; nil discards them.

@@ -82,10 +82,14 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if ctx.Err() != nil {
+			_ = m.Nak() // hand it back now rather than after ackWait
+			return
+		}
 		select {
 		case d.in <- m:
 		case <-ctx.Done():
-			_ = m.Nak() // hand it back now rather than after ackWait
+			_ = m.Nak()
 		}
 	}, jetstream.PullMaxMessages(s.cfg.Concurrency*2))
 	if err != nil {
@@ -100,6 +104,9 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 		case <-s.closing:
 			cancel()
 		}
+		// Stop, not Drain: draining kept pull requests alive and bounced
+		// messages between a closing subscription and its successor.
+		// Messages the client had prefetched come back after ackWait.
 		cc.Stop()
 	}()
 	s.wg.Add(1)
@@ -148,6 +155,14 @@ func (d *dispatch) run(ctx context.Context) {
 	defer func() {
 		// Nothing more is delivered: hand back what waits, let in-flight
 		// messages finish, then close the channel Watermill reads.
+		for drained := false; !drained; {
+			select {
+			case m := <-d.in:
+				_ = m.Nak()
+			default:
+				drained = true
+			}
+		}
 		for _, p := range ready {
 			_ = p.js.Nak()
 		}
@@ -267,10 +282,19 @@ func (d *dispatch) handOut(ctx context.Context, p *pending) (nacked bool) {
 	defer timeout.Stop()
 	select {
 	case <-p.msg.Acked():
-		ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := p.js.DoubleAck(ackCtx); err != nil {
-			// The broker will redeliver: at-least-once, never lost.
+		// The effect is durable before Watermill acks; the ack itself only
+		// stops redelivery. A lost ack is a redelivery, which every action
+		// tolerates, so waiting for the server's confirmation (DoubleAck)
+		// is optional: it costs a round trip per message.
+		var err error
+		if d.sub.cfg.ConfirmAcks {
+			ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err = p.js.DoubleAck(ackCtx)
+			cancel()
+		} else {
+			err = p.js.Ack()
+		}
+		if err != nil {
 			d.sub.cfg.Logger.Error("nats: ack failed; message will be redelivered", err, watermill.LogFields{"topic": d.topic, "uuid": p.msg.UUID})
 		}
 		return false
