@@ -73,7 +73,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	}
 	workflows := opts.Workflows
 	if workflows == nil {
-		workflows = Workflows()
+		defs, err := declarative(cfg)
+		if err != nil {
+			return nil, err
+		}
+		workflows = append(Workflows(), defs.DeclarativeSaga)
 	}
 	router, err := route.New(cfg, workflowNames(workflows))
 	if err != nil {

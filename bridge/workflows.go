@@ -1,7 +1,14 @@
 package bridge
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+
 	"github.com/dapr/go-sdk/workflow"
+
+	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/compensations"
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
@@ -24,5 +31,28 @@ func workflowNames(ws []workflow.Workflow) map[string]bool {
 	return out
 }
 
-// WorkflowNames is the set of registered workflow names, for validation.
-func WorkflowNames() map[string]bool { return workflowNames(Workflows()) }
+// WorkflowNames is the set of registered workflow names, for validation:
+// the Go workflows and the declarative orchestrator.
+func WorkflowNames() map[string]bool {
+	names := workflowNames(Workflows())
+	names[sagas.DeclarativeWorkflow] = true
+	return names
+}
+
+// declarative loads the declarative saga definitions: the built-in
+// OrderSaga (sagas/order/order.yaml) and the config's `sagas` files.
+func declarative(cfg *config.Config) (*sagas.Definitions, error) {
+	defs, err := order.Definitions()
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Sagas) > 0 {
+		dir := filepath.Dir(cfg.File())
+		more, err := sagas.LoadDefinitions(os.DirFS(dir), cfg.Sagas...)
+		if err != nil {
+			return nil, fmt.Errorf("sagas: %w", err)
+		}
+		defs = append(defs, more...)
+	}
+	return sagas.NewDefinitions(compensations.Orders(), defs...)
+}

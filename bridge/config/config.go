@@ -26,6 +26,10 @@ type Config struct {
 	DLQ      DLQ      `yaml:"dlq"`
 	Admin    Admin    `yaml:"admin"`
 	Limits   Limits   `yaml:"limits"`
+	// Sagas are files (globs, relative to this file) of declarative saga
+	// definitions. They run under the one declarative orchestrator,
+	// DeclarativeSaga-fm, beside the built-in OrderSaga v1 definition.
+	Sagas []string `yaml:"sagas"`
 
 	// file and root locate errors; not part of the YAML.
 	file string
