@@ -311,22 +311,28 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (Result, error
 		e.mu.Lock()
 		e.waiting[id] = done
 		e.mu.Unlock()
-		t0 := time.Now()
-		if err := e.submit(ctx, mode, id); err != nil {
-			return Result{}, err
-		}
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
+			fail := func(err error) {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+			// Each slot submits on its own: a driver that submits from one
+			// loop measures its own round trips, not the engine.
+			t0 := time.Now()
+			if err := e.submit(ctx, mode, id); err != nil {
+				fail(err)
+				return
+			}
 			select {
 			case t := <-done:
 				lat[i] = t.Sub(t0)
 			case <-time.After(2 * time.Minute):
-				select {
-				case errc <- fmt.Errorf("saga %s: no outcome after 2 minutes", id):
-				default:
-				}
+				fail(fmt.Errorf("saga %s: no outcome after 2 minutes", id))
 			case <-ctx.Done():
 			}
 		}(i)
