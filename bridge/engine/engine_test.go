@@ -56,7 +56,12 @@ func startEmbedded(t *testing.T, dir string) *engine.Engine {
 
 func waitStatus(t *testing.T, e *engine.Engine, id, want string) engine.Status {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	return waitStatusFor(t, e, id, want, 20*time.Second)
+}
+
+func waitStatusFor(t *testing.T, e *engine.Engine, id, want string, d time.Duration) engine.Status {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		st, err := e.Get(context.Background(), id)
 		if err == nil && st.RuntimeStatus == want {

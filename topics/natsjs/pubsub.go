@@ -76,7 +76,9 @@ func (c *Config) setDefaults() {
 		c.AckWait = 30 * time.Second
 	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = max(1024, c.Concurrency*8)
+		// A small window: what one replica holds unacked, another cannot
+		// take, and what it holds waits for a slot.
+		c.MaxAckPending = c.Concurrency * 4
 	}
 	if c.Key == nil {
 		c.Key = PartitionKey

@@ -179,6 +179,11 @@ func (d *dispatch) run(ctx context.Context) {
 		close(d.out)
 		close(d.done)
 	}()
+	// Messages waiting here were delivered by the server, whose ack wait
+	// runs for them too: tell it they are being worked on, or a slow engine
+	// makes them expire and another consumer handles them a second time.
+	beat := time.NewTicker(d.sub.cfg.AckWait / 3)
+	defer beat.Stop()
 	for {
 		var slots chan struct{}
 		if len(ready) > 0 {
@@ -187,6 +192,15 @@ func (d *dispatch) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-beat.C:
+			for _, p := range ready {
+				_ = p.js.InProgress()
+			}
+			for _, q := range d.busy {
+				for _, p := range q {
+					_ = p.js.InProgress()
+				}
+			}
 		case slots <- struct{}{}:
 			p := ready[0]
 			ready = ready[1:]
@@ -272,41 +286,59 @@ func (d *dispatch) handOut(ctx context.Context, p *pending) (nacked bool) {
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p.msg.SetContext(msgCtx)
-	select {
-	case d.out <- p.msg:
-	case <-ctx.Done():
-		_ = p.js.Nak()
-		return false
+	// Heartbeats keep the server from redelivering the message while it
+	// waits to be handed out or while the handler (which bounds itself
+	// below ackWait) runs. A handler that never answers is no longer
+	// covered after four ack waits, and the message is redelivered.
+	beat := time.NewTicker(d.sub.cfg.AckWait / 3)
+	defer beat.Stop()
+	for handed := false; !handed; {
+		select {
+		case d.out <- p.msg:
+			handed = true
+		case <-beat.C:
+			_ = p.js.InProgress()
+		case <-ctx.Done():
+			_ = p.js.Nak()
+			return false
+		}
 	}
-	timeout := time.NewTimer(d.sub.cfg.AckWait)
+	timeout := time.NewTimer(4 * d.sub.cfg.AckWait)
 	defer timeout.Stop()
-	select {
-	case <-p.msg.Acked():
-		// The effect is durable before Watermill acks; the ack itself only
-		// stops redelivery. A lost ack is a redelivery, which every action
-		// tolerates, so waiting for the server's confirmation (DoubleAck)
-		// is optional: it costs a round trip per message.
-		var err error
-		if d.sub.cfg.ConfirmAcks {
-			ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			err = p.js.DoubleAck(ackCtx)
-			cancel()
-		} else {
-			err = p.js.Ack()
+	for {
+		select {
+		case <-beat.C:
+			_ = p.js.InProgress()
+		case <-p.msg.Acked():
+			d.ack(ctx, p)
+			return false
+		case <-p.msg.Nacked():
+			if p.key != "" {
+				return true
+			}
+			_ = p.js.NakWithDelay(d.sub.cfg.Retry(p.delivered))
+			return false
+		case <-timeout.C:
+			return false
 		}
-		if err != nil {
-			d.sub.cfg.Logger.Error("nats: ack failed; message will be redelivered", err, watermill.LogFields{"topic": d.topic, "uuid": p.msg.UUID})
-		}
-		return false
-	case <-p.msg.Nacked():
-		if p.key != "" {
-			return true
-		}
-		_ = p.js.NakWithDelay(d.sub.cfg.Retry(p.delivered))
-		return false
-	case <-timeout.C:
-		// The handler outlived ackWait: the broker redelivers by itself.
-		return false
+	}
+}
+
+// ack settles an acked message. The effect is durable before Watermill
+// acks; the ack itself only stops redelivery. A lost ack is a redelivery,
+// which every action tolerates, so waiting for the server's confirmation
+// (DoubleAck) is optional: it costs a round trip per message.
+func (d *dispatch) ack(ctx context.Context, p *pending) {
+	var err error
+	if d.sub.cfg.ConfirmAcks {
+		ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err = p.js.DoubleAck(ackCtx)
+		cancel()
+	} else {
+		err = p.js.Ack()
+	}
+	if err != nil {
+		d.sub.cfg.Logger.Error("nats: ack failed; message will be redelivered", err, watermill.LogFields{"topic": d.topic, "uuid": p.msg.UUID})
 	}
 }
 
