@@ -48,6 +48,12 @@ func writeOpsConfig(t *testing.T, path string, broker map[string]any, dbPath, ad
 	cfg["broker"] = broker
 	cfg["engine"] = map[string]any{"kind": "embedded", "embedded": map[string]any{"dbPath": dbPath}}
 	cfg["admin"] = map[string]any{"listen": adminAddr}
+	// The dev routes drop late replies; this test needs one dead-lettered.
+	for _, r := range cfg["routes"].([]any) {
+		if route := r.(map[string]any); route["name"] == "payment-charged-or-declined" {
+			route["onFinished"] = "deadletter"
+		}
+	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
