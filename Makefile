@@ -45,11 +45,12 @@ lint: ## gofmt, go vet and the workflow determinism check
 	$(GO) run ./cmd/sagabridge vet ./sagas/... ./bridge/...
 
 .PHONY: bench
-bench: ## Benchmarks, printing figures (broker adapters vs raw clients, routing)
+bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, routing, sagas/s embedded and on daprd)
 	$(GO) test -run '^$$' -bench '^BenchmarkConsume$$' -benchtime 20000x -count 1 ./topics/natsjs ./topics/kafka
 	$(GO) test -run '^$$' -bench '^BenchmarkRoute100$$' -benchtime 2s -count 1 ./bridge/route
 	$(GO) run ./cmd/sagabridge bench --brokers nats,kafka --concurrency 1,8,32,128 --sagas 1000 \
 	  --parked 10000 --data data/bench --out docs/bench --commit $$(git rev-parse --short HEAD)
+	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./bridge/benchmark
 
 .PHONY: dapr
 dapr: ## Build daprd, placement and scheduler (Dapr v1.14.0) into bin/ for the tests on real sidecars

@@ -43,6 +43,9 @@ type Options struct {
 	Parked int
 	// DataDir holds the databases and broker stores of the run.
 	DataDir string
+	// DaprGRPC, when set, runs the engine in that daprd sidecar instead of
+	// the embedded hub (and skips the parked-instance case).
+	DaprGRPC string
 	// EngineParallelism and BrokerConcurrency tune the bridge under test.
 	EngineParallelism int
 	BrokerConcurrency int
@@ -160,7 +163,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 				}
 			}
 		}
-		if opts.Parked > 0 {
+		if opts.Parked > 0 && opts.DaprGRPC == "" {
 			p, err := env.parked(ctx, opts.Parked)
 			if err != nil {
 				env.close()
@@ -176,6 +179,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 // env is a broker, a running bridge and an outcome listener.
 type env struct {
 	broker  string
+	engine  string
 	dir     string
 	bridge  *bridge.Bridge
 	client  bridge.Broker
@@ -196,7 +200,13 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 	cfg.Broker.Concurrency = opts.BrokerConcurrency
 	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
 	cfg.Engine.Embedded.Parallelism = opts.EngineParallelism
-	e := &env{broker: broker, dir: dir, waiting: map[string]chan time.Time{}}
+	engineKind := "embedded"
+	if opts.DaprGRPC != "" {
+		engineKind = "dapr"
+		cfg.Engine.Kind = "dapr"
+		cfg.Engine.Dapr.GRPCEndpoint = opts.DaprGRPC
+	}
+	e := &env{broker: broker, engine: engineKind, dir: dir, waiting: map[string]chan time.Time{}}
 	var connect func(group string) (bridge.Broker, error)
 	switch broker {
 	case "kafka":
@@ -349,7 +359,7 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (Result, error
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	q := func(p float64) float64 { return ms(lat[min(n-1, int(float64(n)*p))]) }
 	return Result{
-		Broker: e.broker, Engine: "embedded", Mode: mode, Concurrency: c, Sagas: n,
+		Broker: e.broker, Engine: e.engine, Mode: mode, Concurrency: c, Sagas: n,
 		PerSecond: float64(n) / elapsed.Seconds(),
 		P50Ms:     q(0.50), P95Ms: q(0.95), P99Ms: q(0.99), MaxMs: ms(lat[n-1]),
 		CPUSecondsPer1k: cpu / float64(n) * 1000,
