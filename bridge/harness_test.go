@@ -72,14 +72,7 @@ func kafkaKit(t *testing.T) brokerKit {
 			cfg.Broker.Kafka.AutoCreateTopics = true
 		},
 		pubsub: func(t *testing.T, group string) bridge.Broker {
-			conn := kafka.Connection{Brokers: brokers, ClientID: "sagabridge-test"}
-			auto := kafka.TopicCreation{AutoCreateTopics: true}
-			ps, err := kafka.NewPubSub(
-				kafka.PublisherConfig{Connection: conn, TopicCreation: auto},
-				kafka.SubscriberConfig{Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
-					MaxWait: 100 * time.Millisecond, NackResendSleep: 10 * time.Millisecond,
-					HeartbeatInterval: 200 * time.Millisecond, JoinGroupBackoff: 200 * time.Millisecond},
-				nil)
+			ps, err := kafka.NewGroupClient(brokers, group)
 			if err != nil {
 				t.Fatalf("kafka client: %v", err)
 			}

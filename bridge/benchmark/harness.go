@@ -219,11 +219,7 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 		cfg.Broker.Kafka.Brokers = k.Brokers()
 		cfg.Broker.Kafka.AutoCreateTopics = true
 		connect = func(group string) (bridge.Broker, error) {
-			conn := kafka.Connection{Brokers: k.Brokers(), ClientID: group}
-			auto := kafka.TopicCreation{AutoCreateTopics: true}
-			return kafka.NewPubSub(kafka.PublisherConfig{Connection: conn, TopicCreation: auto},
-				kafka.SubscriberConfig{Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
-					MaxWait: 50 * time.Millisecond}, nil)
+			return kafka.NewGroupClient(k.Brokers(), group)
 		}
 	default:
 		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})

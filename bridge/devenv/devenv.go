@@ -230,11 +230,7 @@ func startBroker(cfg *config.Config, opts Options) (connect func(group string) (
 		cfg.Broker.Kafka.Brokers = k.Brokers()
 		cfg.Broker.Kafka.AutoCreateTopics = true // dev only: production topics are provisioned
 		connect = func(group string) (bridge.Broker, error) {
-			conn := kafka.Connection{Brokers: k.Brokers(), ClientID: group}
-			auto := kafka.TopicCreation{AutoCreateTopics: true}
-			return kafka.NewPubSub(kafka.PublisherConfig{Connection: conn, TopicCreation: auto},
-				kafka.SubscriberConfig{Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
-					MaxWait: 100 * time.Millisecond}, nil)
+			return kafka.NewGroupClient(k.Brokers(), group)
 		}
 		return connect, k.Close, nil
 	}

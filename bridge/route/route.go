@@ -232,10 +232,7 @@ func (c *compiler) compile(expr, field string, want outKind) (cel.Program, error
 
 func (c *compiler) program(expr, field string, want outKind) cel.Program {
 	if expr == "" {
-		if field == "match" {
-			return nil // matches everything
-		}
-		return nil
+		return nil // an empty match matches everything; New reports a missing instanceId
 	}
 	prg, err := c.compile(expr, field, want)
 	if err != nil {

@@ -127,11 +127,7 @@ func kafkaCrashBroker(t *testing.T, _ string) crashBroker {
 		name: "kafka",
 		yaml: map[string]any{"kind": "kafka", "kafka": map[string]any{"brokers": k.Brokers(), "autoCreateTopics": true}},
 		connect: func(t *testing.T, group string) bridge.Broker {
-			conn := kafka.Connection{Brokers: k.Brokers(), ClientID: group}
-			auto := kafka.TopicCreation{AutoCreateTopics: true}
-			ps, err := kafka.NewPubSub(kafka.PublisherConfig{Connection: conn, TopicCreation: auto},
-				kafka.SubscriberConfig{Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
-					MaxWait: 100 * time.Millisecond, NackResendSleep: 10 * time.Millisecond}, nil)
+			ps, err := kafka.NewGroupClient(k.Brokers(), group)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -37,6 +38,21 @@ func (p *PubSub) Subscriber() message.Subscriber { return p.sub }
 
 // Close closes the subscriber (committing what was acked), then the publisher.
 func (p *PubSub) Close() error { return errors.Join(p.sub.Close(), p.pub.Close()) }
+
+// NewGroupClient connects a client of its own consumer group (a group per
+// topic), creating missing topics, with short fetch and group timings: the
+// simulated services, outcome watchers and drivers of `dev`, tests and the
+// benchmark, which should notice new messages and rebalances quickly.
+func NewGroupClient(brokers []string, group string) (*PubSub, error) {
+	conn := Connection{Brokers: brokers, ClientID: group}
+	auto := TopicCreation{AutoCreateTopics: true}
+	return NewPubSub(PublisherConfig{Connection: conn, TopicCreation: auto},
+		SubscriberConfig{
+			Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
+			MaxWait: 100 * time.Millisecond, NackResendSleep: 10 * time.Millisecond,
+			HeartbeatInterval: 200 * time.Millisecond, JoinGroupBackoff: 200 * time.Millisecond,
+		}, nil)
+}
 
 // Embedded is an in-process Kafka-protocol broker (franz-go's kfake) for
 // `sagabridge dev` and tests: no JVM, nothing to install. It keeps data in
