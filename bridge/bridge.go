@@ -72,12 +72,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		log = zap.NewNop()
 	}
 	workflows := opts.Workflows
+	var checkStart func(string, []byte) error
 	if workflows == nil {
 		defs, err := declarative(cfg)
 		if err != nil {
 			return nil, err
 		}
 		workflows = append(Workflows(), defs.DeclarativeSaga)
+		checkStart = func(wf string, input []byte) error {
+			if wf != sagas.DeclarativeWorkflow {
+				return nil
+			}
+			return defs.CheckStart(input)
+		}
 	}
 	router, err := route.New(cfg, workflowNames(workflows))
 	if err != nil {
@@ -122,6 +129,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		deadLetter: b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
+		access:     router.Access(),
+		checkStart: checkStart,
 		timeout:    cfg.Broker.AckWait * 3 / 4,
 		stats:      b.stats,
 		metrics:    metrics,

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/zap"
 
+	"github.com/sagabridge/sagabridge/bridge/access"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/engine"
@@ -52,7 +53,17 @@ type Engine interface {
 	Suspend(ctx context.Context, instanceID, reason string) error
 	Resume(ctx context.Context, instanceID, reason string) error
 	Purge(ctx context.Context, instanceID string) error
+	// Workflow names the workflow an instance runs (for access checks).
+	Workflow(ctx context.Context, instanceID string) (string, error)
 }
+
+// errDenied marks an action the access policy refuses: dead-lettered at
+// once, never retried.
+var errDenied = errors.New("access denied")
+
+// errUnknownWorkflow marks a start the worker cannot run (a workflow or a
+// declarative saga definition it does not have): dead-lettered at once.
+var errUnknownWorkflow = errors.New("unknown workflow")
 
 // errRetryLater makes the subscriber nack the message; the broker
 // redelivers it after a backoff. The message is neither acked nor lost.
@@ -72,6 +83,11 @@ type handler struct {
 	deadLetter message.Publisher
 	dlqTopic   string
 	maxPayload int
+	// access is the route-level allow-list; nil allows everything.
+	access *access.Policy
+	// checkStart, when set, refuses a start input the workflow would fail
+	// at once (a declarative saga that is not loaded).
+	checkStart func(workflow string, input []byte) error
 	// timeout bounds one message's handling, below the broker's ack wait,
 	// so a slow engine call ends in a nack, not in a second delivery.
 	timeout time.Duration
@@ -136,10 +152,16 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 		if errors.Is(err, envelope.ErrDecode) {
 			kind = dlq.KindDecode
 		}
-		return h.dead(msg, d, dlq.Failure{Kind: kind, Reason: err.Error()})
+		f := dlq.Failure{Kind: kind, Reason: err.Error()}
+		var re *route.Error
+		if errors.As(err, &re) {
+			f.Route = re.Route
+		}
+		return h.dead(msg, d, f)
 	}
 	if len(decisions) == 0 {
 		h.stats.Unmatched.Add(1)
+		h.metrics.Unmatched(topic)
 		h.log.Debug("no route matched", zap.String("topic", topic), zap.String("event_id", ev.ID), zap.String("event_type", ev.Type))
 		return nil
 	}
@@ -175,23 +197,39 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	log := h.log.With(zap.String("route", rt.Name), zap.String("topic", d.topic),
 		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
 	var err error
+	// allowed checks the access policy on the instance the action
+	// addresses; its workflow is known only by asking the engine.
+	allowed := func(op string) error { return h.authorize(ctx, dec, d.topic, op) }
 	switch rt.Action {
 	case config.ActionStart:
-		err = h.start(ctx, log, rt, dec.InstanceID, dec.Input)
+		err = h.start(ctx, log, rt, d.topic, dec.InstanceID, dec.Input)
 	case config.ActionRaise:
-		err = h.raise(ctx, dec)
-	case config.ActionStartOrRaise:
-		if err = h.start(ctx, log, rt, dec.InstanceID, dec.Input); err == nil {
+		if err = allowed(config.ActionRaise); err == nil {
 			err = h.raise(ctx, dec)
 		}
+	case config.ActionStartOrRaise:
+		if err = h.start(ctx, log, rt, d.topic, dec.InstanceID, dec.Input); err == nil {
+			// The instance may run another workflow than the route starts.
+			if err = allowed(config.ActionRaise); err == nil {
+				err = h.raise(ctx, dec)
+			}
+		}
 	case config.ActionTerminate:
-		err = h.control(h.engine.Terminate(ctx, dec.InstanceID, rt.Reason))
+		if err = allowed(rt.Action); err == nil {
+			err = h.control(h.engine.Terminate(ctx, dec.InstanceID, rt.Reason))
+		}
 	case config.ActionSuspend:
-		err = h.control(h.engine.Suspend(ctx, dec.InstanceID, rt.Reason))
+		if err = allowed(rt.Action); err == nil {
+			err = h.control(h.engine.Suspend(ctx, dec.InstanceID, rt.Reason))
+		}
 	case config.ActionResume:
-		err = h.control(h.engine.Resume(ctx, dec.InstanceID, rt.Reason))
+		if err = allowed(rt.Action); err == nil {
+			err = h.control(h.engine.Resume(ctx, dec.InstanceID, rt.Reason))
+		}
 	case config.ActionPurge:
-		err = h.control(h.engine.Purge(ctx, dec.InstanceID))
+		if err = allowed(rt.Action); err == nil {
+			err = h.control(h.engine.Purge(ctx, dec.InstanceID))
+		}
 	default:
 		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindEval, Route: rt.Name, Reason: "route has no action " + rt.Action})
 	}
@@ -202,6 +240,11 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 
 	fail := dlq.Failure{Route: rt.Name, Reason: err.Error()}
 	switch {
+	case errors.Is(err, errDenied):
+		fail.Kind = dlq.KindDenied
+		log.Warn("action denied by the access policy", zap.String("reason", fail.Reason))
+	case errors.Is(err, errUnknownWorkflow), errors.Is(err, engine.ErrUnknownWorkflow):
+		fail.Kind = dlq.KindUnknownWorkflow
 	case errors.Is(err, engine.ErrNotFound) && (rt.Action == config.ActionRaise || rt.Action == config.ActionStartOrRaise):
 		// The saga may not have started yet: park the event by letting the
 		// broker redeliver it with backoff, until the route's window ends.
@@ -241,8 +284,34 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	return h.dead(msg, d, fail)
 }
 
-func (h *handler) start(ctx context.Context, log *zap.Logger, rt *route.Route, id string, input []byte) error {
+// authorize asks the access policy whether the route may perform op on
+// the instance the decision addresses. Without a policy it costs nothing.
+func (h *handler) authorize(ctx context.Context, dec route.Decision, topic, op string) error {
+	if !h.access.Enabled() {
+		return nil
+	}
+	wf, err := h.engine.Workflow(ctx, dec.InstanceID)
+	if err != nil {
+		return err
+	}
+	if !h.access.Allowed(wf, op, dec.Route.Name, topic) {
+		return fmt.Errorf("%w: instance %s: %s", errDenied, dec.InstanceID, h.access.Denial(wf, op, dec.Route.Name, topic))
+	}
+	return nil
+}
+
+func (h *handler) start(ctx context.Context, log *zap.Logger, rt *route.Route, topic, id string, input []byte) error {
 	wf := rt.Workflow
+	// Load-time validation already refused a start route the policy
+	// does not allow; this keeps the rule where the action happens.
+	if !h.access.Allowed(wf, config.ActionStart, rt.Name, topic) {
+		return fmt.Errorf("%w: instance %s: %s", errDenied, id, h.access.Denial(wf, config.ActionStart, rt.Name, topic))
+	}
+	if h.checkStart != nil {
+		if err := h.checkStart(wf, input); err != nil {
+			return fmt.Errorf("%w: start %s %s: %w", errUnknownWorkflow, wf, id, err)
+		}
+	}
 	started, err := h.engine.Start(ctx, wf, id, input)
 	if err != nil {
 		return err

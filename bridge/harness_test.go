@@ -109,12 +109,15 @@ type stack struct {
 type stackOptions struct {
 	participants bool
 	sim          simulated.Config
+	// metrics, when set, receives the bridge's metrics (admin.Metrics to
+	// read real Prometheus counters).
+	metrics bridge.Metrics
 }
 
 func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptions) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge")})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: opts.metrics})
 	if err != nil {
 		cancel()
 		t.Fatalf("bridge: %v", err)

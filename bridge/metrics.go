@@ -9,6 +9,8 @@ type Metrics interface {
 	EventConsumed(topic string)
 	// EventRouted: a route's action was accepted by the engine.
 	EventRouted(route, action string)
+	// Unmatched: a decoded event on topic matched no route (acked).
+	Unmatched(topic string)
 	// DuplicateStart: a start found the instance already there.
 	DuplicateStart(route string)
 	// Parked: a raise found no instance yet and will be retried.
@@ -34,6 +36,7 @@ type NopMetrics struct{}
 
 func (NopMetrics) EventConsumed(string)                      {}
 func (NopMetrics) EventRouted(string, string)                {}
+func (NopMetrics) Unmatched(string)                          {}
 func (NopMetrics) DuplicateStart(string)                     {}
 func (NopMetrics) Parked(string)                             {}
 func (NopMetrics) DroppedFinished(string)                    {}

@@ -145,6 +145,29 @@ func (d *Definitions) StartInput(name string, version int, input []byte) ([]byte
 	return json.Marshal(DeclarativeInput{Saga: name, Version: l.def.Version, Digest: l.digest, Input: input})
 }
 
+// CheckStart reports, before an instance is started with input, what
+// DeclarativeSaga would fail it for at once: an input that names no saga,
+// no version, a definition not loaded, or one that changed since the input
+// was built. The bridge dead-letters such a start instead of leaving a
+// FAILED instance that publishes no outcome.
+func (d *Definitions) CheckStart(input []byte) error {
+	var in DeclarativeInput
+	if err := json.Unmarshal(input, &in); err != nil || in.Saga == "" {
+		return fmt.Errorf("%w: the start input names no saga (want {\"saga\": name, \"version\": n, \"input\": ...})", ErrUnknownDefinition)
+	}
+	if in.Version == 0 {
+		return fmt.Errorf("declarative saga %s: %w", in.Saga, ErrVersionNotPinned)
+	}
+	l, ok := d.byKey[key(in.Saga, in.Version)]
+	if !ok {
+		return fmt.Errorf("%w: %s version %d (loaded: %v)", ErrUnknownDefinition, in.Saga, in.Version, d.Keys())
+	}
+	if in.Digest != "" && in.Digest != l.digest {
+		return fmt.Errorf("%w: %s version %d was %s, is %s", ErrDefinitionChanged, in.Saga, in.Version, in.Digest, l.digest)
+	}
+	return nil
+}
+
 // DeclarativeSaga is the one orchestrator of every declarative saga. Its
 // input is a DeclarativeInput; it runs the pinned definition with Run's
 // semantics. A definition that is missing or changed fails the instance

@@ -20,6 +20,7 @@ type Metrics struct {
 
 	consumed        *prometheus.CounterVec
 	routed          *prometheus.CounterVec
+	unmatched       *prometheus.CounterVec
 	duplicateStarts *prometheus.CounterVec
 	parked          *prometheus.CounterVec
 	droppedFinished *prometheus.CounterVec
@@ -61,6 +62,8 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 			"Messages delivered to the bridge, redeliveries included.", "topic"),
 		routed: counter("events_routed_total",
 			"Route actions the engine accepted.", "route", "action"),
+		unmatched: counter("events_unmatched_total",
+			"Decoded events no route matched (acked: the topic carries events nobody routes).", "topic"),
 		duplicateStarts: counter("duplicate_starts_total",
 			"Starts ignored because the workflow instance already existed.", "route"),
 		parked: counter("events_parked_total",
@@ -91,7 +94,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	reg.MustRegister(m.handlerSeconds, m.sagaSeconds, m.inFlight)
 	// Every kind of dead letter exists from the start, so a rate() alert
 	// sees the first one.
-	for _, k := range []string{dlq.KindDecode, dlq.KindTooLarge, dlq.KindEval, dlq.KindNotFound, dlq.KindFinished, dlq.KindEngine} {
+	for _, k := range dlq.Kinds {
 		m.deadLettered.WithLabelValues(k)
 	}
 	if opts.Version != "" {
@@ -117,6 +120,9 @@ func (m *Metrics) EventConsumed(topic string) { m.consumed.WithLabelValues(topic
 
 // EventRouted implements bridge.Metrics.
 func (m *Metrics) EventRouted(route, action string) { m.routed.WithLabelValues(route, action).Inc() }
+
+// Unmatched implements bridge.Metrics.
+func (m *Metrics) Unmatched(topic string) { m.unmatched.WithLabelValues(topic).Inc() }
 
 // DuplicateStart implements bridge.Metrics.
 func (m *Metrics) DuplicateStart(route string) { m.duplicateStarts.WithLabelValues(route).Inc() }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,9 @@ type Config struct {
 	DLQ      DLQ      `yaml:"dlq"`
 	Admin    Admin    `yaml:"admin"`
 	Limits   Limits   `yaml:"limits"`
+	// Access, when present, lists which routes may act on which
+	// workflows; nil (no block) lets every route act on every workflow.
+	Access *Access `yaml:"access"`
 	// Sagas are files (globs, relative to this file) of declarative saga
 	// definitions. They run under the one declarative orchestrator,
 	// DeclarativeSaga-fm, beside the built-in OrderSaga v1 definition.
@@ -159,6 +163,59 @@ type Admin struct {
 type Limits struct {
 	MaxPayloadBytes  int `yaml:"maxPayloadBytes"`
 	MaxInstanceIDLen int `yaml:"maxInstanceIdLength"`
+}
+
+// Access is the route-level allow-list, in the spirit of Dapr's
+// WorkflowAccessPolicy: per workflow, which routes (and topics) may start,
+// raise on, terminate, suspend, resume or purge its instances. Once the
+// block exists, everything it does not grant is denied.
+type Access struct {
+	// Default is what workflows the block does not list get: "deny"
+	// (default) or "allow".
+	Default   string                    `yaml:"default"`
+	Workflows map[string]WorkflowAccess `yaml:"workflows"`
+}
+
+// WorkflowAccess grants each operation on one workflow; an absent
+// operation is denied to every route.
+type WorkflowAccess struct {
+	Start     *Grant `yaml:"start"`
+	Raise     *Grant `yaml:"raise"`
+	Terminate *Grant `yaml:"terminate"`
+	Suspend   *Grant `yaml:"suspend"`
+	Resume    *Grant `yaml:"resume"`
+	Purge     *Grant `yaml:"purge"`
+}
+
+// Grant names who may perform an operation: a route listed in Routes (any
+// route when empty) consuming a topic listed in Topics (any topic when
+// empty). At least one of the two is required.
+type Grant struct {
+	Routes []string `yaml:"routes"`
+	Topics []string `yaml:"topics"`
+}
+
+// Operations are the access operations, as the access block spells them;
+// startOrRaise needs both start and raise.
+var Operations = []string{ActionStart, ActionRaise, ActionTerminate, ActionSuspend, ActionResume, ActionPurge}
+
+// Grant returns the grant of an operation, nil when none.
+func (w WorkflowAccess) Grant(op string) *Grant {
+	switch op {
+	case ActionStart:
+		return w.Start
+	case ActionRaise:
+		return w.Raise
+	case ActionTerminate:
+		return w.Terminate
+	case ActionSuspend:
+		return w.Suspend
+	case ActionResume:
+		return w.Resume
+	case ActionPurge:
+		return w.Purge
+	}
+	return nil
 }
 
 // Route maps events to one action on the engine.
@@ -366,6 +423,9 @@ func (c *Config) setDefaults() {
 	if c.Limits.MaxInstanceIDLen == 0 {
 		c.Limits.MaxInstanceIDLen = 256
 	}
+	if c.Access != nil && c.Access.Default == "" {
+		c.Access.Default = "deny"
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		if r.ParkWindow == 0 {
@@ -459,7 +519,61 @@ func (c *Config) Validate() error {
 			bad(at("plain"), "route %q: plain needs typeField or type", r.Name)
 		}
 	}
+	errs = append(errs, c.validateAccess(names)...)
 	return errors.Join(errs...)
+}
+
+// validateAccess checks the access block's own shape: a grant names at
+// least one route or topic, and only routes and topics this file has, so
+// a typo cannot silently deny (or, worse, be read as "any").
+func (c *Config) validateAccess(routes map[string]int) []error {
+	a := c.Access
+	if a == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(path []any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", c.Pos(path...), fmt.Sprintf(format, args...)))
+	}
+	switch a.Default {
+	case "deny", "allow":
+	default:
+		bad([]any{"access", "default"}, "access default %q is not deny or allow", a.Default)
+	}
+	topics := map[string]bool{}
+	for _, r := range c.Routes {
+		for _, t := range r.Topics {
+			topics[t] = true
+		}
+	}
+	wfs := make([]string, 0, len(a.Workflows))
+	for wf := range a.Workflows {
+		wfs = append(wfs, wf)
+	}
+	sort.Strings(wfs) // errors in a stable order
+	for _, wf := range wfs {
+		for _, op := range Operations {
+			g := a.Workflows[wf].Grant(op)
+			if g == nil {
+				continue
+			}
+			at := func(k ...any) []any { return append([]any{"access", "workflows", wf, op}, k...) }
+			if len(g.Routes) == 0 && len(g.Topics) == 0 {
+				bad(at(), "access: workflow %q: %s grant names no routes or topics (leave the operation out to deny it)", wf, op)
+			}
+			for k, r := range g.Routes {
+				if _, ok := routes[r]; !ok {
+					bad(at("routes", k), "access: workflow %q: %s: no route is named %q", wf, op, r)
+				}
+			}
+			for k, t := range g.Topics {
+				if !topics[t] {
+					bad(at("topics", k), "access: workflow %q: %s: no route consumes topic %q", wf, op, t)
+				}
+			}
+		}
+	}
+	return errs
 }
 
 // Pos returns "file:line" of a path such as ("routes", 2, "match"); it

@@ -38,7 +38,16 @@ const (
 	KindNotFound = "instance-not-found"
 	KindFinished = "instance-finished"
 	KindEngine   = "engine-error"
+	// KindUnknownWorkflow: a start names a workflow, or a declarative saga
+	// definition, that this worker does not run.
+	KindUnknownWorkflow = "unknown-workflow"
+	// KindDenied: the access policy does not let the route perform the
+	// action on the instance's workflow.
+	KindDenied = "denied"
 )
+
+// Kinds lists every kind, for metrics that should exist before the first.
+var Kinds = []string{KindDecode, KindTooLarge, KindEval, KindNotFound, KindFinished, KindEngine, KindUnknownWorkflow, KindDenied}
 
 // Failure describes why a message is dead-lettered.
 type Failure struct {

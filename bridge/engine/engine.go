@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,9 @@ var (
 	ErrNotFound    = errors.New("workflow instance not found")
 	ErrFinished    = errors.New("workflow instance has finished")
 	ErrUnavailable = errors.New("workflow engine unavailable")
+	// ErrUnknownWorkflow: a start names a workflow this worker has not
+	// registered. Scheduling it would leave an instance nobody runs.
+	ErrUnknownWorkflow = errors.New("workflow is not registered")
 )
 
 // Kinds of engine.
@@ -105,6 +110,8 @@ type Engine struct {
 	conn   *grpc.ClientConn
 	worker *workflow.WorkflowWorker
 	log    *zap.Logger
+	// workflows are the registered names; a start of any other is refused.
+	workflows map[string]bool
 
 	duplicateStarts atomic.Int64
 }
@@ -119,7 +126,7 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 	if log == nil {
 		log = zap.NewNop()
 	}
-	e := &Engine{kind: cfg.Kind, log: log}
+	e := &Engine{kind: cfg.Kind, log: log, workflows: make(map[string]bool, len(reg.Workflows))}
 	addr, token := cfg.Dapr.GRPCEndpoint, cfg.Dapr.APIToken
 	if cfg.Kind == KindEmbedded {
 		hub, err := embedded.Start(ctx, cfg.Embedded, log)
@@ -146,6 +153,7 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 		if err := e.worker.RegisterWorkflow(w); err != nil {
 			return nil, errors.Join(fmt.Errorf("engine: register workflow: %w", err), e.Close(ctx))
 		}
+		e.workflows[funcName(w)] = true
 	}
 	for _, a := range reg.Activities {
 		if err := e.worker.RegisterActivity(a); err != nil {
@@ -187,6 +195,11 @@ func (e *Engine) DuplicateStarts() int64 { return e.duplicateStarts.Load() }
 // Start schedules a workflow instance. input is JSON (or nil). It reports
 // started=false, and no error, when the instance already exists.
 func (e *Engine) Start(ctx context.Context, workflowName, instanceID string, input []byte) (started bool, err error) {
+	if !e.workflows[workflowName] {
+		// Both engines accept a start of any name and create an instance
+		// this worker cannot run; refuse it before anything is stored.
+		return false, fmt.Errorf("engine: start %s %s: %w", workflowName, instanceID, ErrUnknownWorkflow)
+	}
 	opts := []api.NewOrchestrationOptions{workflow.WithInstanceID(instanceID)}
 	if e.kind == KindDapr {
 		// daprd refuses a second start only while the instance runs; one
@@ -238,6 +251,16 @@ func (e *Engine) Raise(ctx context.Context, instanceID, eventName string, payloa
 		return classify(fmt.Errorf("engine: raise %s on %s: %w", eventName, instanceID, err))
 	}
 	return nil
+}
+
+// Workflow returns the name of the workflow an instance runs, for access
+// checks on actions that address an instance, not a workflow.
+func (e *Engine) Workflow(ctx context.Context, instanceID string) (string, error) {
+	md, err := e.client.FetchWorkflowMetadata(ctx, instanceID)
+	if err != nil {
+		return "", classify(fmt.Errorf("engine: look up %s: %w", instanceID, err))
+	}
+	return md.Name, nil
 }
 
 // Status is what the engine knows about an instance.
@@ -341,6 +364,13 @@ func (e *Engine) stopHub(ctx context.Context) error {
 		return nil
 	}
 	return e.hub.Stop(ctx)
+}
+
+// funcName is the name go-sdk v1.11 registers a workflow function under:
+// the last element of its Go name ("OrderSaga", "DeclarativeSaga-fm").
+func funcName(f any) string {
+	full := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
+	return full[strings.LastIndex(full, ".")+1:]
 }
 
 func isFinished(s workflow.Status) bool {

@@ -150,3 +150,27 @@ func oneMeaning(t *testing.T, e *engine.Engine) {
 		t.Fatalf("finished instance after a second start: %+v, %v", st, err)
 	}
 }
+
+// TestStartOfUnregisteredWorkflowIsRefused: a start of a name this worker
+// does not run stores nothing; and Workflow, which access checks read,
+// names an instance's workflow.
+func TestStartOfUnregisteredWorkflowIsRefused(t *testing.T) {
+	e := startEmbedded(t, t.TempDir())
+	defer e.Close(context.Background())
+	ctx := t.Context()
+	if _, err := e.Start(ctx, "NoSuchWorkflow", "nope-1", nil); !errors.Is(err, engine.ErrUnknownWorkflow) {
+		t.Fatalf("start of an unregistered workflow: %v", err)
+	}
+	if _, err := e.Get(ctx, "nope-1"); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("the refused start left an instance: %v", err)
+	}
+	if _, err := e.Start(ctx, "GreetAfterApproval", "wf-1", []byte(`"ann"`)); err != nil {
+		t.Fatal(err)
+	}
+	if name, err := e.Workflow(ctx, "wf-1"); err != nil || name != "GreetAfterApproval" {
+		t.Fatalf("workflow of wf-1: %q, %v", name, err)
+	}
+	if _, err := e.Workflow(ctx, "nobody"); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("workflow of a missing instance: %v", err)
+	}
+}

@@ -55,7 +55,7 @@ func Decode(body []byte, headers map[string]string) (Event, error) {
 		return Event{}, decodeErr("body is not valid UTF-8")
 	}
 	if attrs := binaryAttrs(headers); attrs != nil {
-		return decodeBinary(body, attrs)
+		return decodeBinary(body, attrs, contentType(headers))
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -222,15 +222,36 @@ func binaryAttrs(headers map[string]string) map[string]string {
 	return attrs
 }
 
-func decodeBinary(body []byte, attrs map[string]string) (Event, error) {
+// contentType is the message's Content-Type header, which binary mode maps
+// to datacontenttype.
+func contentType(headers map[string]string) string {
+	for k, v := range headers {
+		if strings.EqualFold(k, "content-type") {
+			return v
+		}
+	}
+	return ""
+}
+
+func decodeBinary(body []byte, attrs map[string]string, ct string) (Event, error) {
+	// The content type is checked before the body, so a producer sending
+	// XML or Avro hears that, not a JSON syntax error.
+	dct := attrs["datacontenttype"]
+	if dct == "" {
+		dct = ct
+	}
+	if dct != "" && !isJSONContentType(dct) {
+		return Event{}, decodeErr("datacontenttype %q is not JSON", dct)
+	}
 	ev := Event{
-		Mode:        ModeBinary,
-		SpecVersion: attrs["specversion"],
-		ID:          attrs["id"],
-		Source:      attrs["source"],
-		Type:        attrs["type"],
-		Subject:     attrs["subject"],
-		TraceParent: attrs["traceparent"],
+		DataContentType: dct,
+		Mode:            ModeBinary,
+		SpecVersion:     attrs["specversion"],
+		ID:              attrs["id"],
+		Source:          attrs["source"],
+		Type:            attrs["type"],
+		Subject:         attrs["subject"],
+		TraceParent:     attrs["traceparent"],
 	}
 	if t := attrs["time"]; t != "" {
 		parsed, err := time.Parse(time.RFC3339Nano, t)

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -23,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sagabridge/sagabridge/bridge/access"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
 )
@@ -30,6 +33,16 @@ import (
 // ErrEval marks an event a route could not evaluate (a missing field, a
 // wrong type, an empty instance ID): it is dead-lettered, never retried.
 var ErrEval = errors.New("route evaluation failed")
+
+// Error is a failure of one route on one event; it names the route so the
+// dead letter can be filtered and replayed by route.
+type Error struct {
+	Route string
+	Err   error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Route is a compiled route.
 type Route struct {
@@ -46,6 +59,7 @@ type Route struct {
 
 	match      cel.Program
 	instanceID cel.Program
+	idExpr     string // the instanceId expression, quoted in errors
 	input      *value // start input / startOrRaise input
 	eventName  *value
 	payload    *value
@@ -74,6 +88,7 @@ type Router struct {
 	routes    []*Route
 	firstOnly bool
 	maxIDLen  int
+	access    *access.Policy
 }
 
 var instanceIDChars = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
@@ -113,9 +128,11 @@ func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 			rt.Workflow = rc.Start.Workflow
 			c.workflow(rt.Workflow, workflows, "start")
 			rt.instanceID = c.program(rc.Start.InstanceID, "start.instanceId", kindString)
+			rt.idExpr = rc.Start.InstanceID
 			rt.input = c.value(rc.Start.Input, "start.input", false)
 		case config.ActionRaise:
 			rt.instanceID = c.program(rc.Raise.InstanceID, "raise.instanceId", kindString)
+			rt.idExpr = rc.Raise.InstanceID
 			rt.eventName = c.value(rc.Raise.EventName, "raise.eventName", true)
 			rt.payload = c.value(rc.Raise.Payload, "raise.payload", false)
 		case config.ActionStartOrRaise:
@@ -123,6 +140,7 @@ func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 			rt.Workflow = s.Workflow
 			c.workflow(rt.Workflow, workflows, "startOrRaise")
 			rt.instanceID = c.program(s.InstanceID, "startOrRaise.instanceId", kindString)
+			rt.idExpr = s.InstanceID
 			rt.input = c.value(s.Input, "startOrRaise.input", false)
 			rt.eventName = c.value(s.EventName, "startOrRaise.eventName", true)
 			rt.payload = c.value(s.Payload, "startOrRaise.payload", false)
@@ -132,6 +150,7 @@ func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 				config.ActionResume: rc.Resume, config.ActionPurge: rc.Purge,
 			}[rt.Action]
 			rt.instanceID = c.program(ctl.InstanceID, rt.Action+".instanceId", kindString)
+			rt.idExpr = ctl.InstanceID
 			rt.Reason = ctl.Reason
 		}
 		if rt.instanceID == nil && rt.Action != "" && c.err() == nil {
@@ -146,11 +165,18 @@ func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 			r.byTopic[t] = append(r.byTopic[t], rt)
 		}
 	}
+	pol, err := access.New(cfg, workflows)
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	r.access = pol
 	return r, nil
 }
+
+// Access is the access policy of the config (nil when it has none, which
+// allows everything).
+func (r *Router) Access() *access.Policy { return r.access }
 
 // Topics lists every topic some route consumes.
 func (r *Router) Topics() []string {
@@ -315,6 +341,11 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 	if len(routes) == 0 {
 		return nil, nil
 	}
+	if ev.Mode == envelope.ModePlain && !slices.ContainsFunc(routes, func(rt *Route) bool { return rt.Plain != nil }) {
+		// Without this, JSON that lacks specversion (a broken CloudEvent
+		// as much as a legacy payload) would match nothing and be acked.
+		return nil, fmt.Errorf("%w: not a CloudEvent (no specversion, no ce- headers) and no route on topic %s reads plain JSON", envelope.ErrDecode, topic)
+	}
 	fields, err := ev.Fields()
 	if err != nil {
 		return nil, err
@@ -330,13 +361,13 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 				continue // this route reads CloudEvents only
 			}
 			if rev, err = ev.WithPlain(rt.Plain.TypeField, rt.Plain.IDField, rt.Plain.Type, fields); err != nil {
-				return nil, fmt.Errorf("route %s: %w", rt.Name, err)
+				return nil, &Error{Route: rt.Name, Err: fmt.Errorf("route %s: %w", rt.Name, err)}
 			}
 			act = nil
 		}
 		if act == nil {
 			if act, err = interpreter.NewActivation(activation(rev, fields, headers)); err != nil {
-				return nil, fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, err)
+				return nil, &Error{Route: rt.Name, Err: fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, explain(err))}
 			}
 			if ev.Mode != envelope.ModePlain {
 				shared = act
@@ -345,7 +376,7 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 		if rt.match != nil {
 			matched, err := evalBool(rt.match, act)
 			if err != nil {
-				return nil, fmt.Errorf("%w: route %s: match: %v", ErrEval, rt.Name, err)
+				return nil, &Error{Route: rt.Name, Err: fmt.Errorf("%w: route %s: match: %v", ErrEval, rt.Name, explain(err))}
 			}
 			if !matched {
 				continue
@@ -353,7 +384,7 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 		}
 		d, err := r.decide(rt, rev, act)
 		if err != nil {
-			return nil, fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, err)
+			return nil, &Error{Route: rt.Name, Err: fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, err)}
 		}
 		out = append(out, d)
 		if r.firstOnly {
@@ -367,7 +398,7 @@ func (r *Router) decide(rt *Route, ev envelope.Event, act interpreter.Activation
 	d := Decision{Route: rt}
 	id, err := evalString(rt.instanceID, act)
 	if err != nil {
-		return d, fmt.Errorf("instanceId: %w", err)
+		return d, fmt.Errorf("instanceId %s: %w", rt.idExpr, explain(err))
 	}
 	switch {
 	case id == "":
@@ -397,6 +428,15 @@ func (r *Router) decide(rt *Route, ev envelope.Event, act interpreter.Activation
 		}
 	}
 	return d, nil
+}
+
+// explain words CEL's terse run-time errors for the person reading a
+// dead letter.
+func explain(err error) error {
+	if strings.Contains(err.Error(), "no such overload") {
+		return fmt.Errorf("%w (an operand has a type the expression does not accept, e.g. a number where a string is added)", err)
+	}
+	return err
 }
 
 func truncate(s string, n int) string {
