@@ -24,6 +24,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
+	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/bridge/route"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -62,6 +63,7 @@ type Bridge struct {
 	router     *route.Router
 	handler    *handler
 	stats      *Stats
+	migration  *migrate.Planner
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -95,6 +97,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		metrics = NopMetrics{}
 	}
 	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}}
+	if len(cfg.Migration.Workflows) > 0 {
+		b.migration = migrate.NewPlanner(cfg.Migration)
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, b.Close(context.WithoutCancel(ctx)))
@@ -126,6 +131,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	b.handler = &handler{
 		router:     router,
 		engine:     b.engine,
+		migration:  b.migration,
 		deadLetter: b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
@@ -306,6 +312,20 @@ func (b *Bridge) orderKey(topic string, msg *message.Message) string {
 		return ""
 	}
 	return b.router.Key(topic, ev, headers)
+}
+
+// UpdateMigration applies a reloaded config's migration modes and
+// percentages to instances that start from now on. Any other difference
+// is an error and changes nothing: it needs a restart.
+func (b *Bridge) UpdateMigration(next *config.Config) error {
+	if err := b.cfg.MigrationChanges(next); err != nil {
+		return err
+	}
+	if b.migration != nil {
+		b.migration.Update(next.Migration)
+		b.cfg.Migration = next.Migration
+	}
+	return nil
 }
 
 // Engine exposes the engine for the admin commands and tests.

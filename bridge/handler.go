@@ -16,7 +16,10 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
+	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/bridge/route"
+	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -55,6 +58,9 @@ type Engine interface {
 	Purge(ctx context.Context, instanceID string) error
 	// Workflow names the workflow an instance runs (for access checks).
 	Workflow(ctx context.Context, instanceID string) (string, error)
+	// Get reads an instance, input included (a migrating instance's
+	// pinned assignment).
+	Get(ctx context.Context, instanceID string) (engine.Status, error)
 }
 
 // errDenied marks an action the access policy refuses: dead-lettered at
@@ -78,8 +84,11 @@ const maxEngineAttempts = 10
 // acknowledgement: nil acks (the action was accepted by the engine, or the
 // message is safely in the dead-letter topic), an error nacks.
 type handler struct {
-	router     *route.Router
-	engine     Engine
+	router *route.Router
+	engine Engine
+	// migration decides how new instances of migrating workflows run; nil
+	// when nothing migrates.
+	migration  *migrate.Planner
 	deadLetter message.Publisher
 	dlqTopic   string
 	maxPayload int
@@ -202,13 +211,13 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	allowed := func(op string) error { return h.authorize(ctx, dec, d.topic, op) }
 	switch rt.Action {
 	case config.ActionStart:
-		err = h.start(ctx, log, rt, d.topic, dec.InstanceID, dec.Input)
+		err = h.start(ctx, log, msg, rt, d.topic, dec.InstanceID, dec.Input)
 	case config.ActionRaise:
 		if err = allowed(config.ActionRaise); err == nil {
 			err = h.raise(ctx, dec)
 		}
 	case config.ActionStartOrRaise:
-		if err = h.start(ctx, log, rt, d.topic, dec.InstanceID, dec.Input); err == nil {
+		if err = h.start(ctx, log, msg, rt, d.topic, dec.InstanceID, dec.Input); err == nil {
 			// The instance may run another workflow than the route starts.
 			if err = allowed(config.ActionRaise); err == nil {
 				err = h.raise(ctx, dec)
@@ -300,7 +309,7 @@ func (h *handler) authorize(ctx context.Context, dec route.Decision, topic, op s
 	return nil
 }
 
-func (h *handler) start(ctx context.Context, log *zap.Logger, rt *route.Route, topic, id string, input []byte) error {
+func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Message, rt *route.Route, topic, id string, input []byte) error {
 	wf := rt.Workflow
 	// Load-time validation already refused a start route the policy
 	// does not allow; this keeps the rule where the action happens.
@@ -312,9 +321,26 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, rt *route.Route, t
 			return fmt.Errorf("%w: start %s %s: %w", errUnknownWorkflow, wf, id, err)
 		}
 	}
+	plan, migrating := h.migration.For(wf)
+	var a sagas.Assignment
+	if migrating {
+		a = plan.Assign(id)
+		var err error
+		if input, err = sagas.WrapInput(a, input); err != nil {
+			return err
+		}
+	}
 	started, err := h.engine.Start(ctx, wf, id, input)
 	if err != nil {
 		return err
+	}
+	if migrating {
+		if started {
+			h.metrics.MigrationAssigned(wf, a.Mode)
+		}
+		if err := h.handoff(ctx, log, msg, plan, id, started, a); err != nil {
+			return err
+		}
 	}
 	if started {
 		h.stats.Started.Add(1)
@@ -324,6 +350,36 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, rt *route.Route, t
 		h.metrics.DuplicateStart(rt.Name)
 		log.Debug("workflow instance already exists; start ignored", zap.String("workflow", wf))
 	}
+	return nil
+}
+
+// handoff passes the start event of an instance the saga does not drive to
+// the legacy flow. A repeated start reads the mode the instance was started
+// with, never today's percentage, so an instance is handed off exactly when
+// its first start said so.
+func (h *handler) handoff(ctx context.Context, log *zap.Logger, msg *message.Message, plan migrate.Plan, id string, started bool, a sagas.Assignment) error {
+	if plan.HandoffTopic == "" {
+		return nil
+	}
+	if !started {
+		st, err := h.engine.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		_, pinned, err := sagas.SplitInput([]byte(st.Input))
+		if err != nil || pinned == nil {
+			// Started before it was migrating: the saga drives it.
+			return nil
+		}
+		a = *pinned
+	}
+	if a.Mode != topics.ModeShadow {
+		return nil
+	}
+	if err := h.deadLetter.Publish(plan.HandoffTopic, migrate.HandoffMessage(msg)); err != nil {
+		return fmt.Errorf("%w: hand-off to %s: %w", errRetryLater, plan.HandoffTopic, err)
+	}
+	log.Debug("start event handed off to the legacy flow", zap.String("handoff_topic", plan.HandoffTopic), zap.Int("bucket", a.Bucket))
 	return nil
 }
 

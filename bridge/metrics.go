@@ -29,6 +29,12 @@ type Metrics interface {
 	// SagaOutcome: a saga published its outcome; e2e is the time from the
 	// workflow's start to its outcome.
 	SagaOutcome(saga, status string, e2e time.Duration)
+	// MigrationAssigned: an instance of a migrating workflow started in
+	// mode (shadow or active).
+	MigrationAssigned(workflow, mode string)
+	// Divergence: a shadow saga found the legacy flow differing (kind is
+	// one of the topics.Divergence* values).
+	Divergence(saga, kind string)
 }
 
 // NopMetrics discards everything.
@@ -45,3 +51,5 @@ func (NopMetrics) EngineError(string)                        {}
 func (NopMetrics) HandlerDone(string, string, time.Duration) {}
 func (NopMetrics) InFlight(int)                              {}
 func (NopMetrics) SagaOutcome(string, string, time.Duration) {}
+func (NopMetrics) MigrationAssigned(string, string)          {}
+func (NopMetrics) Divergence(string, string)                 {}

@@ -60,5 +60,13 @@ func (p eventPublisher) observeOutcome(ev topics.CloudEvent) {
 	if err := json.Unmarshal(ev.Data, &out); err != nil {
 		return
 	}
+	if out.Migration != nil && out.Migration.Mode == topics.ModeShadow {
+		// A shadow outcome is what the saga would have done: it counts as
+		// its divergences, not as an outcome.
+		for _, d := range out.Migration.Divergences {
+			p.metrics.Divergence(out.Saga, d.Kind)
+		}
+		return
+	}
 	p.metrics.SagaOutcome(out.Saga, out.Status, out.FinishedAt.Sub(out.StartedAt))
 }

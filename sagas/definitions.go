@@ -174,8 +174,17 @@ func (d *Definitions) CheckStart(input []byte) error {
 // (FAILED, no outcome) with an error saying which: running a different
 // definition than the one recorded in the history would break replay.
 func (d *Definitions) DeclarativeSaga(ctx *workflow.WorkflowContext) (any, error) {
+	var raw json.RawMessage
+	if err := ctx.GetInput(&raw); err != nil {
+		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
+	}
+	// A migrating instance's assignment wraps the DeclarativeInput.
+	inner, a, err := SplitInput(raw)
+	if err != nil {
+		return nil, fmt.Errorf("declarative saga: %w", err)
+	}
 	var in DeclarativeInput
-	if err := ctx.GetInput(&in); err != nil {
+	if err := json.Unmarshal(inner, &in); err != nil {
 		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
 	}
 	if in.Version == 0 {
@@ -188,7 +197,7 @@ func (d *Definitions) DeclarativeSaga(ctx *workflow.WorkflowContext) (any, error
 	if in.Digest != "" && in.Digest != l.digest {
 		return nil, fmt.Errorf("%w: %s version %d was %s, is %s (%s)", ErrDefinitionChanged, in.Saga, in.Version, in.Digest, l.digest, l.def.Source)
 	}
-	out, err := RunInput(ctx, l.saga, in.Input)
+	out, err := runSaga(ctx, l.saga, in.Input, a)
 	if err != nil {
 		return nil, err
 	}

@@ -36,11 +36,15 @@ const (
 // error only when the saga is invalid or the outcome itself could not be
 // published after all retries.
 func Run(ctx *workflow.WorkflowContext, s Saga) (any, error) {
-	var input json.RawMessage
-	if err := ctx.GetInput(&input); err != nil {
+	var raw json.RawMessage
+	if err := ctx.GetInput(&raw); err != nil {
 		return nil, fmt.Errorf("saga %s: decode input: %w", s.Name, err)
 	}
-	out, err := RunInput(ctx, s, input)
+	input, a, err := SplitInput(raw)
+	if err != nil {
+		return nil, fmt.Errorf("saga %s: %w", s.Name, err)
+	}
+	out, err := runSaga(ctx, s, input, a)
 	if err != nil {
 		return nil, err
 	}
@@ -48,10 +52,23 @@ func Run(ctx *workflow.WorkflowContext, s Saga) (any, error) {
 }
 
 // RunInput is Run with the input already decoded, for orchestrators that
-// wrap it (the declarative one reads a DeclarativeInput first).
+// wrap it. An input started under migration (WrapInput) runs in its
+// assigned mode.
 func RunInput(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage) (topics.Outcome, error) {
+	in, a, err := SplitInput(input)
+	if err != nil {
+		return topics.Outcome{}, fmt.Errorf("saga %s: %w", s.Name, err)
+	}
+	return runSaga(ctx, s, in, a)
+}
+
+// runSaga runs s in the mode a assigns (nil: not under migration).
+func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *Assignment) (topics.Outcome, error) {
 	if err := s.Validate(); err != nil {
 		return topics.Outcome{}, err
+	}
+	if a != nil && a.Mode == topics.ModeShadow {
+		return runShadow(ctx, s, input, a)
 	}
 	r := &run{
 		ctx:  ctx,
@@ -65,6 +82,9 @@ func RunInput(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage) (top
 		},
 	}
 	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime()}
+	if a != nil {
+		r.out.Migration = a.migration()
+	}
 
 	r.forward()
 	r.out.Status = topics.StatusCompleted

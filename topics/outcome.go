@@ -53,6 +53,8 @@ type Outcome struct {
 	StartedAt   time.Time    `json:"startedAt"`
 	FinishedAt  time.Time    `json:"finishedAt"`
 	TraceParent string       `json:"traceparent,omitempty"`
+	// Migration is set for instances of a saga under migration.
+	Migration *Migration `json:"migration,omitempty"`
 }
 
 // StepResult is what happened to one step.

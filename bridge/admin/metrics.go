@@ -27,6 +27,8 @@ type Metrics struct {
 	deadLettered    *prometheus.CounterVec
 	engineErrors    *prometheus.CounterVec
 	outcomes        *prometheus.CounterVec
+	assigned        *prometheus.CounterVec
+	divergences     *prometheus.CounterVec
 	handlerSeconds  *prometheus.HistogramVec
 	sagaSeconds     *prometheus.HistogramVec
 	inFlight        prometheus.Gauge
@@ -76,6 +78,10 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 			"Workflow engine calls that failed, by operation.", "op"),
 		outcomes: counter("saga_outcomes_total",
 			"Saga outcomes published, by saga and status (completed, compensated, failed).", "saga", "status"),
+		assigned: counter("migration_instances_total",
+			"Instances of migrating workflows started, by workflow and mode (shadow or active).", "workflow", "mode"),
+		divergences: counter("migration_divergences_total",
+			"Differences between a shadow saga and the legacy flow it followed, by saga and kind.", "saga", "kind"),
 		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "handler_duration_seconds",
 			Help:    "Time to handle one message, by topic and result (ack or nack).",
@@ -148,6 +154,14 @@ func (m *Metrics) HandlerDone(topic, result string, d time.Duration) {
 func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }
 
 // SagaOutcome implements bridge.Metrics.
+// MigrationAssigned counts a new instance of a migrating workflow.
+func (m *Metrics) MigrationAssigned(workflow, mode string) {
+	m.assigned.WithLabelValues(workflow, mode).Inc()
+}
+
+// Divergence counts one divergence a shadow saga reported.
+func (m *Metrics) Divergence(saga, kind string) { m.divergences.WithLabelValues(saga, kind).Inc() }
+
 func (m *Metrics) SagaOutcome(saga, status string, e2e time.Duration) {
 	m.outcomes.WithLabelValues(saga, status).Inc()
 	if e2e >= 0 {

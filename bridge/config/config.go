@@ -34,6 +34,9 @@ type Config struct {
 	// definitions. They run under the one declarative orchestrator,
 	// DeclarativeSaga-fm, beside the built-in OrderSaga v1 definition.
 	Sagas []string `yaml:"sagas"`
+	// Migration runs workflows beside a legacy choreography: shadow,
+	// canary or active per workflow.
+	Migration Migration `yaml:"migration"`
 
 	// file and root locate errors; not part of the YAML.
 	file string
@@ -426,6 +429,7 @@ func (c *Config) setDefaults() {
 	if c.Access != nil && c.Access.Default == "" {
 		c.Access.Default = "deny"
 	}
+	c.Migration.setDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		if r.ParkWindow == 0 {
@@ -520,6 +524,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateAccess(names)...)
+	c.validateMigration(bad)
 	return errors.Join(errs...)
 }
 

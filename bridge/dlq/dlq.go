@@ -91,7 +91,7 @@ func NewMessage(msg *message.Message, f Failure) (*message.Message, error) {
 	orig := OriginalID(msg)
 	out := message.NewMessage("dlq-"+orig, msg.Payload)
 	for k, v := range msg.Metadata {
-		if isInternal(k) {
+		if IsDeliveryMetadata(k) {
 			continue
 		}
 		out.Metadata.Set(k, v)
@@ -115,7 +115,10 @@ func NewMessage(msg *message.Message, f Failure) (*message.Message, error) {
 	return out, nil
 }
 
-func isInternal(k string) bool {
+// IsDeliveryMetadata reports whether a metadata key describes one delivery
+// (counts, broker timestamps) rather than the event, so a copy of the
+// message must not carry it.
+func IsDeliveryMetadata(k string) bool {
 	for _, p := range internal {
 		if strings.HasPrefix(k, p) {
 			return true
@@ -171,7 +174,7 @@ func Parse(msg *message.Message) (Entry, error) {
 		}
 	}
 	for k, v := range md {
-		if !strings.HasPrefix(k, "Sagabridge-Dlq-") && !isInternal(k) {
+		if !strings.HasPrefix(k, "Sagabridge-Dlq-") && !IsDeliveryMetadata(k) {
 			e.Metadata[k] = v
 		}
 	}

@@ -1,0 +1,109 @@
+package sagas
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sagabridge/sagabridge/compensations"
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+// scriptFeed plays a fixed legacy flow; when it runs out, every wait times
+// out and the clock moves by the timeout, as the engine's timer would.
+type scriptFeed struct {
+	types []string
+	clock time.Time
+}
+
+func (f *scriptFeed) next(timeout time.Duration) (Observation, bool) {
+	if len(f.types) == 0 {
+		f.clock = f.clock.Add(timeout)
+		return Observation{}, false
+	}
+	t := f.types[0]
+	f.types = f.types[1:]
+	f.clock = f.clock.Add(time.Millisecond)
+	return Observation{Type: t}, true
+}
+
+func shadowOrderSaga() (Saga, *Observe) {
+	release, refund := compensations.ReleaseInventory(), compensations.RefundPayment()
+	s := Saga{Name: "OrderSaga", Steps: []Step{
+		{Name: "reserve", Command: topics.CommandSpec{Topic: "inv", Type: "reserve", ReplyEvent: "r1"}, Timeout: time.Second, Compensation: &release},
+		{Name: "charge", Command: topics.CommandSpec{Topic: "pay", Type: "charge", ReplyEvent: "r2"}, Timeout: time.Second, Compensation: &refund},
+		{Name: "ship", Command: topics.CommandSpec{Topic: "ship", Type: "ship", ReplyEvent: "r3"}, Timeout: time.Second},
+	}}
+	obs := &Observe{Event: "legacy", Steps: map[string]LegacyStep{
+		"reserve": {Done: []string{"inventory.reserved"}, Failed: []string{"inventory.rejected"}, Undone: []string{"inventory.released"}},
+		"charge":  {Done: []string{"payment.charged"}, Failed: []string{"payment.declined"}, Undone: []string{"payment.refunded"}},
+		"ship":    {Done: []string{"shipping.created"}, Failed: []string{"shipping.refused"}},
+	}}
+	return s, obs
+}
+
+func TestShadowComparesLegacyFlows(t *testing.T) {
+	cases := []struct {
+		name        string
+		legacy      []string
+		status      string
+		compensated []string
+		divergences []string // kind/step
+	}{
+		{"healthy completed flow", []string{"inventory.reserved", "payment.charged", "shipping.created"},
+			topics.StatusCompleted, nil, nil},
+		{"healthy compensated flow", []string{"inventory.reserved", "payment.declined", "inventory.released"},
+			topics.StatusCompensated, []string{"reserve"}, nil},
+		{"shipping refused, both undone in reverse", []string{"inventory.reserved", "payment.charged", "shipping.refused", "payment.refunded", "inventory.released"},
+			topics.StatusCompensated, []string{"charge", "reserve"}, nil},
+		{"legacy skips a compensation", []string{"inventory.reserved", "payment.declined"},
+			topics.StatusCompensated, nil, []string{"compensation-missing/reserve"}},
+		{"compensations in the wrong order", []string{"inventory.reserved", "payment.charged", "shipping.refused", "inventory.released", "payment.refunded"},
+			topics.StatusCompensated, []string{"charge", "reserve"}, []string{"out-of-order/reserve"}},
+		{"steps out of order", []string{"payment.charged", "inventory.reserved", "shipping.created"},
+			topics.StatusCompleted, nil, []string{"out-of-order/charge"}},
+		{"a step skipped", []string{"inventory.reserved", "shipping.created"},
+			topics.StatusCompleted, nil, []string{"missing-step/charge"}},
+		{"stuck after the first step", []string{"inventory.reserved"},
+			topics.StatusCompensated, nil, []string{"stuck/charge"}},
+		{"compensation the saga would not run", []string{"inventory.reserved", "inventory.released", "payment.charged", "shipping.created"},
+			topics.StatusCompleted, nil, []string{"unexpected-compensation/reserve"}},
+		{"unrelated legacy events are ignored", []string{"audit.logged", "inventory.reserved", "payment.charged", "mail.sent", "shipping.created"},
+			topics.StatusCompleted, nil, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, obs := shadowOrderSaga()
+			feed := &scriptFeed{types: tc.legacy, clock: time.Unix(0, 0)}
+			sh := newShadow(s, obs, feed, func() time.Time { return feed.clock })
+			var out topics.Outcome
+			sh.follow(&out)
+			var got []string
+			for _, d := range sh.divergences {
+				got = append(got, d.Kind+"/"+d.Step)
+			}
+			if !slices.Equal(got, tc.divergences) {
+				t.Errorf("divergences %v, want %v (%+v)", got, tc.divergences, sh.divergences)
+			}
+			if out.Status != tc.status || !slices.Equal(out.Compensated, tc.compensated) {
+				t.Errorf("status %s compensated %v, want %s %v (steps %+v)", out.Status, out.Compensated, tc.status, tc.compensated, out.Steps)
+			}
+		})
+	}
+}
+
+func TestWrapInputRoundTrips(t *testing.T) {
+	a := Assignment{Mode: topics.ModeShadow, Stage: "canary", Percent: 30, Bucket: 77}
+	raw, err := WrapInput(a, []byte(`{"orderId":"o-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, got, err := SplitInput(raw)
+	if err != nil || got == nil || *got != a || string(in) != `{"orderId":"o-1"}` {
+		t.Fatalf("split %s %+v %v", in, got, err)
+	}
+	plain := []byte(`{"orderId":"o-2","sagabridgeMigration":{}}`)
+	if in, got, err := SplitInput(plain); err != nil || got != nil || string(in) != string(plain) {
+		t.Fatalf("plain input changed: %s %+v %v", in, got, err)
+	}
+}
