@@ -58,10 +58,18 @@ type LegacyStep struct {
 // Observation is the payload of an observation event: one legacy event,
 // raised on the instance by a route such as
 //
-//	raise: {instanceId: ..., eventName: legacy, payload: '{"type": event.type, "id": event.id}'}
+//	raise:
+//	  instanceId: ...
+//	  eventName: legacy
+//	  payload: '{"type": event.type, "id": event.id, "time": event.?time.orValue("")}'
+//
+// Time is the legacy event's own time: events of several topics reach the
+// saga in no particular order, so order is judged on it. Without it, on
+// arrival.
 type Observation struct {
-	Type string `json:"type"`
-	ID   string `json:"id,omitempty"`
+	Type string    `json:"type"`
+	ID   string    `json:"id,omitempty"`
+	Time string `json:"time,omitempty"` // RFC 3339
 }
 
 // launchKey opens the input of an instance started under migration; the

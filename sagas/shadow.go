@@ -109,7 +109,17 @@ type legacyRef struct {
 type seen struct {
 	Observation
 	seq int
+	at  time.Time // zero when the event had no (readable) time
 	ref legacyRef
+}
+
+// before reports whether the legacy flow emitted a before b: by the events'
+// own times when both have one, else by arrival.
+func before(a, b seen) bool {
+	if !a.at.IsZero() && !b.at.IsZero() {
+		return a.at.Before(b.at)
+	}
+	return a.seq < b.seq
 }
 
 // shadow compares the legacy flow with the saga's plan. It is plain logic
@@ -201,6 +211,7 @@ func (sh *shadow) await(want func(legacyRef) bool, timeout time.Duration) (seen,
 		}
 		sh.seq++
 		s := seen{Observation: o, seq: sh.seq, ref: ref}
+		s.at, _ = time.Parse(time.RFC3339Nano, o.Time)
 		if want(ref) {
 			return s, true
 		}
@@ -222,6 +233,7 @@ func (sh *shadow) laterForward(i int) string {
 func (sh *shadow) follow(out *topics.Outcome) {
 	type kept struct{ step, idx int }
 	var done []kept // steps with a compensation, in the order they finished
+	var resolved []seen // the legacy events of the steps so far
 	failure := ""
 	stuck := false
 	for i, st := range sh.steps {
@@ -241,8 +253,14 @@ func (sh *shadow) follow(out *topics.Outcome) {
 			failure, stuck = fmt.Sprintf("step %s timed out: the legacy flow showed no progress", st.Name), true
 			break
 		}
+		for _, p := range resolved {
+			if before(o, p) {
+				sh.diverge(topics.DivergenceOutOfOrder, st.Name, "the legacy flow performed %s (%s) before %s (%s)", st.Name, o.Type, sh.steps[p.ref.step].Name, p.Type)
+			}
+		}
+		resolved = append(resolved, o)
 		for _, b := range sh.buffer {
-			if b.ref.step > i && b.ref.role != roleUndone && b.seq < o.seq {
+			if b.ref.step > i && b.ref.role != roleUndone && before(b, o) {
 				later := sh.steps[b.ref.step].Name
 				sh.diverge(topics.DivergenceOutOfOrder, later, "the legacy flow performed %s (%s) before %s (%s)", later, b.Type, st.Name, o.Type)
 			}
@@ -282,7 +300,7 @@ func (sh *shadow) follow(out *topics.Outcome) {
 					continue
 				}
 				for _, b := range sh.buffer {
-					if b.ref.role == roleUndone && b.ref.step < d.step && b.seq < o.seq {
+					if b.ref.role == roleUndone && b.ref.step < d.step && before(b, o) {
 						earlier := sh.steps[b.ref.step].Name
 						sh.diverge(topics.DivergenceOutOfOrder, earlier, "the legacy flow undid %s before %s; the saga undoes in reverse order", earlier, st.Name)
 					}

@@ -2,6 +2,7 @@ package sagas
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,10 +22,10 @@ func (f *scriptFeed) next(timeout time.Duration) (Observation, bool) {
 		f.clock = f.clock.Add(timeout)
 		return Observation{}, false
 	}
-	t := f.types[0]
+	t, at, _ := strings.Cut(f.types[0], "@")
 	f.types = f.types[1:]
 	f.clock = f.clock.Add(time.Millisecond)
-	return Observation{Type: t}, true
+	return Observation{Type: t, Time: at}, true
 }
 
 func shadowOrderSaga() (Saga, *Observe) {
@@ -68,6 +69,10 @@ func TestShadowComparesLegacyFlows(t *testing.T) {
 			topics.StatusCompensated, nil, []string{"stuck/charge"}},
 		{"compensation the saga would not run", []string{"inventory.reserved", "inventory.released", "payment.charged", "shipping.created"},
 			topics.StatusCompleted, nil, []string{"unexpected-compensation/reserve"}},
+		{"arrival order differs from the events' own time", []string{"payment.charged@2026-01-01T10:00:02Z", "inventory.reserved@2026-01-01T10:00:01Z", "shipping.created@2026-01-01T10:00:03Z"},
+			topics.StatusCompleted, nil, nil},
+		{"the events' own time shows steps out of order", []string{"inventory.reserved@2026-01-01T10:00:02Z", "payment.charged@2026-01-01T10:00:01Z", "shipping.created@2026-01-01T10:00:03Z"},
+			topics.StatusCompleted, nil, []string{"out-of-order/charge"}},
 		{"unrelated legacy events are ignored", []string{"audit.logged", "inventory.reserved", "payment.charged", "mail.sent", "shipping.created"},
 			topics.StatusCompleted, nil, nil},
 	}

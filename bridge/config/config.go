@@ -441,6 +441,13 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Normalize applies defaults and validates again, for a config assembled
+// in code (a dev wiring that adds routes).
+func (c *Config) Normalize() error {
+	c.setDefaults()
+	return c.Validate()
+}
+
 // Validate checks everything that needs no CEL; every problem is reported.
 func (c *Config) Validate() error {
 	var errs []error
