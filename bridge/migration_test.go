@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/devenv"
@@ -22,14 +21,16 @@ import (
 const handoffTopic = "legacy.orders.placed"
 
 // migrationConfig is the dev wiring plus the OrderSaga's migration block.
-func migrationConfig(t *testing.T, kit brokerKit, dir, mode string, percent int) *config.Config {
+// timeout is how long the shadow waits for each legacy step: long enough
+// for a loaded machine, short enough that a skipped compensation shows.
+func migrationConfig(t *testing.T, kit brokerKit, dir, mode string, percent int, timeout time.Duration) *config.Config {
 	t.Helper()
 	cfg := devConfig(t, kit, dir)
 	if err := devenv.WithMigration(cfg, mode, percent); err != nil {
 		t.Fatal(err)
 	}
 	w := cfg.Migration.Workflows["OrderSaga"]
-	w.Timeout = 3 * time.Second // a skipped compensation shows up in seconds
+	w.Timeout = timeout
 	cfg.Migration.Workflows["OrderSaga"] = w
 	return cfg
 }
@@ -119,7 +120,7 @@ func TestShadowSagaFollowsLegacyChoreography(t *testing.T) {
 	}{{"healthy legacy flow", false}, {"legacy skips releasing stock", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			kit := natsKit(t)
-			cfg := migrationConfig(t, kit, t.TempDir(), config.MigrationShadow, 0)
+			cfg := migrationConfig(t, kit, t.TempDir(), config.MigrationShadow, 0, 5*time.Second)
 			metrics := admin.NewMetrics(admin.MetricsOptions{NoRuntime: true})
 			commands := countMessages(t, kit, "test-commands", topics.InventoryCommands, topics.PaymentCommands, topics.ShippingCommands)
 			shadow := watch(t, kit, "test-shadow", topics.ShadowOutcomes)
@@ -199,7 +200,7 @@ func TestShadowSagaFollowsLegacyChoreography(t *testing.T) {
 func TestCanaryShareIsStableAndPinned(t *testing.T) {
 	kit := natsKit(t)
 	dir := t.TempDir()
-	cfg := migrationConfig(t, kit, dir, config.MigrationCanary, 30)
+	cfg := migrationConfig(t, kit, dir, config.MigrationCanary, 30, 30*time.Second)
 	shadow := watch(t, kit, "test-shadow", topics.ShadowOutcomes)
 	s := startStack(t, kit, cfg, stackOptions{participants: true})
 	lg := runLegacy(t, kit, "legacy-choreography", legacy.Config{})
@@ -277,7 +278,7 @@ func TestCanaryShareIsStableAndPinned(t *testing.T) {
 		publishOrder(t, s, "evt-"+orderID("inflight", i), simulated.Order{OrderID: orderID("inflight", i), Amount: 1})
 	}
 	waitFor(t, time.Minute, "the in-flight orders started", func() bool { return s.bridge.Stats().Started.Load() >= before+m })
-	raised := migrationConfig(t, kit, dir, config.MigrationCanary, 60)
+	raised := migrationConfig(t, kit, dir, config.MigrationCanary, 60, 30*time.Second)
 	if err := s.bridge.UpdateMigration(raised); err != nil {
 		t.Fatal(err)
 	}

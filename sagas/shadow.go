@@ -36,13 +36,15 @@ func runShadow(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *
 	sh := newShadow(s, a.Observe, workflowFeed{ctx: ctx, event: a.Observe.Event}, ctx.CurrentUTCDateTime)
 	sh.follow(&out)
 	out.FinishedAt = ctx.CurrentUTCDateTime()
+	for k := range sh.divergences {
+		sh.divergences[k].Saga, sh.divergences[k].InstanceID = s.Name, r.id
+	}
 	m := a.migration()
 	m.Divergences = sh.divergences
 	out.Migration = m
 
 	divTopic := orDefault(a.Divergences, topics.Divergences)
 	for _, d := range sh.divergences {
-		d.Saga, d.InstanceID = s.Name, r.id
 		ev, err := topics.NewCloudEvent(topics.DivergenceID(r.id, d.Kind, d.Step), topics.Source,
 			topics.DivergenceType, r.id, out.FinishedAt, d)
 		if err != nil {

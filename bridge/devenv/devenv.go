@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,8 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/migrate"
+	"github.com/sagabridge/sagabridge/sagas/order/legacy"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -44,6 +48,12 @@ type Options struct {
 	Rate float64
 	// PaymentFailShare is the share of orders whose payment is declined.
 	PaymentFailShare float64
+	// Legacy runs the legacy order choreography beside the saga, which
+	// is then migrating: "shadow", "canary:<percent>" or "active".
+	Legacy string
+	// LegacySkipRelease makes the legacy inventory service skip releasing
+	// stock, so the shadow saga has something to report.
+	LegacySkipRelease bool
 	// Out receives one line per outcome and the summary.
 	Out    io.Writer
 	Logger *zap.Logger
@@ -79,10 +89,30 @@ func (o Options) Validate() error {
 	if o.Rate <= 0 {
 		errs = append(errs, fmt.Errorf("dev: rate %v must be positive", o.Rate))
 	}
+	if _, _, err := o.migration(); err != nil {
+		errs = append(errs, err)
+	}
 	if o.PaymentFailShare < 0 || o.PaymentFailShare > 1 {
 		errs = append(errs, fmt.Errorf("dev: payment fail share %v is not within 0..1", o.PaymentFailShare))
 	}
 	return errors.Join(errs...)
+}
+
+// migration reads Legacy: mode and canary percent, or "" for none.
+func (o Options) migration() (mode string, percent int, err error) {
+	mode, pct, hasPct := strings.Cut(o.Legacy, ":")
+	switch {
+	case o.Legacy == "":
+		return "", 0, nil
+	case mode == config.MigrationCanary && hasPct:
+		if percent, err = strconv.Atoi(pct); err != nil || percent < 0 || percent > 100 {
+			return "", 0, fmt.Errorf("dev: legacy %q: the percent is not within 0..100", o.Legacy)
+		}
+		return mode, percent, nil
+	case (mode == config.MigrationShadow || mode == config.MigrationActive) && !hasPct:
+		return mode, 0, nil
+	}
+	return "", 0, fmt.Errorf("dev: legacy %q is not shadow, canary:<percent> or active", o.Legacy)
 }
 
 // Summary counts the outcomes of a run.
@@ -112,6 +142,12 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	defer stop()
 	cfg.Engine.Embedded.DBPath = filepath.Join(opts.DataDir, "workflows.db")
+	mode, percent, _ := opts.migration()
+	if mode != "" {
+		if err := WithMigration(cfg, mode, percent); err != nil {
+			return Summary{}, err
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -132,7 +168,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	defer watch.Close()
 
-	parts, err := simulated.New(simulated.Config{PaymentFailShare: opts.PaymentFailShare},
+	simCfg := simulated.Config{PaymentFailShare: opts.PaymentFailShare}
+	if mode != "" {
+		simCfg.PaymentFailShare = 0 // the orders say which payments fail, for both flows
+	}
+	parts, err := simulated.New(simCfg,
 		services.Publisher(), services.Subscriber(), log.Named("legacy"))
 	if err != nil {
 		return Summary{}, err
@@ -140,13 +180,37 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	notify := make(chan simulated.Received, 64)
 	watcher := simulated.NewWatcher(notify)
 
-	var wg sync.WaitGroup
-	runErr := make(chan error, 3)
-	for _, f := range []func() error{
+	tasks := []func() error{
 		func() error { return b.Run(runCtx) },
 		func() error { return parts.Run(runCtx) },
 		func() error { return watcher.Run(runCtx, watch.Subscriber(), cfg.Outcomes.Topic) },
-	} {
+	}
+	var choreo *legacy.Choreography
+	if mode != "" {
+		lc, err := connect("legacy-choreography")
+		if err != nil {
+			return Summary{}, err
+		}
+		defer lc.Close()
+		choreo, err = legacy.New(legacy.Config{OrdersTopic: cfg.Migration.Workflows["OrderSaga"].HandoffTopic, SkipRelease: opts.LegacySkipRelease},
+			lc.Publisher(), lc.Subscriber(), log.Named("legacy-choreography"))
+		if err != nil {
+			return Summary{}, err
+		}
+		sw, err := connect("dev-shadow-watcher")
+		if err != nil {
+			return Summary{}, err
+		}
+		defer sw.Close()
+		shadow := simulated.NewWatcher(notify)
+		tasks = append(tasks,
+			func() error { return choreo.Run(runCtx) },
+			func() error { return shadow.Run(runCtx, sw.Subscriber(), cfg.Migration.ShadowOutcomesTopic) })
+	}
+
+	var wg sync.WaitGroup
+	runErr := make(chan error, len(tasks))
+	for _, f := range tasks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -158,7 +222,8 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	defer wg.Wait()
 	defer cancel()
 
-	run := strconv.FormatInt(time.Now().Unix(), 36)
+	began := time.Now()
+	run := strconv.FormatInt(began.Unix(), 36)
 	sent := map[string]time.Time{}
 	var sentMu sync.Mutex
 	go func() {
@@ -171,6 +236,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 				SKU:      fmt.Sprintf("sku-%d", i%5),
 				Quantity: 1 + i%3,
 				Amount:   float64(10 + i%90),
+			}
+			if choreo != nil && opts.PaymentFailShare > 0 {
+				// The legacy services read the failure from the order;
+				// the saga's participants do too.
+				o.FailPayment = i%max(1, int(math.Round(1/opts.PaymentFailShare))) == 0
 			}
 			sentMu.Lock()
 			sent["order-"+o.OrderID] = time.Now()
@@ -189,6 +259,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 
 	sum := Summary{ByStatus: map[string]int{}}
 	var lat []time.Duration
+	var migrating []topics.Outcome
 	for opts.Orders == 0 || len(lat) < opts.Orders {
 		select {
 		case r := <-notify:
@@ -208,14 +279,21 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 			if len(r.Outcome.Compensated) > 0 {
 				line += fmt.Sprintf("  (undone: %v)", r.Outcome.Compensated)
 			}
+			if m := r.Outcome.Migration; m != nil {
+				migrating = append(migrating, r.Outcome)
+				line = fmt.Sprintf("%-6s %s", m.Mode, line)
+				for _, dv := range m.Divergences {
+					line += fmt.Sprintf("\n         divergence %s on %s: %s", dv.Kind, dv.Step, dv.Detail)
+				}
+			}
 			fmt.Fprintln(opts.Out, line)
 		case err := <-runErr:
 			return sum, err
 		case <-ctx.Done():
-			return finish(sum, lat, watcher, opts.Out), ctx.Err()
+			return finish(sum, lat, watcher, opts.Out, began, migrating), ctx.Err()
 		}
 	}
-	return finish(sum, lat, watcher, opts.Out), nil
+	return finish(sum, lat, watcher, opts.Out, began, migrating), nil
 }
 
 // startBroker starts the embedded broker, points cfg at it, and returns a
@@ -246,7 +324,7 @@ func startBroker(cfg *config.Config, opts Options) (connect func(group string) (
 	return connect, srv.Shutdown, nil
 }
 
-func finish(sum Summary, lat []time.Duration, w *simulated.Watcher, out io.Writer) Summary {
+func finish(sum Summary, lat []time.Duration, w *simulated.Watcher, out io.Writer, began time.Time, migrating []topics.Outcome) Summary {
 	sum.Published = len(lat)
 	sum.Duplicates = w.Duplicates()
 	if len(lat) > 0 {
@@ -264,5 +342,9 @@ func finish(sum Summary, lat []time.Duration, w *simulated.Watcher, out io.Write
 		sum.ByStatus[topics.StatusFailed], sum.Duplicates)
 	fmt.Fprintf(out, "event published → outcome received: mean %s, p50 %s, p99 %s\n",
 		sum.MeanLatency.Round(time.Millisecond), sum.P50.Round(time.Millisecond), sum.P99.Round(time.Millisecond))
+	if len(migrating) > 0 {
+		fmt.Fprintln(out, "\nmigration report of this run (sagabridge migrate report prints the same from the topics):")
+		_ = migrate.WriteTable(out, migrate.Summarize(migrating, began, time.Now(), 3))
+	}
 	return sum
 }

@@ -213,80 +213,18 @@ func (s *Store) List(ctx context.Context, f Filter, fn func(Item) error) error {
 }
 
 // ErrStop ends a List or scan early without an error.
-var ErrStop = errors.New("stop")
+var ErrStop = natsjs.ErrStop
 
-// scan reads every message (from since on, by storage time) with an
-// ordered consumer, which the server removes when it goes idle.
+// scan reads every message (from since on, by storage time).
 func (s *Store) scan(ctx context.Context, since time.Time, fn func(Item) error) error {
-	st, err := s.streamHandle(ctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("dlqstore: stream info: %w", err)
-	}
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.topic}, InactiveThreshold: time.Minute}
 	if !since.IsZero() {
 		// The message is stored after it failed, so starting at the
 		// failure bound loses nothing.
-		t := since.Add(-time.Second)
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+		since = since.Add(-time.Second)
 	}
-	upper := info.State.LastSeq
-	cons, err := st.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("dlqstore: read %s: %w", s.stream, err)
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		// No wait: the server answers at once with what it has.
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return fmt.Errorf("dlqstore: fetch: %w", err)
-		}
-		got, last := 0, false
-		var fnErr error
-		for m := range batch.Messages() {
-			got++
-			md, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			last = md.NumPending == 0 || md.Sequence.Stream >= upper
-			if fnErr != nil || md.Sequence.Stream > upper {
-				continue
-			}
-			fnErr = fn(decode(md.Sequence.Stream, md.Timestamp, m.Subject(), m.Headers(), m.Data()))
-		}
-		if fnErr != nil {
-			if errors.Is(fnErr, ErrStop) {
-				return nil
-			}
-			return fnErr
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("dlqstore: fetch: %w", err)
-		}
-		if last {
-			return nil
-		}
-		if got == 0 {
-			ci, err := cons.Info(ctx)
-			if err != nil || ci.NumPending == 0 {
-				return nil
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	return natsjs.ReadTopic(ctx, s.js, s.topic, since, func(m natsjs.Stored) error {
+		return fn(decode(m.Seq, m.Stored, m.Subject, m.Headers, m.Data))
+	})
 }
 
 // Get returns one message by stream sequence ("42") or by its dead-letter

@@ -30,6 +30,8 @@ func newDevCmd() *cobra.Command {
 	cmd.Flags().IntVar(&opts.Orders, "orders", 40, "orders to publish (0: until interrupted)")
 	cmd.Flags().Float64Var(&opts.Rate, "rate", 20, "orders per second")
 	cmd.Flags().Float64Var(&opts.PaymentFailShare, "fail-share", 0.25, "share of orders whose payment is declined (0..1)")
+	cmd.Flags().StringVar(&opts.Legacy, "legacy", "", "run the legacy order choreography beside a migrating OrderSaga: shadow, canary:<percent> or active")
+	cmd.Flags().BoolVar(&opts.LegacySkipRelease, "legacy-skip-release", false, "make the legacy inventory service skip releasing stock (a shadow saga reports it)")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }

@@ -66,6 +66,7 @@ func newRoot() *cobra.Command {
 		newPublishCmd(),
 		newDLQCmd(),
 		newWorkflowCmd(),
+		newMigrateCmd(),
 	)
 	return root
 }

@@ -42,6 +42,7 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return errors.Join(err, b.Close(context.WithoutCancel(ctx)))
 			}
+			reloadOnHUP(ctx, file, b, log)
 			runErr := b.Run(ctx)
 			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown)
 			defer cancel()

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/sagabridge/sagabridge/bridge/migrate"
+	"github.com/sagabridge/sagabridge/topics"
+)
+
+func newMigrateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Follow a saga's migration from the legacy choreography",
+	}
+	cmd.AddCommand(newMigrateReportCmd(), newMigrateBucketCmd())
+	return cmd
+}
+
+func newMigrateReportCmd() *cobra.Command {
+	var o opsFlags
+	var bf brokerFlags
+	var since, until string
+	var examples int
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Summarise migrating sagas over a time window: instances, agreeing, diverging by kind, stuck",
+		Long: `Summarise the instances of migrating sagas that finished in a time window.
+
+Shadow instances (the legacy flow drove them; the saga followed) come from
+migration.shadowOutcomesTopic, active ones (the saga drove them) from
+outcomes.topic. For each saga it prints how many instances each mode had,
+how many shadow instances agreed with the legacy flow, how many diverged and
+how (missing-step, out-of-order, compensation-missing,
+unexpected-compensation, stuck), with example instance IDs to look at with
+'sagabridge workflow get'. The topics are read on NATS JetStream.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			now := time.Now()
+			from, err := parseWhen(since, now)
+			if err != nil {
+				return usageErr(fmt.Errorf("--since: %w", err))
+			}
+			to := now
+			if until != "" {
+				if to, err = parseWhen(until, now); err != nil {
+					return usageErr(fmt.Errorf("--until: %w", err))
+				}
+			}
+			cfg, err := o.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ps, err := connectNATS(cmd, &o, &bf, cfg)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = ps.Close() }()
+			js, err := jetstream.New(ps.Conn())
+			if err != nil {
+				return err
+			}
+			var all []topics.Outcome
+			for _, topic := range []string{cfg.Migration.ShadowOutcomesTopic, cfg.Outcomes.Topic} {
+				got, err := migrate.ReadOutcomes(cmd.Context(), js, topic, from)
+				if err != nil {
+					return exitError{exitFailure, err}
+				}
+				all = append(all, got...)
+			}
+			rep := migrate.Summarize(all, from, to, examples)
+			if o.output == "json" {
+				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			return migrate.WriteTable(cmd.OutOrStdout(), rep)
+		},
+	}
+	cmd.SetFlagErrorFunc(flagUsageErr)
+	o.register(cmd.Flags(), false)
+	bf.register(cmd)
+	cmd.Flags().StringVar(&since, "since", "1h", "window start: RFC 3339 time, date, or a duration ago")
+	cmd.Flags().StringVar(&until, "until", "", "window end (default now)")
+	cmd.Flags().IntVar(&examples, "examples", 3, "instance IDs listed per kind of divergence")
+	return cmd
+}
+
+func newMigrateBucketCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "bucket INSTANCE-ID...",
+		Short: "Print each instance ID's canary bucket (0..99): the saga drives it when bucket < percent",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, id := range args {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%d\n", id, migrate.Bucket(id))
+			}
+			return nil
+		},
+	}
+}
