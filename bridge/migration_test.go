@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/devenv"
@@ -143,6 +146,14 @@ func TestShadowSagaFollowsLegacyChoreography(t *testing.T) {
 				}
 				publishOrder(t, s, "evt-"+o.OrderID, o)
 			}
+			if !tc.skipRelease {
+				// The worker stops between steps of the shadow sagas and a
+				// new one takes over the same database: each still finishes
+				// once.
+				waitFor(t, time.Minute, "some shadow outcomes", func() bool { return shadow.Count() >= n/4 })
+				s.stop(t)
+				s = startStack(t, kit, cfg, stackOptions{metrics: metrics})
+			}
 			waitFor(t, 2*time.Minute, "a shadow outcome per order", func() bool { return shadow.Count() >= n })
 			time.Sleep(300 * time.Millisecond) // anything sent late would show now
 
@@ -185,6 +196,41 @@ func TestShadowSagaFollowsLegacyChoreography(t *testing.T) {
 				t.Errorf("%d compensation-missing divergences, want %d", missing, len(failing))
 			}
 			waitFor(t, 10*time.Second, "divergence events", func() bool { return divergences.Count() == missing })
+			if d := shadow.Duplicates(); d != 0 {
+				t.Errorf("%d shadow outcomes published twice", d)
+			}
+
+			// The report reads both outcome topics back from the broker.
+			nc, err := nats.Connect(cfg.Broker.NATS.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var read []topics.Outcome
+			for _, tp := range []string{cfg.Migration.ShadowOutcomesTopic, cfg.Outcomes.Topic} {
+				got, err := migrate.ReadOutcomes(context.Background(), js, tp, time.Now().Add(-time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				read = append(read, got...)
+			}
+			rep := migrate.Summarize(read, time.Now().Add(-time.Hour), time.Now().Add(time.Minute), 2)
+			if len(rep.Sagas) != 1 {
+				t.Fatalf("report: %+v", rep)
+			}
+			r := rep.Sagas[0]
+			if r.Instances != n || r.Shadow != n || r.Active != 0 || r.Diverging != missing || r.Agreeing != n-missing ||
+				r.ByKind[topics.DivergenceCompensationMissing] != missing || r.Stuck != 0 || r.Stage != config.MigrationShadow {
+				t.Errorf("report %+v, want %d shadow instances, %d diverging by compensation-missing", r, n, missing)
+			}
+			if missing > 0 && len(r.Examples[topics.DivergenceCompensationMissing]) != 2 {
+				t.Errorf("report examples %v, want 2", r.Examples)
+			}
+
 			got := counter(t, metrics.Registry(), "sagabridge_migration_divergences_total", map[string]string{"saga": "OrderSaga", "kind": topics.DivergenceCompensationMissing})
 			if int(got) != missing {
 				t.Errorf("divergence metric %v, want %d", got, missing)

@@ -101,7 +101,7 @@ func (c *Config) validateMigration(bad func(path []any, format string, args ...a
 		default:
 			bad(at("mode"), "workflow %s: mode %q is not shadow, canary or active", name, w.Mode)
 		}
-		if w.Mode != MigrationActive && len(w.Steps) == 0 {
+		if (w.Mode == MigrationShadow || w.Mode == MigrationCanary) && len(w.Steps) == 0 {
 			bad(at(), "workflow %s: %s mode needs steps: which legacy events show each step", name, w.Mode)
 		}
 		if w.Timeout < 0 {
