@@ -67,8 +67,8 @@ type LegacyStep struct {
 // saga in no particular order, so order is judged on it. Without it, on
 // arrival.
 type Observation struct {
-	Type string    `json:"type"`
-	ID   string    `json:"id,omitempty"`
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
 	Time string `json:"time,omitempty"` // RFC 3339
 }
 

@@ -234,7 +234,7 @@ func (sh *shadow) laterForward(i int) string {
 // follow walks the steps as the saga would and fills out.
 func (sh *shadow) follow(out *topics.Outcome) {
 	type kept struct{ step, idx int }
-	var done []kept // steps with a compensation, in the order they finished
+	var done []kept     // steps with a compensation, in the order they finished
 	var resolved []seen // the legacy events of the steps so far
 	failure := ""
 	stuck := false

@@ -51,14 +51,15 @@ func approvalSaga(timeout time.Duration) sagas.Saga {
 
 // LegacySaga waits for a legacy system's reply; without one it takes the
 // fallback path, with one it completes early. The test raises the reply
-// before the instance reaches the wait, so the short timeout is safe.
+// right after the start; the timeout leaves a loaded machine time to
+// deliver it.
 func LegacySaga(ctx *workflow.WorkflowContext) (any, error) {
 	return sagas.Run(ctx, sagas.Saga{Name: "Legacy", Steps: []sagas.Step{
 		cmd("a"),
 		{
 			Name:    "legacy",
 			Wait:    &sagas.Wait{Event: "legacy.reply", OnTimeout: sagas.Goto("fallback")},
-			Timeout: 300 * time.Millisecond,
+			Timeout: 2 * time.Second,
 			Decide:  func(*sagas.State) (sagas.Decision, error) { return sagas.Complete(), nil },
 		},
 		cmd("fallback"),
