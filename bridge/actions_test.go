@@ -216,7 +216,7 @@ func routeActions(t *testing.T, kit brokerKit) {
 	t.Run("CEL error at run time is dead-lettered", func(t *testing.T) {
 		send("ctl", "begin", map[string]any{"who": "nobody"})
 		e := dead.wait(t, dlq.KindEval)
-		if !strings.Contains(e.Failure.Reason, "route begin: instanceId: no such key: id") {
+		if !strings.Contains(e.Failure.Reason, "route begin: instanceId event.data.id: no such key: id") {
 			t.Fatalf("dead letter %+v", e.Failure)
 		}
 	})

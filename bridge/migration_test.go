@@ -120,10 +120,13 @@ func TestShadowSagaFollowsLegacyChoreography(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		skipRelease bool
-	}{{"healthy legacy flow", false}, {"legacy skips releasing stock", true}} {
+		// timeout must outlast the restart of the healthy case on a loaded
+		// machine, and keeps the skipped compensations' case short.
+		timeout time.Duration
+	}{{"healthy legacy flow", false, 30 * time.Second}, {"legacy skips releasing stock", true, 5 * time.Second}} {
 		t.Run(tc.name, func(t *testing.T) {
 			kit := natsKit(t)
-			cfg := migrationConfig(t, kit, t.TempDir(), config.MigrationShadow, 0, 5*time.Second)
+			cfg := migrationConfig(t, kit, t.TempDir(), config.MigrationShadow, 0, tc.timeout)
 			metrics := admin.NewMetrics(admin.MetricsOptions{NoRuntime: true})
 			commands := countMessages(t, kit, "test-commands", topics.InventoryCommands, topics.PaymentCommands, topics.ShippingCommands)
 			shadow := watch(t, kit, "test-shadow", topics.ShadowOutcomes)

@@ -25,11 +25,18 @@ import (
 // the tests, so crash tests kill a real worker process.
 const workerEnv = "SAGABRIDGE_TEST_WORKER_CONFIG"
 
+// workerLogLevelEnv sets the worker's log level (default warn).
+const workerLogLevelEnv = "SAGABRIDGE_TEST_WORKER_LOG_LEVEL"
+
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(workerEnv); cfg != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		root := newRoot()
-		root.SetArgs([]string{"run", "-c", cfg, "--log-level", "warn"})
+		level := os.Getenv(workerLogLevelEnv)
+		if level == "" {
+			level = "warn"
+		}
+		root.SetArgs([]string{"run", "-c", cfg, "--log-level", level})
 		err := root.ExecuteContext(ctx)
 		stop()
 		if err != nil {
