@@ -174,8 +174,12 @@ func (d *Definitions) CheckStart(input []byte) error {
 // (FAILED, no outcome) with an error saying which: running a different
 // definition than the one recorded in the history would break replay.
 func (d *Definitions) DeclarativeSaga(ctx *workflow.WorkflowContext) (any, error) {
+	raw, _, err := workflowInput(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
+	}
 	var in DeclarativeInput
-	if err := ctx.GetInput(&in); err != nil {
+	if err := unmarshalInput(raw, &in); err != nil {
 		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
 	}
 	if in.Version == 0 {

@@ -36,8 +36,8 @@ const (
 // error only when the saga is invalid or the outcome itself could not be
 // published after all retries.
 func Run(ctx *workflow.WorkflowContext, s Saga) (any, error) {
-	var input json.RawMessage
-	if err := ctx.GetInput(&input); err != nil {
+	input, _, err := workflowInput(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("saga %s: decode input: %w", s.Name, err)
 	}
 	out, err := RunInput(ctx, s, input)
@@ -54,9 +54,10 @@ func RunInput(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage) (top
 		return topics.Outcome{}, err
 	}
 	r := &run{
-		ctx:  ctx,
-		saga: s,
-		id:   ctx.InstanceID(),
+		ctx:   ctx,
+		saga:  s,
+		id:    ctx.InstanceID(),
+		trace: traceOf(ctx),
 		state: &State{
 			InstanceID: ctx.InstanceID(),
 			Saga:       s.Name,
@@ -64,7 +65,7 @@ func RunInput(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage) (top
 			Results:    map[string]json.RawMessage{},
 		},
 	}
-	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime()}
+	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime(), TraceParent: r.trace.TraceParent}
 
 	r.forward()
 	r.out.Status = topics.StatusCompleted
@@ -94,9 +95,12 @@ func RunInput(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage) (top
 // context because every helper schedules work on it; it lives only for
 // the duration of the orchestrator call.
 type run struct {
-	ctx   *workflow.WorkflowContext
-	saga  Saga
-	id    string
+	ctx  *workflow.WorkflowContext
+	saga Saga
+	id   string
+	// trace is the trace context the saga was started with (WrapTraced),
+	// stamped on everything it sends.
+	trace TracedInput
 	state *State
 	out   topics.Outcome
 
