@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	collector "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sagabridge/sagabridge/bridge/tracing"
@@ -131,6 +133,64 @@ func TestExportsOverOTLPHTTP(t *testing.T) {
 		}
 		if len(names) != 1 || names[0] != "exported-span" || service != "bridge-under-test" {
 			t.Errorf("received spans %v of service %q", names, service)
+		}
+	case <-ctx.Done():
+		t.Fatal("no span reached the receiver")
+	}
+}
+
+type traceReceiver struct {
+	collector.UnimplementedTraceServiceServer
+	got chan *collector.ExportTraceServiceRequest
+}
+
+func (r *traceReceiver) Export(_ context.Context, req *collector.ExportTraceServiceRequest) (*collector.ExportTraceServiceResponse, error) {
+	r.got <- req
+	return &collector.ExportTraceServiceResponse{}, nil
+}
+
+// TestExportsOverOTLPGRPC: the same over gRPC.
+func TestExportsOverOTLPGRPC(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := &traceReceiver{got: make(chan *collector.ExportTraceServiceRequest, 4)}
+	srv := grpc.NewServer()
+	collector.RegisterTraceServiceServer(srv, recv)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+lis.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+
+	s, err := tracing.FromEnv(os.Getenv)
+	if err != nil || s.Protocol != tracing.ProtocolGRPC {
+		t.Fatalf("settings %+v, %v", s, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	tp, shutdown, err := tracing.Start(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tp.Tracer("test").Start(ctx, "exported-over-grpc")
+	span.End()
+	if err := shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-recv.got:
+		var names []string
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					names = append(names, sp.Name)
+				}
+			}
+		}
+		if len(names) != 1 || names[0] != "exported-over-grpc" {
+			t.Errorf("received spans %v", names)
 		}
 	case <-ctx.Done():
 		t.Fatal("no span reached the receiver")
