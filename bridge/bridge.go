@@ -18,6 +18,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/dapr/go-sdk/workflow"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
@@ -50,6 +51,14 @@ type Options struct {
 	Activities []workflow.Activity
 	// Metrics receives counters and timings; nil discards them.
 	Metrics Metrics
+	// TracerProvider makes the spans of message handling, engine calls
+	// and saga publishes (see bridge/tracing); nil means no tracing. It is
+	// passed here rather than installed globally so that tests and
+	// embedders choose their own.
+	TracerProvider trace.TracerProvider
+	// Progress, when set, is fed by Run with every saga progress and
+	// outcome event on the broker (for `sagabridge workflow get`).
+	Progress ProgressBoard
 }
 
 // Bridge is a configured worker.
@@ -64,6 +73,7 @@ type Bridge struct {
 	handler    *handler
 	stats      *Stats
 	migration  *migrate.Planner
+	progress   ProgressBoard
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -96,7 +106,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if metrics == nil {
 		metrics = NopMetrics{}
 	}
-	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}}
+	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}, progress: opts.Progress}
 	if len(cfg.Migration.Workflows) > 0 {
 		b.migration = migrate.NewPlanner(cfg.Migration)
 	}
@@ -113,7 +123,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		return nil, err
 	}
 
-	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics})
+	tr := newTracer(opts.TracerProvider, sagaWorkflows(workflows))
+	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr})
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +151,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		timeout:    cfg.Broker.AckWait * 3 / 4,
 		stats:      b.stats,
 		metrics:    metrics,
+		tracer:     tr,
 		log:        log.Named("handler"),
 		now:        time.Now,
 	}
@@ -351,6 +363,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	r.AddMiddleware(middleware.Recoverer)
 	for _, topic := range b.router.Topics() {
 		r.AddConsumerHandler("route_"+topic, topic, b.broker.Subscriber(), b.handler.Handle)
+	}
+	if b.progress != nil {
+		stop := b.runProgress(ctx, b.progress)
+		defer stop()
 	}
 	b.log.Info("bridge consuming", zap.Strings("topics", b.router.Topics()))
 	if err := r.Run(ctx); err != nil {

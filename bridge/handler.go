@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/bridge/access"
@@ -103,6 +104,7 @@ type handler struct {
 	tries   tries
 	stats   *Stats
 	metrics Metrics
+	tracer  tracer
 	log     *zap.Logger
 	now     func() time.Time
 }
@@ -145,14 +147,25 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 		}
 	}
 
-	if len(msg.Payload) > h.maxPayload {
+	headers := map[string]string(msg.Metadata)
+	tooLarge := len(msg.Payload) > h.maxPayload
+	var ev envelope.Event
+	var decodeErr error
+	if !tooLarge {
+		ev, decodeErr = envelope.Decode(msg.Payload, headers)
+	}
+	var decoded *envelope.Event
+	if !tooLarge && decodeErr == nil {
+		decoded = &ev
+	}
+	ctx, d.span = h.tracer.startHandle(ctx, topic, msg, decoded, began)
+	defer func() { endSpan(d.span, err) }()
+	if tooLarge {
 		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindTooLarge,
 			Reason: fmt.Sprintf("payload of %d bytes exceeds the %d byte limit", len(msg.Payload), h.maxPayload)})
 	}
-	headers := map[string]string(msg.Metadata)
-	ev, err := envelope.Decode(msg.Payload, headers)
-	if err != nil {
-		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: err.Error()})
+	if decodeErr != nil {
+		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: decodeErr.Error()})
 	}
 	d.eventType, d.eventID = ev.Type, ev.ID
 	decisions, err := h.router.Route(topic, ev, headers)
@@ -191,6 +204,9 @@ type delivery struct {
 	attempts           int
 	first              time.Time
 	eventType, eventID string
+	// span is the message's decode-and-route span (a no-op when tracing
+	// is off).
+	span trace.Span
 }
 
 func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec route.Decision) error {
@@ -205,7 +221,9 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	}
 	log := h.log.With(zap.String("route", rt.Name), zap.String("topic", d.topic),
 		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
+	ctx, span := h.tracer.startEngine(ctx, d.span, rt.Name, rt.Action, dec.InstanceID, rt.Workflow)
 	var err error
+	defer func() { endSpan(span, err) }()
 	// allowed checks the access policy on the instance the action
 	// addresses; its workflow is known only by asking the engine.
 	allowed := func(op string) error { return h.authorize(ctx, dec, d.topic, op) }
@@ -330,6 +348,11 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Messa
 			return err
 		}
 	}
+	// Checked first: the trace context wraps the input the check read.
+	input, err := h.tracer.startInput(ctx, wf, input)
+	if err != nil {
+		return err
+	}
 	started, err := h.engine.Start(ctx, wf, id, input)
 	if err != nil {
 		return err
@@ -366,7 +389,7 @@ func (h *handler) handoff(ctx context.Context, log *zap.Logger, msg *message.Mes
 		if err != nil {
 			return err
 		}
-		_, pinned, err := sagas.SplitInput([]byte(st.Input))
+		pinned, err := sagas.AssignmentOf([]byte(st.Input))
 		if err != nil || pinned == nil {
 			// Started before it was migrating: the saga drives it.
 			return nil
@@ -406,6 +429,7 @@ func (h *handler) dead(msg *message.Message, d delivery, f dlq.Failure) error {
 	f.FirstFailure = d.first
 	f.FailedAt = h.now()
 	f.EventType, f.EventID = d.eventType, d.eventID
+	deadLettered(d.span, f.Kind, f.Reason)
 	out, err := dlq.NewMessage(msg, f)
 	if err != nil {
 		return fmt.Errorf("build dead-letter message: %w", err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sagabridge/sagabridge/bridge"
@@ -112,12 +113,17 @@ type stackOptions struct {
 	// metrics, when set, receives the bridge's metrics (admin.Metrics to
 	// read real Prometheus counters).
 	metrics bridge.Metrics
+	// tracer, when set, traces the bridge.
+	tracer trace.TracerProvider
+	// progress, when set, is fed by the bridge.
+	progress bridge.ProgressBoard
 }
 
 func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptions) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: opts.metrics})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: opts.metrics,
+		TracerProvider: opts.tracer, Progress: opts.progress})
 	if err != nil {
 		cancel()
 		t.Fatalf("bridge: %v", err)

@@ -376,7 +376,7 @@ func pinnedMode(t *testing.T, s *stack, id string) string {
 	if err != nil {
 		t.Fatalf("%s: %v", id, err)
 	}
-	_, a, err := sagas.SplitInput([]byte(st.Input))
+	a, err := sagas.AssignmentOf([]byte(st.Input))
 	if err != nil || a == nil {
 		t.Fatalf("%s: input %q has no assignment (%v)", id, st.Input, err)
 	}

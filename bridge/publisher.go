@@ -23,12 +23,18 @@ const (
 type eventPublisher struct {
 	pub     message.Publisher
 	metrics Metrics
+	tracer  tracer
 }
 
-func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topics.CloudEvent) error {
+func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topics.CloudEvent) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// The saga stamped the traceparent it started with; the publish span
+	// is its child, and the message carries the publish span on.
+	_, span, traceParent := p.tracer.startPublish(ctx, topic, key, ev.TraceParent, ev.ID, ev.Type)
+	defer func() { endSpan(span, err) }()
+	ev.TraceParent = traceParent
 	body, err := ev.Marshal()
 	if err != nil {
 		return err

@@ -39,6 +39,20 @@ func WorkflowNames() map[string]bool {
 	return names
 }
 
+// sagaWorkflows are the registered workflows that run on the saga runtime
+// (the built-in ones and the declarative orchestrator): only their start
+// input may be wrapped with a trace context.
+func sagaWorkflows(registered []workflow.Workflow) map[string]bool {
+	known := WorkflowNames()
+	out := map[string]bool{}
+	for name := range workflowNames(registered) {
+		if known[name] {
+			out[name] = true
+		}
+	}
+	return out
+}
+
 // declarative loads the declarative saga definitions: the built-in
 // OrderSaga (sagas/order/order.yaml) and the config's `sagas` files.
 func declarative(cfg *config.Config) (*sagas.Definitions, error) {

@@ -174,8 +174,8 @@ func (d *Definitions) CheckStart(input []byte) error {
 // (FAILED, no outcome) with an error saying which: running a different
 // definition than the one recorded in the history would break replay.
 func (d *Definitions) DeclarativeSaga(ctx *workflow.WorkflowContext) (any, error) {
-	var raw json.RawMessage
-	if err := ctx.GetInput(&raw); err != nil {
+	raw, _, err := workflowInput(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
 	}
 	// A migrating instance's assignment wraps the DeclarativeInput.
@@ -184,7 +184,7 @@ func (d *Definitions) DeclarativeSaga(ctx *workflow.WorkflowContext) (any, error
 		return nil, fmt.Errorf("declarative saga: %w", err)
 	}
 	var in DeclarativeInput
-	if err := json.Unmarshal(inner, &in); err != nil {
+	if err := unmarshalInput(inner, &in); err != nil {
 		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
 	}
 	if in.Version == 0 {

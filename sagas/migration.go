@@ -110,3 +110,12 @@ func SplitInput(raw []byte) (json.RawMessage, *Assignment, error) {
 func (a *Assignment) migration() *topics.Migration {
 	return &topics.Migration{Mode: a.Mode, Stage: a.Stage, Percent: a.Percent, Bucket: a.Bucket}
 }
+
+// AssignmentOf reads the assignment an instance was started with from its
+// stored input, whatever else wraps it (a trace context); nil when the
+// instance was not started under migration.
+func AssignmentOf(storedInput []byte) (*Assignment, error) {
+	inner, _ := readTraced(storedInput)
+	_, a, err := SplitInput(inner)
+	return a, err
+}

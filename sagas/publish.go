@@ -37,6 +37,16 @@ func (r *run) callActivity(name string, input any) awaitable {
 }
 
 func (r *run) callPublish(req PublishRequest) awaitable {
+	if tp := r.trace.TraceParent; tp != "" {
+		if req.Event.TraceParent == "" {
+			req.Event.TraceParent = tp
+		}
+		if req.Progress != nil && req.Progress.TraceParent == "" {
+			p := *req.Progress
+			p.TraceParent = tp
+			req.Progress = &p
+		}
+	}
 	return r.callActivity(PublishActivity, req)
 }
 
@@ -79,6 +89,6 @@ func (r *run) sleep(d time.Duration) error {
 // Publish activity and retries with durable timers while the broker
 // refuses (for about 45 minutes). The event id must be deterministic.
 func PublishDurably(ctx *workflow.WorkflowContext, topic string, ev topics.CloudEvent) error {
-	r := &run{ctx: ctx, id: ctx.InstanceID()}
+	r := &run{ctx: ctx, id: ctx.InstanceID(), trace: traceOf(ctx)}
 	return r.publish(topic, ev)
 }

@@ -36,6 +36,9 @@ type Request struct {
 	Params json.RawMessage `json:"params,omitempty"`
 	// Result, for a compensation, is the result of the step it undoes.
 	Result json.RawMessage `json:"result,omitempty"`
+	// TraceParent is the W3C trace context the saga was started with, for
+	// an activity that makes its own spans; empty when tracing is off.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // DecodeRequest reads an activity's Request.

@@ -36,8 +36,8 @@ const (
 // error only when the saga is invalid or the outcome itself could not be
 // published after all retries.
 func Run(ctx *workflow.WorkflowContext, s Saga) (any, error) {
-	var raw json.RawMessage
-	if err := ctx.GetInput(&raw); err != nil {
+	raw, _, err := workflowInput(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("saga %s: decode input: %w", s.Name, err)
 	}
 	input, a, err := SplitInput(raw)
@@ -71,9 +71,10 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 		return runShadow(ctx, s, input, a)
 	}
 	r := &run{
-		ctx:  ctx,
-		saga: s,
-		id:   ctx.InstanceID(),
+		ctx:   ctx,
+		saga:  s,
+		id:    ctx.InstanceID(),
+		trace: traceOf(ctx),
 		state: &State{
 			InstanceID: ctx.InstanceID(),
 			Saga:       s.Name,
@@ -81,7 +82,7 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 			Results:    map[string]json.RawMessage{},
 		},
 	}
-	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime()}
+	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime(), TraceParent: r.trace.TraceParent}
 	if a != nil {
 		r.out.Migration = a.migration()
 	}
@@ -114,9 +115,12 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 // context because every helper schedules work on it; it lives only for
 // the duration of the orchestrator call.
 type run struct {
-	ctx   *workflow.WorkflowContext
-	saga  Saga
-	id    string
+	ctx  *workflow.WorkflowContext
+	saga Saga
+	id   string
+	// trace is the trace context the saga was started with (WrapTraced),
+	// stamped on everything it sends.
+	trace TracedInput
 	state *State
 	out   topics.Outcome
 

@@ -31,8 +31,8 @@ func runShadow(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *
 	if a.Observe == nil || a.Observe.Event == "" {
 		return topics.Outcome{}, fmt.Errorf("saga %s: shadow mode without an observation event", s.Name)
 	}
-	r := &run{ctx: ctx, saga: s, id: ctx.InstanceID()}
-	out := topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime()}
+	r := &run{ctx: ctx, saga: s, id: ctx.InstanceID(), trace: traceOf(ctx)}
+	out := topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime(), TraceParent: r.trace.TraceParent}
 	sh := newShadow(s, a.Observe, workflowFeed{ctx: ctx, event: a.Observe.Event}, ctx.CurrentUTCDateTime)
 	sh.follow(&out)
 	out.FinishedAt = ctx.CurrentUTCDateTime()

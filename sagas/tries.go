@@ -117,14 +117,15 @@ type activityTry struct{ t awaitable }
 
 func (r *run) startActivity(c activityCall) try {
 	req := Request{
-		ID:         topics.CommandID(r.id, c.step, c.undo, c.attempt),
-		InstanceID: r.id,
-		Saga:       r.saga.Name,
-		Step:       c.step,
-		Attempt:    c.attempt,
-		Compensate: c.undo,
-		Payload:    c.payload,
-		Result:     c.result,
+		ID:          topics.CommandID(r.id, c.step, c.undo, c.attempt),
+		InstanceID:  r.id,
+		Saga:        r.saga.Name,
+		Step:        c.step,
+		Attempt:     c.attempt,
+		Compensate:  c.undo,
+		Payload:     c.payload,
+		Result:      c.result,
+		TraceParent: r.trace.TraceParent,
 	}
 	if c.timeout > 0 {
 		req.Deadline = r.now().Add(c.timeout)
@@ -173,6 +174,7 @@ func (r *run) startChild(st *Step, attempt int, payload json.RawMessage) try {
 		}
 		input = raw
 	}
+	input = r.traced(input)
 	t := r.ctx.CallChildWorkflow(wf, workflow.ChildWorkflowRawInput(string(input)), workflow.ChildWorkflowInstanceID(id))
 	return childTry{id: id, t: t}
 }

@@ -273,6 +273,10 @@ func TestMetricsAfterKnownRun(t *testing.T) {
 	if _, err := cl.Get(ctx, "order-nobody"); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("get of a missing instance: %v, want ErrNotFound", err)
 	}
+	waitFor(t, 10*time.Second, "order-m-01 to complete", func() bool {
+		st, err := cl.Get(ctx, "order-m-01")
+		return err == nil && st.RuntimeStatus == "COMPLETED"
+	})
 	if err := cl.Raise(ctx, "order-m-01", "late.reply", []byte(`{"x":1}`)); !errors.Is(err, engine.ErrFinished) {
 		t.Errorf("raise on a finished instance: %v, want ErrFinished", err)
 	}

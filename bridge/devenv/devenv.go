@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/bridge"
@@ -57,6 +58,8 @@ type Options struct {
 	// Out receives one line per outcome and the summary.
 	Out    io.Writer
 	Logger *zap.Logger
+	// TracerProvider, when set, traces the bridge (see bridge.Options).
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) setDefaults() {
@@ -151,7 +154,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: log})
+	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: log, TracerProvider: opts.TracerProvider})
 	if err != nil {
 		return Summary{}, err
 	}

@@ -20,6 +20,12 @@ func newDevCmd() *cobra.Command {
 			}
 			defer func() { _ = log.Sync() }()
 			opts.Logger = log
+			tp, stopTracing, err := startTracing(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			opts.TracerProvider = tp
 			opts.Out = cmd.OutOrStdout()
 			_, err = devenv.Run(cmd.Context(), opts)
 			return err

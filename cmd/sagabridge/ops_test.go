@@ -168,8 +168,10 @@ func TestOperationsCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	watcher := simulated.NewWatcher(nil)
+	partsCtx, stopParts := context.WithCancel(ctx)
+	partsDone := make(chan struct{})
 	wg.Add(2)
-	go func() { defer wg.Done(); _ = parts.Run(ctx) }()
+	go func() { defer wg.Done(); defer close(partsDone); _ = parts.Run(partsCtx) }()
 	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
 
 	logPath := filepath.Join(dir, "worker.log")
@@ -243,6 +245,29 @@ func TestOperationsCLI(t *testing.T) {
 	c.code(exitNotFound, "workflow", "get", "order-ops-1")
 	c.must("workflow", "purge", "order-ops-3", "--yes", "-o", "json")
 	c.code(exitFailure, "workflow", "get", "order-ops-2", "--admin", freeAddr(t)) // nobody there
+
+	// A saga whose participants stopped answering: `workflow get` shows
+	// the step it waits at, from the worker's progress board.
+	stopParts()
+	<-partsDone
+	c.must("publish", "--topic", topics.OrdersPlaced, "--type", "order.placed", "--id", "evt-ops-4",
+		"--data", `{"orderId":"ops-4","amount":8}`)
+	waitUntil(t, 30*time.Second, "order-ops-4's current step", func() bool {
+		out, _, code := c.run("", "workflow", "get", "order-ops-4", "-o", "json")
+		if code != exitOK {
+			return false // not started yet
+		}
+		wv = decodeJSON[workflowView](t, out)
+		return wv.Progress != nil
+	})
+	if p := wv.Progress; wv.RuntimeStatus != "RUNNING" || p.Step != "reserve-inventory" || p.Status != "running" ||
+		len(p.WaitingFor) != 1 || p.WaitingFor[0] != "event reserve-inventory.reply" {
+		t.Errorf("running saga: %+v progress %+v", wv.Status, p)
+	}
+	if table := c.must("workflow", "get", "order-ops-4"); !strings.Contains(table, "reserve-inventory (command)") ||
+		!strings.Contains(table, "event reserve-inventory.reply") {
+		t.Errorf("workflow get table of a running saga:\n%s", table)
+	}
 
 	// Dead letters: a CEL error at run time and a raise on a finished saga.
 	c.must("publish", "--topic", topics.OrdersPlaced, "--type", "order.placed", "--id", "evt-bad-id", "--data", `{"orderId":7}`)

@@ -13,6 +13,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/sagas"
 )
 
 func newRunCmd() *cobra.Command {
@@ -33,12 +34,21 @@ func newRunCmd() *cobra.Command {
 				return exitError{exitUsage, err}
 			}
 			ctx := cmd.Context()
-			metrics := admin.NewMetrics(admin.MetricsOptions{Version: version})
-			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics})
+			tp, stopTracing, err := startTracing(ctx, log)
 			if err != nil {
 				return err
 			}
-			adm, err := startAdmin(ctx, cfg, b, metrics, log)
+			defer stopTracing()
+			metrics := admin.NewMetrics(admin.MetricsOptions{Version: version})
+			board, err := sagas.NewProgressBoard(progressInstances)
+			if err != nil {
+				return err
+			}
+			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics, TracerProvider: tp, Progress: board})
+			if err != nil {
+				return err
+			}
+			adm, err := startAdmin(ctx, cfg, b, metrics, board, log)
 			if err != nil {
 				return errors.Join(err, b.Close(context.WithoutCancel(ctx)))
 			}
@@ -63,6 +73,10 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long to wait for the engine to stop")
 	return cmd
 }
+
+// progressInstances bounds the progress board behind `workflow get`: the
+// sagas most recently heard from, about a kilobyte each.
+const progressInstances = 10_000
 
 // newLogger builds zap: JSON for `run`, console for `dev`.
 func newLogger(level string, console bool) (*zap.Logger, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -186,7 +187,7 @@ func printJSON(w io.Writer, v any) error {
 // startAdmin starts the admin server of a running worker: metrics,
 // health, readiness and the workflow API over the worker's engine. When
 // ctx ends (SIGTERM), /readyz turns not-ready at once.
-func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *admin.Metrics, log *zap.Logger) (*admin.Server, error) {
+func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *admin.Metrics, board *sagas.ProgressBoard, log *zap.Logger) (*admin.Server, error) {
 	tok, err := adminToken(cfg, "")
 	if err != nil {
 		return nil, err
@@ -201,6 +202,9 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 		Gatherer:  m.Registry(),
 		Checks:    checks,
 		Workflows: b.Engine(),
+		Progress: func(id string) (any, bool) {
+			return board.Get(id)
+		},
 		Info: admin.Info{
 			Version:    version,
 			BrokerKind: cfg.Broker.Kind,
