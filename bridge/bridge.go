@@ -181,11 +181,34 @@ func readSecret(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// secret reads a secret from its file or, failing that, from the
+// environment variable named; "" when neither is configured. Errors name
+// the file or variable, never the value.
+func secret(file, env string) (string, error) {
+	if file != "" {
+		return readSecret(file)
+	}
+	if env == "" {
+		return "", nil
+	}
+	v := strings.TrimSpace(os.Getenv(env))
+	if v == "" {
+		return "", fmt.Errorf("environment variable %s is empty or unset", env)
+	}
+	return v, nil
+}
+
 func (b *Bridge) connectBroker() error {
 	bc := b.cfg.Broker
 	wmLog := wmLogger{l: b.log.Named("watermill")}
 	if bc.Kind == "kafka" {
-		ps, err := kafka.NewPubSub(kafkaConfigs(bc), kafkaSubscriberConfig(bc), wmLog)
+		// A password file is read by the kafka package; one from the
+		// environment is passed in.
+		pw, err := secret("", bc.Kafka.SASL.PasswordEnv)
+		if err != nil {
+			return fmt.Errorf("broker: kafka: sasl password: %w", err)
+		}
+		ps, err := kafka.NewPubSub(kafkaConfigs(bc, pw), kafkaSubscriberConfig(bc, pw), wmLog)
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}
@@ -227,7 +250,7 @@ func (b *Bridge) connectBroker() error {
 	return nil
 }
 
-func kafkaConnection(k config.Kafka) kafka.Connection {
+func kafkaConnection(k config.Kafka, password string) kafka.Connection {
 	return kafka.Connection{
 		Brokers:  k.Brokers,
 		ClientID: k.ClientID,
@@ -235,7 +258,7 @@ func kafkaConnection(k config.Kafka) kafka.Connection {
 			Enable: k.TLS.Enable, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile,
 			KeyFile: k.TLS.KeyFile, InsecureSkipVerify: k.TLS.InsecureSkipVerify,
 		},
-		SASL: kafka.SASLConfig{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, PasswordFile: k.SASL.PasswordFile},
+		SASL: kafka.SASLConfig{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, PasswordFile: k.SASL.PasswordFile, Password: kafka.Secret(password)},
 	}
 }
 
@@ -243,13 +266,13 @@ func kafkaTopics(k config.Kafka) kafka.TopicCreation {
 	return kafka.TopicCreation{AutoCreateTopics: k.AutoCreateTopics, TopicPartitions: k.TopicPartitions}
 }
 
-func kafkaConfigs(bc config.Broker) kafka.PublisherConfig {
-	return kafka.PublisherConfig{Connection: kafkaConnection(bc.Kafka), TopicCreation: kafkaTopics(bc.Kafka)}
+func kafkaConfigs(bc config.Broker, password string) kafka.PublisherConfig {
+	return kafka.PublisherConfig{Connection: kafkaConnection(bc.Kafka, password), TopicCreation: kafkaTopics(bc.Kafka)}
 }
 
-func kafkaSubscriberConfig(bc config.Broker) kafka.SubscriberConfig {
+func kafkaSubscriberConfig(bc config.Broker, password string) kafka.SubscriberConfig {
 	return kafka.SubscriberConfig{
-		Connection:    kafkaConnection(bc.Kafka),
+		Connection:    kafkaConnection(bc.Kafka, password),
 		TopicCreation: kafkaTopics(bc.Kafka),
 		ConsumerGroup: bc.ConsumerGroup,
 		GroupPerTopic: true,
@@ -281,17 +304,14 @@ func natsOptions(c config.NATS) ([]nats.Option, error) {
 		opts = append(opts, o)
 	}
 	if c.User != "" {
-		pw := ""
-		if c.PasswordFile != "" {
-			var err error
-			if pw, err = readSecret(c.PasswordFile); err != nil {
-				return nil, fmt.Errorf("nats: password: %w", err)
-			}
+		pw, err := secret(c.PasswordFile, c.PasswordEnv)
+		if err != nil {
+			return nil, fmt.Errorf("nats: password: %w", err)
 		}
 		opts = append(opts, nats.UserInfo(c.User, pw))
 	}
-	if c.TokenFile != "" {
-		tok, err := readSecret(c.TokenFile)
+	if c.TokenFile != "" || c.TokenEnv != "" {
+		tok, err := secret(c.TokenFile, c.TokenEnv)
 		if err != nil {
 			return nil, fmt.Errorf("nats: token: %w", err)
 		}
