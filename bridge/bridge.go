@@ -202,13 +202,12 @@ func (b *Bridge) connectBroker() error {
 	bc := b.cfg.Broker
 	wmLog := wmLogger{l: b.log.Named("watermill")}
 	if bc.Kind == "kafka" {
-		// A password file is read by the kafka package; one from the
-		// environment is passed in.
-		pw, err := secret("", bc.Kafka.SASL.PasswordEnv)
-		if err != nil {
+		// kafkaConnection reads the variable; an empty one is an error
+		// that names it here, not a vague "password required" later.
+		if _, err := secret("", bc.Kafka.SASL.PasswordEnv); err != nil {
 			return fmt.Errorf("broker: kafka: sasl password: %w", err)
 		}
-		ps, err := kafka.NewPubSub(kafkaConfigs(bc, pw), kafkaSubscriberConfig(bc, pw), wmLog)
+		ps, err := kafka.NewPubSub(kafkaConfigs(bc), kafkaSubscriberConfig(bc), wmLog)
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}
@@ -250,7 +249,14 @@ func (b *Bridge) connectBroker() error {
 	return nil
 }
 
-func kafkaConnection(k config.Kafka, password string) kafka.Connection {
+// kafkaConnection builds the connection settings; a SASL password named by
+// passwordEnv is read from the environment (a file is read by the kafka
+// package).
+func kafkaConnection(k config.Kafka) kafka.Connection {
+	var password string
+	if k.SASL.PasswordEnv != "" {
+		password = strings.TrimSpace(os.Getenv(k.SASL.PasswordEnv))
+	}
 	return kafka.Connection{
 		Brokers:  k.Brokers,
 		ClientID: k.ClientID,
@@ -266,13 +272,13 @@ func kafkaTopics(k config.Kafka) kafka.TopicCreation {
 	return kafka.TopicCreation{AutoCreateTopics: k.AutoCreateTopics, TopicPartitions: k.TopicPartitions}
 }
 
-func kafkaConfigs(bc config.Broker, password string) kafka.PublisherConfig {
-	return kafka.PublisherConfig{Connection: kafkaConnection(bc.Kafka, password), TopicCreation: kafkaTopics(bc.Kafka)}
+func kafkaConfigs(bc config.Broker) kafka.PublisherConfig {
+	return kafka.PublisherConfig{Connection: kafkaConnection(bc.Kafka), TopicCreation: kafkaTopics(bc.Kafka)}
 }
 
-func kafkaSubscriberConfig(bc config.Broker, password string) kafka.SubscriberConfig {
+func kafkaSubscriberConfig(bc config.Broker) kafka.SubscriberConfig {
 	return kafka.SubscriberConfig{
-		Connection:    kafkaConnection(bc.Kafka, password),
+		Connection:    kafkaConnection(bc.Kafka),
 		TopicCreation: kafkaTopics(bc.Kafka),
 		ConsumerGroup: bc.ConsumerGroup,
 		GroupPerTopic: true,
