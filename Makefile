@@ -44,6 +44,14 @@ lint: ## gofmt, go vet and the workflow determinism check
 	$(GO) vet $(PKGS)
 	$(GO) run ./cmd/sagabridge vet ./sagas/... ./bridge/...
 
+# govulncheck needs the vulnerability database at vuln.go.dev (or a copy:
+# GOVULNDB=file:///path/to/vulndb). It is not part of `make test` because
+# this project's build machine cannot resolve vuln.go.dev.
+GOVULNCHECK ?= golang.org/x/vuln/cmd/govulncheck@v1.9.0
+.PHONY: vulncheck
+vulncheck: ## Known vulnerabilities in the code paths the module uses (needs vuln.go.dev)
+	$(GO) run $(GOVULNCHECK) $(if $(GOVULNDB),-db $(GOVULNDB)) $(PKGS)
+
 .PHONY: bench
 bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, routing, sagas/s embedded and on daprd)
 	$(GO) test -run '^$$' -bench '^BenchmarkConsume$$' -benchtime 20000x -count 1 ./topics/natsjs ./topics/kafka

@@ -187,10 +187,32 @@ func readSecret(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// secret reads a secret from its file or, failing that, from the
+// environment variable named; "" when neither is configured. Errors name
+// the file or variable, never the value.
+func secret(file, env string) (string, error) {
+	if file != "" {
+		return readSecret(file)
+	}
+	if env == "" {
+		return "", nil
+	}
+	v := strings.TrimSpace(os.Getenv(env))
+	if v == "" {
+		return "", fmt.Errorf("environment variable %s is empty or unset", env)
+	}
+	return v, nil
+}
+
 func (b *Bridge) connectBroker() error {
 	bc := b.cfg.Broker
 	wmLog := wmLogger{l: b.log.Named("watermill")}
 	if bc.Kind == "kafka" {
+		// kafkaConnection reads the variable; an empty one is an error
+		// that names it here, not a vague "password required" later.
+		if _, err := secret("", bc.Kafka.SASL.PasswordEnv); err != nil {
+			return fmt.Errorf("broker: kafka: sasl password: %w", err)
+		}
 		ps, err := kafka.NewPubSub(kafkaConfigs(bc), kafkaSubscriberConfig(bc), wmLog)
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
@@ -233,7 +255,14 @@ func (b *Bridge) connectBroker() error {
 	return nil
 }
 
+// kafkaConnection builds the connection settings; a SASL password named by
+// passwordEnv is read from the environment (a file is read by the kafka
+// package).
 func kafkaConnection(k config.Kafka) kafka.Connection {
+	var password string
+	if k.SASL.PasswordEnv != "" {
+		password = strings.TrimSpace(os.Getenv(k.SASL.PasswordEnv))
+	}
 	return kafka.Connection{
 		Brokers:  k.Brokers,
 		ClientID: k.ClientID,
@@ -241,7 +270,7 @@ func kafkaConnection(k config.Kafka) kafka.Connection {
 			Enable: k.TLS.Enable, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile,
 			KeyFile: k.TLS.KeyFile, InsecureSkipVerify: k.TLS.InsecureSkipVerify,
 		},
-		SASL: kafka.SASLConfig{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, PasswordFile: k.SASL.PasswordFile},
+		SASL: kafka.SASLConfig{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, PasswordFile: k.SASL.PasswordFile, Password: kafka.Secret(password)},
 	}
 }
 
@@ -287,17 +316,14 @@ func natsOptions(c config.NATS) ([]nats.Option, error) {
 		opts = append(opts, o)
 	}
 	if c.User != "" {
-		pw := ""
-		if c.PasswordFile != "" {
-			var err error
-			if pw, err = readSecret(c.PasswordFile); err != nil {
-				return nil, fmt.Errorf("nats: password: %w", err)
-			}
+		pw, err := secret(c.PasswordFile, c.PasswordEnv)
+		if err != nil {
+			return nil, fmt.Errorf("nats: password: %w", err)
 		}
 		opts = append(opts, nats.UserInfo(c.User, pw))
 	}
-	if c.TokenFile != "" {
-		tok, err := readSecret(c.TokenFile)
+	if c.TokenFile != "" || c.TokenEnv != "" {
+		tok, err := secret(c.TokenFile, c.TokenEnv)
 		if err != nil {
 			return nil, fmt.Errorf("nats: token: %w", err)
 		}

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,15 +93,21 @@ type KafkaSASL struct {
 	Mechanism    string `yaml:"mechanism"`
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"passwordFile"`
+	// PasswordEnv names an environment variable holding the password,
+	// instead of PasswordFile.
+	PasswordEnv string `yaml:"passwordEnv"`
 }
 
-// NATS connects to a NATS server. Secrets come from files, never from YAML.
+// NATS connects to a NATS server. Secrets come from files or from
+// environment variables named here (*Env), never from the YAML itself.
 type NATS struct {
 	URL           string `yaml:"url"`
 	CredsFile     string `yaml:"credsFile"`
 	User          string `yaml:"user"`
 	PasswordFile  string `yaml:"passwordFile"`
+	PasswordEnv   string `yaml:"passwordEnv"`
 	TokenFile     string `yaml:"tokenFile"`
+	TokenEnv      string `yaml:"tokenEnv"`
 	NKeySeedFile  string `yaml:"nkeySeedFile"`
 	TLSCAFile     string `yaml:"tlsCAFile"`
 	TLSCertFile   string `yaml:"tlsCertFile"`
@@ -530,9 +538,52 @@ func (c *Config) Validate() error {
 			bad(at("plain"), "route %q: plain needs typeField or type", r.Name)
 		}
 	}
+	errs = append(errs, c.validateSecrets()...)
 	errs = append(errs, c.validateAccess(names)...)
 	c.validateMigration(bad)
 	return errors.Join(errs...)
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validateSecrets checks that each secret has one source: a file or an
+// environment variable. Their content is read when the broker connects,
+// so validating a config needs no secrets.
+func (c *Config) validateSecrets() []error {
+	var errs []error
+	for _, raw := range strings.Split(c.Broker.NATS.URL, ",") {
+		if u, err := url.Parse(strings.TrimSpace(raw)); err == nil && u.User != nil {
+			if _, hasPassword := u.User.Password(); hasPassword {
+				// Not echoed: the message must not repeat the secret.
+				errs = append(errs, fmt.Errorf("%s: nats url carries a password; use user with passwordFile or passwordEnv", c.Pos("broker", "nats", "url")))
+			}
+		}
+	}
+	for _, s := range []struct {
+		path       []any
+		file, env  string
+		fileKey    string
+		envKey     string
+		needsOwner bool
+	}{
+		{[]any{"broker", "nats", "passwordEnv"}, c.Broker.NATS.PasswordFile, c.Broker.NATS.PasswordEnv, "passwordFile", "passwordEnv", c.Broker.NATS.User == ""},
+		{[]any{"broker", "nats", "tokenEnv"}, c.Broker.NATS.TokenFile, c.Broker.NATS.TokenEnv, "tokenFile", "tokenEnv", false},
+		{[]any{"broker", "kafka", "sasl", "passwordEnv"}, c.Broker.Kafka.SASL.PasswordFile, c.Broker.Kafka.SASL.PasswordEnv, "passwordFile", "passwordEnv", false},
+	} {
+		if s.env == "" {
+			continue
+		}
+		if s.file != "" {
+			errs = append(errs, fmt.Errorf("%s: %s and %s are both set; use one", c.Pos(s.path...), s.fileKey, s.envKey))
+		}
+		if !envName.MatchString(s.env) {
+			errs = append(errs, fmt.Errorf("%s: %s %q is not an environment variable name (name the variable, do not put the secret here)", c.Pos(s.path...), s.envKey, s.env))
+		}
+		if s.needsOwner {
+			errs = append(errs, fmt.Errorf("%s: %s needs user", c.Pos(s.path...), s.envKey))
+		}
+	}
+	return errs
 }
 
 // validateAccess checks the access block's own shape: a grant names at

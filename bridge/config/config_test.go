@@ -66,3 +66,45 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("defaults %+v", cfg)
 	}
 }
+
+// TestSecretsComeFromFilesOrEnvironment: each secret names one source; a
+// password in the YAML itself is an unknown key, not a setting.
+func TestSecretsComeFromFilesOrEnvironment(t *testing.T) {
+	ok := `broker:
+  kind: nats
+  nats: {user: sb, passwordEnv: NATS_PASSWORD, tokenEnv: NATS_TOKEN}
+  kafka: {sasl: {mechanism: PLAIN, username: sb, passwordEnv: KAFKA_PASSWORD}}
+`
+	if _, err := config.Parse("bridge.yaml", []byte(ok)); err != nil {
+		t.Fatalf("env secrets: %v", err)
+	}
+	_, err := config.Parse("bridge.yaml", []byte(`broker:
+  kind: nats
+  nats:
+    user: sb
+    passwordFile: /run/secrets/nats
+    passwordEnv: NATS_PASSWORD
+    tokenEnv: "hunter2 is my token"
+  kafka:
+    sasl: {passwordEnv: KAFKA_PASSWORD, passwordFile: /x}
+`))
+	for _, want := range []string{
+		"bridge.yaml:6: passwordFile and passwordEnv are both set",
+		`bridge.yaml:7: tokenEnv "hunter2 is my token" is not an environment variable name`,
+		"bridge.yaml:9: passwordFile and passwordEnv are both set",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	if _, err := config.Parse("bridge.yaml", []byte("broker:\n  nats: {passwordEnv: P}\n")); err == nil || !strings.Contains(err.Error(), "passwordEnv needs user") {
+		t.Errorf("passwordEnv without user: %v", err)
+	}
+	if _, err := config.Parse("bridge.yaml", []byte("broker:\n  nats: {url: 'nats://sb:hunter2@nats:4222'}\n")); err == nil ||
+		!strings.Contains(err.Error(), "bridge.yaml:2: nats url carries a password") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a password in the url: %v", err)
+	}
+	if _, err := config.Parse("bridge.yaml", []byte("broker:\n  nats: {user: sb, password: hunter2}\n")); err == nil || !strings.Contains(err.Error(), "field password not found") {
+		t.Errorf("a clear-text password was accepted: %v", err)
+	}
+}

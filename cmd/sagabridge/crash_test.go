@@ -25,7 +25,7 @@ import (
 // the tests, so crash tests kill a real worker process.
 const workerEnv = "SAGABRIDGE_TEST_WORKER_CONFIG"
 
-// workerLogLevelEnv sets the worker's log level (default warn).
+// workerLogLevelEnv sets the worker's --log-level (default warn).
 const workerLogLevelEnv = "SAGABRIDGE_TEST_WORKER_LOG_LEVEL"
 
 func TestMain(m *testing.M) {
@@ -54,14 +54,16 @@ type worker struct {
 	log *os.File
 }
 
-func startWorker(t *testing.T, cfgPath, logPath string) *worker {
+// startWorker runs a worker process on cfgPath, its output appended to
+// logPath; env adds KEY=value variables to its environment.
+func startWorker(t *testing.T, cfgPath, logPath string, env ...string) *worker {
 	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), workerEnv+"="+cfgPath)
+	cmd.Env = append(append(os.Environ(), workerEnv+"="+cfgPath), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -182,6 +182,17 @@ func New(cfg Config) (*PubSub, error) {
 	return ps, nil
 }
 
+// why adds the reason the connection closed (an authorization violation,
+// say: the client gives up on it) to an error that only says it is closed.
+func (p *PubSub) why(err error) error {
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		if last := p.conn.LastError(); last != nil {
+			return fmt.Errorf("%w (closed after: %w)", err, last)
+		}
+	}
+	return err
+}
+
 // EnsureStream creates the stream for a topic if it does not exist.
 func (p *PubSub) EnsureStream(topic string) error {
 	p.mu.Lock()
@@ -192,7 +203,7 @@ func (p *PubSub) EnsureStream(topic string) error {
 	name := StreamName(topic)
 	if _, err := p.js.StreamInfo(name); err != nil {
 		if !errors.Is(err, nats.ErrStreamNotFound) {
-			return fmt.Errorf("nats: stream %s: %w", name, err)
+			return fmt.Errorf("nats: stream %s: %w", name, p.why(err))
 		}
 		if _, err := p.js.AddStream(&nats.StreamConfig{
 			Name:       name,
