@@ -21,6 +21,41 @@ import (
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
+// addMigration adds the OrderSaga's migration wiring (bridge/devenv's
+// migration.yaml) to a worker config file, in mode with percent and the
+// shadow's legacy step timeout.
+func addMigration(t *testing.T, cfgPath, mode string, percent int, timeout string) {
+	t.Helper()
+	var cfg, frag map[string]any
+	b, err := os.ReadFile(cfgPath)
+	if err == nil {
+		err = yaml.Unmarshal(b, &cfg)
+	}
+	if err == nil {
+		err = yaml.Unmarshal(devenv.MigrationYAML(), &frag)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := cfg["routes"].([]any)
+	if !strings.Contains(fmt.Sprint(routes), "legacy-observed") {
+		cfg["routes"] = append(routes, frag["routes"].([]any)...)
+	}
+	mig := frag["migration"].(map[string]any)
+	w := mig["workflows"].(map[string]any)["OrderSaga"].(map[string]any)
+	w["mode"], w["timeout"] = mode, timeout
+	if mode == "canary" {
+		w["percent"] = percent
+	}
+	cfg["migration"] = mig
+	if b, err = yaml.Marshal(cfg); err == nil {
+		err = os.WriteFile(cfgPath, b, 0o600)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSIGHUPChangesCanaryShare runs a worker with the OrderSaga at canary
 // 30 %, raises it to 60 % by editing the file and sending SIGHUP, and shows
 // that an order in bucket 30..59 was handed to the legacy flow before and
@@ -35,31 +70,7 @@ func TestSIGHUPChangesCanaryShare(t *testing.T) {
 	cfgPath := writeWorkerConfig(t, dir, srv.ClientURL())
 	setCanary := func(percent int, timeout string) {
 		t.Helper()
-		var cfg, frag map[string]any
-		b, err := os.ReadFile(cfgPath)
-		if err == nil {
-			err = yaml.Unmarshal(b, &cfg)
-		}
-		if err == nil {
-			err = yaml.Unmarshal(devenv.MigrationYAML(), &frag)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		routes := cfg["routes"].([]any)
-		if !strings.Contains(fmt.Sprint(routes), "legacy-observed") {
-			cfg["routes"] = append(routes, frag["routes"].([]any)...)
-		}
-		mig := frag["migration"].(map[string]any)
-		w := mig["workflows"].(map[string]any)["OrderSaga"].(map[string]any)
-		w["mode"], w["percent"], w["timeout"] = "canary", percent, timeout
-		cfg["migration"] = mig
-		if b, err = yaml.Marshal(cfg); err == nil {
-			err = os.WriteFile(cfgPath, b, 0o600)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		addMigration(t, cfgPath, "canary", percent, timeout)
 	}
 	setCanary(30, "10s")
 	logPath := filepath.Join(dir, "worker.log")
