@@ -83,14 +83,20 @@ func counter(t *testing.T, g prometheus.Gatherer, name string, labels map[string
 	return 0
 }
 
-// TestBadInputCatalogue sends each kind of bad input to a real bridge (NATS
-// server, embedded engine, Prometheus metrics) and checks, row by row: the
+// TestBadInputCatalogue sends each kind of bad input to a real bridge (a
+// NATS server, then kfake; embedded engine; Prometheus metrics) and checks, row by row: the
 // dead letter read back from the DLQ topic has the precise kind, the
 // reason names the problem, the counter of its kind went up by one, the
 // worker still runs, and the good order published after it completes.
 // README "Bad input" lists the same rows.
 func TestBadInputCatalogue(t *testing.T) {
-	kit := natsKit(t)
+	for _, newKit := range brokers(t) {
+		kit := newKit(t)
+		t.Run(kit.name, func(t *testing.T) { badInputCatalogue(t, kit) })
+	}
+}
+
+func badInputCatalogue(t *testing.T, kit brokerKit) {
 	cfg, err := config.Parse("catalogue.yaml", append(devenv.ConfigYAML(), catalogueRoutes...))
 	if err != nil {
 		t.Fatalf("config: %v", err)

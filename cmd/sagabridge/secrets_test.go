@@ -15,11 +15,14 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
 // secretValue is a value that cannot appear in a log by chance.
@@ -82,27 +85,92 @@ func writeSecretConfig(t *testing.T, dir string, sections map[string]any) string
 	return path
 }
 
+// secretBroker is a broker that requires a password, for a worker
+// process, and the test's own clients of it.
+type secretBroker struct {
+	name string
+	// yaml is the config's broker section; the password is in passwordFile.
+	yaml    func(passwordFile string) map[string]any
+	connect func(t *testing.T, group string) bridge.Broker
+}
+
+func natsSecretBroker(t *testing.T, dir, user, password string) secretBroker {
+	natsURL := authNATS(t, filepath.Join(dir, "nats"), user, password)
+	// The test's own clients put the credentials in the URL; they print
+	// nothing into the worker's output.
+	authed, err := url.Parse(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authed.User = url.UserPassword(user, password)
+	return secretBroker{
+		name: "nats",
+		yaml: func(file string) map[string]any {
+			return map[string]any{"kind": "nats", "nats": map[string]any{"url": natsURL, "user": user, "passwordFile": file}}
+		},
+		connect: func(t *testing.T, group string) bridge.Broker { return mustPubSub(t, authed.String(), group) },
+	}
+}
+
+// kafkaSecretBroker is kfake with SASL (SCRAM-SHA-256) and one user.
+func kafkaSecretBroker(t *testing.T, _, user, password string) secretBroker {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", user, password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	return secretBroker{
+		name: "kafka",
+		yaml: func(file string) map[string]any {
+			return map[string]any{"kind": "kafka", "kafka": map[string]any{
+				"brokers": brokers, "autoCreateTopics": true,
+				"sasl": map[string]any{"mechanism": "SCRAM-SHA-256", "username": user, "passwordFile": file},
+			}}
+		},
+		connect: func(t *testing.T, group string) bridge.Broker {
+			conn := kafka.Connection{Brokers: brokers, ClientID: group,
+				SASL: kafka.SASLConfig{Mechanism: "SCRAM-SHA-256", Username: user, Password: kafka.Secret(password)}}
+			auto := kafka.TopicCreation{AutoCreateTopics: true}
+			ps, err := kafka.NewPubSub(kafka.PublisherConfig{Connection: conn, TopicCreation: auto}, kafka.SubscriberConfig{
+				Connection: conn, TopicCreation: auto, ConsumerGroup: group, GroupPerTopic: true,
+				MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond, JoinGroupBackoff: 200 * time.Millisecond,
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = ps.Close() })
+			return ps
+		},
+	}
+}
+
 // TestSecretsNeverLogged runs a worker at debug level with every secret
-// it takes in a file (NATS password against a server that requires it,
-// admin bearer token, Dapr API token), drives orders and bad events
-// through it, and greps everything the process printed for each secret.
-// Then a worker whose NATS password (from the environment this time) is
-// wrong: its error names the problem, not the password.
+// it takes in a file (the broker password against a broker that requires
+// it: NATS user/password, Kafka SASL; the admin bearer token; the Dapr API
+// token), drives orders and bad events through it, and greps everything
+// the process printed for each secret. Then a worker whose NATS password
+// (from the environment this time) is wrong: its error names the problem,
+// not the password.
 func TestSecretsNeverLogged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	dir := t.TempDir()
 	const user = "sagabridge"
-	password := secretValue(t, "natspw-")
+	for _, newBroker := range []func(*testing.T, string, string, string) secretBroker{natsSecretBroker, kafkaSecretBroker} {
+		dir := t.TempDir()
+		password := secretValue(t, "brokerpw-")
+		br := newBroker(t, dir, user, password)
+		t.Run(br.name, func(t *testing.T) { secretsNeverLogged(t, dir, br, password) })
+	}
+	t.Run("wrong password", wrongPasswordNotEchoed)
+}
+
+func secretsNeverLogged(t *testing.T, dir string, br secretBroker, password string) {
 	adminToken := secretValue(t, "admintok-")
 	daprToken := secretValue(t, "daprtok-")
-	natsURL := authNATS(t, filepath.Join(dir, "nats"), user, password)
-
 	cfgPath := writeSecretConfig(t, dir, map[string]any{
-		"broker": map[string]any{"kind": "nats", "nats": map[string]any{
-			"url": natsURL, "user": user, "passwordFile": writeSecret(t, dir, "nats.pass", password),
-		}},
+		"broker": br.yaml(writeSecret(t, dir, "broker.pass", password)),
 		"engine": map[string]any{"kind": "embedded",
 			"embedded": map[string]any{"dbPath": filepath.Join(dir, "workflows.db")},
 			"dapr":     map[string]any{"apiTokenFile": writeSecret(t, dir, "dapr.token", daprToken)},
@@ -111,20 +179,13 @@ func TestSecretsNeverLogged(t *testing.T) {
 	})
 	logPath := filepath.Join(dir, "worker.log")
 
-	// The test's own clients put the credentials in the URL; they log
-	// nothing into the worker's output.
-	authed, err := url.Parse(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authed.User = url.UserPassword(user, password)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	client := mustPubSub(t, authed.String(), "test-client")
-	legacy := mustPubSub(t, authed.String(), "legacy-services")
-	watch := mustPubSub(t, authed.String(), "test-watcher")
+	client := br.connect(t, "test-client")
+	legacy := br.connect(t, "legacy-services")
+	watch := br.connect(t, "test-watcher")
 	parts, err := simulated.New(simulated.Config{}, legacy.Publisher(), legacy.Subscriber(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +209,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 60*time.Second, "every outcome", func() bool { return watcher.Count() >= n })
+	waitUntil(t, 90*time.Second, "every outcome", func() bool { return watcher.Count() >= n })
 	waitUntil(t, 30*time.Second, "the dead letters logged", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Count(string(b), "event dead-lettered") >= 2
@@ -169,13 +230,18 @@ func TestSecretsNeverLogged(t *testing.T) {
 			t.Errorf("the worker's output lacks %q", want)
 		}
 	}
-	for name, s := range map[string]string{"nats password": password, "admin token": adminToken, "dapr api token": daprToken} {
+	for name, s := range map[string]string{"broker password": password, "admin token": adminToken, "dapr api token": daprToken} {
 		if strings.Contains(log, s) {
 			t.Errorf("the %s appears in the worker's output", name)
 		}
 	}
 	t.Logf("worker output: %d bytes, %d lines, no secret in it", len(log), strings.Count(log, "\n"))
+}
 
+func wrongPasswordNotEchoed(t *testing.T) {
+	const user = "sagabridge"
+	password := secretValue(t, "natspw-")
+	natsURL := authNATS(t, filepath.Join(t.TempDir(), "nats"), user, password)
 	// A wrong password, from the environment: the worker fails on it and
 	// says so without echoing either password.
 	wrong := secretValue(t, "wrongpw-")

@@ -15,7 +15,7 @@ func newValidateCmd() *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check a config file: unknown keys, CEL errors, unknown workflows, duplicate routes",
+		Short: "Check a config file: unknown keys, CEL errors, unknown workflows, duplicate routes, access policy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)

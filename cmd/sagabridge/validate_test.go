@@ -58,3 +58,33 @@ routes:
 		t.Fatalf("output %q", out.String())
 	}
 }
+
+// TestValidateReportsAccessViolations: a route the access block does not
+// allow fails `sagabridge validate` at the route's line.
+func TestValidateReportsAccessViolations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	cfg := `routes:
+  - name: order-placed
+    topics: [orders.placed]
+    start: {workflow: OrderSaga, instanceId: '"order-" + event.data.orderId'}
+  - name: order-cancelled
+    topics: [orders.cancelled]
+    terminate: {instanceId: '"order-" + event.data.orderId'}
+access:
+  workflows:
+    OrderSaga:
+      start: {routes: [order-placed]}
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := newRoot()
+	root.SetOut(&bytes.Buffer{})
+	root.SetArgs([]string{"validate", "-c", path})
+	err := root.Execute()
+	want := path + `:7: route "order-cancelled": access: no workflow allows terminate from route "order-cancelled" on topic "orders.cancelled"`
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), want) {
+		t.Fatalf("want exit %d with %q, got %v", exitUsage, want, err)
+	}
+}
