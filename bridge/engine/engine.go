@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
 )
 
 // Errors with one meaning on both engines.
@@ -236,12 +237,17 @@ func (e *Engine) Start(ctx context.Context, workflowName, instanceID string, inp
 // Raise delivers an external event. It checks the instance first, because
 // only daprd refuses an event for a missing instance by itself.
 func (e *Engine) Raise(ctx context.Context, instanceID, eventName string, payload []byte) error {
-	md, err := e.client.FetchWorkflowMetadata(ctx, instanceID)
-	if err != nil {
-		return classify(fmt.Errorf("engine: raise %s on %s: %w", eventName, instanceID, err))
-	}
-	if isFinished(md.RuntimeStatus) {
-		return fmt.Errorf("engine: raise %s on %s (%s): %w", eventName, instanceID, md.RuntimeStatus, ErrFinished)
+	if e.kind != KindEmbedded {
+		// daprd's raise does not say whether the instance finished, so
+		// look first; the embedded store refuses such a raise itself,
+		// which saves a call per raise.
+		md, err := e.client.FetchWorkflowMetadata(ctx, instanceID)
+		if err != nil {
+			return classify(fmt.Errorf("engine: raise %s on %s: %w", eventName, instanceID, err))
+		}
+		if isFinished(md.RuntimeStatus) {
+			return fmt.Errorf("engine: raise %s on %s (%s): %w", eventName, instanceID, md.RuntimeStatus, ErrFinished)
+		}
 	}
 	var opts []api.RaiseEventOptions
 	if payload != nil {
@@ -394,6 +400,8 @@ func classify(err error) error {
 	}
 	msg := err.Error()
 	switch {
+	case strings.Contains(msg, store.FinishedMessage):
+		return errors.Join(err, ErrFinished)
 	case strings.Contains(msg, "no such instance exists"),
 		strings.Contains(msg, "not found"),
 		strings.Contains(msg, "instance doesn't exist"):

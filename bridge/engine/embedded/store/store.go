@@ -525,14 +525,21 @@ func (b *Backend) AddNewOrchestrationEvent(ctx context.Context, id api.InstanceI
 	if err != nil {
 		return err
 	}
+	raised := e.GetEventRaised() != nil
 	r := &request{}
 	r.apply = func() (func(), error) {
-		_, exists, err := b.instanceStatus(string(id))
+		status, exists, err := b.instanceStatus(string(id))
 		if err != nil {
 			return nil, err
 		}
 		if !exists {
 			return nil, api.ErrInstanceNotFound
+		}
+		if raised && isFinished(status) {
+			// Stored, it would be dropped unseen when the instance is
+			// next loaded; saying so spares callers a status query
+			// before every raise.
+			return nil, fmt.Errorf("%s: %s is %s", FinishedMessage, id, status)
 		}
 		seq := b.seq()
 		if _, err := b.ws.insInbox.exec(seq, string(id), int64(0), payload); err != nil {
@@ -542,6 +549,10 @@ func (b *Backend) AddNewOrchestrationEvent(ctx context.Context, id api.InstanceI
 	}
 	return b.submit(ctx, r)
 }
+
+// FinishedMessage starts the error of an event raised on a finished
+// instance; it crosses the engine's gRPC API as text, so callers match it.
+const FinishedMessage = "orchestration already finished"
 
 // GetOrchestrationWorkItem blocks until an instance has events ready and
 // is not already handed out, locks it and returns its events.
