@@ -140,9 +140,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		return nil, err
 	}
 	b.handler = &handler{
-		router:     router,
-		engine:     b.engine,
-		migration:  b.migration,
+		router:    router,
+		engine:    b.engine,
+		migration: b.migration,
+		// A subscriber holds up to 4 × concurrency messages per topic.
+		prepared:   newPreparedCache(4*cfg.Broker.Concurrency*len(router.Topics()) + 64),
 		deadLetter: b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
@@ -347,9 +349,15 @@ func (b *Bridge) orderKey(topic string, msg *message.Message) string {
 	headers := map[string]string(msg.Metadata)
 	ev, err := envelope.Decode(msg.Payload, headers)
 	if err != nil {
+		b.handler.prepared.put(msg, prepared{decodeErr: err})
 		return ""
 	}
-	return b.router.Key(topic, ev, headers)
+	decisions, err := b.router.Route(topic, ev, headers)
+	b.handler.prepared.put(msg, prepared{ev: ev, decisions: decisions, routeErr: err})
+	if err != nil || len(decisions) == 0 {
+		return ""
+	}
+	return decisions[0].InstanceID
 }
 
 // UpdateMigration applies a reloaded config's migration modes and

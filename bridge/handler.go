@@ -89,7 +89,10 @@ type handler struct {
 	engine Engine
 	// migration decides how new instances of migrating workflows run; nil
 	// when nothing migrates.
-	migration  *migrate.Planner
+	migration *migrate.Planner
+	// prepared holds what the ordering key function already decoded and
+	// routed; nil or a miss means the handler does it.
+	prepared   *preparedCache
 	deadLetter message.Publisher
 	dlqTopic   string
 	maxPayload int
@@ -151,7 +154,12 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 	tooLarge := len(msg.Payload) > h.maxPayload
 	var ev envelope.Event
 	var decodeErr error
-	if !tooLarge {
+	pre, isPrepared := h.prepared.take(msg)
+	switch {
+	case tooLarge:
+	case isPrepared:
+		ev, decodeErr = pre.ev, pre.decodeErr
+	default:
 		ev, decodeErr = envelope.Decode(msg.Payload, headers)
 	}
 	var decoded *envelope.Event
@@ -168,7 +176,10 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: decodeErr.Error()})
 	}
 	d.eventType, d.eventID = ev.Type, ev.ID
-	decisions, err := h.router.Route(topic, ev, headers)
+	decisions, err := pre.decisions, pre.routeErr
+	if !isPrepared {
+		decisions, err = h.router.Route(topic, ev, headers)
+	}
 	if err != nil {
 		kind := dlq.KindEval
 		if errors.Is(err, envelope.ErrDecode) {

@@ -294,44 +294,6 @@ func (c *compiler) value(expr, field string, allowLiteral bool) *value {
 	return &value{prg: prg}
 }
 
-// Key is the ordering key of an event: the instance ID of the first route
-// that matches it, so the events of one workflow instance are handled one
-// at a time and in order. It is "" when nothing matches or evaluation
-// fails (the handler then reports the failure).
-func (r *Router) Key(topic string, ev envelope.Event, headers map[string]string) string {
-	routes := r.byTopic[topic]
-	if len(routes) == 0 {
-		return ""
-	}
-	fields, err := ev.Fields()
-	if err != nil {
-		return ""
-	}
-	for _, rt := range routes {
-		rev := ev
-		if ev.Mode == envelope.ModePlain {
-			if rt.Plain == nil {
-				continue
-			}
-			if rev, err = ev.WithPlain(rt.Plain.TypeField, rt.Plain.IDField, rt.Plain.Type, fields); err != nil {
-				return ""
-			}
-		}
-		act := activation(rev, fields, headers)
-		if rt.match != nil {
-			if ok, err := evalBool(rt.match, act); err != nil || !ok {
-				continue
-			}
-		}
-		id, err := evalString(rt.instanceID, act)
-		if err != nil {
-			return ""
-		}
-		return id
-	}
-	return ""
-}
-
 // Route evaluates the routes of a topic against an event. It returns no
 // decisions when nothing matches. An error (wrapping ErrEval or
 // envelope.ErrDecode) means the event must be dead-lettered; the route it

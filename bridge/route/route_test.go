@@ -171,24 +171,6 @@ func TestEvaluationErrors(t *testing.T) {
 	}
 }
 
-func TestKeyIsTheFirstMatchingInstanceID(t *testing.T) {
-	r, err := compile(t, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, _ := envelope.Decode([]byte(ce("order.placed", "", `{"id":"8","total":50}`)), nil)
-	if k := r.Key("orders", ev, nil); k != "order-8" {
-		t.Fatalf("key %q", k)
-	}
-	if k := r.Key("orders", ev, nil); k != "order-8" {
-		t.Fatalf("key not stable: %q", k)
-	}
-	ev2, _ := envelope.Decode([]byte(ce("order.placed", "", `{"id":"8","total":1}`)), nil)
-	if k := r.Key("orders", ev2, nil); k != "" {
-		t.Fatalf("key of an unmatched event %q", k)
-	}
-}
-
 func ce(typ, subject, data string) string {
 	s := `{"specversion":"1.0","id":"e1","source":"shop","type":"` + typ + `"`
 	if subject != "" {
