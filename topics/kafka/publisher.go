@@ -76,6 +76,20 @@ func NewPublisherWithNetwork(cfg PublisherConfig, logger watermill.LoggerAdapter
 	}, nil
 }
 
+// Ping asks a broker for its API versions: nil when one answers. The
+// worker's /readyz uses it; the writer alone would only notice a dead broker
+// at the next publish.
+func (p *Publisher) Ping(ctx context.Context) error {
+	resp, err := p.admin.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
+	if err == nil && resp.Error != nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: ping %v: %w", p.cfg.Brokers, err)
+	}
+	return nil
+}
+
 // Publish writes msgs to topic in one batch, in order. With AutoCreateTopics
 // a missing topic is created first.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -36,6 +37,9 @@ func (p *PubSub) Publisher() message.Publisher { return p.pub }
 // Subscriber returns the subscriber.
 func (p *PubSub) Subscriber() message.Subscriber { return p.sub }
 
+// Ping reports whether a broker answers (see Publisher.Ping).
+func (p *PubSub) Ping(ctx context.Context) error { return p.pub.Ping(ctx) }
+
 // Close closes the subscriber (committing what was acked), then the publisher.
 func (p *PubSub) Close() error { return errors.Join(p.sub.Close(), p.pub.Close()) }
 
@@ -56,14 +60,38 @@ func NewGroupClient(brokers []string, group string) (*PubSub, error) {
 
 // Embedded is an in-process Kafka-protocol broker (franz-go's kfake) for
 // `sagabridge dev` and tests: no JVM, nothing to install. It keeps data in
-// memory only.
+// memory unless EmbeddedConfig.DataDir is set.
 type Embedded struct {
 	c *kfake.Cluster
 }
 
+// EmbeddedConfig places an embedded broker. The zero value is a free port
+// and memory only.
+type EmbeddedConfig struct {
+	// Port is the loopback port to listen on; 0 picks a free one.
+	Port int
+	// DataDir, when set, keeps topics, records and committed offsets on
+	// disk: a broker started again on the same directory (and port) is a
+	// restart that lost nothing it had written.
+	DataDir string
+}
+
 // StartEmbedded starts a one-broker cluster on a free loopback port.
-func StartEmbedded() (*Embedded, error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+func StartEmbedded() (*Embedded, error) { return StartEmbeddedWith(EmbeddedConfig{}) }
+
+// StartEmbeddedWith starts a one-broker cluster as cfg says.
+func StartEmbeddedWith(cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("embedded kafka: port %d out of range", cfg.Port)
+	}
+	opts := []kfake.Opt{kfake.NumBrokers(1)}
+	if cfg.Port != 0 {
+		opts = append(opts, kfake.Ports(cfg.Port))
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded kafka: %w", err)
 	}
