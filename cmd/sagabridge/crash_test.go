@@ -11,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/sagabridge/sagabridge/bridge"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -29,6 +26,9 @@ const workerEnv = "SAGABRIDGE_TEST_WORKER_CONFIG"
 const workerLogLevelEnv = "SAGABRIDGE_TEST_WORKER_LOG_LEVEL"
 
 func TestMain(m *testing.M) {
+	if cfg := os.Getenv(hubEnv); cfg != "" {
+		os.Exit(runHub(cfg))
+	}
 	if cfg := os.Getenv(workerEnv); cfg != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		root := newRoot()
@@ -58,12 +58,19 @@ type worker struct {
 // logPath; env adds KEY=value variables to its environment.
 func startWorker(t *testing.T, cfgPath, logPath string, env ...string) *worker {
 	t.Helper()
+	return startProcess(t, logPath, append([]string{workerEnv + "=" + cfgPath}, env...)...)
+}
+
+// startProcess re-executes the test binary with env (which TestMain turns
+// into a worker or a task hub), its output appended to logPath.
+func startProcess(t *testing.T, logPath string, env ...string) *worker {
+	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), workerEnv+"="+cfgPath), env...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -84,22 +91,8 @@ func (w *worker) kill() {
 // data directory of its own.
 func writeWorkerConfig(t *testing.T, dir, natsURL string) string {
 	t.Helper()
-	var cfg map[string]any
-	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["broker"] = map[string]any{"kind": "nats", "concurrency": 16, "nats": map[string]any{"url": natsURL}}
-	cfg["engine"] = map[string]any{"kind": "embedded", "embedded": map[string]any{"dbPath": filepath.Join(dir, "workflows.db")}}
-	cfg["admin"] = map[string]any{"listen": "127.0.0.1:0"}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	broker := map[string]any{"kind": "nats", "concurrency": 16, "nats": map[string]any{"url": natsURL}}
+	return writeConfig(t, dir, broker, embeddedEngine(dir), "127.0.0.1:0")
 }
 
 // crashBroker is a broker the crash tests run a worker process against.
@@ -146,33 +139,12 @@ func kafkaCrashBroker(t *testing.T, _ string) crashBroker {
 	}
 }
 
-// writeBrokerConfig writes the dev routes with a broker section and a
-// data directory of the test's own.
-func writeBrokerConfig(t *testing.T, dir string, broker map[string]any) string {
-	t.Helper()
-	var cfg map[string]any
-	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["broker"] = broker
-	cfg["engine"] = map[string]any{"kind": "embedded", "embedded": map[string]any{"dbPath": filepath.Join(dir, "workflows.db")}}
-	cfg["admin"] = map[string]any{"listen": "127.0.0.1:0"}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestWorkerSIGKILLMidFlight kills the worker process while sagas are
 // between steps and consumed messages are unacked or uncommitted, then
 // starts it again on the same data, on each broker: every order ends in
 // exactly one outcome (no saga is started twice, none is lost), and the
-// participants' books balance.
+// participants' books balance. The nats-dapr case runs the worker on a
+// daprd sidecar that stays up while the worker dies.
 func TestWorkerSIGKILLMidFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
@@ -180,13 +152,18 @@ func TestWorkerSIGKILLMidFlight(t *testing.T) {
 	for _, newBroker := range []func(*testing.T, string) crashBroker{natsCrashBroker, kafkaCrashBroker} {
 		dir := t.TempDir()
 		br := newBroker(t, dir)
-		t.Run(br.name, func(t *testing.T) { sigkillMidFlight(t, dir, br) })
+		t.Run(br.name, func(t *testing.T) { sigkillMidFlight(t, dir, br, embeddedEngine(dir)) })
 	}
+	t.Run("nats-dapr", func(t *testing.T) {
+		sidecar := startSidecar(t)
+		dir := t.TempDir()
+		sigkillMidFlight(t, dir, natsCrashBroker(t, dir), grpcEngine(sidecar.GRPCAddr()))
+	})
 }
 
-func sigkillMidFlight(t *testing.T, dir string, br crashBroker) {
+func sigkillMidFlight(t *testing.T, dir string, br crashBroker, eng map[string]any) {
 	const n = 100
-	cfgPath := writeBrokerConfig(t, dir, br.yaml)
+	cfgPath := writeConfig(t, dir, br.yaml, eng, "127.0.0.1:0")
 	logPath := filepath.Join(dir, "worker.log")
 
 	ctx, cancel := context.WithCancel(context.Background())
