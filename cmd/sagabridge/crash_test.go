@@ -71,6 +71,13 @@ func startProcess(t *testing.T, logPath string, env ...string) *worker {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd, logf)
+}
+
+// startCmd starts cmd with its output going to logf, and kills it when the
+// test ends.
+func startCmd(t *testing.T, cmd *exec.Cmd, logf *os.File) *worker {
+	t.Helper()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
