@@ -25,7 +25,7 @@ func TestWorkerSIGKILLShadowMidFlight(t *testing.T) {
 	const n = 60
 	dir := t.TempDir()
 	br := natsCrashBroker(t, dir)
-	cfgPath := writeBrokerConfig(t, dir, br.yaml)
+	cfgPath := writeConfig(t, dir, br.yaml, embeddedEngine(dir), "127.0.0.1:0")
 	// The timeout outlasts the worker's downtime: a legacy step that
 	// happened while it was down is not "stuck".
 	addMigration(t, cfgPath, "shadow", 0, "60s")
