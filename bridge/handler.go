@@ -76,7 +76,7 @@ var errUnknownWorkflow = errors.New("unknown workflow")
 // redelivers it after a backoff. The message is neither acked nor lost.
 var errRetryLater = errors.New("retry later")
 
-// maxEngineAttempts bounds deliveries of an event the engine keeps refusing
+// maxEngineAttempts bounds how often the engine may refuse an event
 // for a reason other than being unavailable (an outage is retried without
 // limit: waiting is the right answer to it).
 const maxEngineAttempts = 10
@@ -105,6 +105,10 @@ type handler struct {
 	// so a slow engine call ends in a nack, not in a second delivery.
 	timeout time.Duration
 	tries   tries
+	// refused counts, per unsettled message, the engine's refusals (not
+	// its outages): the broker's delivery count also grows while the
+	// engine is down, and must not use up the refusal budget.
+	refused tries
 	stats   *Stats
 	metrics Metrics
 	tracer  tracer
@@ -140,6 +144,7 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 	defer func() {
 		if err == nil {
 			h.tries.forget(topic + "\x00" + msg.UUID)
+			h.refused.forget(topic + "\x00" + msg.UUID)
 		}
 	}()
 	// The time the broker stored the event starts the park window.
@@ -312,12 +317,13 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	default:
 		h.stats.EngineErrors.Add(1)
 		h.metrics.EngineError(rt.Action)
-		if d.attempts < maxEngineAttempts {
-			log.Warn("engine refused; will retry", zap.Error(err), zap.Int("attempt", d.attempts))
+		refusals := h.refused.next(d.topic + "\x00" + msg.UUID)
+		if refusals < maxEngineAttempts {
+			log.Warn("engine refused; will retry", zap.Error(err), zap.Int("attempt", d.attempts), zap.Int("refusals", refusals))
 			return fmt.Errorf("%w: %w", errRetryLater, err)
 		}
 		fail.Kind = dlq.KindEngine
-		fail.Reason = fmt.Sprintf("engine refused %d times: %v", d.attempts, err)
+		fail.Reason = fmt.Sprintf("engine refused %d times: %v", refusals, err)
 	}
 	return h.dead(msg, d, fail)
 }
