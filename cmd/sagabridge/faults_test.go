@@ -22,6 +22,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/devenv"
+	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -204,7 +205,7 @@ func startRig(t *testing.T, br *restartableBroker, sim simulated.Config) *faultR
 	r := &faultRig{watcher: simulated.NewWatcher(nil), client: br.connect(t, "test-client"), dedupes: br.dedupes}
 	legacy := br.connect(t, "legacy-services")
 	watch := br.connect(t, "test-watcher")
-	dlq := br.connect(t, "test-dlq")
+	deadSub := br.connect(t, "test-dlq")
 	var err error
 	if r.parts, err = simulated.New(sim, legacy.Publisher(), legacy.Subscriber(), nil); err != nil {
 		t.Fatal(err)
@@ -217,14 +218,14 @@ func startRig(t *testing.T, br *restartableBroker, sim simulated.Config) *faultR
 	go func() { defer wg.Done(); _ = r.watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
 	go func() {
 		defer wg.Done()
-		ch, err := dlq.Subscriber().Subscribe(ctx, "sagabridge.dlq")
+		ch, err := deadSub.Subscriber().Subscribe(ctx, "sagabridge.dlq")
 		if err != nil {
 			t.Errorf("watch dlq: %v", err)
 			return
 		}
 		for msg := range ch {
 			r.dead.Add(1)
-			t.Logf("dead-lettered: %s", msg.Payload)
+			t.Logf("dead-lettered (%s: %s): %s", msg.Metadata.Get(dlq.MetaKind), msg.Metadata.Get(dlq.MetaReason), msg.Payload)
 			msg.Ack()
 		}
 	}()
