@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -205,21 +207,8 @@ func sigkillMidFlight(t *testing.T, dir string, br crashBroker, eng map[string]a
 	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
 
 	w := startWorker(t, cfgPath, logPath)
-	orders := map[string]simulated.Order{}
-	for i := 1; i <= n; i++ {
-		o := simulated.Order{OrderID: "crash-" + itoa(i), Amount: float64(i), FailPayment: i%4 == 0}
-		orders["order-"+o.OrderID] = o
-		if err := simulated.PublishOrder(client.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitUntil(t, 90*time.Second, "the first outcomes", func() bool { return watcher.Count() >= 10 })
-	w.kill()
-	before := watcher.Count()
-	t.Logf("SIGKILL after %d of %d outcomes", before, n)
-	if before >= n {
-		t.Fatalf("every saga finished before the kill; the test proves nothing")
-	}
+	orders := publishOrders(t, client.Publisher(), "crash", n)
+	killAfter(t, w, watcher, 10, n)
 
 	startWorker(t, cfgPath, logPath)
 	deadline := time.Now().Add(3 * time.Minute)
@@ -273,6 +262,34 @@ func sigkillMidFlight(t *testing.T, dir string, br crashBroker, eng map[string]a
 	if t.Failed() {
 		b, _ := os.ReadFile(logPath)
 		t.Logf("worker log:\n%s", b)
+	}
+}
+
+// publishOrders publishes n orders "<prefix>-NNN", every fourth declined
+// by payment, and returns them by instance ID.
+func publishOrders(t *testing.T, pub message.Publisher, prefix string, n int) map[string]simulated.Order {
+	t.Helper()
+	orders := map[string]simulated.Order{}
+	for i := 1; i <= n; i++ {
+		o := simulated.Order{OrderID: prefix + "-" + itoa(i), Amount: float64(i), FailPayment: i%4 == 0}
+		orders["order-"+o.OrderID] = o
+		if err := simulated.PublishOrder(pub, topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return orders
+}
+
+// killAfter SIGKILLs the worker once the watcher saw at outcomes; a kill
+// after all n would prove nothing.
+func killAfter(t *testing.T, w *worker, watcher *simulated.Watcher, at, n int) {
+	t.Helper()
+	waitUntil(t, 90*time.Second, "the first outcomes", func() bool { return watcher.Count() >= at })
+	w.kill()
+	before := watcher.Count()
+	t.Logf("SIGKILL after %d of %d outcomes", before, n)
+	if before >= n {
+		t.Fatalf("every saga finished before the kill; the test proves nothing")
 	}
 }
 

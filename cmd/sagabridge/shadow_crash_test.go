@@ -48,21 +48,8 @@ func TestWorkerSIGKILLShadowMidFlight(t *testing.T) {
 	go func() { defer wg.Done(); _ = shadow.Run(ctx, watch.Subscriber(), topics.ShadowOutcomes) }()
 
 	w := startWorker(t, cfgPath, logPath)
-	orders := map[string]simulated.Order{}
-	for i := 1; i <= n; i++ {
-		o := simulated.Order{OrderID: "shadow-crash-" + itoa(i), Amount: 1, FailPayment: i%4 == 0}
-		orders["order-"+o.OrderID] = o
-		if err := simulated.PublishOrder(client.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitUntil(t, 90*time.Second, "the first shadow outcomes", func() bool { return shadow.Count() >= 10 })
-	w.kill()
-	before := shadow.Count()
-	t.Logf("SIGKILL after %d of %d shadow outcomes", before, n)
-	if before >= n {
-		t.Fatalf("every shadow saga finished before the kill; the test proves nothing")
-	}
+	orders := publishOrders(t, client.Publisher(), "shadow-crash", n)
+	killAfter(t, w, shadow, 10, n)
 
 	startWorker(t, cfgPath, logPath)
 	waitUntil(t, 3*time.Minute, "every shadow outcome after restart", func() bool { return shadow.Count() >= n })
