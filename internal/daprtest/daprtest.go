@@ -282,36 +282,43 @@ type Placement struct {
 func StartPlacement(t testing.TB) *Placement {
 	t.Helper()
 	_, bin := Binaries(t)
+	p, ports := startService(t, "placement", bin, 4, func(ports []int, _ string, _ int) []string {
+		port, healthz, metrics, raft := ports[0], ports[1], ports[2], ports[3]
+		return []string{
+			"--id", "dapr-placement-0",
+			// The Raft peer port defaults to 8201: give each test its own.
+			"--initial-cluster", "dapr-placement-0=127.0.0.1:" + strconv.Itoa(raft),
+			"--listen-address", "127.0.0.1",
+			"--port", strconv.Itoa(port),
+			"--healthz-listen-address", "127.0.0.1",
+			"--healthz-port", strconv.Itoa(healthz),
+			"--metrics-listen-address", "127.0.0.1",
+			"--metrics-port", strconv.Itoa(metrics),
+			"--log-level", "warn",
+		}
+	})
+	return &Placement{addr: "127.0.0.1:" + strconv.Itoa(ports[0]), p: p}
+}
+
+// startService starts a control-plane binary on n free loopback ports
+// (args gets them; ports[1] must be its healthz port) and waits until its
+// healthz answers. It tries three times: a free port can be taken between
+// picking it and binding it.
+func startService(t testing.TB, name, bin string, n int, args func(ports []int, dir string, attempt int) []string) (*proc, []int) {
+	t.Helper()
 	dir := t.TempDir()
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var ports []int
-		if ports, err = freePorts(4); err != nil {
+		if ports, err = freePorts(n); err != nil {
 			break
 		}
-		port, healthz, metrics, raft := ports[0], ports[1], ports[2], ports[3]
-		p := &proc{
-			name: "placement",
-			path: bin,
-			args: []string{
-				"--id", "dapr-placement-0",
-				// The Raft peer port defaults to 8201: give each test its own.
-				"--initial-cluster", "dapr-placement-0=127.0.0.1:" + strconv.Itoa(raft),
-				"--listen-address", "127.0.0.1",
-				"--port", strconv.Itoa(port),
-				"--healthz-listen-address", "127.0.0.1",
-				"--healthz-port", strconv.Itoa(healthz),
-				"--metrics-listen-address", "127.0.0.1",
-				"--metrics-port", strconv.Itoa(metrics),
-				"--log-level", "warn",
-			},
-			logPath: filepath.Join(dir, fmt.Sprintf("placement-%d.log", attempt)),
-		}
+		p := &proc{name: name, path: bin, args: args(ports, dir, attempt),
+			logPath: filepath.Join(dir, fmt.Sprintf("%s-%d.log", name, attempt))}
 		if err = p.start(); err != nil {
 			break
 		}
-		pl := &Placement{addr: "127.0.0.1:" + strconv.Itoa(port), p: p}
-		healthURL := fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz)
+		healthURL := fmt.Sprintf("http://127.0.0.1:%d/healthz", ports[1])
 		err = p.waitReady(context.Background(), func(ctx context.Context) error {
 			code, _, err := httpGet(ctx, healthURL)
 			if err != nil {
@@ -325,12 +332,12 @@ func StartPlacement(t testing.TB) *Placement {
 		if err == nil {
 			p.logOnFailure(t)
 			t.Cleanup(p.kill)
-			return pl
+			return p, ports
 		}
 		p.kill()
 	}
-	t.Fatalf("daprtest: placement: %v", err)
-	return nil
+	t.Fatalf("daprtest: %s: %v", name, err)
+	return nil, nil
 }
 
 // Addr is host:port of the placement gRPC API.
@@ -350,57 +357,25 @@ type Scheduler struct {
 func StartScheduler(t testing.TB) *Scheduler {
 	t.Helper()
 	bin := filepath.Join(binaries(t), "scheduler")
-	dir := t.TempDir()
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		var ports []int
-		if ports, err = freePorts(5); err != nil {
-			break
-		}
+	p, ports := startService(t, "scheduler", bin, 5, func(ports []int, dir string, attempt int) []string {
 		port, healthz, metrics, peer, client := ports[0], ports[1], ports[2], ports[3], ports[4]
 		const id = "dapr-scheduler-server-0"
-		p := &proc{
-			name: "scheduler",
-			path: bin,
-			args: []string{
-				"--id", id,
-				"--replica-count", "1",
-				"--initial-cluster", id + "=http://127.0.0.1:" + strconv.Itoa(peer),
-				"--etcd-client-ports", id + "=" + strconv.Itoa(client),
-				"--etcd-data-dir", filepath.Join(dir, fmt.Sprintf("etcd-%d", attempt)),
-				"--listen-address", "127.0.0.1",
-				"--port", strconv.Itoa(port),
-				"--healthz-listen-address", "127.0.0.1",
-				"--healthz-port", strconv.Itoa(healthz),
-				"--metrics-listen-address", "127.0.0.1",
-				"--metrics-port", strconv.Itoa(metrics),
-				"--log-level", "warn",
-			},
-			logPath: filepath.Join(dir, fmt.Sprintf("scheduler-%d.log", attempt)),
+		return []string{
+			"--id", id,
+			"--replica-count", "1",
+			"--initial-cluster", id + "=http://127.0.0.1:" + strconv.Itoa(peer),
+			"--etcd-client-ports", id + "=" + strconv.Itoa(client),
+			"--etcd-data-dir", filepath.Join(dir, fmt.Sprintf("etcd-%d", attempt)),
+			"--listen-address", "127.0.0.1",
+			"--port", strconv.Itoa(port),
+			"--healthz-listen-address", "127.0.0.1",
+			"--healthz-port", strconv.Itoa(healthz),
+			"--metrics-listen-address", "127.0.0.1",
+			"--metrics-port", strconv.Itoa(metrics),
+			"--log-level", "warn",
 		}
-		if err = p.start(); err != nil {
-			break
-		}
-		healthURL := fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz)
-		err = p.waitReady(context.Background(), func(ctx context.Context) error {
-			code, _, err := httpGet(ctx, healthURL)
-			if err != nil {
-				return err
-			}
-			if code/100 != 2 {
-				return fmt.Errorf("healthz: %d", code)
-			}
-			return nil
-		})
-		if err == nil {
-			p.logOnFailure(t)
-			t.Cleanup(p.kill)
-			return &Scheduler{addr: "127.0.0.1:" + strconv.Itoa(port), p: p}
-		}
-		p.kill()
-	}
-	t.Fatalf("daprtest: scheduler: %v", err)
-	return nil
+	})
+	return &Scheduler{addr: "127.0.0.1:" + strconv.Itoa(ports[0]), p: p}
 }
 
 // Addr is host:port of the scheduler's gRPC API.
