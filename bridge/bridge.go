@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		migration: b.migration,
 		// A subscriber holds up to 4 × concurrency messages per topic.
 		prepared:   newPreparedCache(4*cfg.Broker.Concurrency*len(router.Topics()) + 64),
-		deadLetter: b.broker.Publisher(),
+		pub:        b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
 		access:     router.Access(),

@@ -92,8 +92,9 @@ type handler struct {
 	migration *migrate.Planner
 	// prepared holds what the ordering key function already decoded and
 	// routed; nil or a miss means the handler does it.
-	prepared   *preparedCache
-	deadLetter message.Publisher
+	prepared *preparedCache
+	// pub publishes dead letters and hand-offs to the legacy flow.
+	pub        message.Publisher
 	dlqTopic   string
 	maxPayload int
 	// access is the route-level allow-list; nil allows everything.
@@ -416,7 +417,7 @@ func (h *handler) handoff(ctx context.Context, log *zap.Logger, msg *message.Mes
 	if a.Mode != topics.ModeShadow {
 		return nil
 	}
-	if err := h.deadLetter.Publish(plan.HandoffTopic, migrate.HandoffMessage(msg)); err != nil {
+	if err := h.pub.Publish(plan.HandoffTopic, migrate.HandoffMessage(msg)); err != nil {
 		return fmt.Errorf("%w: hand-off to %s: %w", errRetryLater, plan.HandoffTopic, err)
 	}
 	log.Debug("start event handed off to the legacy flow", zap.String("handoff_topic", plan.HandoffTopic), zap.Int("bucket", a.Bucket))
@@ -451,7 +452,7 @@ func (h *handler) dead(msg *message.Message, d delivery, f dlq.Failure) error {
 	if err != nil {
 		return fmt.Errorf("build dead-letter message: %w", err)
 	}
-	if err := h.deadLetter.Publish(h.dlqTopic, out); err != nil {
+	if err := h.pub.Publish(h.dlqTopic, out); err != nil {
 		return fmt.Errorf("%w: dead-letter publish failed (%s): %w", errRetryLater, f.Reason, err)
 	}
 	h.stats.DeadLettered.Add(1)

@@ -68,7 +68,7 @@ func TestOutageDoesNotUseUpRefusals(t *testing.T) {
 	const outage = 40
 	eng := &outageThenRefusal{outage: outage}
 	dead := &recordingPublisher{}
-	h := &handler{router: router, engine: eng, deadLetter: dead, dlqTopic: "dlq", stats: &Stats{},
+	h := &handler{router: router, engine: eng, pub: dead, dlqTopic: "dlq", stats: &Stats{},
 		metrics: NopMetrics{}, log: zap.NewNop(), now: time.Now}
 	ev, err := envelope.Decode([]byte(`{"specversion":"1.0","id":"e","source":"s","type":"x","data":{"id":"i-1"}}`), nil)
 	if err != nil {

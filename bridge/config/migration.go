@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 )
@@ -157,7 +158,7 @@ func (c *Config) MigrationChanges(next *Config) error {
 			return fmt.Errorf("workflow %s left the migration: restart to apply", name)
 		}
 		w.Mode, w.Percent, n.Mode, n.Percent = "", 0, "", 0
-		if fmt.Sprint(w) != fmt.Sprint(n) {
+		if !reflect.DeepEqual(w, n) {
 			return fmt.Errorf("workflow %s: only mode and percent change without a restart", name)
 		}
 	}
