@@ -190,6 +190,11 @@ func dial(addr, token string) (*grpc.ClientConn, error) {
 // Kind is "embedded" or "dapr".
 func (e *Engine) Kind() string { return e.kind }
 
+// Client is the go-sdk workflow client underneath, without the checks
+// Start and Raise add. Benchmarks use it as the baseline the bridge is
+// measured against: plain ScheduleNewWorkflow and RaiseEvent.
+func (e *Engine) Client() *workflow.Client { return e.client }
+
 // DuplicateStarts counts starts of instance IDs that already existed.
 func (e *Engine) DuplicateStarts() int64 { return e.duplicateStarts.Load() }
 
