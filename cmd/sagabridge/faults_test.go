@@ -515,5 +515,5 @@ func runHub(cfgJSON string) int {
 // startSidecar is daprd with its own placement, scheduler and app ID.
 func startSidecar(t *testing.T) *daprtest.Sidecar {
 	t.Helper()
-	return daprtest.Start(t, daprtest.Options{})
+	return daprtest.Start(t, daprtest.Options{LogLevel: os.Getenv("SAGABRIDGE_TEST_DAPRD_LOG_LEVEL")})
 }
