@@ -215,7 +215,9 @@ func (b *Bridge) connectBroker() error {
 		if _, err := secret("", bc.Kafka.SASL.PasswordEnv); err != nil {
 			return fmt.Errorf("broker: kafka: sasl password: %w", err)
 		}
-		ps, err := kafka.NewPubSub(kafkaConfigs(bc), kafkaSubscriberConfig(bc), wmLog)
+		sc := kafkaSubscriberConfig(bc)
+		sc.Key = b.orderKey
+		ps, err := kafka.NewPubSub(kafkaConfigs(bc), sc, wmLog)
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}
@@ -290,6 +292,9 @@ func kafkaSubscriberConfig(bc config.Broker) kafka.SubscriberConfig {
 		TopicCreation: kafkaTopics(bc.Kafka),
 		ConsumerGroup: bc.ConsumerGroup,
 		GroupPerTopic: true,
+		// Up to this many at once, one at a time per ordering key (the
+		// bridge's connectBroker orders by workflow instance, as on NATS).
+		Concurrency: bc.Concurrency,
 		// Heartbeats at a tenth of the session timeout notice a rebalance
 		// promptly; the timeout bounds redelivery after a crash.
 		SessionTimeout:    bc.Kafka.SessionTimeout,

@@ -12,14 +12,18 @@
 //     loop so that delivery does not wait for a commit round trip. A crash
 //     between an ack and its commit redelivers the message; nothing is ever
 //     committed before it was acked.
-//   - Order. One Subscribe call delivers one message at a time (send, wait
-//     for Ack or Nack, then the next), which is the Watermill contract and
-//     keeps per-partition order. Nack redelivers the same message after
-//     SubscriberConfig.NackResendSleep; nothing after it in that partition is
-//     delivered or committed first. Order across partitions is not defined;
-//     with a one-partition topic the whole topic is ordered.
+//   - Order. By default one Subscribe call delivers one message at a time
+//     (send, wait for Ack or Nack, then the next), which is the Watermill
+//     contract and keeps per-partition order. SubscriberConfig.Concurrency
+//     above 1 hands out up to that many at once, never two with the same
+//     record key: each key keeps its partition order, different keys
+//     overlap, and a record waits behind an earlier one of its key (so do
+//     the records fetched after it). Nack redelivers the same message after
+//     SubscriberConfig.NackResendSleep; nothing after it of its key is
+//     delivered, and nothing after it in its partition is committed, before
+//     its redelivery is acked. Order across partitions is not defined.
 //   - Shutdown. Close, or cancelling the Subscribe context, stops fetching,
-//     waits up to SubscriberConfig.CloseTimeout for the in-flight message's
+//     waits up to SubscriberConfig.CloseTimeout for the in-flight messages'
 //     Ack or Nack, commits what was acked, then closes the kafka-go reader
 //     (which leaves the group). Messages prefetched but not delivered are not
 //     committed and are redelivered to whoever owns the partition next.

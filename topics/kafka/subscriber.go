@@ -116,6 +116,8 @@ func (s *Subscriber) subscribe(ctx context.Context, topic string) (<-chan *messa
 		keyField:        s.cfg.KeyMetadataField,
 		nackResendSleep: s.cfg.NackResendSleep,
 		closeTimeout:    s.cfg.CloseTimeout,
+		concurrency:     s.cfg.Concurrency,
+		key:             s.cfg.Key,
 		noCommit:        ephemeral,
 	}, kafka.NewReader(rc), s.logger)
 	s.logger.Debug("Subscribed", watermill.LogFields{"topic": topic, "consumer_group": group})

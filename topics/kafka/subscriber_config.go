@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // Offsets a group without a committed offset starts from.
@@ -22,6 +24,9 @@ const (
 	defaultRebalanceTimeout  = 30 * time.Second
 	defaultJoinGroupBackoff  = 2 * time.Second
 )
+
+// KeyFunc returns a message's ordering key; see SubscriberConfig.Key.
+type KeyFunc func(topic string, msg *message.Message) string
 
 // SubscriberConfig configures a Subscriber. Zero values take the defaults
 // documented on each field.
@@ -49,8 +54,20 @@ type SubscriberConfig struct {
 	// NackResendSleep is the pause before a nacked message is delivered
 	// again. Default 100ms.
 	NackResendSleep time.Duration `yaml:"nack_resend_sleep" json:"nack_resend_sleep"`
+	// Concurrency is how many messages one Subscribe call hands out before
+	// any is acked. Default 1: one at a time, the whole partition in order.
+	// Above 1, messages with the same record key are still handed out one
+	// at a time in partition order; messages with different keys (or no
+	// key) overlap. Offsets are committed only up to the first unacked
+	// message of each partition whatever the setting.
+	Concurrency int `yaml:"concurrency" json:"concurrency"`
+	// Key, when set, replaces the record key as the ordering key above:
+	// messages with the same non-empty key are handed out one at a time,
+	// an empty key runs beside anything. It sees the message the handler
+	// will get on the first delivery (a redelivery after a nack is a copy).
+	Key KeyFunc `yaml:"-" json:"-"`
 	// CloseTimeout bounds shutdown of one subscription: waiting for the
-	// in-flight message's ack plus the final commit. Default 10s.
+	// in-flight messages' acks plus the final commit. Default 10s.
 	CloseTimeout time.Duration `yaml:"close_timeout" json:"close_timeout"`
 	// MaxWait is how long one fetch waits on the broker for new records.
 	// Short values make shutdown and rebalances prompt. Default 500ms.
@@ -77,6 +94,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.NackResendSleep == 0 {
 		c.NackResendSleep = defaultNackResendSleep
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 1
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = defaultCloseTimeout
@@ -129,6 +149,9 @@ func (c SubscriberConfig) Validate() error {
 		if d.val < 0 {
 			p.add("%s: must not be negative, got %s", d.name, d.val)
 		}
+	}
+	if c.Concurrency < 0 {
+		p.add("concurrency: must not be negative, got %d", c.Concurrency)
 	}
 	if c.QueueCapacity < 0 {
 		p.add("queue_capacity: must not be negative, got %d", c.QueueCapacity)

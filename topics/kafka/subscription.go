@@ -27,6 +27,11 @@ type subscriptionConfig struct {
 	keyField        string
 	nackResendSleep time.Duration
 	closeTimeout    time.Duration
+	// concurrency is how many messages are handed out unacked at once
+	// (at least 1); one key is never in flight twice.
+	concurrency int
+	// key is the ordering key; nil means the record key.
+	key KeyFunc
 	// noCommit is set for throwaway groups: nobody will resume them, and
 	// committed offsets would outlive them on the broker for the offsets
 	// retention period.
@@ -41,7 +46,8 @@ const commitRetryDelay = time.Second
 const fetchErrorDelay = 250 * time.Millisecond
 
 // subscription is one Subscribe call: one kafka-go reader, one output
-// channel, one message in flight at a time, and a commit loop beside it.
+// channel, up to concurrency messages in flight (never two of one key), and
+// a commit loop beside it.
 type subscription struct {
 	cfg    subscriptionConfig
 	reader recordReader
@@ -109,11 +115,25 @@ func (s *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	s.logger.Debug("Subscription closed", nil)
 }
 
-// consume fetches and delivers one message at a time until stopCtx ends.
+// consume fetches messages and delivers each from a goroutine of its own,
+// at most concurrency at once and one per record key, until stopCtx ends;
+// then it waits for the deliveries under way (bounded by graceCtx).
 func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, max(s.cfg.concurrency, 1))
+	keys := newKeyLocks()
 	for {
+		// A slot before the fetch: with concurrency 1 nothing is fetched
+		// while a message is in flight, as before there was a setting.
+		select {
+		case slots <- struct{}{}:
+		case <-stopCtx.Done():
+			return
+		}
 		rec, err := s.reader.FetchMessage(stopCtx)
 		if err != nil {
+			<-slots
 			if stopCtx.Err() != nil {
 				return
 			}
@@ -127,32 +147,83 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 			}
 			continue
 		}
+		// The same key waits for its predecessor: per-key order holds
+		// even when other keys overlap.
+		first := s.message(rec)
+		key := string(rec.Key)
+		if s.cfg.key != nil {
+			key = s.cfg.key(s.cfg.topic, first)
+		}
+		release, ok := keys.acquire(stopCtx, key)
+		if !ok {
+			<-slots
+			return
+		}
 		s.mu.Lock()
 		s.tracker.delivered(rec.Partition, rec.Offset)
 		s.mu.Unlock()
-		if !s.deliver(msgCtx, stopCtx, graceCtx, rec) {
-			return
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			defer release()
+			s.deliver(msgCtx, stopCtx, graceCtx, rec, first)
+		}()
+	}
+}
+
+// keyLocks lets one message per ordering key be in flight. An empty key
+// takes no lock.
+type keyLocks struct {
+	mu   sync.Mutex
+	busy map[string]chan struct{}
+}
+
+func newKeyLocks() *keyLocks { return &keyLocks{busy: map[string]chan struct{}{}} }
+
+// acquire waits until no message with key is in flight and marks one; the
+// release func ends it. false when ctx ended first.
+func (k *keyLocks) acquire(ctx context.Context, id string) (release func(), ok bool) {
+	if id == "" {
+		return func() {}, true
+	}
+	for {
+		k.mu.Lock()
+		prev, held := k.busy[id]
+		if !held {
+			done := make(chan struct{})
+			k.busy[id] = done
+			k.mu.Unlock()
+			return func() {
+				k.mu.Lock()
+				delete(k.busy, id)
+				k.mu.Unlock()
+				close(done)
+			}, true
+		}
+		k.mu.Unlock()
+		select {
+		case <-prev:
+		case <-ctx.Done():
+			return nil, false
 		}
 	}
 }
 
-// deliver sends rec until it is acked (true) or the subscription stops
-// (false). A nack resends the same record after nackResendSleep; nothing
-// later is fetched meanwhile, so nothing is skipped.
-func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec kafka.Message) bool {
-	uuid, md := fromRecord(rec, s.cfg.keyField)
+// deliver sends rec until it is acked or the subscription stops. A nack
+// resends the same record after nackResendSleep; nothing later of its key
+// is handed out meanwhile, and nothing after it in its partition is
+// committed, so nothing is skipped.
+func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec kafka.Message, first *message.Message) {
 	fields := watermill.LogFields{
-		"message_uuid": uuid,
+		"message_uuid": first.UUID,
 		"partition":    rec.Partition,
 		"offset":       rec.Offset,
 	}
-	for {
-		// A fresh message per attempt: a Watermill message can be acked or
-		// nacked once, and a handler may have changed the payload or metadata.
-		msg := message.NewMessage(uuid, append([]byte(nil), rec.Value...))
-		for k, v := range md {
-			msg.Metadata[k] = v
-		}
+	for msg := first; ; msg = s.message(rec) {
+		// A fresh message per further attempt: a Watermill message can be
+		// acked or nacked once, and a handler may have changed the payload
+		// or metadata.
 		ctx, cancel := context.WithCancel(msgCtx)
 		msg.SetContext(ctx)
 
@@ -160,19 +231,19 @@ func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec ka
 		case s.out <- msg:
 		case <-stopCtx.Done():
 			cancel()
-			return false
+			return
 		}
 
 		select {
 		case <-msg.Acked():
 			cancel()
 			s.acked(rec)
-			return true
+			return
 		case <-msg.Nacked():
 			cancel()
 			s.logger.Trace("Message nacked, resending", fields)
 			if !sleepCtx(stopCtx, s.cfg.nackResendSleep) {
-				return false
+				return
 			}
 		case <-stopCtx.Done():
 			// Shutting down with the message in flight: give the handler
@@ -186,9 +257,19 @@ func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec ka
 				s.logger.Info("In-flight message not acked before close timeout; it will be redelivered", fields)
 			}
 			cancel()
-			return false
+			return
 		}
 	}
+}
+
+// message is rec as a Watermill message of its own.
+func (s *subscription) message(rec kafka.Message) *message.Message {
+	uuid, md := fromRecord(rec, s.cfg.keyField)
+	msg := message.NewMessage(uuid, append([]byte(nil), rec.Value...))
+	for k, v := range md {
+		msg.Metadata[k] = v
+	}
+	return msg
 }
 
 func (s *subscription) acked(rec kafka.Message) {

@@ -283,3 +283,135 @@ func TestSubscriptionEphemeralGroupCommitsNothing(t *testing.T) {
 		t.Fatalf("ephemeral group committed %v", offs)
 	}
 }
+
+// newKeyedFakeReader serves one record per key on partition 0; "" is a
+// record without a key.
+func newKeyedFakeReader(keys ...string) *fakeReader {
+	r := newFakeReader(0, len(keys))
+	for i, k := range keys {
+		if k != "" {
+			r.recs[i].Key = []byte(k)
+		}
+	}
+	return r
+}
+
+// TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder: above 1,
+// messages of different keys are in flight together, a key waits for its
+// predecessor, and commits still stop at the first unacked offset.
+func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
+	r := newKeyedFakeReader("a", "b", "a", "c", "")
+	s := newSubscription(subscriptionConfig{
+		topic: "t", group: "g", keyField: DefaultKeyMetadataField,
+		nackResendSleep: time.Millisecond, closeTimeout: time.Second, concurrency: 3,
+	}, r, watermill.NopLogger{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.run(ctx, make(chan struct{})) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	a0, b1 := receive(t, s.out), receive(t, s.out)
+	if a0.UUID == "uuid-1" { // different keys: either may come first
+		a0, b1 = b1, a0
+	}
+	if a0.UUID != "uuid-0" || b1.UUID != "uuid-1" {
+		t.Fatalf("first two = %s %s, want uuid-0 and uuid-1 in flight together", a0.UUID, b1.UUID)
+	}
+	// Offset 2 has key a, whose offset 0 is unacked: it must wait, and
+	// what comes after it in the partition waits behind it.
+	select {
+	case m := <-s.out:
+		t.Fatalf("%s handed out while key a was in flight", m.UUID)
+	case <-time.After(50 * time.Millisecond):
+	}
+	b1.Ack() // out of order: nothing may be committed past unacked offset 0
+	time.Sleep(20 * time.Millisecond)
+	if got := r.lastCommitted(); got != -1 {
+		t.Fatalf("committed %d with offset 0 unacked", got)
+	}
+
+	a0.Ack()
+	got := map[string]*message.Message{}
+	for range 3 {
+		m := receive(t, s.out)
+		got[m.UUID] = m
+	}
+	for _, want := range []string{"uuid-2", "uuid-3", "uuid-4"} {
+		if got[want] == nil {
+			t.Fatalf("in flight after the acks: %v, want uuid-2, uuid-3 and uuid-4", got)
+		}
+	}
+	waitFor(t, "commit of offset 1", func() bool { return r.lastCommitted() == 1 })
+	got["uuid-4"].Ack()
+	got["uuid-3"].Ack()
+	time.Sleep(20 * time.Millisecond)
+	if c := r.lastCommitted(); c != 1 {
+		t.Fatalf("committed %d with offset 2 unacked", c)
+	}
+	got["uuid-2"].Ack()
+	waitFor(t, "commit of offset 4", func() bool { return r.lastCommitted() == 4 })
+}
+
+func TestKeyLocksReleaseForgetsTheKey(t *testing.T) {
+	k := newKeyLocks()
+	release, ok := k.acquire(context.Background(), "order-1")
+	if !ok {
+		t.Fatal("acquire failed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, ok := k.acquire(ctx, "order-1"); ok {
+		t.Fatal("a second acquire of a held key succeeded")
+	}
+	release()
+	if n := len(k.busy); n != 0 {
+		t.Fatalf("%d keys remembered after release; the map would grow with every key ever seen", n)
+	}
+	release2, ok := k.acquire(context.Background(), "order-1")
+	if !ok {
+		t.Fatal("acquire after release failed")
+	}
+	release2()
+}
+
+// TestSubscriptionKeyFuncReplacesTheRecordKey: with a KeyFunc the records'
+// own keys do not matter; the function's key orders, and the handler gets
+// the very message the function saw (the bridge caches its routing on it).
+func TestSubscriptionKeyFuncReplacesTheRecordKey(t *testing.T) {
+	r := newKeyedFakeReader("a", "b", "c")
+	var mu sync.Mutex
+	seen := map[*message.Message]bool{}
+	s := newSubscription(subscriptionConfig{
+		topic: "t", group: "g", keyField: DefaultKeyMetadataField,
+		nackResendSleep: time.Millisecond, closeTimeout: time.Second, concurrency: 3,
+		key: func(topic string, m *message.Message) string {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[m] = true
+			return "one-instance"
+		},
+	}, r, watermill.NopLogger{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.run(ctx, make(chan struct{})) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	for i := range 3 {
+		m := receive(t, s.out)
+		if want := fmt.Sprintf("uuid-%d", i); m.UUID != want {
+			t.Fatalf("got %s, want %s: one key, so partition order", m.UUID, want)
+		}
+		mu.Lock()
+		keyed := seen[m]
+		mu.Unlock()
+		if !keyed {
+			t.Fatalf("%s: not the message the key function saw", m.UUID)
+		}
+		select {
+		case other := <-s.out:
+			t.Fatalf("%s handed out while %s of the same key was in flight", other.UUID, m.UUID)
+		case <-time.After(30 * time.Millisecond):
+		}
+		m.Ack()
+	}
+}
