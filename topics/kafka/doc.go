@@ -17,8 +17,9 @@
 //     contract and keeps per-partition order. SubscriberConfig.Concurrency
 //     above 1 hands out up to that many at once, never two with the same
 //     record key: each key keeps its partition order, different keys
-//     overlap, and a record waits behind an earlier one of its key (so do
-//     the records fetched after it). Nack redelivers the same message after
+//     overlap, and a record whose key is in flight waits in a queue while
+//     records of other keys go on (queued ones count against Concurrency).
+//     Nack redelivers the same message after
 //     SubscriberConfig.NackResendSleep; nothing after it of its key is
 //     delivered, and nothing after it in its partition is committed, before
 //     its redelivery is acked. Order across partitions is not defined.

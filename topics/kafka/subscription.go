@@ -116,13 +116,23 @@ func (s *subscription) run(ctx context.Context, closing <-chan struct{}) {
 }
 
 // consume fetches messages and delivers each from a goroutine of its own,
-// at most concurrency at once and one per record key, until stopCtx ends;
+// at most concurrency at once and one per ordering key, until stopCtx ends;
 // then it waits for the deliveries under way (bounded by graceCtx).
+//
+// A record whose key is in flight queues behind it and the fetching goes
+// on, so one busy instance does not hold up the others. Queued records
+// count against concurrency, which keeps memory bounded.
 func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	slots := make(chan struct{}, max(s.cfg.concurrency, 1))
-	keys := newKeyLocks()
+	q := &keyQueues{
+		waiting: map[string][]pendingRecord{},
+		start: func(p pendingRecord) {
+			s.deliver(msgCtx, stopCtx, graceCtx, p.rec, p.msg)
+		},
+		done:    func() { <-slots },
+		stopped: func() bool { return stopCtx.Err() != nil },
+	}
+	defer q.wait()
 	for {
 		// A slot before the fetch: with concurrency 1 nothing is fetched
 		// while a message is in flight, as before there was a setting.
@@ -147,68 +157,84 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 			}
 			continue
 		}
-		// The same key waits for its predecessor: per-key order holds
-		// even when other keys overlap.
+		// Delivered in fetch order, even if it waits for its key: nothing
+		// at or after it in its partition is committed before it is acked.
+		s.mu.Lock()
+		s.tracker.delivered(rec.Partition, rec.Offset)
+		s.mu.Unlock()
 		first := s.message(rec)
 		key := string(rec.Key)
 		if s.cfg.key != nil {
 			key = s.cfg.key(s.cfg.topic, first)
 		}
-		release, ok := keys.acquire(stopCtx, key)
-		if !ok {
-			<-slots
-			return
-		}
-		s.mu.Lock()
-		s.tracker.delivered(rec.Partition, rec.Offset)
-		s.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			defer release()
-			s.deliver(msgCtx, stopCtx, graceCtx, rec, first)
-		}()
+		q.push(key, pendingRecord{rec: rec, msg: first})
 	}
 }
 
-// keyLocks lets one message per ordering key be in flight. An empty key
-// takes no lock.
-type keyLocks struct {
-	mu   sync.Mutex
-	busy map[string]chan struct{}
+// pendingRecord is a fetched record and the message made of it.
+type pendingRecord struct {
+	rec kafka.Message
+	msg *message.Message
 }
 
-func newKeyLocks() *keyLocks { return &keyLocks{busy: map[string]chan struct{}{}} }
+// keyQueues runs one delivery per ordering key at a time: a record whose
+// key is in flight waits in its key's queue and starts when the one before
+// it is settled. An empty key never waits.
+type keyQueues struct {
+	start   func(pendingRecord) // delivers; returns when settled or stopped
+	done    func()              // after each record, started or dropped
+	stopped func() bool         // no new deliveries start once true
 
-// acquire waits until no message with key is in flight and marks one; the
-// release func ends it. false when ctx ended first.
-func (k *keyLocks) acquire(ctx context.Context, id string) (release func(), ok bool) {
-	if id == "" {
-		return func() {}, true
-	}
-	for {
-		k.mu.Lock()
-		prev, held := k.busy[id]
-		if !held {
-			done := make(chan struct{})
-			k.busy[id] = done
-			k.mu.Unlock()
-			return func() {
-				k.mu.Lock()
-				delete(k.busy, id)
-				k.mu.Unlock()
-				close(done)
-			}, true
-		}
-		k.mu.Unlock()
-		select {
-		case <-prev:
-		case <-ctx.Done():
-			return nil, false
-		}
-	}
+	mu      sync.Mutex
+	waiting map[string][]pendingRecord // a key present is in flight
+	wg      sync.WaitGroup
 }
+
+func (q *keyQueues) push(key string, p pendingRecord) {
+	if key == "" {
+		q.run("", p)
+		return
+	}
+	q.mu.Lock()
+	if queue, busy := q.waiting[key]; busy {
+		q.waiting[key] = append(queue, p)
+		q.mu.Unlock()
+		return
+	}
+	q.waiting[key] = nil
+	q.mu.Unlock()
+	q.run(key, p)
+}
+
+// run delivers p, then the records queued behind it, one at a time.
+func (q *keyQueues) run(key string, p pendingRecord) {
+	q.wg.Add(1)
+	go func() {
+		defer q.wg.Done()
+		for {
+			if !q.stopped() {
+				q.start(p)
+			}
+			q.done()
+			if key == "" {
+				return
+			}
+			q.mu.Lock()
+			queue := q.waiting[key]
+			if len(queue) == 0 {
+				delete(q.waiting, key)
+				q.mu.Unlock()
+				return
+			}
+			p, q.waiting[key] = queue[0], queue[1:]
+			q.mu.Unlock()
+		}
+	}()
+}
+
+// wait returns when every delivery started has ended and every queued
+// record was dropped.
+func (q *keyQueues) wait() { q.wg.Wait() }
 
 // deliver sends rec until it is acked or the subscription stops. A nack
 // resends the same record after nackResendSleep; nothing later of its key

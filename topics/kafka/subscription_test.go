@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,49 +299,54 @@ func newKeyedFakeReader(keys ...string) *fakeReader {
 
 // TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder: above 1,
 // messages of different keys are in flight together, a key waits for its
-// predecessor, and commits still stop at the first unacked offset.
+// predecessor without holding up other keys, and commits still stop at the
+// first unacked offset.
 func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
 	r := newKeyedFakeReader("a", "b", "a", "c", "")
 	s := newSubscription(subscriptionConfig{
 		topic: "t", group: "g", keyField: DefaultKeyMetadataField,
-		nackResendSleep: time.Millisecond, closeTimeout: time.Second, concurrency: 3,
+		nackResendSleep: time.Millisecond, closeTimeout: time.Second, concurrency: 4,
 	}, r, watermill.NopLogger{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.run(ctx, make(chan struct{})) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	a0, b1 := receive(t, s.out), receive(t, s.out)
-	if a0.UUID == "uuid-1" { // different keys: either may come first
-		a0, b1 = b1, a0
-	}
-	if a0.UUID != "uuid-0" || b1.UUID != "uuid-1" {
-		t.Fatalf("first two = %s %s, want uuid-0 and uuid-1 in flight together", a0.UUID, b1.UUID)
-	}
-	// Offset 2 has key a, whose offset 0 is unacked: it must wait, and
-	// what comes after it in the partition waits behind it.
-	select {
-	case m := <-s.out:
-		t.Fatalf("%s handed out while key a was in flight", m.UUID)
-	case <-time.After(50 * time.Millisecond):
-	}
-	b1.Ack() // out of order: nothing may be committed past unacked offset 0
-	time.Sleep(20 * time.Millisecond)
-	if got := r.lastCommitted(); got != -1 {
-		t.Fatalf("committed %d with offset 0 unacked", got)
-	}
-
-	a0.Ack()
+	// Offset 2 (key a) waits for offset 0; offset 3 (key c) does not wait
+	// for it. Four slots: 0, 1 and 3 in flight, 2 queued.
 	got := map[string]*message.Message{}
 	for range 3 {
 		m := receive(t, s.out)
 		got[m.UUID] = m
 	}
-	for _, want := range []string{"uuid-2", "uuid-3", "uuid-4"} {
+	for _, want := range []string{"uuid-0", "uuid-1", "uuid-3"} {
 		if got[want] == nil {
-			t.Fatalf("in flight after the acks: %v, want uuid-2, uuid-3 and uuid-4", got)
+			t.Fatalf("in flight: %v, want uuid-0, uuid-1 and uuid-3", keysOf(got))
 		}
 	}
+	select {
+	case m := <-s.out:
+		t.Fatalf("%s handed out with every slot taken", m.UUID)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	got["uuid-1"].Ack() // out of order: frees a slot, commits nothing
+	m := receive(t, s.out)
+	if m.UUID != "uuid-4" {
+		t.Fatalf("got %s, want uuid-4 (no key, nothing to wait for)", m.UUID)
+	}
+	got[m.UUID] = m
+	time.Sleep(20 * time.Millisecond)
+	if c := r.lastCommitted(); c != -1 {
+		t.Fatalf("committed %d with offset 0 unacked", c)
+	}
+
+	got["uuid-0"].Ack() // key a's next one may go now
+	m = receive(t, s.out)
+	if m.UUID != "uuid-2" {
+		t.Fatalf("got %s, want uuid-2 after its key's uuid-0 was acked", m.UUID)
+	}
+	got[m.UUID] = m
 	waitFor(t, "commit of offset 1", func() bool { return r.lastCommitted() == 1 })
 	got["uuid-4"].Ack()
 	got["uuid-3"].Ack()
@@ -352,26 +358,12 @@ func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
 	waitFor(t, "commit of offset 4", func() bool { return r.lastCommitted() == 4 })
 }
 
-func TestKeyLocksReleaseForgetsTheKey(t *testing.T) {
-	k := newKeyLocks()
-	release, ok := k.acquire(context.Background(), "order-1")
-	if !ok {
-		t.Fatal("acquire failed")
+func keysOf(m map[string]*message.Message) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, ok := k.acquire(ctx, "order-1"); ok {
-		t.Fatal("a second acquire of a held key succeeded")
-	}
-	release()
-	if n := len(k.busy); n != 0 {
-		t.Fatalf("%d keys remembered after release; the map would grow with every key ever seen", n)
-	}
-	release2, ok := k.acquire(context.Background(), "order-1")
-	if !ok {
-		t.Fatal("acquire after release failed")
-	}
-	release2()
+	return out
 }
 
 // TestSubscriptionKeyFuncReplacesTheRecordKey: with a KeyFunc the records'
@@ -413,5 +405,52 @@ func TestSubscriptionKeyFuncReplacesTheRecordKey(t *testing.T) {
 		case <-time.After(30 * time.Millisecond):
 		}
 		m.Ack()
+	}
+}
+
+// TestKeyQueuesForgetSettledKeys: a key is remembered only while one of its
+// records is in flight or queued, so the map does not grow with every
+// instance ever seen; queued records run in order; after a stop nothing
+// new starts but every record is still accounted for.
+func TestKeyQueuesForgetSettledKeys(t *testing.T) {
+	var mu sync.Mutex
+	var order []int64
+	var stop atomic.Bool
+	release := make(chan struct{})
+	settled := 0
+	q := &keyQueues{
+		waiting: map[string][]pendingRecord{},
+		start: func(p pendingRecord) {
+			<-release
+			mu.Lock()
+			order = append(order, p.rec.Offset)
+			mu.Unlock()
+		},
+		done:    func() { mu.Lock(); settled++; mu.Unlock() },
+		stopped: stop.Load,
+	}
+	for i := range 3 {
+		q.push("order-1", pendingRecord{rec: kafka.Message{Offset: int64(i)}})
+	}
+	q.mu.Lock()
+	queued := len(q.waiting["order-1"])
+	q.mu.Unlock()
+	if queued != 2 {
+		t.Fatalf("%d queued behind the first, want 2", queued)
+	}
+	close(release)
+	q.wait()
+	if fmt.Sprint(order) != "[0 1 2]" {
+		t.Fatalf("ran %v, want [0 1 2]", order)
+	}
+	if n := len(q.waiting); n != 0 {
+		t.Fatalf("%d keys remembered after everything settled", n)
+	}
+
+	stop.Store(true)
+	q.push("order-2", pendingRecord{rec: kafka.Message{Offset: 9}})
+	q.wait()
+	if fmt.Sprint(order) != "[0 1 2]" || settled != 4 {
+		t.Fatalf("after stop: ran %v, %d settled; want nothing new run and 4 settled", order, settled)
 	}
 }
