@@ -191,7 +191,7 @@ func TestWorkerSIGKILLMidFlight(t *testing.T) {
 	})
 	t.Run("nats-dapr", func(t *testing.T) {
 		if os.Getenv(daprKnownFailuresEnv) != "1" {
-			t.Skipf("known failure on daprd %s (sagas stuck after the worker is killed); %s=1 runs it", daprtest.Version, daprKnownFailuresEnv)
+			t.Skipf("known failure on daprd %s (it never re-runs activities the killed worker held); %s=1 runs it", daprtest.Version, daprKnownFailuresEnv)
 		}
 		sidecar := startSidecar(t)
 		dir := t.TempDir()
