@@ -151,6 +151,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 	return &Hub{addr: lis.Addr().String(), srv: srv, worker: worker, exec: exec, be: be, lock: lock, log: log}, nil
 }
 
+// gracefulStopLimit bounds how long Stop lets open gRPC calls finish.
+const gracefulStopLimit = 5 * time.Second
+
 // Addr is the host:port the go-sdk worker and client dial.
 func (h *Hub) Addr() string { return h.addr }
 
@@ -161,12 +164,26 @@ func (h *Hub) Addr() string { return h.addr }
 // work-item stream's cleanup then closes them again (a panic in
 // durabletask-go v0.5.0); stopping the server ends the stream, whose
 // cleanup releases them once.
+//
+// The graceful stop is bounded by gracefulStopLimit as well as ctx: in
+// durabletask-go v0.5.0 a CompleteOrchestratorTask that arrives after the
+// worker's stream closed can block forever sending on that stream's
+// one-slot channel (grpcExecutor.deletePendingOrchestrator), and a
+// graceful stop waits for it. Seen once in CI: Close with
+// context.Background hung for 15 minutes with two such calls parked.
+// Forcing the stop abandons those completions, like any other work in
+// flight.
 func (h *Hub) Stop(ctx context.Context) error {
 	errW := h.worker.Shutdown(ctx)
 	stopped := make(chan struct{})
 	go func() { h.srv.GracefulStop(); close(stopped) }()
+	limit := time.NewTimer(gracefulStopLimit)
+	defer limit.Stop()
 	select {
 	case <-stopped:
+	case <-limit.C:
+		h.log.Warn("embedded engine: gRPC calls still open after the graceful stop limit; closing them", zap.Duration("limit", gracefulStopLimit))
+		h.srv.Stop()
 	case <-ctx.Done():
 		h.srv.Stop()
 	}
