@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"syscall"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -80,14 +82,31 @@ func NewPublisherWithNetwork(cfg PublisherConfig, logger watermill.LoggerAdapter
 // worker's /readyz uses it; the writer alone would only notice a dead broker
 // at the next publish.
 func (p *Publisher) Ping(ctx context.Context) error {
-	resp, err := p.admin.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
-	if err == nil && resp.Error != nil {
-		err = resp.Error
+	err := p.ping(ctx)
+	if staleConn(err) {
+		// A pooled connection to a broker that restarted fails once with
+		// EOF or a reset; that says nothing about the broker now, and the
+		// retry dials afresh.
+		err = p.ping(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("kafka: ping %v: %w", p.cfg.Brokers, err)
 	}
 	return nil
+}
+
+func (p *Publisher) ping(ctx context.Context) error {
+	resp, err := p.admin.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
+	if err == nil && resp.Error != nil {
+		err = resp.Error
+	}
+	return err
+}
+
+// staleConn reports errors of a connection the other end closed.
+func staleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Publish writes msgs to topic in one batch, in order. With AutoCreateTopics
