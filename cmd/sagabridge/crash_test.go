@@ -205,21 +205,8 @@ func sigkillMidFlight(t *testing.T, dir string, br crashBroker, eng map[string]a
 	cfgPath := writeConfig(t, dir, br.yaml, eng, "127.0.0.1:0")
 	logPath := filepath.Join(dir, "worker.log")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
 	client := br.connect(t, "test-client")
-	legacy := br.connect(t, "legacy-services")
-	watch := br.connect(t, "test-watcher")
-	parts, err := simulated.New(simulated.Config{ReplyDelay: 15 * time.Millisecond}, legacy.Publisher(), legacy.Subscriber(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	watcher := simulated.NewWatcher(nil)
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = parts.Run(ctx) }()
-	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
+	parts, watcher := runLegacyServices(t, br.connect, simulated.Config{ReplyDelay: 15 * time.Millisecond})
 
 	w := startWorker(t, cfgPath, logPath)
 	orders := publishOrders(t, client.Publisher(), "crash", n)
@@ -281,6 +268,26 @@ func sigkillMidFlight(t *testing.T, dir string, br crashBroker, eng map[string]a
 		b, _ := os.ReadFile(logPath)
 		t.Logf("worker log:\n%s", b)
 	}
+}
+
+// runLegacyServices runs the simulated participants and a watcher of the
+// outcome topic, each on a consumer group of its own, until the test ends.
+func runLegacyServices(t *testing.T, connect func(*testing.T, string) bridge.Broker, sim simulated.Config) (*simulated.Participants, *simulated.Watcher) {
+	t.Helper()
+	legacy := connect(t, "legacy-services")
+	watch := connect(t, "test-watcher")
+	parts, err := simulated.New(sim, legacy.Publisher(), legacy.Subscriber(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher := simulated.NewWatcher(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = parts.Run(ctx) }()
+	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
+	return parts, watcher
 }
 
 // publishOrders publishes n orders "<prefix>-NNN", every fourth declined

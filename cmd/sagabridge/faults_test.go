@@ -202,20 +202,13 @@ type faultRig struct {
 
 func startRig(t *testing.T, br *restartableBroker, sim simulated.Config) *faultRig {
 	t.Helper()
-	r := &faultRig{watcher: simulated.NewWatcher(nil), client: br.connect(t, "test-client"), dedupes: br.dedupes}
-	legacy := br.connect(t, "legacy-services")
-	watch := br.connect(t, "test-watcher")
+	r := &faultRig{client: br.connect(t, "test-client"), dedupes: br.dedupes}
+	r.parts, r.watcher = runLegacyServices(t, br.connect, sim)
 	deadSub := br.connect(t, "test-dlq")
-	var err error
-	if r.parts, err = simulated.New(sim, legacy.Publisher(), legacy.Subscriber(), nil); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	wg.Add(3)
-	go func() { defer wg.Done(); _ = r.parts.Run(ctx) }()
-	go func() { defer wg.Done(); _ = r.watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		ch, err := deadSub.Subscriber().Subscribe(ctx, "sagabridge.dlq")

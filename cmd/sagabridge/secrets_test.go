@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -179,21 +177,8 @@ func secretsNeverLogged(t *testing.T, dir string, br secretBroker, password stri
 	})
 	logPath := filepath.Join(dir, "worker.log")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
 	client := br.connect(t, "test-client")
-	legacy := br.connect(t, "legacy-services")
-	watch := br.connect(t, "test-watcher")
-	parts, err := simulated.New(simulated.Config{}, legacy.Publisher(), legacy.Subscriber(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	watcher := simulated.NewWatcher(nil)
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = parts.Run(ctx) }()
-	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
+	_, watcher := runLegacyServices(t, br.connect, simulated.Config{})
 
 	w := startWorker(t, cfgPath, logPath, workerLogLevelEnv+"=debug")
 	const n = 5
