@@ -140,16 +140,9 @@ func kafkaCrashBroker(t *testing.T, _ string) crashBroker {
 	}
 	t.Cleanup(k.Close)
 	return crashBroker{
-		name: "kafka",
-		yaml: map[string]any{"kind": "kafka", "kafka": map[string]any{"brokers": k.Brokers(), "autoCreateTopics": true}},
-		connect: func(t *testing.T, group string) bridge.Broker {
-			ps, err := kafka.NewGroupClient(k.Brokers(), group)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = ps.Close() })
-			return ps
-		},
+		name:    "kafka",
+		yaml:    map[string]any{"kind": "kafka", "kafka": map[string]any{"brokers": k.Brokers(), "autoCreateTopics": true}},
+		connect: func(t *testing.T, group string) bridge.Broker { return mustKafkaClient(t, k.Brokers(), group) },
 	}
 }
 
@@ -321,6 +314,16 @@ func killAfter(t *testing.T, w *worker, watcher *simulated.Watcher, at, n int) {
 func mustPubSub(t *testing.T, url, group string) *natsjs.PubSub {
 	t.Helper()
 	ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ps.Close() })
+	return ps
+}
+
+func mustKafkaClient(t *testing.T, brokers []string, group string) *kafka.PubSub {
+	t.Helper()
+	ps, err := kafka.NewGroupClient(brokers, group)
 	if err != nil {
 		t.Fatal(err)
 	}

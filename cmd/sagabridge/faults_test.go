@@ -122,16 +122,9 @@ func kafkaRestartable(t *testing.T, dir string) *restartableBroker {
 	brokers := []string{"127.0.0.1:" + strconv.Itoa(port)}
 	var k *kafka.Embedded
 	b := &restartableBroker{
-		name: "kafka",
-		yaml: map[string]any{"kind": "kafka", "kafka": map[string]any{"brokers": brokers, "autoCreateTopics": true}},
-		connect: func(t *testing.T, group string) bridge.Broker {
-			ps, err := kafka.NewGroupClient(brokers, group)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = ps.Close() })
-			return ps
-		},
+		name:    "kafka",
+		yaml:    map[string]any{"kind": "kafka", "kafka": map[string]any{"brokers": brokers, "autoCreateTopics": true}},
+		connect: func(t *testing.T, group string) bridge.Broker { return mustKafkaClient(t, brokers, group) },
 		start: func() (err error) {
 			k, err = kafka.StartEmbeddedWith(kafka.EmbeddedConfig{Port: port, DataDir: filepath.Join(dir, "kafka")})
 			return err
@@ -159,13 +152,20 @@ func grpcEngine(addr string) map[string]any {
 // keys (ackWait) the test wants.
 func writeConfig(t *testing.T, dir string, broker, eng map[string]any, adminAddr string) string {
 	t.Helper()
+	return writeConfigSections(t, dir, map[string]any{"broker": broker, "engine": eng, "admin": map[string]any{"listen": adminAddr}})
+}
+
+// writeConfigSections writes the dev routes with the given top-level
+// sections (broker, engine, admin, ...) in place of the dev ones.
+func writeConfigSections(t *testing.T, dir string, sections map[string]any) string {
+	t.Helper()
 	var cfg map[string]any
 	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	cfg["broker"] = broker
-	cfg["engine"] = eng
-	cfg["admin"] = map[string]any{"listen": adminAddr}
+	for k, v := range sections {
+		cfg[k] = v
+	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)

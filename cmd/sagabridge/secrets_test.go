@@ -14,10 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"gopkg.in/yaml.v3"
 
 	"github.com/sagabridge/sagabridge/bridge"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -56,28 +54,6 @@ func writeSecret(t *testing.T, dir, name, value string) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// writeSecretConfig writes the dev routes with the given broker, engine
-// and admin sections.
-func writeSecretConfig(t *testing.T, dir string, sections map[string]any) string {
-	t.Helper()
-	var cfg map[string]any
-	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range sections {
-		cfg[k] = v
-	}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -167,7 +143,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 func secretsNeverLogged(t *testing.T, dir string, br secretBroker, password string) {
 	adminToken := secretValue(t, "admintok-")
 	daprToken := secretValue(t, "daprtok-")
-	cfgPath := writeSecretConfig(t, dir, map[string]any{
+	cfgPath := writeConfigSections(t, dir, map[string]any{
 		"broker": br.yaml(writeSecret(t, dir, "broker.pass", password)),
 		"engine": map[string]any{"kind": "embedded",
 			"embedded": map[string]any{"dbPath": filepath.Join(dir, "workflows.db")},
@@ -231,7 +207,7 @@ func wrongPasswordNotEchoed(t *testing.T) {
 	// says so without echoing either password.
 	wrong := secretValue(t, "wrongpw-")
 	badDir := t.TempDir()
-	badCfg := writeSecretConfig(t, badDir, map[string]any{
+	badCfg := writeConfigSections(t, badDir, map[string]any{
 		"broker": map[string]any{"kind": "nats", "nats": map[string]any{"url": natsURL, "user": user, "passwordEnv": "SAGABRIDGE_TEST_NATS_PASSWORD"}},
 		"engine": map[string]any{"kind": "embedded", "embedded": map[string]any{"dbPath": filepath.Join(badDir, "workflows.db")}},
 		"admin":  map[string]any{"listen": "127.0.0.1:0"},
