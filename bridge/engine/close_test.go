@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -35,7 +36,8 @@ func TestCloseWithWorkInFlightReturns(t *testing.T) {
 				t.Logf("round %d: close: %v", round, err)
 			}
 		case <-time.After(2 * time.Minute):
-			t.Fatalf("round %d: Close with work in flight did not return in 2 minutes", round)
+			buf := make([]byte, 1<<22)
+			t.Fatalf("round %d: Close with work in flight did not return in 2 minutes; goroutines:\n%s", round, buf[:runtime.Stack(buf, true)])
 		}
 	}
 	e := startEmbedded(t, dir)

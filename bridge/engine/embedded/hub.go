@@ -169,10 +169,12 @@ func (h *Hub) Addr() string { return h.addr }
 // durabletask-go v0.5.0 a CompleteOrchestratorTask that arrives after the
 // worker's stream closed can block forever sending on that stream's
 // one-slot channel (grpcExecutor.deletePendingOrchestrator), and a
-// graceful stop waits for it. Seen once in CI: Close with
-// context.Background hung for 15 minutes with two such calls parked.
-// Forcing the stop abandons those completions, like any other work in
-// flight.
+// graceful stop waits for it. Seen in CI: Close with context.Background
+// hung for 15 minutes with two such calls parked. Past the bound Stop
+// leaves those calls behind, abandoned like any other work in flight. It
+// does not wait for a forced stop either: grpc-go's Stop needs the lock
+// that GracefulStop holds while it waits for handlers, so the forced stop
+// runs on its own and helps only if it can.
 func (h *Hub) Stop(ctx context.Context) error {
 	errW := h.worker.Shutdown(ctx)
 	stopped := make(chan struct{})
@@ -182,10 +184,10 @@ func (h *Hub) Stop(ctx context.Context) error {
 	select {
 	case <-stopped:
 	case <-limit.C:
-		h.log.Warn("embedded engine: gRPC calls still open after the graceful stop limit; closing them", zap.Duration("limit", gracefulStopLimit))
-		h.srv.Stop()
+		h.log.Warn("embedded engine: gRPC calls still open after the graceful stop limit; leaving them", zap.Duration("limit", gracefulStopLimit))
+		go h.srv.Stop()
 	case <-ctx.Done():
-		h.srv.Stop()
+		go h.srv.Stop()
 	}
 	errB := h.be.Close()
 	return errors.Join(errW, errB, h.lock.Close())
