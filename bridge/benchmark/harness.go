@@ -35,6 +35,9 @@ const (
 type Options struct {
 	// Brokers to run on: "nats", "kafka".
 	Brokers []string
+	// Modes to measure, in order: ModeDirect, ModeBridge (default both; one
+	// alone gives a CPU profile of that path only).
+	Modes []string
 	// Concurrency levels: sagas in flight at once.
 	Concurrency []int
 	// Sagas per measurement.
@@ -57,6 +60,9 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if len(o.Brokers) == 0 {
 		o.Brokers = []string{"nats"}
+	}
+	if len(o.Modes) == 0 {
+		o.Modes = []string{ModeDirect, ModeBridge}
 	}
 	if len(o.Concurrency) == 0 {
 		o.Concurrency = []int{1, 8, 32, 128}
@@ -84,6 +90,11 @@ func (o Options) Validate() error {
 	for _, b := range o.Brokers {
 		if b != "nats" && b != "kafka" {
 			errs = append(errs, fmt.Errorf("bench: broker %q is not nats or kafka", b))
+		}
+	}
+	for _, m := range o.Modes {
+		if m != ModeDirect && m != ModeBridge {
+			errs = append(errs, fmt.Errorf("bench: mode %q is not %s or %s", m, ModeDirect, ModeBridge))
 		}
 	}
 	for _, c := range o.Concurrency {
@@ -159,14 +170,14 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		// Unmeasured: the first sagas pay for connections, caches and (on
 		// daprd) actor type registration, which would land on whichever
 		// mode ran first.
-		for _, mode := range []string{ModeDirect, ModeBridge} {
+		for _, mode := range opts.Modes {
 			if _, err := env.measure(ctx, mode, warmupConcurrency, warmupSagas); err != nil {
 				env.close()
 				return rep, fmt.Errorf("bench %s %s warm-up: %w", b, mode, err)
 			}
 		}
 		for _, c := range opts.Concurrency {
-			for _, mode := range []string{ModeDirect, ModeBridge} {
+			for _, mode := range opts.Modes {
 				r, err := env.measure(ctx, mode, c, opts.Sagas)
 				if err != nil {
 					env.close()

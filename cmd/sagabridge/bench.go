@@ -16,7 +16,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var opts benchmark.Options
-	var brokers, conc, out, commit, level, cpuProfile string
+	var brokers, modes, conc, out, commit, level, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure sagas/s and latency through the bridge and directly against the engine",
@@ -28,6 +28,7 @@ func newBenchCmd() *cobra.Command {
 			}
 			opts.Logger = log
 			opts.Brokers = strings.Split(brokers, ",")
+			opts.Modes = strings.Split(modes, ",")
 			for _, c := range strings.Split(conc, ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(c))
 				if err != nil {
@@ -77,6 +78,7 @@ func newBenchCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&brokers, "brokers", "nats,kafka", "brokers to measure: nats, kafka")
+	cmd.Flags().StringVar(&modes, "modes", "direct,bridge", "paths to measure: direct (engine client), bridge (events on the broker)")
 	cmd.Flags().StringVar(&conc, "concurrency", "1,8,32,128", "sagas in flight, comma separated")
 	cmd.Flags().IntVar(&opts.Sagas, "sagas", 2000, "sagas per measurement")
 	cmd.Flags().IntVar(&opts.Parked, "parked", 10000, "instances left waiting for an event, for the memory figure (0: skip)")
