@@ -56,6 +56,11 @@ type Options struct {
 	// passed here rather than installed globally so that tests and
 	// embedders choose their own.
 	TracerProvider trace.TracerProvider
+	// NATSServer is a nats-server running in this process that the
+	// configured NATS URL points at (dev, the benchmark): the bridge
+	// connects to it in-process, as it does to the server it starts for
+	// broker kind embedded.
+	NATSServer *natsjs.Server
 	// Progress, when set, is fed by Run with every saga progress and
 	// outcome event on the broker (for `sagabridge workflow get`).
 	Progress ProgressBoard
@@ -119,7 +124,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 
 	if opts.Broker != nil {
 		b.broker = opts.Broker
-	} else if err := b.connectBroker(); err != nil {
+	} else if err := b.connectBroker(opts.NATSServer); err != nil {
 		return nil, err
 	}
 
@@ -206,7 +211,9 @@ func secret(file, env string) (string, error) {
 	return v, nil
 }
 
-func (b *Bridge) connectBroker() error {
+// connectBroker connects the configured broker. inProcess, when set, is
+// the nats-server in this process that the configured URL points at.
+func (b *Bridge) connectBroker(inProcess *natsjs.Server) error {
 	bc := b.cfg.Broker
 	wmLog := wmLogger{l: b.log.Named("watermill")}
 	if bc.Kind == "kafka" {
@@ -234,11 +241,15 @@ func (b *Bridge) connectBroker() error {
 		}
 		b.natsServer = srv
 		url = srv.ClientURL()
+		opts = append(opts, srv.InProcess())
 		b.log.Info("embedded nats-server started", zap.String("url", url), zap.String("dir", bc.Embedded.DataDir))
 	case "nats":
 		var err error
 		if opts, err = natsOptions(bc.NATS); err != nil {
 			return err
+		}
+		if inProcess != nil {
+			opts = append(opts, inProcess.InProcess())
 		}
 	default:
 		return fmt.Errorf("broker: kind %q is not supported", bc.Kind)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/dapr/go-sdk/workflow"
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/bridge"
@@ -234,6 +235,7 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 	}
 	e := &env{broker: broker, engine: engineKind, dir: dir, waiting: map[string]chan time.Time{}}
 	var connect func(group string) (bridge.Broker, error)
+	var natsServer *natsjs.Server
 	switch broker {
 	case "kafka":
 		k, err := kafka.StartEmbedded()
@@ -255,8 +257,14 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 		e.stop = append(e.stop, srv.Shutdown)
 		cfg.Broker.Kind = "nats"
 		cfg.Broker.NATS.URL = srv.ClientURL()
+		// Everything connects in-process, as with broker kind embedded and
+		// in `sagabridge dev`. The driver and the outcome listener stand in
+		// for services in other processes, which would spend their own
+		// system calls on their own machines.
+		natsServer = srv
 		connect = func(group string) (bridge.Broker, error) {
-			return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 64})
+			return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 64,
+				Options: []nats.Option{srv.InProcess()}})
 		}
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -265,6 +273,7 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 		Logger:     opts.Logger,
 		Workflows:  []workflow.Workflow{BenchSaga},
 		Activities: []workflow.Activity{BenchStep},
+		NATSServer: natsServer,
 	})
 	if err != nil {
 		e.close()

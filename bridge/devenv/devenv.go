@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
@@ -139,11 +141,12 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	connect, stop, err := startBroker(cfg, opts)
+	eb, err := startBroker(cfg, opts)
 	if err != nil {
 		return Summary{}, err
 	}
-	defer stop()
+	defer eb.stop()
+	connect := eb.connect
 	cfg.Engine.Embedded.DBPath = filepath.Join(opts.DataDir, "workflows.db")
 	mode, percent, _ := opts.migration()
 	if mode != "" {
@@ -154,7 +157,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: log, TracerProvider: opts.TracerProvider})
+	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: log, TracerProvider: opts.TracerProvider, NATSServer: eb.nats})
 	if err != nil {
 		return Summary{}, err
 	}
@@ -299,32 +302,42 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	return finish(sum, lat, watcher, opts.Out, began, migrating), nil
 }
 
-// startBroker starts the embedded broker, points cfg at it, and returns a
-// way to connect clients with their own consumer groups.
-func startBroker(cfg *config.Config, opts Options) (connect func(group string) (bridge.Broker, error), stop func(), err error) {
+// embeddedBroker is the broker dev runs in its own process.
+type embeddedBroker struct {
+	// connect makes a client with its own consumer group.
+	connect func(group string) (bridge.Broker, error)
+	stop    func()
+	// nats is the nats-server (nil on Kafka): the bridge and the clients
+	// connect to it in-process.
+	nats *natsjs.Server
+}
+
+// startBroker starts the embedded broker and points cfg at it.
+func startBroker(cfg *config.Config, opts Options) (embeddedBroker, error) {
 	if opts.Broker == "kafka" {
 		k, err := kafka.StartEmbedded()
 		if err != nil {
-			return nil, nil, err
+			return embeddedBroker{}, err
 		}
 		cfg.Broker.Kind = "kafka"
 		cfg.Broker.Kafka.Brokers = k.Brokers()
 		cfg.Broker.Kafka.AutoCreateTopics = true // dev only: production topics are provisioned
-		connect = func(group string) (bridge.Broker, error) {
+		connect := func(group string) (bridge.Broker, error) {
 			return kafka.NewGroupClient(k.Brokers(), group)
 		}
-		return connect, k.Close, nil
+		return embeddedBroker{connect: connect, stop: k.Close}, nil
 	}
 	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(opts.DataDir, "nats")})
 	if err != nil {
-		return nil, nil, err
+		return embeddedBroker{}, err
 	}
 	cfg.Broker.Kind = "nats"
 	cfg.Broker.NATS.URL = srv.ClientURL()
-	connect = func(group string) (bridge.Broker, error) {
-		return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 8})
+	connect := func(group string) (bridge.Broker, error) {
+		return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 8,
+			Options: []nats.Option{srv.InProcess()}})
 	}
-	return connect, srv.Shutdown, nil
+	return embeddedBroker{connect: connect, stop: srv.Shutdown, nats: srv}, nil
 }
 
 func finish(sum Summary, lat []time.Duration, w *simulated.Watcher, out io.Writer, began time.Time, migrating []topics.Outcome) Summary {

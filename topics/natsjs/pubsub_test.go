@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/nats-io/nats.go"
 
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -23,19 +24,31 @@ func TestUniversalPubSub(t *testing.T) {
 	for _, c := range []struct {
 		name        string
 		concurrency int
+		inProcess   bool
 		features    tests.Features
 	}{
 		// The bridge's setting: many in flight, ordered only per key, and the
 		// suite's messages carry no key.
-		{"concurrent", 16, tests.Features{
+		{"concurrent", 16, false, tests.Features{
+			ConsumerGroups: true,
+			Persistent:     true,
+		}},
+		// The same through the in-memory pipe of a client in the server's
+		// process (broker kind embedded, dev, the benchmark).
+		{"concurrent-in-process", 16, true, tests.Features{
 			ConsumerGroups: true,
 			Persistent:     true,
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+				var opts []nats.Option
+				if c.inProcess {
+					opts = append(opts, srv.InProcess())
+				}
 				ps, err := natsjs.New(natsjs.Config{
 					URL:           srv.ClientURL(),
+					Options:       opts,
 					ConsumerGroup: group,
 					Concurrency:   c.concurrency,
 					AckWait:       5 * time.Second,
