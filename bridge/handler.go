@@ -236,7 +236,9 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 			return fmt.Errorf("%w: waiting for route %s concurrency: %w", errRetryLater, rt.Name, ctx.Err())
 		}
 	}
-	log := h.log.With(zap.String("route", rt.Name), zap.String("topic", d.topic),
+	// WithLazy: the fields are encoded only if something is logged, which
+	// on the happy path at info level is never.
+	log := h.log.WithLazy(zap.String("route", rt.Name), zap.String("topic", d.topic),
 		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
 	ctx, span := h.tracer.startEngine(ctx, d.span, rt.Name, rt.Action, dec.InstanceID, rt.Workflow)
 	var err error
