@@ -56,7 +56,7 @@ vulncheck: ## Known vulnerabilities in the code paths the module uses (needs vul
 bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, routing, sagas/s embedded and on daprd)
 	$(GO) test -run '^$$' -bench '^BenchmarkConsume$$' -benchtime 20000x -count 1 ./topics/natsjs ./topics/kafka
 	$(GO) test -run '^$$' -bench '^BenchmarkRoute100$$' -benchtime 2s -count 1 ./bridge/route
-	$(GO) run ./cmd/sagabridge bench --brokers nats,kafka --concurrency 1,8,32,128 --sagas 1000 \
+	$(GO) run ./cmd/sagabridge bench --brokers nats,kafka --concurrency 1,8,32,128 --sagas 2000 \
 	  --parked 10000 --data data/bench --out docs/bench --commit $$(git rev-parse --short HEAD)
 	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./bridge/benchmark
 

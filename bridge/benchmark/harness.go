@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,6 +156,12 @@ const (
 	warmupConcurrency = 4
 )
 
+// rounds splits each measurement: the modes take turns (direct, bridge,
+// bridge, direct, ...), so that a machine whose speed drifts during a case
+// (the shared machines here run a third slower at times) weighs on both
+// modes alike instead of on whichever ran second.
+const rounds = 4
+
 // Run measures every broker × concurrency in both modes.
 func Run(ctx context.Context, opts Options) (Report, error) {
 	opts.setDefaults()
@@ -178,12 +184,12 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 			}
 		}
 		for _, c := range opts.Concurrency {
-			for _, mode := range opts.Modes {
-				r, err := env.measure(ctx, mode, c, opts.Sagas)
-				if err != nil {
-					env.close()
-					return rep, fmt.Errorf("bench %s %s c=%d: %w", b, mode, c, err)
-				}
+			results, err := env.interleaved(ctx, opts.Modes, c, opts.Sagas)
+			if err != nil {
+				env.close()
+				return rep, fmt.Errorf("bench %s c=%d: %w", b, c, err)
+			}
+			for _, r := range results {
 				rep.Results = append(rep.Results, r)
 				if opts.Progress != nil {
 					opts.Progress(r)
@@ -327,9 +333,67 @@ func (e *env) close() {
 	}
 }
 
+// interleaved measures each mode with n sagas at c in flight, in rounds
+// that alternate the modes, and pools each mode's rounds into one result.
+func (e *env) interleaved(ctx context.Context, modes []string, c, n int) ([]Result, error) {
+	per := (n + rounds - 1) / rounds
+	samples := map[string][]sample{}
+	for r := 0; r < rounds; r++ {
+		order := slices.Clone(modes)
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, mode := range order {
+			sm, err := e.measure(ctx, mode, c, per)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", mode, err)
+			}
+			samples[mode] = append(samples[mode], sm)
+		}
+	}
+	out := make([]Result, 0, len(modes))
+	for _, mode := range modes {
+		out = append(out, e.summarize(mode, c, samples[mode]))
+	}
+	return out, nil
+}
+
+// sample is one round of one mode.
+type sample struct {
+	lat     []time.Duration
+	elapsed time.Duration
+	cpu     float64
+	peakRSS float64
+}
+
+// summarize pools the rounds of a mode: throughput over their summed time,
+// percentiles over all their sagas.
+func (e *env) summarize(mode string, c int, samples []sample) Result {
+	var lat []time.Duration
+	var elapsed time.Duration
+	var cpu, peak float64
+	for _, sm := range samples {
+		lat = append(lat, sm.lat...)
+		elapsed += sm.elapsed
+		cpu += sm.cpu
+		peak = max(peak, sm.peakRSS)
+	}
+	n := len(lat)
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	q := func(p float64) float64 { return ms(lat[min(n-1, int(float64(n)*p))]) }
+	return Result{
+		Broker: e.broker, Engine: e.engine, Mode: mode, Concurrency: c, Sagas: n,
+		PerSecond: float64(n) / elapsed.Seconds(),
+		P50Ms:     q(0.50), P95Ms: q(0.95), P99Ms: q(0.99), MaxMs: ms(lat[n-1]),
+		CPUSecondsPer1k: cpu / float64(n) * 1000,
+		PeakRSSMiB:      peak,
+	}
+}
+
 // measure runs n sagas with c in flight (closed loop) and times each from
 // its first event to its outcome.
-func (e *env) measure(ctx context.Context, mode string, c, n int) (Result, error) {
+func (e *env) measure(ctx context.Context, mode string, c, n int) (sample, error) {
 	e.run++
 	prefix := fmt.Sprintf("%s-%d-%d", mode, c, e.run)
 	resetPeakRSS()
@@ -343,9 +407,9 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (Result, error
 		select {
 		case sem <- struct{}{}:
 		case err := <-errc:
-			return Result{}, err
+			return sample{}, err
 		case <-ctx.Done():
-			return Result{}, ctx.Err()
+			return sample{}, ctx.Err()
 		}
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		done := make(chan time.Time, 1)
@@ -381,21 +445,10 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (Result, error
 	wg.Wait()
 	select {
 	case err := <-errc:
-		return Result{}, err
+		return sample{}, err
 	default:
 	}
-	elapsed := time.Since(start)
-	cpu := cpuSeconds() - cpu0
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	q := func(p float64) float64 { return ms(lat[min(n-1, int(float64(n)*p))]) }
-	return Result{
-		Broker: e.broker, Engine: e.engine, Mode: mode, Concurrency: c, Sagas: n,
-		PerSecond: float64(n) / elapsed.Seconds(),
-		P50Ms:     q(0.50), P95Ms: q(0.95), P99Ms: q(0.99), MaxMs: ms(lat[n-1]),
-		CPUSecondsPer1k: cpu / float64(n) * 1000,
-		PeakRSSMiB:      peakRSSMiB(),
-	}, nil
+	return sample{lat: lat, elapsed: time.Since(start), cpu: cpuSeconds() - cpu0, peakRSS: peakRSSMiB()}, nil
 }
 
 func (e *env) submit(ctx context.Context, mode, id string) error {
