@@ -63,6 +63,18 @@ func TestStructuredKeepsDataBytes(t *testing.T) {
 	}
 }
 
+// TestStructuredAttributesWithEscapes: an attribute with a JSON escape is
+// unescaped like any other string; one without is taken as it stands.
+func TestStructuredAttributesWithEscapes(t *testing.T) {
+	ev, err := envelope.Decode([]byte(`{"specversion":"1.0","id":"\u00e9-1","source":"s\/x","type":"t","subject":"say \"hi\"","traceparent":"plain é"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID != "é-1" || ev.Source != "s/x" || ev.Subject != `say "hi"` || ev.TraceParent != "plain é" {
+		t.Fatalf("attributes %q %q %q %q", ev.ID, ev.Source, ev.Subject, ev.TraceParent)
+	}
+}
+
 func TestPlainFields(t *testing.T) {
 	ev, _ := envelope.Decode([]byte(`{"kind":"begin","eventId":"e-1","n":3}`), nil)
 	f, _ := ev.Fields()
@@ -104,4 +116,15 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("fields: %v", err)
 		}
 	})
+}
+
+// BenchmarkDecodeStructured decodes the CloudEvent every routed message is.
+func BenchmarkDecodeStructured(b *testing.B) {
+	body := []byte(`{"specversion":"1.0","id":"order-42/bench.order","source":"bench","type":"bench.order","subject":"order-42","time":"2026-11-24T08:00:00.123456789Z","datacontenttype":"application/json","data":{"id":"order-42","amount":12.5}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := envelope.Decode(body, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
