@@ -129,18 +129,22 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 	}
 	e := &Engine{kind: cfg.Kind, log: log, workflows: make(map[string]bool, len(reg.Workflows))}
 	addr, token := cfg.Dapr.GRPCEndpoint, cfg.Dapr.APIToken
+	var extra []grpc.DialOption
 	if cfg.Kind == KindEmbedded {
 		hub, err := embedded.Start(ctx, cfg.Embedded, log)
 		if err != nil {
 			return nil, err
 		}
-		e.hub, addr, token = hub, hub.Addr(), ""
+		// passthrough: the target is not resolved, the hub's dialer
+		// connects in memory.
+		e.hub, addr, token = hub, "passthrough:///sagabridge-embedded-hub", ""
+		extra = append(extra, grpc.WithContextDialer(hub.Dial))
 	}
 	var err error
-	if e.conn, err = dial(addr, token); err != nil {
+	if e.conn, err = dial(addr, token, extra...); err != nil {
 		return nil, errors.Join(err, e.stopHub(ctx))
 	}
-	workerConn, err := dial(addr, token)
+	workerConn, err := dial(addr, token, extra...)
 	if err != nil {
 		return nil, errors.Join(err, e.conn.Close(), e.stopHub(ctx))
 	}
@@ -169,8 +173,8 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 }
 
 // dial connects lazily; the API token, when set, rides on every call.
-func dial(addr, token string) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+func dial(addr, token string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, extra...)
 	if token != "" {
 		opts = append(opts,
 			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {

@@ -1,6 +1,7 @@
 // Package embedded runs a durabletask-go task hub inside the sagabridge
-// process, served over gRPC on a loopback port, so the Dapr go-sdk workflow
-// worker and client connect to it exactly as they would to a daprd sidecar.
+// process, served over gRPC on in-memory connections (Hub.Dial), so the Dapr
+// go-sdk workflow worker and client talk to it exactly as they would to a
+// daprd sidecar, without a port or system calls.
 //
 // The hub keeps durabletask's own workers and gRPC executor, and replaces
 // the stock SQLite backend with the store package, for reasons measured
