@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -10,11 +9,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sagabridge/sagabridge/bridge"
-	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
-	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
 // brokers lists the brokers every end-to-end test body runs on.
@@ -40,35 +37,6 @@ func TestEmbeddedBrokerEndToEnd(t *testing.T) {
 		t.Errorf("bridge connected to its embedded server at %q, want the in-process pipe", got)
 	}
 	orderSagaEndToEndOn(t, s)
-}
-
-// embeddedKit is broker kind embedded on a port of its own.
-func embeddedKit(t *testing.T) brokerKit {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	dir := t.TempDir()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	return brokerKit{
-		name: "embedded",
-		configure: func(cfg *config.Config) {
-			cfg.Broker.Kind = "embedded"
-			cfg.Broker.Embedded.DataDir = dir
-			cfg.Broker.Embedded.Port = port
-		},
-		pubsub: func(t *testing.T, group string) bridge.Broker {
-			ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 8})
-			if err != nil {
-				t.Fatalf("nats client: %v", err)
-			}
-			t.Cleanup(func() { _ = ps.Close() })
-			return ps
-		},
-	}
 }
 
 // orderSagaEndToEnd publishes 200 orders, some declined by payment, some

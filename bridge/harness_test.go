@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -45,14 +46,40 @@ func natsKit(t *testing.T) brokerKit {
 			cfg.Broker.Kind = "nats"
 			cfg.Broker.NATS.URL = url
 		},
-		pubsub: func(t *testing.T, group string) bridge.Broker {
-			ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 8})
-			if err != nil {
-				t.Fatalf("nats client: %v", err)
-			}
-			t.Cleanup(func() { _ = ps.Close() })
-			return ps
+		pubsub: natsClients(url),
+	}
+}
+
+// natsClients connects test clients over TCP to the NATS server at url.
+func natsClients(url string) func(t *testing.T, group string) bridge.Broker {
+	return func(t *testing.T, group string) bridge.Broker {
+		ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 8})
+		if err != nil {
+			t.Fatalf("nats client: %v", err)
+		}
+		t.Cleanup(func() { _ = ps.Close() })
+		return ps
+	}
+}
+
+// embeddedKit is broker kind embedded on a port of its own.
+func embeddedKit(t *testing.T) brokerKit {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	dir := t.TempDir()
+	return brokerKit{
+		name: "embedded",
+		configure: func(cfg *config.Config) {
+			cfg.Broker.Kind = "embedded"
+			cfg.Broker.Embedded.DataDir = dir
+			cfg.Broker.Embedded.Port = port
 		},
+		pubsub: natsClients(fmt.Sprintf("nats://127.0.0.1:%d", port)),
 	}
 }
 
