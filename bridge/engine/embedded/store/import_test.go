@@ -34,10 +34,13 @@ func TestImportStock(t *testing.T) {
 	ctx := context.Background()
 	stock := sqlite.NewSqliteBackend(sqlite.NewSqliteOptions("file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)"), quietLogger{})
 	exec := task.NewTaskExecutor(r)
+	polls := pollStopLogger{stopped: make(chan struct{}, 2)}
 	w := backend.NewTaskHubWorker(stock,
-		backend.NewOrchestrationWorker(stock, exec, quietLogger{}),
-		backend.NewActivityTaskWorker(stock, exec, quietLogger{}), quietLogger{})
-	if err := w.Start(ctx); err != nil {
+		backend.NewOrchestrationWorker(stock, exec, polls),
+		backend.NewActivityTaskWorker(stock, exec, polls), quietLogger{})
+	workCtx, stopPolls := context.WithCancel(ctx)
+	defer stopPolls()
+	if err := w.Start(workCtx); err != nil {
 		t.Fatal(err)
 	}
 	client := backend.NewTaskHubClient(stock)
@@ -70,6 +73,19 @@ func TestImportStock(t *testing.T) {
 	}
 	// The event is raised once the stock workers stopped: it waits in the
 	// stock NewEvents table.
+	//
+	// durabletask-go v0.5.0's workers add to their WaitGroup on every poll,
+	// so a Shutdown (which waits on it) while a poll starts misuses the
+	// WaitGroup: the race detector caught it in CI. Stop the polls first
+	// and wait until both workers say so.
+	stopPolls()
+	for range 2 {
+		select {
+		case <-polls.stopped:
+		case <-time.After(20 * time.Second):
+			t.Fatal("stock workers did not stop polling")
+		}
+	}
 	_ = w.Shutdown(ctx)
 	if err := client.RaiseEvent(ctx, "run", "go", api.WithEventPayload("b")); err != nil {
 		t.Fatal(err)
@@ -84,5 +100,18 @@ func TestImportStock(t *testing.T) {
 	md = waitStatus(t, h.be, "done", api.RUNTIME_STATUS_COMPLETED)
 	if md.SerializedOutput != `"quick"` || md.CreatedAt.IsZero() || md.CreatedAt.Before(time.Now().Add(-time.Minute)) {
 		t.Fatalf("imported finished instance: %+v", md)
+	}
+}
+
+// pollStopLogger is quiet but for the line a durabletask worker logs when
+// its polling loop has ended.
+type pollStopLogger struct {
+	quietLogger
+	stopped chan struct{}
+}
+
+func (l pollStopLogger) Infof(format string, _ ...any) {
+	if format == "%v: stopped listening for new work items" {
+		l.stopped <- struct{}{}
 	}
 }
