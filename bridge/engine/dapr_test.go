@@ -26,7 +26,26 @@ func startDapr(t *testing.T, sidecar *daprtest.Sidecar) *engine.Engine {
 		t.Fatalf("start engine on daprd: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	waitWorkflowsRun(t, e)
 	return e
+}
+
+// waitWorkflowsRun runs one instance to completion before the test's own.
+// daprd v1.14 connects its scheduler stream only after the worker has
+// registered the workflow actors; a reminder that fires before that is
+// lost ("no connections available" in the scheduler's log, seen in CI)
+// and runs again on the reminder period, a minute later. The tests' own
+// waits are shorter than that, so they start on a sidecar past it.
+func waitWorkflowsRun(t *testing.T, e *engine.Engine) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.Start(ctx, "GreetAfterApproval", "ready-probe", []byte(`"probe"`)); err != nil {
+		t.Fatalf("probe start: %v", err)
+	}
+	if err := e.Raise(ctx, "ready-probe", "approval", []byte(`"ok"`)); err != nil {
+		t.Fatalf("probe raise: %v", err)
+	}
+	waitStatusFor(t, e, "ready-probe", "COMPLETED", 150*time.Second)
 }
 
 // TestDaprEngineOneMeaning runs the checks of the embedded engine against a
