@@ -158,7 +158,7 @@ const (
 
 // rounds splits each measurement: the modes take turns (direct, bridge,
 // bridge, direct, ...), so that a machine whose speed drifts during a case
-// (the shared machines here run a third slower at times) weighs on both
+// (this project's machine by up to 40 % within minutes) weighs on both
 // modes alike instead of on whichever ran second.
 const rounds = 4
 
