@@ -4,6 +4,11 @@ PKGS      ?= ./...
 BIN       := bin/sagabridge
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
+# The Go that go.mod names; an older go command fetches it through the
+# module proxy on first use. Pinned exactly: go1.26.8 has standard-library
+# advisories this release fixes.
+GOTOOLCHAIN ?= go1.27.3
+export GOTOOLCHAIN
 
 .DEFAULT_GOAL := help
 

@@ -1,6 +1,6 @@
 module github.com/sagabridge/sagabridge
 
-go 1.26.8
+go 1.27.3
 
 require golang.org/x/tools v0.51.0
 
