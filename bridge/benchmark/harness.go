@@ -50,6 +50,12 @@ type Options struct {
 	// DaprGRPC, when set, runs the engine in that daprd sidecar instead of
 	// the embedded hub (and skips the parked-instance case).
 	DaprGRPC string
+	// BrokerCommand, when set, runs the broker in a process of its own:
+	// the command (with "--kind nats|kafka --store DIR" added) must serve
+	// it as ServeBroker does. The bridge, the driver and the outcome
+	// listener then reach it over loopback TCP, and the results give the
+	// broker's CPU apart from this process's.
+	BrokerCommand []string
 	// EngineParallelism and BrokerConcurrency tune the bridge under test.
 	EngineParallelism int
 	BrokerConcurrency int
@@ -124,9 +130,13 @@ type Result struct {
 	P95Ms       float64 `json:"p95Ms"`
 	P99Ms       float64 `json:"p99Ms"`
 	MaxMs       float64 `json:"maxMs"`
-	// CPUSecondsPer1k is the process's CPU time (bridge, engine, broker
-	// and driver all run in it) per 1,000 sagas.
+	// CPUSecondsPer1k is the process's CPU time (bridge, engine and
+	// driver, and the broker unless BrokerProcess) per 1,000 sagas.
 	CPUSecondsPer1k float64 `json:"cpuSecondsPer1000"`
+	// BrokerProcess says the broker ran in a process of its own, whose CPU
+	// per 1,000 sagas is BrokerCPUSecondsPer1k.
+	BrokerProcess         bool    `json:"brokerProcess,omitempty"`
+	BrokerCPUSecondsPer1k float64 `json:"brokerCpuSecondsPer1000,omitempty"`
 	// PeakRSSMiB is the process's peak resident memory during the case.
 	PeakRSSMiB float64 `json:"peakRssMiB"`
 }
@@ -222,6 +232,8 @@ type env struct {
 	mu      sync.Mutex
 	waiting map[string]chan time.Time
 	run     int
+	// brokerProc is the broker's process with Options.BrokerCommand.
+	brokerProc *brokerProcess
 }
 
 func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
@@ -242,18 +254,39 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 	e := &env{broker: broker, engine: engineKind, dir: dir, waiting: map[string]chan time.Time{}}
 	var connect func(group string) (bridge.Broker, error)
 	var natsServer *natsjs.Server
-	switch broker {
-	case "kafka":
-		k, err := kafka.StartEmbedded()
+	if opts.BrokerCommand != nil {
+		p, err := startBrokerProcess(ctx, opts.BrokerCommand, broker, filepath.Join(dir, broker))
 		if err != nil {
 			return nil, err
 		}
-		e.stop = append(e.stop, k.Close)
+		e.brokerProc = p
+		e.stop = append(e.stop, p.stop)
+	}
+	switch {
+	case broker == "kafka":
+		var brokers []string
+		if e.brokerProc != nil {
+			brokers = strings.Split(e.brokerProc.addr, ",")
+		} else {
+			k, err := kafka.StartEmbedded()
+			if err != nil {
+				return nil, err
+			}
+			e.stop = append(e.stop, k.Close)
+			brokers = k.Brokers()
+		}
 		cfg.Broker.Kind = "kafka"
-		cfg.Broker.Kafka.Brokers = k.Brokers()
+		cfg.Broker.Kafka.Brokers = brokers
 		cfg.Broker.Kafka.AutoCreateTopics = true
 		connect = func(group string) (bridge.Broker, error) {
-			return kafka.NewGroupClient(k.Brokers(), group)
+			return kafka.NewGroupClient(brokers, group)
+		}
+	case e.brokerProc != nil:
+		url := e.brokerProc.addr
+		cfg.Broker.Kind = "nats"
+		cfg.Broker.NATS.URL = url
+		connect = func(group string) (bridge.Broker, error) {
+			return natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 64})
 		}
 	default:
 		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})
@@ -360,10 +393,11 @@ func (e *env) interleaved(ctx context.Context, modes []string, c, n int) ([]Resu
 
 // sample is one round of one mode.
 type sample struct {
-	lat     []time.Duration
-	elapsed time.Duration
-	cpu     float64
-	peakRSS float64
+	lat       []time.Duration
+	elapsed   time.Duration
+	cpu       float64
+	brokerCPU float64
+	peakRSS   float64
 }
 
 // summarize pools the rounds of a mode: throughput over their summed time,
@@ -371,11 +405,12 @@ type sample struct {
 func (e *env) summarize(mode string, c int, samples []sample) Result {
 	var lat []time.Duration
 	var elapsed time.Duration
-	var cpu, peak float64
+	var cpu, brokerCPU, peak float64
 	for _, sm := range samples {
 		lat = append(lat, sm.lat...)
 		elapsed += sm.elapsed
 		cpu += sm.cpu
+		brokerCPU += sm.brokerCPU
 		peak = max(peak, sm.peakRSS)
 	}
 	n := len(lat)
@@ -386,8 +421,10 @@ func (e *env) summarize(mode string, c int, samples []sample) Result {
 		Broker: e.broker, Engine: e.engine, Mode: mode, Concurrency: c, Sagas: n,
 		PerSecond: float64(n) / elapsed.Seconds(),
 		P50Ms:     q(0.50), P95Ms: q(0.95), P99Ms: q(0.99), MaxMs: ms(lat[n-1]),
-		CPUSecondsPer1k: cpu / float64(n) * 1000,
-		PeakRSSMiB:      peak,
+		CPUSecondsPer1k:       cpu / float64(n) * 1000,
+		BrokerProcess:         e.brokerProc != nil,
+		BrokerCPUSecondsPer1k: brokerCPU / float64(n) * 1000,
+		PeakRSSMiB:            peak,
 	}
 }
 
@@ -397,7 +434,7 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (sample, error
 	e.run++
 	prefix := fmt.Sprintf("%s-%d-%d", mode, c, e.run)
 	resetPeakRSS()
-	cpu0 := cpuSeconds()
+	cpu0, broker0 := cpuSeconds(), e.brokerCPUSeconds()
 	lat := make([]time.Duration, n)
 	sem := make(chan struct{}, c)
 	errc := make(chan error, 1)
@@ -448,7 +485,15 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (sample, error
 		return sample{}, err
 	default:
 	}
-	return sample{lat: lat, elapsed: time.Since(start), cpu: cpuSeconds() - cpu0, peakRSS: peakRSSMiB()}, nil
+	return sample{lat: lat, elapsed: time.Since(start), cpu: cpuSeconds() - cpu0,
+		brokerCPU: e.brokerCPUSeconds() - broker0, peakRSS: peakRSSMiB()}, nil
+}
+
+func (e *env) brokerCPUSeconds() float64 {
+	if e.brokerProc == nil {
+		return 0
+	}
+	return e.brokerProc.cpuSeconds()
 }
 
 func (e *env) submit(ctx context.Context, mode, id string) error {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -13,18 +14,31 @@ import (
 
 // WriteTable prints the results with the bridge/direct ratio per row.
 func (r Report) WriteTable(w io.Writer) error {
+	// With the broker in its own process, the CPU column is this
+	// process's alone; the broker's and the direct/bridge ratio of the
+	// two paths' CPU per saga follow it.
+	split := slices.ContainsFunc(r.Results, func(res Result) bool { return res.BrokerProcess })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "broker\tmode\tin flight\tsagas\tsagas/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\tbridge/direct\tCPU s/1k\tpeak RSS MiB\t")
+	head := "broker\tmode\tin flight\tsagas\tsagas/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\tbridge/direct\tCPU s/1k\t"
+	if split {
+		head += "broker CPU s/1k\tdirect/bridge CPU\t"
+	}
+	fmt.Fprintln(tw, head+"peak RSS MiB\t")
 	for _, res := range r.Results {
-		ratio := ""
+		ratio, cpuRatio := "", ""
 		if res.Mode == ModeBridge {
 			if d, ok := r.find(res.Broker, ModeDirect, res.Concurrency); ok && d.PerSecond > 0 {
 				ratio = fmt.Sprintf("%.2f", res.PerSecond/d.PerSecond)
+				cpuRatio = fmt.Sprintf("%.2f", d.CPUSecondsPer1k/res.CPUSecondsPer1k)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.2f\t%.0f\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.2f\t",
 			res.Broker, res.Mode, res.Concurrency, res.Sagas, res.PerSecond,
-			res.P50Ms, res.P95Ms, res.P99Ms, res.MaxMs, ratio, res.CPUSecondsPer1k, res.PeakRSSMiB)
+			res.P50Ms, res.P95Ms, res.P99Ms, res.MaxMs, ratio, res.CPUSecondsPer1k)
+		if split {
+			fmt.Fprintf(tw, "%.2f\t%s\t", res.BrokerCPUSecondsPer1k, cpuRatio)
+		}
+		fmt.Fprintf(tw, "%.0f\t\n", res.PeakRSSMiB)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	var opts benchmark.Options
 	var brokers, modes, conc, out, commit, level, cpuProfile string
+	var brokerProcess bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure sagas/s and latency through the bridge and directly against the engine",
@@ -29,6 +30,13 @@ func newBenchCmd() *cobra.Command {
 			opts.Logger = log
 			opts.Brokers = strings.Split(brokers, ",")
 			opts.Modes = strings.Split(modes, ",")
+			if brokerProcess {
+				self, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				opts.BrokerCommand = []string{self, "bench", "broker"}
+			}
 			for _, c := range strings.Split(conc, ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(c))
 				if err != nil {
@@ -89,5 +97,25 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&commit, "commit", "", "commit recorded in the report")
 	cmd.Flags().StringVar(&level, "log-level", "error", "log level")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof)")
+	cmd.Flags().BoolVar(&brokerProcess, "broker-process", false,
+		"run the broker in a process of its own (this binary), reached over loopback TCP; the CPU column is then the worker's alone")
+	cmd.AddCommand(newBenchBrokerCmd())
+	return cmd
+}
+
+// newBenchBrokerCmd is the broker process of `bench --broker-process`.
+func newBenchBrokerCmd() *cobra.Command {
+	var kind, store string
+	cmd := &cobra.Command{
+		Use:    "broker",
+		Short:  "Serve a broker for `bench --broker-process` until stdin closes",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return benchmark.ServeBroker(cmd.Context(), kind, store, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&kind, "kind", "nats", "nats or kafka")
+	cmd.Flags().StringVar(&store, "store", "", "directory for the broker's data")
 	return cmd
 }

@@ -1,0 +1,138 @@
+package benchmark
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sagabridge/sagabridge/topics/kafka"
+	"github.com/sagabridge/sagabridge/topics/natsjs"
+)
+
+// ServeBroker runs a broker for a benchmark in another process: it starts
+// a nats-server with JetStream (kind "nats") or a kfake Kafka broker (kind
+// "kafka", in memory) on a free loopback port with its store in dir, writes the
+// address clients connect to as one line on out, and stops when ctx ends or
+// stdin closes (the benchmark closes it, or exits).
+func ServeBroker(ctx context.Context, kind, dir string, stdin io.Reader, out io.Writer) error {
+	var addr string
+	var stop func()
+	switch kind {
+	case "nats":
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: dir})
+		if err != nil {
+			return err
+		}
+		addr, stop = srv.ClientURL(), srv.Shutdown
+	case "kafka":
+		// In memory, as the in-process case runs it.
+		k, err := kafka.StartEmbedded()
+		if err != nil {
+			return err
+		}
+		addr, stop = strings.Join(k.Brokers(), ","), k.Close
+	default:
+		return fmt.Errorf("bench broker: kind %q is not nats or kafka", kind)
+	}
+	defer stop()
+	if _, err := fmt.Fprintln(out, addr); err != nil {
+		return err
+	}
+	eof := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, stdin); close(eof) }()
+	select {
+	case <-ctx.Done():
+	case <-eof:
+	}
+	return nil
+}
+
+// brokerProcess is a broker started with BrokerCommand.
+type brokerProcess struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+	addr  string
+}
+
+// startBrokerProcess runs command + "--kind kind --store dir" and reads the
+// address it prints.
+func startBrokerProcess(ctx context.Context, command []string, kind, dir string) (*brokerProcess, error) {
+	if len(command) == 0 {
+		return nil, errors.New("bench: empty broker command")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	args := append(command[1:len(command):len(command)], "--kind", kind, "--store", dir)
+	cmd := exec.CommandContext(ctx, command[0], args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start broker process: %w", err)
+	}
+	p := &brokerProcess{cmd: cmd, stdin: stdin}
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case p.addr = <-lines:
+	case <-time.After(30 * time.Second):
+	}
+	if p.addr == "" {
+		p.stop()
+		return nil, fmt.Errorf("bench: broker process %s printed no address", filepath.Base(command[0]))
+	}
+	return p, nil
+}
+
+// cpuSeconds is the broker process's CPU time so far, from /proc.
+func (p *brokerProcess) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields follow the parenthesised command name; utime and stime are
+	// fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// stop closes the broker's stdin, which shuts it down, and waits for it.
+func (p *brokerProcess) stop() {
+	_ = p.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
