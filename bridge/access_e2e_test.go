@@ -1,6 +1,8 @@
 package bridge_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +16,15 @@ import (
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
-// accessRoutes add two terminate routes to the dev routes and an access
-// block: only order-cancelled may terminate an OrderSaga; ticket-closed
-// may terminate declarative sagas, nothing else.
+// accessRoutes add two terminate routes and the start of a declarative
+// saga (TicketFlow) to the dev routes, and an access block: only
+// order-cancelled may terminate an OrderSaga; ticket-closed may terminate
+// TicketFlows, nothing else. A declarative saga is checked under its own
+// name like any workflow.
 const accessRoutes = `
+  - name: ticket-opened
+    topics: [tickets.opened]
+    start: {workflow: TicketFlow, instanceId: '"order-" + event.data.orderId'}
   - name: order-cancelled
     topics: [orders.cancelled]
     terminate: {instanceId: '"order-" + event.data.orderId', reason: cancelled by the customer}
@@ -30,8 +37,18 @@ access:
       start: {routes: [order-placed]}
       raise: {topics: [inventory.replies, payment.replies, shipping.replies]}
       terminate: {routes: [order-cancelled]}
-    DeclarativeSaga-fm:
+    TicketFlow:
+      start: {routes: [ticket-opened]}
       terminate: {routes: [ticket-closed]}
+sagas: [ticket.yaml]
+`
+
+const ticketFlow = `name: TicketFlow
+version: 1
+steps:
+  - name: wait-for-close
+    wait: {event: closed}
+    timeout: 1h
 `
 
 // TestAccessPolicyDeniesTerminate: a route the access block does not let
@@ -40,12 +57,16 @@ access:
 // is allowed terminates it.
 func TestAccessPolicyDeniesTerminate(t *testing.T) {
 	kit := natsKit(t)
-	cfg, err := config.Parse("access.yaml", append(devenv.ConfigYAML(), accessRoutes...))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ticket.yaml"), []byte(ticketFlow), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(filepath.Join(dir, "access.yaml"), append(devenv.ConfigYAML(), accessRoutes...))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	kit.configure(cfg)
-	cfg.Engine.Embedded.DBPath = t.TempDir() + "/workflows.db"
+	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
 	metrics := admin.NewMetrics(admin.MetricsOptions{NoRuntime: true})
 	s := startStack(t, kit, cfg, stackOptions{metrics: metrics}) // no services: the saga waits
 	dead, err := s.client.Subscriber().Subscribe(t.Context(), cfg.DLQ.Topic)
@@ -54,21 +75,25 @@ func TestAccessPolicyDeniesTerminate(t *testing.T) {
 	}
 	const id = "order-acc-1"
 	publishOrder(t, s, "evt-acc-1", simulated.Order{OrderID: "acc-1", Amount: 1})
-	status := func() string {
+	status := func(id string) string {
 		st, err := s.bridge.Engine().Get(t.Context(), id)
 		if err != nil {
 			return err.Error()
 		}
 		return st.RuntimeStatus
 	}
-	waitFor(t, 30*time.Second, "the saga running", func() bool { return status() == "RUNNING" })
+	waitFor(t, 30*time.Second, "the saga running", func() bool { return status(id) == "RUNNING" })
 
-	cancel := func(topic, eventID string) {
+	send := func(topic, eventID, orderID string) {
 		t.Helper()
-		body := cloudEvent(t, map[string]any{"id": eventID, "type": "cancel", "data": map[string]any{"orderId": "acc-1"}})
+		body := cloudEvent(t, map[string]any{"id": eventID, "type": "cancel", "data": map[string]any{"orderId": orderID}})
 		if err := s.client.Publisher().Publish(topic, message.NewMessage(eventID, body)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	cancel := func(topic, eventID string) {
+		t.Helper()
+		send(topic, eventID, "acc-1")
 	}
 	cancel("tickets.closed", "evt-rogue-1")
 	select {
@@ -90,12 +115,18 @@ func TestAccessPolicyDeniesTerminate(t *testing.T) {
 	waitFor(t, 10*time.Second, "the denied counter", func() bool {
 		return counter(t, metrics.Registry(), "sagabridge_events_dead_lettered_total", map[string]string{"kind": dlq.KindDenied}) == 1
 	})
-	if st := status(); st != "RUNNING" {
+	if st := status(id); st != "RUNNING" {
 		t.Fatalf("after a denied terminate the saga is %s, want RUNNING", st)
 	}
 
 	cancel("orders.cancelled", "evt-cancel-1")
-	waitFor(t, 30*time.Second, "the allowed terminate", func() bool { return status() == "TERMINATED" })
+	waitFor(t, 30*time.Second, "the allowed terminate", func() bool { return status(id) == "TERMINATED" })
+
+	// ticket-closed may terminate a TicketFlow.
+	send("tickets.opened", "evt-ticket-1", "tkt-1")
+	waitFor(t, 30*time.Second, "the ticket flow running", func() bool { return status("order-tkt-1") == "RUNNING" })
+	send("tickets.closed", "evt-ticket-closed-1", "tkt-1")
+	waitFor(t, 30*time.Second, "the ticket flow terminated", func() bool { return status("order-tkt-1") == "TERMINATED" })
 	if n := s.bridge.Stats().DeadLettered.Load(); n != 1 {
 		t.Errorf("%d dead letters, want 1", n)
 	}

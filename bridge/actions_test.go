@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
@@ -111,7 +111,7 @@ func routeActions(t *testing.T, kit brokerKit) {
 	cfg.Engine.Embedded.DBPath = filepath.Join(t.TempDir(), "wf.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := bridge.New(ctx, cfg, bridge.Options{Workflows: []workflow.Workflow{Waiter}})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Workflows: map[string]workflow.Workflow{"Waiter": Waiter}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
@@ -45,10 +46,15 @@ type Options struct {
 	// Broker, when set, is used instead of the configured one; the bridge
 	// does not close it.
 	Broker Broker
-	// Workflows replaces the list of workflows (tests register their own).
-	Workflows []workflow.Workflow
-	// Activities are registered beside the sagas' own (benchmarks, tests).
-	Activities []workflow.Activity
+	// Workflows replaces the Go workflows of Workflows(), by name (tests
+	// register their own). The config's declarative sagas join them.
+	Workflows map[string]workflow.Workflow
+	// Patches lists, per workflow, the patch names it checks with
+	// IsPatched; the dapr engine refuses such workflows (engine.CheckPatches).
+	Patches map[string][]string
+	// Activities are registered beside the sagas' own, by name
+	// (benchmarks, tests).
+	Activities map[string]workflow.Activity
 	// Metrics receives counters and timings; nil discards them.
 	Metrics Metrics
 	// TracerProvider makes the spans of message handling, engine calls
@@ -61,9 +67,6 @@ type Options struct {
 	// connects to it in-process, as it does to the server it starts for
 	// broker kind embedded.
 	NATSServer *natsjs.Server
-	// Progress, when set, is fed by Run with every saga progress and
-	// outcome event on the broker (for `sagabridge workflow get`).
-	Progress ProgressBoard
 }
 
 // Bridge is a configured worker.
@@ -78,7 +81,6 @@ type Bridge struct {
 	handler    *handler
 	stats      *Stats
 	migration  *migrate.Planner
-	progress   ProgressBoard
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -88,30 +90,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if log == nil {
 		log = zap.NewNop()
 	}
-	workflows := opts.Workflows
-	var checkStart func(string, []byte) error
-	if workflows == nil {
-		defs, err := declarative(cfg)
-		if err != nil {
-			return nil, err
-		}
-		workflows = append(Workflows(), defs.DeclarativeSaga)
-		checkStart = func(wf string, input []byte) error {
-			if wf != sagas.DeclarativeWorkflow {
-				return nil
-			}
-			return defs.CheckStart(input)
-		}
-	}
-	router, err := route.New(cfg, workflowNames(workflows))
+	cat, router, err := prepare(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
+	reg := engine.Registry{Workflows: cat.workflows, Activities: map[string]workflow.Activity{}, Patches: opts.Patches}
 	metrics := opts.Metrics
 	if metrics == nil {
 		metrics = NopMetrics{}
 	}
-	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}, progress: opts.Progress}
+	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}}
 	if len(cfg.Migration.Workflows) > 0 {
 		b.migration = migrate.NewPlanner(cfg.Migration)
 	}
@@ -128,19 +116,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		return nil, err
 	}
 
-	tr := newTracer(opts.TracerProvider, sagaWorkflows(workflows))
+	tr := newTracer(opts.TracerProvider, cat.sagaWorkflows())
 	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr})
 	if err != nil {
 		return nil, err
 	}
+	maps.Copy(reg.Activities, opts.Activities)
+	maps.Copy(reg.Activities, acts.Registered())
 	engCfg, err := engineConfig(cfg.Engine)
 	if err != nil {
 		return nil, err
 	}
-	b.engine, err = engine.New(ctx, engCfg, engine.Registry{
-		Workflows:  workflows,
-		Activities: append(acts.Registered(), opts.Activities...),
-	}, log.Named("engine"))
+	b.engine, err = engine.New(ctx, engCfg, reg, log.Named("engine"))
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +141,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
 		access:     router.Access(),
-		checkStart: checkStart,
+		startInput: cat.startInput,
 		timeout:    cfg.Broker.AckWait * 3 / 4,
 		stats:      b.stats,
 		metrics:    metrics,
@@ -413,10 +400,6 @@ func (b *Bridge) Run(ctx context.Context) error {
 	r.AddMiddleware(middleware.Recoverer)
 	for _, topic := range b.router.Topics() {
 		r.AddConsumerHandler("route_"+topic, topic, b.broker.Subscriber(), b.handler.Handle)
-	}
-	if b.progress != nil {
-		stop := b.runProgress(ctx, b.progress)
-		defer stop()
 	}
 	b.log.Info("bridge consuming", zap.Strings("topics", b.router.Topics()))
 	if err := r.Run(ctx); err != nil {

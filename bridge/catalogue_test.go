@@ -19,21 +19,13 @@ import (
 )
 
 // catalogueRoutes are added to the dev routes for inputs the dev routes
-// cannot produce: an instance ID taken verbatim from the payload, a
-// declarative start whose definition the payload names, and a raise that
-// dead-letters (not drops) on a finished instance.
+// cannot produce: an instance ID taken verbatim from the payload and a
+// raise that dead-letters (not drops) on a finished instance.
 const catalogueRoutes = `
   - name: catalogue-start
     topics: [catalogue.events]
     match: event.type == "cat.start"
     start: {workflow: OrderSaga, instanceId: 'event.data.id'}
-  - name: catalogue-declarative
-    topics: [catalogue.events]
-    match: event.type == "cat.declarative"
-    start:
-      workflow: DeclarativeSaga-fm
-      instanceId: '"decl-" + event.data.id'
-      input: '{"saga": event.data.saga, "version": 1, "input": event.data}'
   - name: catalogue-late-reply
     topics: [catalogue.events]
     match: event.type == "cat.late"
@@ -182,10 +174,6 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 			kind: dlq.KindEval, route: "catalogue-start", words: []string{"instanceId is 300 bytes, limit 256"}},
 		{name: "instance ID with illegal characters", topic: "catalogue.events", body: catalogue("cat.start", map[string]any{"id": "order 1/../x"}),
 			kind: dlq.KindEval, route: "catalogue-start", words: []string{`instanceId "order 1/../x" has characters outside [A-Za-z0-9_.:@-]`}},
-		{name: "unknown workflow (declarative definition not loaded)", topic: "catalogue.events",
-			body: catalogue("cat.declarative", map[string]any{"id": "d1", "saga": "NoSuchSaga"}),
-			kind: dlq.KindUnknownWorkflow, route: "catalogue-declarative",
-			words: []string{"start DeclarativeSaga-fm decl-d1", "saga definition not loaded: NoSuchSaga version 1"}},
 		{name: "raise on a finished instance", topic: "catalogue.events", body: catalogue("cat.late", map[string]any{"orderId": finished}),
 			kind: dlq.KindFinished, route: "catalogue-late-reply",
 			words: []string{"raise late.reply on order-" + finished, "COMPLETED", "has finished"}},

@@ -52,7 +52,7 @@ func (t *tries) forget(id string) {
 // Engine is what the handler needs from the workflow engine.
 type Engine interface {
 	Start(ctx context.Context, workflow, instanceID string, input []byte) (started bool, err error)
-	Raise(ctx context.Context, instanceID, eventName string, payload []byte) error
+	Raise(ctx context.Context, instanceID, eventName string, payload []byte, o engine.RaiseOptions) error
 	Terminate(ctx context.Context, instanceID, reason string) error
 	Suspend(ctx context.Context, instanceID, reason string) error
 	Resume(ctx context.Context, instanceID, reason string) error
@@ -99,9 +99,10 @@ type handler struct {
 	maxPayload int
 	// access is the route-level allow-list; nil allows everything.
 	access *access.Policy
-	// checkStart, when set, refuses a start input the workflow would fail
-	// at once (a declarative saga that is not loaded).
-	checkStart func(workflow string, input []byte) error
+	// startInput turns a route's input into the workflow's start input: a
+	// declarative saga's is pinned to a version, and refused when that
+	// version is not loaded. nil passes inputs unchanged.
+	startInput func(workflow string, version int, input []byte) ([]byte, error)
 	// timeout bounds one message's handling, below the broker's ack wait,
 	// so a slow engine call ends in a nack, not in a second delivery.
 	timeout time.Duration
@@ -354,8 +355,9 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Messa
 	if !h.access.Allowed(wf, config.ActionStart, rt.Name, topic) {
 		return fmt.Errorf("%w: instance %s: %s", errDenied, id, h.access.Denial(wf, config.ActionStart, rt.Name, topic))
 	}
-	if h.checkStart != nil {
-		if err := h.checkStart(wf, input); err != nil {
+	if h.startInput != nil {
+		var err error
+		if input, err = h.startInput(wf, rt.Version, input); err != nil {
 			return fmt.Errorf("%w: start %s %s: %w", errUnknownWorkflow, wf, id, err)
 		}
 	}
@@ -368,7 +370,6 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Messa
 			return err
 		}
 	}
-	// Checked first: the trace context wraps the input the check read.
 	input, err := h.tracer.startInput(ctx, wf, input)
 	if err != nil {
 		return err
@@ -427,7 +428,9 @@ func (h *handler) handoff(ctx context.Context, log *zap.Logger, msg *message.Mes
 }
 
 func (h *handler) raise(ctx context.Context, dec route.Decision) error {
-	if err := h.engine.Raise(ctx, dec.InstanceID, dec.EventName, dec.Payload); err != nil {
+	// A route that drops late events need not learn that one was late.
+	o := engine.RaiseOptions{ReportFinished: dec.Route.OnFinished != "drop"}
+	if err := h.engine.Raise(ctx, dec.InstanceID, dec.EventName, dec.Payload, o); err != nil {
 		return err
 	}
 	h.stats.Raised.Add(1)

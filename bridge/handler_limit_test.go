@@ -40,13 +40,15 @@ func (e *slowEngine) Start(ctx context.Context, _, _ string, _ []byte) (bool, er
 	}
 	return true, nil
 }
-func (*slowEngine) Raise(context.Context, string, string, []byte) error { return nil }
-func (*slowEngine) Terminate(context.Context, string, string) error     { return nil }
-func (*slowEngine) Suspend(context.Context, string, string) error       { return nil }
-func (*slowEngine) Resume(context.Context, string, string) error        { return nil }
-func (*slowEngine) Purge(context.Context, string) error                 { return nil }
-func (*slowEngine) Workflow(context.Context, string) (string, error)    { return "W", nil }
-func (*slowEngine) Get(context.Context, string) (engine.Status, error)  { return engine.Status{}, nil }
+func (*slowEngine) Raise(context.Context, string, string, []byte, engine.RaiseOptions) error {
+	return nil
+}
+func (*slowEngine) Terminate(context.Context, string, string) error    { return nil }
+func (*slowEngine) Suspend(context.Context, string, string) error      { return nil }
+func (*slowEngine) Resume(context.Context, string, string) error       { return nil }
+func (*slowEngine) Purge(context.Context, string) error                { return nil }
+func (*slowEngine) Workflow(context.Context, string) (string, error)   { return "W", nil }
+func (*slowEngine) Get(context.Context, string) (engine.Status, error) { return engine.Status{}, nil }
 
 // TestRouteConcurrencyCapsActions: with broker.concurrency handing out more
 // messages than a route's concurrency, no more than the route's cap reach
@@ -62,7 +64,7 @@ func TestRouteConcurrencyCapsActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router, err := route.New(cfg, map[string]bool{"W": true})
+	router, err := route.New(cfg, route.Workflows{"W": nil})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func TestOutageDoesNotUseUpRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router, err := route.New(cfg, map[string]bool{"W": true})
+	router, err := route.New(cfg, route.Workflows{"W": nil})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,15 +142,13 @@ type stackOptions struct {
 	metrics bridge.Metrics
 	// tracer, when set, traces the bridge.
 	tracer trace.TracerProvider
-	// progress, when set, is fed by the bridge.
-	progress bridge.ProgressBoard
 }
 
 func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptions) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: opts.metrics,
-		TracerProvider: opts.tracer, Progress: opts.progress})
+		TracerProvider: opts.tracer})
 	if err != nil {
 		cancel()
 		t.Fatalf("bridge: %v", err)

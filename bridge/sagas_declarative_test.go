@@ -4,25 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// TestDeclarativeOrderSagaEndToEnd runs the YAML OrderSaga (order.yaml)
-// through the bridge on real brokers, started by a route that pins the
-// definition's version in the start input, with the simulated services as
-// plain subscribers. It checks outcomes as the Go saga's end-to-end test
-// does, and follows every instance's progress on the progress topic.
+// TestDeclarativeOrderSagaEndToEnd runs the YAML OrderSaga (order.yaml,
+// listed in the config's sagas) through the bridge on real brokers, in
+// place of the Go one, started by a route that names the saga and pins its
+// version, with the simulated services as plain subscribers. It checks
+// outcomes as the Go saga's end-to-end test does, follows every instance's
+// progress on the progress topic, and reads the final status the engine
+// keeps.
 func TestDeclarativeOrderSagaEndToEnd(t *testing.T) {
 	for _, newKit := range brokers(t) {
 		kit := newKit(t)
@@ -32,18 +37,23 @@ func TestDeclarativeOrderSagaEndToEnd(t *testing.T) {
 
 func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 	const n = 20
-	defs, err := order.Declarative()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "order.yaml"), order.YAML(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(filepath.Join(dir, "dev.yaml"), append(devenv.ConfigYAML(), "\nsagas: [order.yaml]\n"...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := devConfig(t, kit, t.TempDir())
+	kit.configure(cfg)
+	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
 	for i := range cfg.Routes {
 		if r := &cfg.Routes[i]; r.Start != nil && r.Start.Workflow == "OrderSaga" {
-			r.Start.Workflow = sagas.DeclarativeWorkflow
-			r.Start.Input = `{"saga": "OrderSaga", "version": 1, "input": event.data}`
+			r.Start.Version = 1
 		}
 	}
-	s := startDeclarativeStack(t, kit, cfg, []workflow.Workflow{order.OrderSaga, defs.DeclarativeSaga})
+	// No Go workflows: OrderSaga is the declared one.
+	s := startDeclarativeStack(t, kit, cfg, map[string]workflow.Workflow{})
 
 	board, err := sagas.NewProgressBoard(n)
 	if err != nil {
@@ -115,10 +125,30 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 	if p.Status != sagas.ProgressCompensating || p.Step != "reserve-inventory" || p.WaitingFor[0] != "event release-inventory.reply" {
 		t.Errorf("last progress of a shipping failure: %+v", p)
 	}
+
+	// The engine keeps the saga's last word as the custom status: the
+	// outcome's status, which the runtime status (COMPLETED) does not say.
+	for id, o := range want {
+		st, err := s.bridge.Engine().Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last sagas.Progress
+		if err := json.Unmarshal([]byte(st.CustomStatus), &last); err != nil {
+			t.Fatalf("%s: custom status %q: %v", id, st.CustomStatus, err)
+		}
+		want := topics.StatusCompleted
+		if o.FailPayment || o.FailShipping {
+			want = topics.StatusCompensated
+		}
+		if st.Workflow != "OrderSaga" || last.Status != want || last.Saga != "OrderSaga" {
+			t.Errorf("%s: workflow %s, custom status %+v, want status %s", id, st.Workflow, last, want)
+		}
+	}
 }
 
 // startDeclarativeStack is startStack with the workflows a test registers.
-func startDeclarativeStack(t *testing.T, kit brokerKit, cfg *config.Config, workflows []workflow.Workflow) *stack {
+func startDeclarativeStack(t *testing.T, kit brokerKit, cfg *config.Config, workflows map[string]workflow.Workflow) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Workflows: workflows})

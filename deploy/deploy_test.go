@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -30,7 +30,6 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/engine"
-	"github.com/sagabridge/sagabridge/bridge/route"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 )
 
@@ -409,7 +408,7 @@ func validateBridgeConfig(t *testing.T, name string, b []byte) *config.Config {
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if _, err := route.New(cfg, bridge.WorkflowNames()); err != nil {
+	if err := bridge.Validate(cfg, bridge.Options{}); err != nil {
 		t.Fatalf("%s: routes: %v", name, err)
 	}
 	if len(cfg.Routes) == 0 {
@@ -541,7 +540,7 @@ func TestDockerfile(t *testing.T) {
 // Probe is the smallest workflow: one activity.
 func Probe(ctx *workflow.WorkflowContext) (any, error) {
 	var out string
-	if err := ctx.CallActivity(Echo, workflow.ActivityInput("ok")).Await(&out); err != nil {
+	if err := ctx.CallActivity(Echo, workflow.WithActivityInput("ok")).Await(&out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -599,7 +598,7 @@ func TestDaprResourcesOnDaprd(t *testing.T) {
 	})
 	ctx := context.Background()
 	e, err := engine.New(ctx, engine.Config{Kind: engine.KindDapr, Dapr: engine.DaprConfig{GRPCEndpoint: sidecar.GRPCAddr()}},
-		engine.Registry{Workflows: []workflow.Workflow{Probe}, Activities: []workflow.Activity{Echo}}, nil)
+		engine.Registry{Workflows: map[string]workflow.Workflow{"Probe": Probe}, Activities: map[string]workflow.Activity{"Echo": Echo}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
-	"runtime"
-	"strings"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -41,26 +38,20 @@ type PublishRequest struct {
 	Progress      *topics.CloudEvent `json:"progress,omitempty"`
 }
 
-// Activities are the side effects sagas perform. They are registered as
-// method values, so go-sdk names them "<Method>-fm"; PublishActivity is that
-// name and NewActivities checks it.
+// Activities are the side effects sagas perform (Registered names them).
 type Activities struct {
 	pub Publisher
 }
 
-// PublishActivity is the registered name of Activities.Publish.
-const PublishActivity = "Publish-fm"
+// PublishActivity is the name Activities.Publish is registered under.
+const PublishActivity = "sagabridge.publish"
 
 // NewActivities builds the activities on a publisher.
 func NewActivities(pub Publisher) (*Activities, error) {
 	if pub == nil {
 		return nil, errors.New("sagas: publisher is required")
 	}
-	a := &Activities{pub: pub}
-	if got := FuncName(a.Publish); got != PublishActivity {
-		return nil, fmt.Errorf("sagas: activity registers as %q, runtime calls %q", got, PublishActivity)
-	}
-	return a, nil
+	return &Activities{pub: pub}, nil
 }
 
 // Publish sends one event (and the progress event riding with it). It runs
@@ -95,15 +86,7 @@ func (a *Activities) progressFailed(topic string, ev topics.CloudEvent, err erro
 	}
 }
 
-// Registered lists the activities for the engine's registry.
-func (a *Activities) Registered() []workflow.Activity {
-	return []workflow.Activity{a.Publish}
-}
-
-// FuncName is the name go-sdk v1.11 registers a workflow or activity under:
-// the last dot-separated part of the function's runtime name ("OrderSaga"
-// for a function, "Publish-fm" for a method value).
-func FuncName(f any) string {
-	full := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
-	return full[strings.LastIndex(full, ".")+1:]
+// Registered lists the activities by the names sagas call them by.
+func (a *Activities) Registered() map[string]workflow.Activity {
+	return map[string]workflow.Activity{PublishActivity: a.Publish}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
@@ -16,7 +16,7 @@ import (
 )
 
 // shop is a service the saga calls through activities. Its methods are
-// registered as method values ("Reserve-fm", ...).
+// registered as method values ("Reserve", ...).
 type shop struct {
 	mu    sync.Mutex
 	calls map[string][]sagas.Request // by activity
@@ -94,25 +94,25 @@ func (s *shop) Charge(ctx workflow.ActivityContext) (any, error) {
 	return map[string]string{"charge": "c-" + in.Reservation}, nil
 }
 
-func (s *shop) activities() []workflow.Activity {
-	return []workflow.Activity{s.Reserve, s.Release, s.Charge}
+func (s *shop) activities() map[string]workflow.Activity {
+	return map[string]workflow.Activity{"Reserve": s.Reserve, "Release": s.Release, "Charge": s.Charge}
 }
 
 func activitySaga() sagas.Saga {
 	return sagas.Saga{Name: "ActivitySaga", Steps: []sagas.Step{
 		{
 			Name:        "reserve",
-			Activity:    &sagas.Activity{Name: "Reserve-fm", Params: map[string]int{"qty": 2}},
+			Activity:    &sagas.Activity{Name: "Reserve", Params: map[string]int{"qty": 2}},
 			Timeout:     time.Minute,
 			MaxAttempts: 3,
 			Backoff:     sagas.Backoff{Initial: 30 * time.Millisecond, Multiplier: 2},
 			Compensation: &compensations.Compensation{
-				Name: "release", Activity: "Release-fm", MaxAttempts: 2,
+				Name: "release", Activity: "Release", MaxAttempts: 2,
 			},
 		},
 		{
 			Name:     "charge",
-			Activity: &sagas.Activity{Name: "Charge-fm"},
+			Activity: &sagas.Activity{Name: "Charge"},
 			// The charge is computed from the reservation's result and the
 			// saga's input: a pure function of the state.
 			Input: func(s *sagas.State) (any, error) {
@@ -136,10 +136,7 @@ func ActivitySaga(ctx *workflow.WorkflowContext) (any, error) { return sagas.Run
 
 func TestActivitySteps(t *testing.T) {
 	sh := newShop()
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ActivitySaga}, activities: sh.activities()})
-	if got := sagas.FuncName(sh.Reserve); got != "Reserve-fm" {
-		t.Fatalf("method value registers as %q", got)
-	}
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ActivitySaga": ActivitySaga}, activities: sh.activities()})
 	k.startSaga("ActivitySaga", "act-retry", shopPlan{FailReserve: 2})
 	k.startSaga("ActivitySaga", "act-exhausted", shopPlan{FailReserve: 5})
 	k.startSaga("ActivitySaga", "act-declined", shopPlan{Decline: true})

@@ -3,7 +3,7 @@ package sagas_test
 import (
 	"testing"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
@@ -21,7 +21,7 @@ func ParentSaga(ctx *workflow.WorkflowContext) (any, error) {
 }
 
 func TestChildSaga(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ParentSaga, ShippingSaga}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ParentSaga": ParentSaga, "ShippingSaga": ShippingSaga}})
 	k.startSaga("ParentSaga", "p-ok", plan{})
 	k.startSaga("ParentSaga", "p-child-compensated", plan{Fail: []string{"send"}})
 	k.startSaga("ParentSaga", "p-child-failed", plan{Fail: []string{"send"}, RefuseUndo: []string{"pack"}})

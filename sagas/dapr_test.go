@@ -1,9 +1,10 @@
 package sagas_test
 
 import (
+	"maps"
 	"testing"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas"
@@ -28,10 +29,12 @@ func TestRuntimeOnDaprd(t *testing.T) {
 		t.Fatal(err)
 	}
 	sh := newShop()
-	k := newKit(t, kitOptions{dapr: sidecar, activities: sh.activities(), workflows: []workflow.Workflow{
-		ThreeSteps, ParallelSaga, ParentSaga, ShippingSaga, PatientApprovalSaga, LegacySaga, ActivitySaga,
-		defs.DeclarativeSaga,
-	}})
+	wfs := defs.Workflows()
+	maps.Copy(wfs, map[string]workflow.Workflow{
+		"ThreeSteps": ThreeSteps, "ParallelSaga": ParallelSaga, "ParentSaga": ParentSaga, "ShippingSaga": ShippingSaga,
+		"PatientApprovalSaga": PatientApprovalSaga, "LegacySaga": LegacySaga, "ActivitySaga": ActivitySaga,
+	})
+	k := newKit(t, kitOptions{dapr: sidecar, activities: sh.activities(), workflows: wfs})
 	k.startSaga("ThreeSteps", "d-c-fails", plan{Fail: []string{"c"}})
 	k.startSaga("ThreeSteps", "d-stuck", plan{Fail: []string{"c"}, RefuseUndo: []string{"a"}})
 	k.startSaga("ParallelSaga", "d-par", plan{After: map[string][]string{"p1": {"p2", "p3"}}, Fail: []string{"p2"}})
@@ -43,7 +46,7 @@ func TestRuntimeOnDaprd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.startRaw(sagas.DeclarativeWorkflow, "d-yaml", in)
+	k.startRaw("Features", "d-yaml", in)
 	k.raise("d-appr", "approval", approval{Approved: false, By: "dana"})
 	k.raise("d-yaml", "approval", map[string]any{"approved": true})
 

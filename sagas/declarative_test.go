@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
-
 	"github.com/sagabridge/sagabridge/compensations"
-	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -60,10 +57,11 @@ func TestDeclarativeOrderSagaMatchesGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := sagas.FuncName(defs.DeclarativeSaga); got != sagas.DeclarativeWorkflow {
-		t.Fatalf("declarative orchestrator registers as %q", got)
-	}
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{order.OrderSaga, defs.DeclarativeSaga}})
+	// One worker runs both: the YAML saga under its name, the Go one under
+	// another.
+	wfs := defs.Workflows()
+	wfs["GoOrderSaga"] = order.OrderSaga
+	k := newKit(t, kitOptions{workflows: wfs})
 	answerOrders(k)
 	orders := map[string]simulated.Order{
 		"ok":       {OrderID: "ok", Amount: 3},
@@ -71,13 +69,13 @@ func TestDeclarativeOrderSagaMatchesGo(t *testing.T) {
 		"refused":  {OrderID: "refused", Amount: 5, FailShipping: true},
 	}
 	for name, o := range orders {
-		k.startSaga("OrderSaga", "go-"+name, o)
+		k.startSaga("GoOrderSaga", "go-"+name, o)
 		raw, _ := json.Marshal(o)
 		in, err := defs.StartInput("OrderSaga", 0, raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		k.startRaw(sagas.DeclarativeWorkflow, "yaml-"+name, in)
+		k.startRaw("OrderSaga", "yaml-"+name, in)
 	}
 	for name := range orders {
 		t.Run(name, func(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 )
 
 // Definition is a saga declared in YAML. It compiles to a Saga, so a
-// declarative saga runs on exactly the runtime a Go saga does; one
-// registered orchestrator, DeclarativeWorkflow, runs every definition.
+// declarative saga runs on exactly the runtime a Go saga does, as a
+// workflow of its own name (Definitions.Workflows).
 // The YAML schema is in sagas/README.md.
 type Definition struct {
 	Name string `yaml:"name" json:"name"`
@@ -70,8 +70,7 @@ type ReplyDef struct {
 	ReasonField string   `yaml:"reasonField,omitempty" json:"reasonField,omitempty"`
 }
 
-// ActivityDef calls a registered activity ("Name" for a function,
-// "Name-fm" for a method value).
+// ActivityDef calls an activity by the name it is registered under.
 type ActivityDef struct {
 	Name   string `yaml:"name" json:"name"`
 	Params any    `yaml:"params,omitempty" json:"params,omitempty"`

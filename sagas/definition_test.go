@@ -5,8 +5,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/dapr/go-sdk/workflow"
-
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
@@ -142,9 +140,9 @@ name: Features
 version: 1
 steps:
   - name: reserve
-    activity: {name: Reserve-fm, params: {qty: 2}}
+    activity: {name: Reserve, params: {qty: 2}}
     retry: {maxAttempts: 3, backoff: 10ms}
-    compensation: {name: release, activity: Release-fm}
+    compensation: {name: release, activity: Release}
   - name: fan
     parallel:
       - name: p1
@@ -193,13 +191,13 @@ func TestDeclarativeFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	sh := newShop()
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{d.DeclarativeSaga}, activities: sh.activities()})
+	k := newKit(t, kitOptions{workflows: d.Workflows(), activities: sh.activities()})
 	for _, id := range []string{"feat-yes", "feat-no", "feat-skip"} {
 		in, err := d.StartInput("Features", 1, []byte(`{"failReserve":1}`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		k.startRaw(sagas.DeclarativeWorkflow, id, in)
+		k.startRaw("Features", id, in)
 	}
 	k.raise("feat-yes", "approval", map[string]any{"approved": true})
 	k.raise("feat-no", "approval", map[string]any{"approved": false})

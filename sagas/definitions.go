@@ -6,18 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/compensations"
 )
-
-// DeclarativeWorkflow is the registered name of Definitions.DeclarativeSaga:
-// go-sdk v1.11 names a method value "<Method>-fm". Register one
-// Definitions per worker; two would claim the same name.
-const DeclarativeWorkflow = "DeclarativeSaga-fm"
 
 // Errors of the declarative orchestrator.
 var (
@@ -34,20 +31,20 @@ var (
 	ErrVersionNotPinned = errors.New("saga version not pinned in the start input")
 )
 
-// DeclarativeInput is the input of the declarative orchestrator: which
-// definition to run, pinned to a version, and the saga's own input.
+// DeclarativeInput is the input of a declarative saga's workflow: the
+// version the instance runs, pinned when it starts, and the saga's own
+// input. The workflow's name is the saga's name.
 type DeclarativeInput struct {
-	Saga    string `json:"saga"`
-	Version int    `json:"version"`
+	Version int `json:"version"`
 	// Digest, when set, must match the loaded definition's Digest; it
 	// catches a version edited in place while instances run it.
 	Digest string          `json:"digest,omitempty"`
 	Input  json.RawMessage `json:"input,omitempty"`
 }
 
-// Definitions holds every loaded version of every declarative saga and
-// runs them through one orchestrator. It is immutable once built, which is
-// what makes the lookup in DeclarativeSaga deterministic.
+// Definitions holds every loaded version of every declarative saga; each
+// saga runs as a workflow of its own name (Workflows). It is immutable once
+// built, which is what makes the lookup while a saga replays deterministic.
 type Definitions struct {
 	byKey  map[string]loaded
 	latest map[string]int
@@ -67,9 +64,6 @@ func key(name string, version int) string { return name + "@" + strconv.Itoa(ver
 // refuses two definitions with the same name and version.
 func NewDefinitions(comps *compensations.Registry, defs ...Definition) (*Definitions, error) {
 	d := &Definitions{byKey: map[string]loaded{}, latest: map[string]int{}}
-	if got := FuncName(d.DeclarativeSaga); got != DeclarativeWorkflow {
-		return nil, fmt.Errorf("sagas: declarative orchestrator registers as %q, not %q", got, DeclarativeWorkflow)
-	}
 	var errs []error
 	for _, def := range defs {
 		s, resolved, problems := def.compile(comps)
@@ -134,7 +128,22 @@ func (d *Definitions) get(name string, version int) (loaded, bool) {
 	return l, ok
 }
 
-// StartInput builds the input that starts DeclarativeWorkflow for a saga:
+// Names lists the loaded sagas, sorted.
+func (d *Definitions) Names() []string { return slices.Sorted(maps.Keys(d.latest)) }
+
+// Versions lists the loaded versions of a saga, in order.
+func (d *Definitions) Versions(name string) []int {
+	var out []int
+	for _, l := range d.byKey {
+		if l.def.Name == name {
+			out = append(out, l.def.Version)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// StartInput builds the input that starts the workflow of saga name:
 // version 0 pins the latest loaded version (now, at start), and the digest
 // pins its content. input is the saga's input (JSON, passed byte for byte).
 func (d *Definitions) StartInput(name string, version int, input []byte) ([]byte, error) {
@@ -142,60 +151,47 @@ func (d *Definitions) StartInput(name string, version int, input []byte) ([]byte
 	if !ok {
 		return nil, fmt.Errorf("%w: %s version %d (loaded: %v)", ErrUnknownDefinition, name, version, d.Keys())
 	}
-	return json.Marshal(DeclarativeInput{Saga: name, Version: l.def.Version, Digest: l.digest, Input: input})
+	return json.Marshal(DeclarativeInput{Version: l.def.Version, Digest: l.digest, Input: input})
 }
 
-// CheckStart reports, before an instance is started with input, what
-// DeclarativeSaga would fail it for at once: an input that names no saga,
-// no version, a definition not loaded, or one that changed since the input
-// was built. The bridge dead-letters such a start instead of leaving a
-// FAILED instance that publishes no outcome.
-func (d *Definitions) CheckStart(input []byte) error {
-	var in DeclarativeInput
-	if err := json.Unmarshal(input, &in); err != nil || in.Saga == "" {
-		return fmt.Errorf("%w: the start input names no saga (want {\"saga\": name, \"version\": n, \"input\": ...})", ErrUnknownDefinition)
+// Workflows are the workflows of the loaded sagas, one per saga under the
+// saga's name; each runs the version its instance was started with.
+func (d *Definitions) Workflows() map[string]workflow.Workflow {
+	out := make(map[string]workflow.Workflow, len(d.latest))
+	for name := range d.latest {
+		out[name] = func(ctx *workflow.WorkflowContext) (any, error) { return d.run(ctx, name) }
 	}
-	if in.Version == 0 {
-		return fmt.Errorf("declarative saga %s: %w", in.Saga, ErrVersionNotPinned)
-	}
-	l, ok := d.byKey[key(in.Saga, in.Version)]
-	if !ok {
-		return fmt.Errorf("%w: %s version %d (loaded: %v)", ErrUnknownDefinition, in.Saga, in.Version, d.Keys())
-	}
-	if in.Digest != "" && in.Digest != l.digest {
-		return fmt.Errorf("%w: %s version %d was %s, is %s", ErrDefinitionChanged, in.Saga, in.Version, in.Digest, l.digest)
-	}
-	return nil
+	return out
 }
 
-// DeclarativeSaga is the one orchestrator of every declarative saga. Its
-// input is a DeclarativeInput; it runs the pinned definition with Run's
-// semantics. A definition that is missing or changed fails the instance
-// (FAILED, no outcome) with an error saying which: running a different
-// definition than the one recorded in the history would break replay.
-func (d *Definitions) DeclarativeSaga(ctx *workflow.WorkflowContext) (any, error) {
+// run is the workflow of saga name. Its input is a DeclarativeInput; it
+// runs the pinned definition with Run's semantics. A definition that is
+// missing or changed fails the instance (FAILED, no outcome) with an
+// error saying which: running a different definition than the one
+// recorded in the history would break replay.
+func (d *Definitions) run(ctx *workflow.WorkflowContext, name string) (any, error) {
 	raw, _, err := workflowInput(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
+		return nil, fmt.Errorf("saga %s: decode input: %w", name, err)
 	}
 	// A migrating instance's assignment wraps the DeclarativeInput.
 	inner, a, err := SplitInput(raw)
 	if err != nil {
-		return nil, fmt.Errorf("declarative saga: %w", err)
+		return nil, fmt.Errorf("saga %s: %w", name, err)
 	}
 	var in DeclarativeInput
 	if err := unmarshalInput(inner, &in); err != nil {
-		return nil, fmt.Errorf("declarative saga: decode input: %w", err)
+		return nil, fmt.Errorf("saga %s: decode input: %w", name, err)
 	}
 	if in.Version == 0 {
-		return nil, fmt.Errorf("declarative saga %s: %w", in.Saga, ErrVersionNotPinned)
+		return nil, fmt.Errorf("saga %s: %w", name, ErrVersionNotPinned)
 	}
-	l, ok := d.byKey[key(in.Saga, in.Version)]
+	l, ok := d.byKey[key(name, in.Version)]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s version %d", ErrUnknownDefinition, in.Saga, in.Version)
+		return nil, fmt.Errorf("%w: %s version %d", ErrUnknownDefinition, name, in.Version)
 	}
 	if in.Digest != "" && in.Digest != l.digest {
-		return nil, fmt.Errorf("%w: %s version %d was %s, is %s (%s)", ErrDefinitionChanged, in.Saga, in.Version, in.Digest, l.digest, l.def.Source)
+		return nil, fmt.Errorf("%w: %s version %d was %s, is %s (%s)", ErrDefinitionChanged, name, in.Version, in.Digest, l.digest, l.def.Source)
 	}
 	out, err := runSaga(ctx, l.saga, in.Input, a)
 	if err != nil {

@@ -7,9 +7,9 @@
 // then publishes exactly one outcome.
 //
 // Sagas are written in Go (Saga, Step) or declared in YAML (Definition),
-// which compiles to the same Saga and runs under one registered
-// orchestrator, DeclarativeWorkflow, pinned to the version an instance
-// started with. sagas/README.md teaches both.
+// which compiles to the same Saga and runs as a workflow of its own name,
+// pinned to the version an instance started with. sagas/README.md teaches
+// both.
 //
 // Everything Run does is deterministic, because the engine replays it:
 // time comes from the workflow context, waiting is done with durable

@@ -26,8 +26,8 @@ func ExampleDefinitions_StartInput() {
 	}
 	var in sagas.DeclarativeInput
 	_ = json.Unmarshal(raw, &in)
-	fmt.Println(registry.Keys(), sagas.DeclarativeWorkflow, in.Saga, in.Version, string(in.Input))
-	// Output: [OrderSaga@1] DeclarativeSaga-fm OrderSaga 1 {"orderId":"o-1"}
+	fmt.Println(registry.Keys(), registry.Names(), in.Version, string(in.Input))
+	// Output: [OrderSaga@1] [OrderSaga] 1 {"orderId":"o-1"}
 }
 
 // A progress event, as `sagabridge workflow get` would print it.

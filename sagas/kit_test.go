@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
@@ -41,8 +42,8 @@ type kit struct {
 }
 
 type kitOptions struct {
-	workflows  []workflow.Workflow
-	activities []workflow.Activity
+	workflows  map[string]workflow.Workflow
+	activities map[string]workflow.Activity
 	// db reuses a database file (a second worker on the same data).
 	db string
 	// dapr, when set, runs the worker against this daprd sidecar instead
@@ -63,10 +64,8 @@ func newKit(t *testing.T, opts kitOptions) *kit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.reg = engine.Registry{
-		Workflows:  opts.workflows,
-		Activities: append(acts.Registered(), opts.activities...),
-	}
+	k.reg = engine.Registry{Workflows: opts.workflows, Activities: acts.Registered()}
+	maps.Copy(k.reg.Activities, opts.activities)
 	k.start()
 	t.Cleanup(k.close)
 	return k
@@ -267,7 +266,7 @@ func (k *kit) raise(id, event string, payload any) {
 		if err != nil {
 			return // the test is over
 		}
-		err = e.Raise(ctx, id, event, raw)
+		err = e.Raise(ctx, id, event, raw, engine.RaiseOptions{ReportFinished: true})
 		if err == nil || errors.Is(err, engine.ErrFinished) {
 			return
 		}

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
@@ -22,9 +22,9 @@ func parallelSaga() sagas.Saga {
 				cmd("p3"),
 				{
 					Name:         "stock",
-					Activity:     &sagas.Activity{Name: "Reserve-fm"},
+					Activity:     &sagas.Activity{Name: "Reserve"},
 					MaxAttempts:  2,
-					Compensation: &compensations.Compensation{Name: "release", Activity: "Release-fm"},
+					Compensation: &compensations.Compensation{Name: "release", Activity: "Release"},
 				},
 			},
 		},
@@ -38,7 +38,7 @@ func ParallelSaga(ctx *workflow.WorkflowContext) (any, error) { return sagas.Run
 
 func TestParallelGroup(t *testing.T) {
 	sh := newShop()
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ParallelSaga}, activities: sh.activities()})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ParallelSaga": ParallelSaga}, activities: sh.activities()})
 	// p1's participant answers only once p2's and p3's commands arrived:
 	// with members run one after the other the saga would hang.
 	gate := map[string][]string{"p1": {"p2", "p3"}}

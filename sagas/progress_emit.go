@@ -1,18 +1,18 @@
 package sagas
 
 import (
+	"encoding/json"
+
 	"github.com/sagabridge/sagabridge/topics"
 )
 
 // progressEvent is a progress CloudEvent waiting for an activity to carry it.
 type progressEvent struct{ ev topics.CloudEvent }
 
-// stepProgress describes a round of attempts of a step or group; nil when
-// the saga reports no progress.
+// stepProgress records a round of attempts of a step or group as the
+// workflow's custom status and returns the progress event describing it;
+// nil when the saga publishes no progress events.
 func (r *run) stepProgress(group *Step, pending []*member) *progressEvent {
-	if r.saga.NoProgress {
-		return nil
-	}
 	p := r.progressBase(ProgressRunning)
 	p.Step, p.Kind = group.Name, group.Kind()
 	for _, m := range pending {
@@ -22,11 +22,9 @@ func (r *run) stepProgress(group *Step, pending []*member) *progressEvent {
 	return r.progressEvent(p)
 }
 
-// undoProgress describes an attempt of a compensation.
+// undoProgress does what stepProgress does for an attempt of a
+// compensation.
 func (r *run) undoProgress(st *Step, attempt int) *progressEvent {
-	if r.saga.NoProgress {
-		return nil
-	}
 	c := st.Compensation
 	p := r.progressBase(ProgressCompensating)
 	p.Step, p.Kind, p.Attempt = st.Name, "compensation", attempt
@@ -66,7 +64,14 @@ func (r *run) waitingFor(st *Step, attempt int) string {
 	return st.Kind() + " " + st.Name
 }
 
+// progressEvent sets p as the workflow's custom status, where `workflow
+// get` reads it on either engine, and builds its progress event unless the
+// saga publishes none.
 func (r *run) progressEvent(p Progress) *progressEvent {
+	r.setStatus(p)
+	if r.saga.NoProgress {
+		return nil
+	}
 	ev, err := topics.NewCloudEvent(ProgressID(r.id, p.Seq), topics.Source, ProgressType, r.id, p.Since, p)
 	if err != nil {
 		return nil // Progress always marshals; progress is advisory anyway
@@ -81,4 +86,24 @@ func (r *run) fireProgress(p *progressEvent) {
 		return
 	}
 	r.callPublish(PublishRequest{Topic: r.saga.progressTopic(), Key: r.id, Event: p.ev})
+}
+
+// setStatus makes p the workflow's custom status. The engine stores it with
+// the next step of the history, so it costs no call of its own.
+func (r *run) setStatus(p Progress) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return // Progress always marshals
+	}
+	r.ctx.SetCustomStatus(string(b))
+}
+
+// finalStatus leaves the outcome's status as the custom status of the
+// finished workflow, so that whoever reads the engine alone (retention,
+// an operator listing instances) tells a compensated saga from a
+// completed one: the engine calls both COMPLETED.
+func (r *run) finalStatus() {
+	p := progressOfOutcome(r.out)
+	p.Outcome = nil // the workflow's output holds it
+	r.setStatus(p)
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
@@ -39,7 +39,7 @@ func progressOf(t *testing.T, k *kit, id string) []sagas.Progress {
 }
 
 func TestProgressEvents(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ThreeSteps, PatientApprovalSaga, QuietSaga}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ThreeSteps": ThreeSteps, "PatientApprovalSaga": PatientApprovalSaga, "QuietSaga": QuietSaga}})
 	k.startSaga("ThreeSteps", "prog-c-fails", plan{Fail: []string{"c"}})
 	k.startSaga("PatientApprovalSaga", "prog-wait", plan{})
 	k.startSaga("QuietSaga", "prog-quiet", plan{})
@@ -136,7 +136,7 @@ func TestProgressEvents(t *testing.T) {
 // TestProgressNeverHoldsASagaUp: with the progress topic refused, sagas
 // still complete, and the publisher hears of every dropped event.
 func TestProgressNeverHoldsASagaUp(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{PatientApprovalSaga}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"PatientApprovalSaga": PatientApprovalSaga}})
 	k.pub.fail = func(topic string, _ topics.CloudEvent) error {
 		if topic == sagas.DefaultProgressTopic {
 			return errors.New("no such topic")

@@ -2,11 +2,11 @@ package sagas
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -22,18 +22,14 @@ type failedTask struct{ err error }
 
 func (t failedTask) Await(any) error { return t.err }
 
-// callActivity schedules an activity with a JSON input. It marshals the
-// input itself: go-sdk returns a nil task when an option fails.
+// callActivity schedules an activity with a JSON input, marshalled here so
+// that a marshalling error names the activity.
 func (r *run) callActivity(name string, input any) awaitable {
 	raw, err := json.Marshal(input)
 	if err != nil {
 		return failedTask{fmt.Errorf("activity %s: marshal input: %w", name, err)}
 	}
-	t := r.ctx.CallActivity(name, workflow.ActivityRawInput(string(raw)))
-	if t == nil {
-		return failedTask{fmt.Errorf("activity %s: not scheduled", name)}
-	}
-	return t
+	return r.ctx.CallActivity(name, workflow.WithRawActivityInput(wrapperspb.String(string(raw))))
 }
 
 func (r *run) callPublish(req PublishRequest) awaitable {
@@ -78,17 +74,13 @@ func (r *run) publish(topic string, ev topics.CloudEvent) error {
 
 // sleep waits on a durable timer.
 func (r *run) sleep(d time.Duration) error {
-	t := r.ctx.CreateTimer(d)
-	if t == nil {
-		return errors.New("timer not scheduled")
-	}
-	return t.Await(nil)
+	return r.ctx.CreateTimer(d).Await(nil)
 }
 
 // PublishDurably is the saga runtime's publish for Func steps: it runs the
 // Publish activity and retries with durable timers while the broker
 // refuses (for about 45 minutes). The event id must be deterministic.
 func PublishDurably(ctx *workflow.WorkflowContext, topic string, ev topics.CloudEvent) error {
-	r := &run{ctx: ctx, id: ctx.InstanceID(), trace: traceOf(ctx)}
+	r := &run{ctx: ctx, id: ctx.ID(), trace: traceOf(ctx)}
 	return r.publish(topic, ev)
 }

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -43,7 +43,7 @@ func TestReplayAfterWorkerDeath(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			k := newKit(t, kitOptions{workflows: []workflow.Workflow{ThreeSteps}})
+			k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ThreeSteps": ThreeSteps}})
 			const id = "crash-1"
 			k.crashOn(tc.mode, func(topic string, ev topics.CloudEvent) bool {
 				if tc.crash == "outcome" {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 // Request is the input of every activity a saga step or compensation

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -73,16 +73,16 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 	r := &run{
 		ctx:   ctx,
 		saga:  s,
-		id:    ctx.InstanceID(),
+		id:    ctx.ID(),
 		trace: traceOf(ctx),
 		state: &State{
-			InstanceID: ctx.InstanceID(),
+			InstanceID: ctx.ID(),
 			Saga:       s.Name,
 			Input:      input,
 			Results:    map[string]json.RawMessage{},
 		},
 	}
-	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime(), TraceParent: r.trace.TraceParent}
+	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentTimeUTC(), TraceParent: r.trace.TraceParent}
 	if a != nil {
 		r.out.Migration = a.migration()
 	}
@@ -98,7 +98,7 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 		r.out.Status = topics.StatusFailed
 		r.out.NotUndone = append(r.out.NotUndone, r.childNotUndone...)
 	}
-	r.out.FinishedAt = ctx.CurrentUTCDateTime()
+	r.out.FinishedAt = ctx.CurrentTimeUTC()
 
 	ev, err := topics.NewCloudEvent(topics.OutcomeID(r.id, r.out.Status), topics.Source,
 		topics.OutcomeType(r.out.Status), r.id, r.out.FinishedAt, r.out)
@@ -108,6 +108,7 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 	if err := r.publish(s.outcomeTopic(), ev); err != nil {
 		return topics.Outcome{}, fmt.Errorf("saga %s: publish outcome: %w", s.Name, err)
 	}
+	r.finalStatus()
 	return r.out, nil
 }
 
@@ -141,7 +142,7 @@ type doneStep struct {
 	idx int // in out.Steps
 }
 
-func (r *run) now() time.Time { return r.ctx.CurrentUTCDateTime() }
+func (r *run) now() time.Time { return r.ctx.CurrentTimeUTC() }
 
 // forward runs the steps in order, following their decisions.
 func (r *run) forward() {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
@@ -36,7 +36,7 @@ func TestSagasValidate(t *testing.T) {
 // the steps before it are compensated, in reverse order, and that nothing
 // after it runs.
 func TestFailureAtEveryStep(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ThreeSteps}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ThreeSteps": ThreeSteps}})
 	cases := []struct {
 		name        string
 		fail        string
@@ -111,7 +111,7 @@ func hasID(evs []topics.CloudEvent, id string) bool {
 // gets the command MaxAttempts times; the step then counts as timed out
 // and is compensated too, since no reply does not mean nothing happened.
 func TestNoReplyIsRetriedThenCompensated(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{QuickTimeouts}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"QuickTimeouts": QuickTimeouts}})
 	k.startSaga("QuickTimeouts", "silent-b", plan{Silent: []string{"b"}})
 	out := k.outcome("silent-b")
 	if out.Status != topics.StatusCompensated {
@@ -128,7 +128,7 @@ func TestNoReplyIsRetriedThenCompensated(t *testing.T) {
 // attempt leaves the saga "failed" with the step listed as not undone; the
 // other compensations still run.
 func TestCompensationFailureEndsFailed(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ThreeSteps}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ThreeSteps": ThreeSteps}})
 	k.startSaga("ThreeSteps", "stuck", plan{Fail: []string{"c"}, RefuseUndo: []string{"a"}})
 	out := k.outcome("stuck")
 	if out.Status != topics.StatusFailed {

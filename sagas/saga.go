@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/topics"
@@ -15,7 +15,8 @@ import (
 type Saga struct {
 	Name string
 	// Version is shown in progress events; declarative sagas set it from
-	// their definition. Go sagas version by workflow name (OrderSagaV2).
+	// their definition. Go sagas change with IsPatched or by a new
+	// workflow name (OrderSagaV2).
 	Version int
 	Steps   []Step
 	// OutcomeTopic receives the outcome event; default topics.Outcomes.
@@ -94,8 +95,8 @@ type Backoff = compensations.Backoff
 // why not. It must be a pure function of the payload.
 type ReplyRule func(payload json.RawMessage) (ok bool, reason string)
 
-// Activity names a registered activity. Register activities as plain
-// functions or method values; FuncName gives the name go-sdk uses.
+// Activity names a registered activity, by the name it was registered
+// under.
 type Activity struct {
 	Name string
 	// Params are fixed parameters for the activity, sent as Request.Params.
@@ -112,11 +113,11 @@ type Activity struct {
 // NotUndone as "<step>/<item>". A child workflow that itself fails (its
 // outcome could not be published) is retried with a new instance ID.
 type Child struct {
-	// Workflow is the registered workflow name of the child saga.
+	// Workflow is the registered workflow name of a Go child saga.
 	Workflow string
-	// Definition and Version, when set, start a declarative saga: Workflow
-	// defaults to DeclarativeWorkflow and the input is wrapped in a
-	// DeclarativeInput pinned to that version.
+	// Definition and Version, when set, start the declarative saga of that
+	// name (its workflow's name) with the input wrapped in a
+	// DeclarativeInput pinned to that version; Workflow is not used.
 	Definition string
 	Version    int
 }

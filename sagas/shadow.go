@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -31,11 +31,11 @@ func runShadow(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *
 	if a.Observe == nil || a.Observe.Event == "" {
 		return topics.Outcome{}, fmt.Errorf("saga %s: shadow mode without an observation event", s.Name)
 	}
-	r := &run{ctx: ctx, saga: s, id: ctx.InstanceID(), trace: traceOf(ctx)}
-	out := topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentUTCDateTime(), TraceParent: r.trace.TraceParent}
-	sh := newShadow(s, a.Observe, workflowFeed{ctx: ctx, event: a.Observe.Event}, ctx.CurrentUTCDateTime)
+	r := &run{ctx: ctx, saga: s, id: ctx.ID(), trace: traceOf(ctx)}
+	out := topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentTimeUTC(), TraceParent: r.trace.TraceParent}
+	sh := newShadow(s, a.Observe, workflowFeed{ctx: ctx, event: a.Observe.Event}, ctx.CurrentTimeUTC)
 	sh.follow(&out)
-	out.FinishedAt = ctx.CurrentUTCDateTime()
+	out.FinishedAt = ctx.CurrentTimeUTC()
 	for k := range sh.divergences {
 		sh.divergences[k].Saga, sh.divergences[k].InstanceID = s.Name, r.id
 	}

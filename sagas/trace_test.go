@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
@@ -18,7 +18,7 @@ import (
 // and on its outcome; a saga started without one sends none.
 func TestTracedInput(t *testing.T) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ParentSaga, ShippingSaga}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ParentSaga": ParentSaga, "ShippingSaga": ShippingSaga}})
 	in, err := json.Marshal(plan{})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +59,7 @@ func TestTracedInput(t *testing.T) {
 	}
 }
 
-// TestTracedDeclarativeInput: the declarative orchestrator unwraps a traced
+// TestTracedDeclarativeInput: a declarative saga's workflow unwraps a traced
 // input before reading its pinned definition, and runs the same saga.
 func TestTracedDeclarativeInput(t *testing.T) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -67,7 +67,7 @@ func TestTracedDeclarativeInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{defs.DeclarativeSaga}})
+	k := newKit(t, kitOptions{workflows: defs.Workflows()})
 	answerOrders(k)
 	raw, err := json.Marshal(simulated.Order{OrderID: "t", Amount: 3})
 	if err != nil {
@@ -81,8 +81,8 @@ func TestTracedDeclarativeInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.startRaw(sagas.DeclarativeWorkflow, "yaml-traced", wrapped)
-	k.startRaw(sagas.DeclarativeWorkflow, "yaml-plain", in)
+	k.startRaw("OrderSaga", "yaml-traced", wrapped)
+	k.startRaw("OrderSaga", "yaml-plain", in)
 	traced, plain := k.outcome("yaml-traced"), k.outcome("yaml-plain")
 	if traced.Status != topics.StatusCompleted || traced.TraceParent != tp || plain.TraceParent != "" {
 		t.Fatalf("outcomes %+v / %+v", traced, plain)

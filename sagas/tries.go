@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -165,17 +166,15 @@ func (r *run) startChild(st *Step, attempt int, payload json.RawMessage) try {
 	id := ChildInstanceID(r.id, st.Name, attempt)
 	wf, input := st.Child.Workflow, payload
 	if st.Child.Definition != "" {
-		if wf == "" {
-			wf = DeclarativeWorkflow
-		}
-		raw, err := json.Marshal(DeclarativeInput{Saga: st.Child.Definition, Version: st.Child.Version, Input: payload})
+		wf = st.Child.Definition
+		raw, err := json.Marshal(DeclarativeInput{Version: st.Child.Version, Input: payload})
 		if err != nil {
 			return done(failed("child input: %v", err))
 		}
 		input = raw
 	}
 	input = r.traced(input)
-	t := r.ctx.CallChildWorkflow(wf, workflow.ChildWorkflowRawInput(string(input)), workflow.ChildWorkflowInstanceID(id))
+	t := r.ctx.CallChildWorkflow(wf, workflow.WithRawChildWorkflowInput(wrapperspb.String(string(input))), workflow.WithChildWorkflowInstanceID(id))
 	return childTry{id: id, t: t}
 }
 

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
-
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
@@ -75,13 +73,13 @@ func loadDefs(t *testing.T, docs ...string) *sagas.Definitions {
 func TestDeclarativeVersionPinning(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "wf.db")
 	v1 := loadDefs(t, pinnedV1)
-	k := newKit(t, kitOptions{db: db, workflows: []workflow.Workflow{v1.DeclarativeSaga}})
+	k := newKit(t, kitOptions{db: db, workflows: v1.Workflows()})
 	start := func(k *kit, d *sagas.Definitions, id string, version int) {
 		in, err := d.StartInput("Pinned", version, []byte(`{}`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		k.startRaw(sagas.DeclarativeWorkflow, id, in)
+		k.startRaw("Pinned", id, in)
 	}
 	start(k, v1, "old-1", 0) // latest = 1
 	start(k, v1, "old-2", 1)
@@ -101,7 +99,7 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	if v, _ := both.Latest("Pinned"); v != 2 {
 		t.Fatalf("latest %d", v)
 	}
-	k2 := newKit(t, kitOptions{db: db, workflows: []workflow.Workflow{both.DeclarativeSaga}})
+	k2 := newKit(t, kitOptions{db: db, workflows: both.Workflows()})
 	k2.raise("old-1", "go", nil)
 	if out := k2.outcome("old-1"); out.Status != topics.StatusCompleted || len(out.Steps) != 3 {
 		t.Errorf("v1 instance after the roll-out: %+v", out)
@@ -116,7 +114,7 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	// Someone edits v1 in place (a longer timeout): the instance that
 	// started on the old text fails loudly.
 	edited := loadDefs(t, strings.Replace(pinnedV1, "timeout: 1m", "timeout: 2m", 1), pinnedV2)
-	k3 := newKit(t, kitOptions{db: db, workflows: []workflow.Workflow{edited.DeclarativeSaga}})
+	k3 := newKit(t, kitOptions{db: db, workflows: edited.Workflows()})
 	k3.raise("old-2", "go", nil)
 	st := k3.wait("old-2", 30*time.Second)
 	if !failedWith(st, sagas.ErrDefinitionChanged) {
@@ -124,8 +122,8 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	}
 
 	// Unpinned and unknown starts fail at once.
-	k3.startRaw(sagas.DeclarativeWorkflow, "unpinned", []byte(`{"saga":"Pinned"}`))
-	k3.startRaw(sagas.DeclarativeWorkflow, "unknown", []byte(`{"saga":"Nope","version":1}`))
+	k3.startRaw("Pinned", "unpinned", []byte(`{"input":{}}`))
+	k3.startRaw("Pinned", "unknown", []byte(`{"version":9}`))
 	for id, want := range map[string]error{"unpinned": sagas.ErrVersionNotPinned, "unknown": sagas.ErrUnknownDefinition} {
 		st := k3.wait(id, 10*time.Second)
 		if !failedWith(st, want) {

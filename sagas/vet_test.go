@@ -13,24 +13,24 @@ import (
 // TestVetFlagsNonDeterminism runs `sagabridge vet` (workflowcheck.Main) on
 // a module whose workflows read the clock and schedule work in map order,
 // and checks both are reported. The module uses workflowcheck's stub of
-// the go-sdk workflow package, so the test needs no network.
+// the durabletask-go workflow package, so the test needs no network.
 func TestVetFlagsNonDeterminism(t *testing.T) {
 	dir := t.TempDir()
-	stub, err := os.ReadFile(filepath.Join("workflowcheck", "testdata", "src", "github.com", "dapr", "go-sdk", "workflow", "workflow.go"))
+	stub, err := os.ReadFile(filepath.Join("workflowcheck", "testdata", "src", "github.com", "dapr", "durabletask-go", "workflow", "workflow.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"go.mod": "module example.com/flows\n\ngo 1.26\n\nrequire github.com/dapr/go-sdk v1.11.0\n\n" +
-			"replace github.com/dapr/go-sdk => ./sdk\n",
-		"sdk/go.mod":               "module github.com/dapr/go-sdk\n\ngo 1.26\n",
+		"go.mod": "module example.com/flows\n\ngo 1.26\n\nrequire github.com/dapr/durabletask-go v0.11.0\n\n" +
+			"replace github.com/dapr/durabletask-go => ./sdk\n",
+		"sdk/go.mod":               "module github.com/dapr/durabletask-go\n\ngo 1.26\n",
 		"sdk/workflow/workflow.go": string(stub),
 		"flows/flows.go": `package flows
 
 import (
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 // Deadline reads the wall clock: a replay would see another time.
@@ -43,7 +43,7 @@ func Deadline(ctx *workflow.WorkflowContext) (any, error) {
 func Fanout(ctx *workflow.WorkflowContext) (any, error) {
 	skus := map[string]int{"a": 1, "b": 2}
 	for sku := range skus {
-		_ = ctx.CallActivity("Reserve", sku)
+		_ = ctx.CallActivity("Reserve", workflow.WithActivityInput(sku))
 	}
 	return nil, nil
 }

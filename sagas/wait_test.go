@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
@@ -75,7 +75,7 @@ func stepNames(out topics.Outcome) []string {
 }
 
 func TestWaitForEventBranches(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{ApprovalSaga, PatientApprovalSaga, LegacySaga}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ApprovalSaga": ApprovalSaga, "PatientApprovalSaga": PatientApprovalSaga, "LegacySaga": LegacySaga}})
 	k.startSaga("PatientApprovalSaga", "appr-yes", plan{})
 	k.startSaga("PatientApprovalSaga", "appr-no", plan{})
 	k.startSaga("ApprovalSaga", "appr-none", plan{})
@@ -131,14 +131,14 @@ func PollingSaga(ctx *workflow.WorkflowContext) (any, error) {
 				if s.Attempt == 1 {
 					return nil, errors.New("first attempt fails")
 				}
-				start := ctx.CurrentUTCDateTime()
+				start := ctx.CurrentTimeUTC()
 				polls := 0
 				for ; polls < 3; polls++ {
 					if err := ctx.CreateTimer(20 * time.Millisecond).Await(nil); err != nil {
 						return nil, err
 					}
 				}
-				return map[string]any{"polls": polls, "waited": ctx.CurrentUTCDateTime().Sub(start).String()}, nil
+				return map[string]any{"polls": polls, "waited": ctx.CurrentTimeUTC().Sub(start).String()}, nil
 			},
 		},
 		{
@@ -161,7 +161,7 @@ func PollingSaga(ctx *workflow.WorkflowContext) (any, error) {
 }
 
 func TestFuncEscapeHatch(t *testing.T) {
-	k := newKit(t, kitOptions{workflows: []workflow.Workflow{PollingSaga}})
+	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"PollingSaga": PollingSaga}})
 	k.startSaga("PollingSaga", "poll-1", plan{})
 	out := k.outcome("poll-1")
 	if out.Status != topics.StatusCompleted {

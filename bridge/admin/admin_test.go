@@ -390,7 +390,7 @@ func (f *fakeWorkflows) Get(_ context.Context, id string) (engine.Status, error)
 	}
 	return f.status[id], nil
 }
-func (f *fakeWorkflows) Raise(_ context.Context, id, ev string, p []byte) error {
+func (f *fakeWorkflows) Raise(_ context.Context, id, ev string, p []byte, _ engine.RaiseOptions) error {
 	return f.record("raise:"+ev+":"+string(p), id)
 }
 func (f *fakeWorkflows) Terminate(_ context.Context, id, r string) error {
@@ -406,7 +406,8 @@ func (f *fakeWorkflows) Purge(_ context.Context, id string) error { return f.rec
 
 func TestWorkflowAPIAndToken(t *testing.T) {
 	wf := &fakeWorkflows{status: map[string]engine.Status{
-		"run-1":  {InstanceID: "run-1", Workflow: "W", RuntimeStatus: "RUNNING"},
+		"run-1": {InstanceID: "run-1", Workflow: "W", RuntimeStatus: "RUNNING",
+			CustomStatus: `{"step":"charge-payment","waitingFor":["event charge-payment.reply"]}`},
 		"done-1": {InstanceID: "done-1", Workflow: "W", RuntimeStatus: "COMPLETED"},
 		"down":   {InstanceID: "down", RuntimeStatus: "RUNNING"},
 	}}
@@ -418,12 +419,6 @@ func TestWorkflowAPIAndToken(t *testing.T) {
 	}
 	srv, err := admin.New(admin.Config{
 		Listen: "0.0.0.0:0", Token: "s3cret", Workflows: wf,
-		Progress: func(id string) (any, bool) {
-			if id != "run-1" {
-				return nil, false
-			}
-			return map[string]any{"step": "charge-payment", "waitingFor": []string{"event charge-payment.reply"}}, true
-		},
 		Gatherer: admin.NewMetrics(admin.MetricsOptions{NoRuntime: true}).Registry(),
 		Checks:   []admin.Check{{Name: "broker", Run: func(context.Context) error { return errors.New("nats://user:pw@host down") }}},
 	})

@@ -66,7 +66,7 @@ type Check struct {
 // *engine.Engine implements it.
 type Workflows interface {
 	Get(ctx context.Context, instanceID string) (engine.Status, error)
-	Raise(ctx context.Context, instanceID, eventName string, payload []byte) error
+	Raise(ctx context.Context, instanceID, eventName string, payload []byte, o engine.RaiseOptions) error
 	Terminate(ctx context.Context, instanceID, reason string) error
 	Suspend(ctx context.Context, instanceID, reason string) error
 	Resume(ctx context.Context, instanceID, reason string) error
@@ -100,10 +100,6 @@ type Config struct {
 	CheckTimeout time.Duration
 	// Workflows serves /v1/workflows; nil answers 404 there.
 	Workflows Workflows
-	// Progress, when set, says where an instance is (a saga progress board,
-	// say); GET /v1/workflows/{id} serves it as "progress". The engines
-	// expose no history, so this is where a current step can come from.
-	Progress func(instanceID string) (any, bool)
 	// Info is served on /v1/info.
 	Info Info
 	// OpTimeout bounds one workflow operation (default 15s).
@@ -411,12 +407,9 @@ func (s *Server) getWorkflow(ctx context.Context, _ *http.Request, id string) (a
 		return nil, fmt.Errorf("workflow instance %s: %w", id, engine.ErrNotFound)
 	}
 	out := WorkflowDetail{Status: st}
-	if s.cfg.Progress != nil {
-		if p, ok := s.cfg.Progress(id); ok {
-			if b, err := json.Marshal(p); err == nil {
-				out.Progress = b
-			}
-		}
+	// A saga keeps where it is in its custom status, as JSON.
+	if cs := strings.TrimSpace(st.CustomStatus); strings.HasPrefix(cs, "{") && json.Valid([]byte(cs)) {
+		out.Progress = json.RawMessage(cs)
 	}
 	return out, nil
 }
@@ -424,7 +417,7 @@ func (s *Server) getWorkflow(ctx context.Context, _ *http.Request, id string) (a
 // WorkflowDetail is the answer of GET /v1/workflows/{id}.
 type WorkflowDetail struct {
 	engine.Status
-	// Progress is what Config.Progress said about the instance, if anything.
+	// Progress is where a saga is, from the instance's custom status.
 	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
@@ -454,7 +447,7 @@ func (s *Server) controlWorkflow(ctx context.Context, r *http.Request, id string
 		if len(req.Payload) > 0 {
 			payload = req.Payload
 		}
-		return nil, wf.Raise(ctx, id, req.EventName, payload)
+		return nil, wf.Raise(ctx, id, req.EventName, payload, engine.RaiseOptions{ReportFinished: true})
 	case "terminate":
 		return nil, wf.Terminate(ctx, id, req.Reason)
 	case "suspend":

@@ -15,9 +15,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
@@ -310,8 +311,8 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 	e.cancel = cancel
 	b, err := bridge.New(runCtx, cfg, bridge.Options{
 		Logger:     opts.Logger,
-		Workflows:  []workflow.Workflow{BenchSaga},
-		Activities: []workflow.Activity{BenchStep},
+		Workflows:  map[string]workflow.Workflow{Workflow: BenchSaga},
+		Activities: map[string]workflow.Activity{BenchStepActivity: BenchStep},
 		NATSServer: natsServer,
 	})
 	if err != nil {
@@ -499,13 +500,14 @@ func (e *env) brokerCPUSeconds() float64 {
 func (e *env) submit(ctx context.Context, mode, id string) error {
 	if mode == ModeDirect {
 		// The engine's own client, as a service calling Dapr would: no
-		// broker, and none of the checks the bridge adds on daprd (a status
-		// lookup before each start and each raise).
+		// broker, no ID reuse policy, and on daprd no status look-up after
+		// a raise (the bridge makes one for a route whose late events are
+		// dead-lettered).
 		wf := e.bridge.Engine().Client()
-		if _, err := wf.ScheduleNewWorkflow(ctx, "BenchSaga", workflow.WithInstanceID(id), workflow.WithRawInput(`{}`)); err != nil {
+		if _, err := wf.ScheduleWorkflow(ctx, Workflow, workflow.WithInstanceID(id), workflow.WithRawInput(wrapperspb.String(`{}`))); err != nil {
 			return err
 		}
-		return wf.RaiseEvent(ctx, id, ApprovalEvent, workflow.WithRawEventData(`true`))
+		return wf.RaiseEvent(ctx, id, ApprovalEvent, workflow.WithRawEventData(wrapperspb.String(`true`)))
 	}
 	var msgs []*message.Message
 	for _, typ := range []string{OrderType, ApprovalType} {

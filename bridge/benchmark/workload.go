@@ -15,7 +15,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
@@ -28,6 +28,9 @@ const (
 	ApprovalEvent = "approval"
 	OrderType     = "bench.order"
 	ApprovalType  = "bench.approval"
+	// Workflow and BenchStepActivity are the registered names.
+	Workflow          = "BenchSaga"
+	BenchStepActivity = "BenchStep"
 )
 
 // BenchSaga runs three activities, waits for the approval event, then
@@ -37,10 +40,10 @@ func BenchSaga(ctx *workflow.WorkflowContext) (any, error) {
 	if err := ctx.GetInput(&in); err != nil {
 		return nil, err
 	}
-	started := ctx.CurrentUTCDateTime()
+	started := ctx.CurrentTimeUTC()
 	steps := make([]topics.StepResult, 0, 3)
 	for i := 1; i <= 3; i++ {
-		if err := ctx.CallActivity(BenchStep, workflow.ActivityInput(i)).Await(nil); err != nil {
+		if err := ctx.CallActivity(BenchStepActivity, workflow.WithActivityInput(i)).Await(nil); err != nil {
 			return nil, fmt.Errorf("step %d: %w", i, err)
 		}
 		steps = append(steps, topics.StepResult{Name: fmt.Sprintf("step-%d", i), Status: sagas.StepDone})
@@ -48,15 +51,15 @@ func BenchSaga(ctx *workflow.WorkflowContext) (any, error) {
 	if err := ctx.WaitForExternalEvent(ApprovalEvent, 10*time.Minute).Await(nil); err != nil {
 		return nil, fmt.Errorf("approval: %w", err)
 	}
-	id := ctx.InstanceID()
-	out := topics.Outcome{Saga: "BenchSaga", InstanceID: id, Status: topics.StatusCompleted, Steps: steps,
-		StartedAt: started, FinishedAt: ctx.CurrentUTCDateTime()}
+	id := ctx.ID()
+	out := topics.Outcome{Saga: Workflow, InstanceID: id, Status: topics.StatusCompleted, Steps: steps,
+		StartedAt: started, FinishedAt: ctx.CurrentTimeUTC()}
 	ev, err := topics.NewCloudEvent(topics.OutcomeID(id, out.Status), topics.Source, topics.OutcomeCompleted, id, out.FinishedAt, out)
 	if err != nil {
 		return nil, err
 	}
 	req := sagas.PublishRequest{Topic: OutcomesTopic, Key: id, Event: ev}
-	if err := ctx.CallActivity(sagas.PublishActivity, workflow.ActivityInput(req)).Await(nil); err != nil {
+	if err := ctx.CallActivity(sagas.PublishActivity, workflow.WithActivityInput(req)).Await(nil); err != nil {
 		return nil, fmt.Errorf("publish outcome: %w", err)
 	}
 	return nil, nil

@@ -33,8 +33,8 @@ type Config struct {
 	// workflows; nil (no block) lets every route act on every workflow.
 	Access *Access `yaml:"access"`
 	// Sagas are files (globs, relative to this file) of declarative saga
-	// definitions. They run under the one declarative orchestrator,
-	// DeclarativeSaga-fm, beside the built-in OrderSaga v1 definition.
+	// definitions. Each saga runs as a workflow of its own name, beside
+	// the Go sagas; a route starts it by that name.
 	Sagas []string `yaml:"sagas"`
 	// Migration runs workflows beside a legacy choreography: shadow,
 	// canary or active per workflow.
@@ -128,7 +128,32 @@ type Engine struct {
 	Kind     string         `yaml:"kind"`
 	Embedded EngineEmbedded `yaml:"embedded"`
 	Dapr     EngineDapr     `yaml:"dapr"`
+	// Retention is how long a finished saga is kept by the engine after
+	// its outcome was published, per outcome; then it is purged.
+	Retention Retention `yaml:"retention"`
 }
+
+// Retention periods, per saga outcome. Unset takes the default; 0s keeps
+// such instances forever.
+type Retention struct {
+	// Completed defaults to DefaultRetentionCompleted.
+	Completed *time.Duration `yaml:"completed"`
+	// Compensated defaults to DefaultRetentionCompensated; it also covers
+	// terminated instances.
+	Compensated *time.Duration `yaml:"compensated"`
+	// Failed (a compensation did not finish, or the outcome could not be
+	// published) defaults to DefaultRetentionFailed.
+	Failed *time.Duration `yaml:"failed"`
+}
+
+// Default retention periods: a completed saga is rarely looked at again;
+// a compensated one may be asked about for a week; a failed one needs a
+// person and stays a month.
+const (
+	DefaultRetentionCompleted   = 72 * time.Hour
+	DefaultRetentionCompensated = 7 * 24 * time.Hour
+	DefaultRetentionFailed      = 30 * 24 * time.Hour
+)
 
 // EngineEmbedded configures the in-process durabletask hub.
 type EngineEmbedded struct {
@@ -142,6 +167,9 @@ type EngineEmbedded struct {
 type EngineDapr struct {
 	GRPCEndpoint string `yaml:"grpcEndpoint"`
 	APITokenFile string `yaml:"apiTokenFile"`
+	// RetentionDir holds the worker's record of the finished sagas it
+	// must purge later (daprd cannot list them); default data/retention.
+	RetentionDir string `yaml:"retentionDir"`
 }
 
 // Routing holds settings that apply to every route.
@@ -267,7 +295,11 @@ type Plain struct {
 
 // Start starts a workflow instance.
 type Start struct {
-	Workflow   string `yaml:"workflow"`
+	// Workflow is a registered Go workflow or a declarative saga, by name.
+	Workflow string `yaml:"workflow"`
+	// Version pins a declarative saga's version; 0 (default) starts the
+	// latest loaded.
+	Version    int    `yaml:"version"`
 	InstanceID string `yaml:"instanceId"`
 	// Input is CEL; empty means event.data, passed through byte for byte.
 	Input string `yaml:"input"`
@@ -286,6 +318,7 @@ type Raise struct {
 // StartOr starts the instance if it does not exist, then raises the event.
 type StartOr struct {
 	Workflow   string `yaml:"workflow"`
+	Version    int    `yaml:"version"`
 	InstanceID string `yaml:"instanceId"`
 	Input      string `yaml:"input"`
 	EventName  string `yaml:"eventName"`
@@ -416,6 +449,22 @@ func (c *Config) setDefaults() {
 	if c.Engine.Embedded.DBPath == "" {
 		c.Engine.Embedded.DBPath = "data/workflows.db"
 	}
+	if c.Engine.Dapr.RetentionDir == "" {
+		c.Engine.Dapr.RetentionDir = "data/retention"
+	}
+	for _, r := range []struct {
+		p   **time.Duration
+		def time.Duration
+	}{
+		{&c.Engine.Retention.Completed, DefaultRetentionCompleted},
+		{&c.Engine.Retention.Compensated, DefaultRetentionCompensated},
+		{&c.Engine.Retention.Failed, DefaultRetentionFailed},
+	} {
+		if *r.p == nil {
+			d := r.def
+			*r.p = &d
+		}
+	}
 	if c.Routing.Mode == "" {
 		c.Routing.Mode = "all"
 	}
@@ -475,6 +524,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Broker.AckWait < time.Second {
 		bad([]any{"broker", "ackWait"}, "ackWait %s is below 1s", c.Broker.AckWait)
+	}
+	for _, r := range []struct {
+		name string
+		d    *time.Duration
+	}{{"completed", c.Engine.Retention.Completed}, {"compensated", c.Engine.Retention.Compensated}, {"failed", c.Engine.Retention.Failed}} {
+		if r.d != nil && *r.d < 0 {
+			bad([]any{"engine", "retention", r.name}, "engine retention %s %s is negative", r.name, *r.d)
+		}
 	}
 	switch c.Engine.Kind {
 	case "embedded", "dapr":

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/bridge/engine"
 )
 
 // TestCloseWithWorkInFlightReturns closes the embedded engine while
@@ -24,7 +26,7 @@ func TestCloseWithWorkInFlightReturns(t *testing.T) {
 			if _, err := e.Start(ctx, "GreetAfterApproval", id, []byte(`"ada"`)); err != nil {
 				t.Fatal(err)
 			}
-			if err := e.Raise(ctx, id, "approval", []byte(`"yes"`)); err != nil {
+			if err := e.Raise(ctx, id, "approval", []byte(`"yes"`), engine.RaiseOptions{ReportFinished: true}); err != nil {
 				t.Fatal(err)
 			}
 		}

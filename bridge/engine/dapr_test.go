@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sagabridge/sagabridge/bridge/engine"
@@ -19,8 +19,8 @@ func startDapr(t *testing.T, sidecar *daprtest.Sidecar) *engine.Engine {
 		Kind: engine.KindDapr,
 		Dapr: engine.DaprConfig{GRPCEndpoint: sidecar.GRPCAddr()},
 	}, engine.Registry{
-		Workflows:  []workflow.Workflow{GreetAfterApproval},
-		Activities: []workflow.Activity{Greet},
+		Workflows:  map[string]workflow.Workflow{"GreetAfterApproval": GreetAfterApproval},
+		Activities: map[string]workflow.Activity{"Greet": Greet},
 	}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("start engine on daprd: %v", err)
@@ -42,7 +42,7 @@ func waitWorkflowsRun(t *testing.T, e *engine.Engine) {
 	if _, err := e.Start(ctx, "GreetAfterApproval", "ready-probe", []byte(`"probe"`)); err != nil {
 		t.Fatalf("probe start: %v", err)
 	}
-	if err := e.Raise(ctx, "ready-probe", "approval", []byte(`"ok"`)); err != nil {
+	if err := e.Raise(ctx, "ready-probe", "approval", []byte(`"ok"`), engine.RaiseOptions{ReportFinished: true}); err != nil {
 		t.Fatalf("probe raise: %v", err)
 	}
 	waitStatusFor(t, e, "ready-probe", "COMPLETED", 150*time.Second)
@@ -87,7 +87,7 @@ func TestDaprEngineSurvivesSidecarKill(t *testing.T) {
 
 	sidecar.Kill()
 	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := e.Raise(callCtx, "k-1", "approval", []byte(`"ok"`))
+	err := e.Raise(callCtx, "k-1", "approval", []byte(`"ok"`), engine.RaiseOptions{ReportFinished: true})
 	cancel()
 	if !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("raise with daprd down: want ErrUnavailable, got %v", err)
@@ -103,7 +103,7 @@ func TestDaprEngineSurvivesSidecarKill(t *testing.T) {
 	// The bridge retries what the engine refused while daprd came back.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		err := e.Raise(ctx, "k-1", "approval", []byte(`"ok"`))
+		err := e.Raise(ctx, "k-1", "approval", []byte(`"ok"`), engine.RaiseOptions{ReportFinished: true})
 		if err == nil {
 			break
 		}

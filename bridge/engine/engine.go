@@ -12,26 +12,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"reflect"
-	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	dapr "github.com/dapr/go-sdk/client"
-	"github.com/dapr/go-sdk/workflow"
-	"github.com/microsoft/durabletask-go/api"
+	"github.com/dapr/durabletask-go/api"
+	"github.com/dapr/durabletask-go/api/protos"
+	"github.com/dapr/durabletask-go/workflow"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
 )
+
+// finishedMessage starts the embedded store's refusal of an event raised
+// on a finished instance.
+const finishedMessage = "orchestration already finished"
 
 // Errors with one meaning on both engines.
 var (
@@ -96,21 +103,50 @@ func (c Config) Validate() error {
 	}
 }
 
-// Registry is what the worker runs: workflows and activities registered by
-// their Go function name (go-sdk v1.11 knows no other naming).
+// Registry is what the worker runs, each workflow and activity under the
+// name routes, sagas and operators use for it.
 type Registry struct {
-	Workflows  []workflow.Workflow
-	Activities []workflow.Activity
+	Workflows  map[string]workflow.Workflow
+	Activities map[string]workflow.Activity
+	// Patches lists, per workflow, the patch names its code checks with
+	// IsPatched. An engine that does not record patches refuses such a
+	// workflow instead of replaying it down the wrong branch.
+	Patches map[string][]string
+}
+
+// ErrPatchesUnsupported: a workflow checks patches (IsPatched) and the
+// engine does not record them. daprd 1.16 keeps no patch in a workflow's
+// history (runtime support arrived in Dapr 1.17), so a replay after a
+// restart would take the unpatched branch an instance never took.
+var ErrPatchesUnsupported = errors.New("the engine does not record workflow patches")
+
+// CheckPatches reports the workflows of reg that use patches when the
+// engine kind does not record them; nil when there are none.
+func CheckPatches(kind string, reg Registry) error {
+	if kind != KindDapr {
+		return nil
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(reg.Patches)) {
+		if len(reg.Patches[name]) > 0 {
+			errs = append(errs, fmt.Errorf("engine: workflow %s uses patches %v and engine.kind is dapr: %w (daprd 1.16 keeps none in the history; run it on the embedded engine, or on daprd 1.17 or newer)",
+				name, reg.Patches[name], ErrPatchesUnsupported))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Engine is a running worker plus a client.
 type Engine struct {
-	kind   string
-	hub    *embedded.Hub
-	client *workflow.Client
-	conn   *grpc.ClientConn
-	worker *workflow.WorkflowWorker
-	log    *zap.Logger
+	kind       string
+	hub        *embedded.Hub
+	client     *workflow.Client
+	conn       *grpc.ClientConn
+	workerConn *grpc.ClientConn
+	stopWorker context.CancelFunc
+	closeOnce  sync.Once
+	closeErr   error
+	log        *zap.Logger
 	// workflows are the registered names; a start of any other is refused.
 	workflows map[string]bool
 
@@ -118,16 +154,28 @@ type Engine struct {
 }
 
 // New starts the engine (the embedded hub when so configured), registers
-// the workflows and activities, and starts the worker.
+// the workflows and activities under their names, and starts the worker.
 func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engine, error) {
 	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), CheckPatches(cfg.Kind, reg)); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	e := &Engine{kind: cfg.Kind, log: log, workflows: make(map[string]bool, len(reg.Workflows))}
+	e := &Engine{kind: cfg.Kind, log: log, workflows: make(map[string]bool, len(reg.Workflows)), stopWorker: func() {}}
+	r := workflow.NewRegistry()
+	for name, w := range reg.Workflows {
+		if err := r.AddWorkflowN(name, w); err != nil {
+			return nil, fmt.Errorf("engine: register workflow %s: %w", name, err)
+		}
+		e.workflows[name] = true
+	}
+	for name, a := range reg.Activities {
+		if err := r.AddActivityN(name, a); err != nil {
+			return nil, fmt.Errorf("engine: register activity %s: %w", name, err)
+		}
+	}
 	addr, token := cfg.Dapr.GRPCEndpoint, cfg.Dapr.APIToken
 	var extra []grpc.DialOption
 	if cfg.Kind == KindEmbedded {
@@ -142,48 +190,77 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 	}
 	var err error
 	if e.conn, err = dial(addr, token, extra...); err != nil {
-		return nil, errors.Join(err, e.stopHub(ctx))
+		return nil, errors.Join(err, e.Close(ctx))
 	}
-	workerConn, err := dial(addr, token, extra...)
-	if err != nil {
-		return nil, errors.Join(err, e.conn.Close(), e.stopHub(ctx))
+	if e.workerConn, err = dial(addr, token, extra...); err != nil {
+		return nil, errors.Join(err, e.Close(ctx))
 	}
-	if e.client, err = workflow.NewClient(workflow.WithDaprClient(dapr.NewClientWithConnection(e.conn))); err != nil {
-		return nil, errors.Join(fmt.Errorf("engine: client: %w", err), workerConn.Close(), e.conn.Close(), e.stopHub(ctx))
+	dtLog := embedded.NewLogger(log.Named("durabletask"))
+	e.client = workflow.NewClientWithLogger(e.conn, dtLog)
+	// The worker lives until Close, not until ctx ends.
+	workerCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopWorker = stop
+	if err := waitReady(ctx, e.workerConn); err != nil {
+		return nil, errors.Join(fmt.Errorf("engine: connect to %s: %w", addr, err), e.Close(ctx))
 	}
-	if e.worker, err = workflow.NewWorker(workflow.WorkerWithDaprClient(dapr.NewClientWithConnection(workerConn))); err != nil {
-		return nil, errors.Join(fmt.Errorf("engine: worker: %w", err), workerConn.Close(), e.conn.Close(), e.stopHub(ctx))
-	}
-	for _, w := range reg.Workflows {
-		if err := e.worker.RegisterWorkflow(w); err != nil {
-			return nil, errors.Join(fmt.Errorf("engine: register workflow: %w", err), e.Close(ctx))
-		}
-		e.workflows[funcName(w)] = true
-	}
-	for _, a := range reg.Activities {
-		if err := e.worker.RegisterActivity(a); err != nil {
-			return nil, errors.Join(fmt.Errorf("engine: register activity: %w", err), e.Close(ctx))
-		}
-	}
-	if err := e.worker.Start(); err != nil {
+	if err := workflow.NewClientWithLogger(e.workerConn, dtLog).StartWorker(workerCtx, r); err != nil {
 		return nil, errors.Join(fmt.Errorf("engine: start worker: %w", err), e.Close(ctx))
 	}
 	log.Info("workflow worker started", zap.String("engine", cfg.Kind), zap.String("addr", addr))
 	return e, nil
 }
 
+// waitReady waits until conn is connected, or ctx ends.
+func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
+	conn.Connect()
+	for {
+		s := conn.GetState()
+		if s == connectivity.Ready {
+			return nil
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return fmt.Errorf("still %s: %w", s, ctx.Err())
+		}
+	}
+}
+
+// reconnectDelay bounds gRPC's wait between connection attempts. Its
+// default grows to 2 minutes; a sidecar that restarted is back within
+// seconds and the worker should be too.
+const reconnectDelay = time.Second
+
+// waitForReadyMethods are the calls the workflow worker makes to
+// (re)connect its work-item stream. durabletask-go v0.11 retries them
+// with a backoff that grows to 15 s while daprd is down, so a sidecar back
+// after 30 s waited up to 15 s more for its worker. Made to wait for the
+// connection instead, the first retry succeeds as soon as the connection
+// is back.
+var waitForReadyMethods = map[string]bool{
+	"/TaskHubSidecarService/Hello":        true,
+	"/TaskHubSidecarService/GetWorkItems": true,
+}
+
 // dial connects lazily; the API token, when set, rides on every call.
 func dial(addr, token string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, extra...)
-	if token != "" {
-		opts = append(opts,
-			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
-				return invoker(metadata.AppendToOutgoingContext(ctx, "dapr-api-token", token), method, req, reply, cc, o...)
-			}),
-			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
-				return streamer(metadata.AppendToOutgoingContext(ctx, "dapr-api-token", token), desc, cc, method, o...)
-			}))
-	}
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectDelay},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
+			if waitForReadyMethods[method] {
+				o = append(o, grpc.WaitForReady(true))
+			}
+			return invoker(withToken(ctx, token), method, req, reply, cc, o...)
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
+			if waitForReadyMethods[method] {
+				o = append(o, grpc.WaitForReady(true))
+			}
+			return streamer(withToken(ctx, token), desc, cc, method, o...)
+		}),
+	}, extra...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("engine: dial %s: %w", addr, err)
@@ -191,47 +268,49 @@ func dial(addr, token string, extra ...grpc.DialOption) (*grpc.ClientConn, error
 	return conn, nil
 }
 
+func withToken(ctx context.Context, token string) context.Context {
+	if token == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "dapr-api-token", token)
+}
+
 // Kind is "embedded" or "dapr".
 func (e *Engine) Kind() string { return e.kind }
 
-// Client is the go-sdk workflow client underneath, without the checks
-// Start and Raise add. Benchmarks use it as the baseline the bridge is
-// measured against: plain ScheduleNewWorkflow and RaiseEvent.
+// Client is the workflow client underneath, without what Start and Raise
+// add. Benchmarks use it as the baseline the bridge is measured against:
+// plain ScheduleWorkflow and RaiseEvent.
 func (e *Engine) Client() *workflow.Client { return e.client }
 
 // DuplicateStarts counts starts of instance IDs that already existed.
 func (e *Engine) DuplicateStarts() int64 { return e.duplicateStarts.Load() }
 
-// Start schedules a workflow instance. input is JSON (or nil). It reports
-// started=false, and no error, when the instance already exists.
+// reuseFinished makes a start of an instance ID that has finished do
+// nothing: a start event redelivered after its saga ended must not run the
+// saga again. A start of an ID that runs is refused ("already exists") by
+// both engines without a policy.
+var reuseFinished = workflow.NewWorkflowOptions(api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
+	OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_COMPLETED, api.RUNTIME_STATUS_FAILED, api.RUNTIME_STATUS_TERMINATED},
+	Action:          api.REUSE_ID_ACTION_IGNORE,
+}))
+
+// Start schedules a workflow instance. input is JSON (or nil). A start of
+// an instance ID that exists is success and changes nothing: started is
+// false when the engine said so (the instance runs); a start of a
+// finished instance is ignored by the engine, which does not say so, and
+// reports started=true.
 func (e *Engine) Start(ctx context.Context, workflowName, instanceID string, input []byte) (started bool, err error) {
 	if !e.workflows[workflowName] {
 		// Both engines accept a start of any name and create an instance
 		// this worker cannot run; refuse it before anything is stored.
 		return false, fmt.Errorf("engine: start %s %s: %w", workflowName, instanceID, ErrUnknownWorkflow)
 	}
-	opts := []api.NewOrchestrationOptions{workflow.WithInstanceID(instanceID)}
-	if e.kind == KindDapr {
-		// daprd refuses a second start only while the instance runs; one
-		// that arrives after it finished would run the saga again. Look
-		// first, and let daprd ignore (not re-create) a finished instance
-		// should it finish between the look and the start.
-		switch _, err := e.client.FetchWorkflowMetadata(ctx, instanceID); {
-		case err == nil:
-			e.duplicateStarts.Add(1)
-			return false, nil
-		case !errors.Is(classify(err), ErrNotFound):
-			return false, classify(fmt.Errorf("engine: start %s %s: %w", workflowName, instanceID, err))
-		}
-		opts = append(opts, api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
-			OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_COMPLETED, api.RUNTIME_STATUS_FAILED, api.RUNTIME_STATUS_TERMINATED},
-			Action:          api.REUSE_ID_ACTION_IGNORE,
-		}))
-	}
+	opts := []workflow.NewWorkflowOptions{workflow.WithInstanceID(instanceID), reuseFinished}
 	if input != nil {
-		opts = append(opts, workflow.WithRawInput(string(input)))
+		opts = append(opts, workflow.WithRawInput(wrapperspb.String(string(input))))
 	}
-	_, err = e.client.ScheduleNewWorkflow(ctx, workflowName, opts...)
+	_, err = e.client.ScheduleWorkflow(ctx, workflowName, opts...)
 	switch {
 	case err == nil:
 		return true, nil
@@ -243,27 +322,40 @@ func (e *Engine) Start(ctx context.Context, workflowName, instanceID string, inp
 	}
 }
 
-// Raise delivers an external event. It checks the instance first, because
-// only daprd refuses an event for a missing instance by itself.
-func (e *Engine) Raise(ctx context.Context, instanceID, eventName string, payload []byte) error {
-	if e.kind != KindEmbedded {
-		// daprd's raise does not say whether the instance finished, so
-		// look first; the embedded store refuses such a raise itself,
-		// which saves a call per raise.
-		md, err := e.client.FetchWorkflowMetadata(ctx, instanceID)
-		if err != nil {
-			return classify(fmt.Errorf("engine: raise %s on %s: %w", eventName, instanceID, err))
-		}
-		if isFinished(md.RuntimeStatus) {
-			return fmt.Errorf("engine: raise %s on %s (%s): %w", eventName, instanceID, md.RuntimeStatus, ErrFinished)
-		}
-	}
-	var opts []api.RaiseEventOptions
+// RaiseOptions say what a raise must find out.
+type RaiseOptions struct {
+	// ReportFinished asks for ErrFinished when the instance had finished
+	// before the raise. The embedded engine refuses such a raise itself;
+	// daprd accepts and drops it, so on daprd this costs one status
+	// look-up after each accepted raise. A route that drops late events
+	// anyway does not ask.
+	ReportFinished bool
+}
+
+// Raise delivers an external event.
+func (e *Engine) Raise(ctx context.Context, instanceID, eventName string, payload []byte, o RaiseOptions) error {
+	var opts []workflow.RaiseEventOptions
 	if payload != nil {
-		opts = append(opts, workflow.WithRawEventData(string(payload)))
+		opts = append(opts, workflow.WithRawEventData(wrapperspb.String(string(payload))))
 	}
+	before := time.Now()
 	if err := e.client.RaiseEvent(ctx, instanceID, eventName, opts...); err != nil {
 		return classify(fmt.Errorf("engine: raise %s on %s: %w", eventName, instanceID, err))
+	}
+	if e.kind != KindDapr || !o.ReportFinished {
+		return nil
+	}
+	// Looked up after the raise, not before: an instance that finished
+	// after the raise was accepted may have finished because of it.
+	md, err := e.fetch(ctx, instanceID)
+	switch {
+	case errors.Is(classify(err), ErrNotFound):
+		return nil // purged since: it finished long ago, and the raise is gone either way
+	case err != nil:
+		return classify(fmt.Errorf("engine: raise %s on %s: status: %w", eventName, instanceID, err))
+	}
+	if isFinished(md.RuntimeStatus) && md.GetLastUpdatedAt().AsTime().Before(before) {
+		return fmt.Errorf("engine: raise %s on %s (%s): %w", eventName, instanceID, statusName(md.RuntimeStatus), ErrFinished)
 	}
 	return nil
 }
@@ -287,7 +379,10 @@ type Status struct {
 	LastUpdatedAt time.Time `json:"lastUpdatedAt"`
 	Input         string    `json:"input,omitempty"`
 	Output        string    `json:"output,omitempty"`
-	Failure       string    `json:"failure,omitempty"`
+	// CustomStatus is what the workflow last set with SetCustomStatus
+	// (a saga: where it is, as JSON).
+	CustomStatus string `json:"customStatus,omitempty"`
+	Failure      string `json:"failure,omitempty"`
 }
 
 // Finished reports whether the instance reached a terminal state.
@@ -301,28 +396,33 @@ func (s Status) Finished() bool {
 
 // Get returns an instance's status.
 func (e *Engine) Get(ctx context.Context, instanceID string) (Status, error) {
-	md, err := e.client.FetchWorkflowMetadata(ctx, instanceID, workflow.WithFetchPayloads(true))
+	md, err := e.fetch(ctx, instanceID, workflow.WithFetchPayloads(true))
 	if err != nil {
 		return Status{}, classify(fmt.Errorf("engine: get %s: %w", instanceID, err))
 	}
 	s := Status{
-		InstanceID:    md.InstanceID,
+		InstanceID:    md.InstanceId,
 		Workflow:      md.Name,
-		RuntimeStatus: md.RuntimeStatus.String(),
-		CreatedAt:     md.CreatedAt,
-		LastUpdatedAt: md.LastUpdatedAt,
-		Input:         md.SerializedInput,
-		Output:        md.SerializedOutput,
+		RuntimeStatus: statusName(md.RuntimeStatus),
+		CreatedAt:     md.GetCreatedAt().AsTime(),
+		LastUpdatedAt: md.GetLastUpdatedAt().AsTime(),
+		Input:         md.GetInput().GetValue(),
+		Output:        md.GetOutput().GetValue(),
+		CustomStatus:  md.GetCustomStatus().GetValue(),
+	}
+	if s.InstanceID == "" {
+		s.InstanceID = instanceID
 	}
 	if md.FailureDetails != nil {
-		s.Failure = md.FailureDetails.Message
+		s.Failure = md.FailureDetails.ErrorMessage
 	}
 	return s, nil
 }
 
-// Terminate stops an instance; its output records the reason.
+// Terminate stops an instance and the child workflows it started; its
+// output records the reason.
 func (e *Engine) Terminate(ctx context.Context, instanceID, reason string) error {
-	if err := e.client.TerminateWorkflow(ctx, instanceID, workflow.WithOutput(reason)); err != nil {
+	if err := e.client.TerminateWorkflow(ctx, instanceID, workflow.WithOutput(reason), workflow.WithRecursiveTerminate(true)); err != nil {
 		return classify(fmt.Errorf("engine: terminate %s: %w", instanceID, err))
 	}
 	return nil
@@ -344,9 +444,10 @@ func (e *Engine) Resume(ctx context.Context, instanceID, reason string) error {
 	return nil
 }
 
-// Purge deletes a finished instance's state.
+// Purge deletes a finished instance's state and that of the child
+// workflows it started.
 func (e *Engine) Purge(ctx context.Context, instanceID string) error {
-	if err := e.client.PurgeWorkflow(ctx, instanceID); err != nil {
+	if err := e.client.PurgeWorkflowState(ctx, instanceID, workflow.WithRecursivePurge(true)); err != nil {
 		return classify(fmt.Errorf("engine: purge %s: %w", instanceID, err))
 	}
 	return nil
@@ -361,46 +462,52 @@ func (e *Engine) Ping(ctx context.Context) error {
 	return classify(err)
 }
 
-// Close stops the worker, the connections and the embedded hub.
+// Close stops the worker, the connections and the embedded hub. Calls
+// after the first return its result (durabletask-go's hub panics when
+// stopped twice).
 func (e *Engine) Close(ctx context.Context) error {
-	var errs []error
-	if e.worker != nil {
-		errs = append(errs, e.worker.Shutdown()) // also closes its connection
-	}
-	if e.conn != nil {
-		errs = append(errs, e.conn.Close())
-	}
-	errs = append(errs, e.stopHub(ctx))
-	return errors.Join(errs...)
+	e.closeOnce.Do(func() {
+		e.stopWorker()
+		var errs []error
+		for _, c := range []*grpc.ClientConn{e.workerConn, e.conn} {
+			if c != nil {
+				errs = append(errs, c.Close())
+			}
+		}
+		if e.hub != nil {
+			errs = append(errs, e.hub.Stop(ctx))
+		}
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
 }
 
-func (e *Engine) stopHub(ctx context.Context) error {
-	if e.hub == nil {
-		return nil
+// fetch reads an instance's metadata as the protocol message it is.
+func (e *Engine) fetch(ctx context.Context, instanceID string, opts ...workflow.FetchWorkflowMetadataOptions) (*protos.OrchestrationMetadata, error) {
+	md, err := e.client.FetchWorkflowMetadata(ctx, instanceID, opts...)
+	if err != nil {
+		return nil, err
 	}
-	return e.hub.Stop(ctx)
+	return (*protos.OrchestrationMetadata)(md), nil
 }
 
-// funcName is the name go-sdk v1.11 registers a workflow function under:
-// the last element of its Go name ("OrderSaga", "DeclarativeSaga-fm").
-func funcName(f any) string {
-	full := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
-	return full[strings.LastIndex(full, ".")+1:]
-}
-
-func isFinished(s workflow.Status) bool {
+func isFinished(s api.OrchestrationStatus) bool {
 	switch s {
-	case workflow.StatusCompleted, workflow.StatusFailed, workflow.StatusTerminated:
+	case api.RUNTIME_STATUS_COMPLETED, api.RUNTIME_STATUS_FAILED, api.RUNTIME_STATUS_TERMINATED:
 		return true
 	}
 	return false
 }
 
+// statusName is the status as operators read it: "RUNNING", "COMPLETED".
+func statusName(s api.OrchestrationStatus) string {
+	return workflow.WorkflowMetadata{RuntimeStatus: s}.String()
+}
+
 // The engines word the same conditions differently; these are the phrases
-// measured on the embedded hub and daprd v1.14.
+// measured on the embedded hub and daprd 1.16.
 func isAlreadyExists(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "already exists")
+	return strings.Contains(err.Error(), "already exists")
 }
 
 func classify(err error) error {
@@ -409,12 +516,16 @@ func classify(err error) error {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, store.FinishedMessage):
+	case strings.Contains(msg, finishedMessage):
 		return errors.Join(err, ErrFinished)
 	case strings.Contains(msg, "no such instance exists"),
 		strings.Contains(msg, "not found"),
 		strings.Contains(msg, "instance doesn't exist"):
 		return errors.Join(err, ErrNotFound)
+	case strings.Contains(msg, "did not find address for actor"):
+		// daprd with no worker connected (none yet, or one restarting):
+		// placement knows no host for the workflow's actor.
+		return errors.Join(err, ErrUnavailable)
 	}
 	if s, ok := status.FromError(err); ok {
 		switch s.Code() {

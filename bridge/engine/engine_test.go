@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sagabridge/sagabridge/bridge/engine"
@@ -32,7 +32,7 @@ func GreetAfterApproval(ctx *workflow.WorkflowContext) (any, error) {
 		return nil, err
 	}
 	var out string
-	if err := ctx.CallActivity(Greet, workflow.ActivityInput(name)).Await(&out); err != nil {
+	if err := ctx.CallActivity(Greet, workflow.WithActivityInput(name)).Await(&out); err != nil {
 		return nil, err
 	}
 	return out + " (" + approval + ")", nil
@@ -45,8 +45,8 @@ func startEmbedded(t *testing.T, dir string) *engine.Engine {
 		Kind:     engine.KindEmbedded,
 		Embedded: embedded.Config{DBPath: filepath.Join(dir, "wf.db")},
 	}, engine.Registry{
-		Workflows:  []workflow.Workflow{GreetAfterApproval},
-		Activities: []workflow.Activity{Greet},
+		Workflows:  map[string]workflow.Workflow{"GreetAfterApproval": GreetAfterApproval},
+		Activities: map[string]workflow.Activity{"Greet": Greet},
 	}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("start engine: %v", err)
@@ -96,7 +96,7 @@ func TestEmbeddedEngineOneMeaning(t *testing.T) {
 	}
 	e = startEmbedded(t, dir)
 	defer e.Close(ctx)
-	if err := e.Raise(ctx, "g-2", "approval", []byte(`"ok"`)); err != nil {
+	if err := e.Raise(ctx, "g-2", "approval", []byte(`"ok"`), engine.RaiseOptions{ReportFinished: true}); err != nil {
 		t.Fatalf("raise after restart: %v", err)
 	}
 	if st := waitStatus(t, e, "g-2", "COMPLETED"); st.Output != `"hello bob (ok)"` {
@@ -111,7 +111,7 @@ func TestEmbeddedEngineOneMeaning(t *testing.T) {
 func oneMeaning(t *testing.T, e *engine.Engine) {
 	t.Helper()
 	ctx := context.Background()
-	err := e.Raise(ctx, "missing-1", "approval", []byte(`"yes"`))
+	err := e.Raise(ctx, "missing-1", "approval", []byte(`"yes"`), engine.RaiseOptions{ReportFinished: true})
 	if !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("raise on missing instance: want ErrNotFound, got %v", err)
 	}
@@ -127,14 +127,14 @@ func oneMeaning(t *testing.T, e *engine.Engine) {
 	if got := e.DuplicateStarts(); got != 1 {
 		t.Fatalf("duplicate starts counted %d, want 1", got)
 	}
-	if err := e.Raise(ctx, "g-1", "approval", []byte(`"yes"`)); err != nil {
+	if err := e.Raise(ctx, "g-1", "approval", []byte(`"yes"`), engine.RaiseOptions{ReportFinished: true}); err != nil {
 		t.Fatalf("raise: %v", err)
 	}
 	st := waitStatus(t, e, "g-1", "COMPLETED")
 	if st.Output != `"hello ada (yes)"` {
 		t.Fatalf("output %q", st.Output)
 	}
-	if err := e.Raise(ctx, "g-1", "approval", []byte(`"again"`)); !errors.Is(err, engine.ErrFinished) {
+	if err := e.Raise(ctx, "g-1", "approval", []byte(`"again"`), engine.RaiseOptions{ReportFinished: true}); !errors.Is(err, engine.ErrFinished) {
 		t.Fatalf("raise on finished instance: want ErrFinished, got %v", err)
 	}
 

@@ -44,12 +44,19 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
+// Workflows are what routes may start: each registered workflow name, with
+// the versions a route may pin for a declarative saga (nil for a Go
+// workflow, which has none).
+type Workflows map[string][]int
+
 // Route is a compiled route.
 type Route struct {
-	Name       string
-	Action     string
-	Topics     []string
-	Workflow   string
+	Name     string
+	Action   string
+	Topics   []string
+	Workflow string
+	// Version pins a declarative saga's version; 0 starts the latest.
+	Version    int
 	Reason     string
 	ParkWindow time.Duration
 	OnFinished string
@@ -93,10 +100,10 @@ type Router struct {
 
 var instanceIDChars = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
 
-// New compiles every route of cfg. workflows is the set of registered
-// workflow names; a route that starts anything else is an error. Every
-// problem is reported, each with its file:line.
-func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
+// New compiles every route of cfg. A route that starts a workflow not in
+// workflows (nil: no check), or a version of it not loaded, is an error.
+// Every problem is reported, each with its file:line.
+func New(cfg *config.Config, workflows Workflows) (*Router, error) {
 	env, err := cel.NewEnv(
 		// Optional syntax (headers[?"X-Tenant"].orValue("")) reads fields
 		// that may be absent; a plain missing field is an evaluation error.
@@ -125,8 +132,8 @@ func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 		rt.match = c.program(rc.Match, "match", kindBool)
 		switch rt.Action {
 		case config.ActionStart:
-			rt.Workflow = rc.Start.Workflow
-			c.workflow(rt.Workflow, workflows, "start")
+			rt.Workflow, rt.Version = rc.Start.Workflow, rc.Start.Version
+			c.workflow(rt.Workflow, rt.Version, workflows, "start")
 			rt.instanceID = c.program(rc.Start.InstanceID, "start.instanceId", kindString)
 			rt.idExpr = rc.Start.InstanceID
 			rt.input = c.value(rc.Start.Input, "start.input", false)
@@ -137,8 +144,8 @@ func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 			rt.payload = c.value(rc.Raise.Payload, "raise.payload", false)
 		case config.ActionStartOrRaise:
 			s := rc.StartOrRaise
-			rt.Workflow = s.Workflow
-			c.workflow(rt.Workflow, workflows, "startOrRaise")
+			rt.Workflow, rt.Version = s.Workflow, s.Version
+			c.workflow(rt.Workflow, rt.Version, workflows, "startOrRaise")
 			rt.instanceID = c.program(s.InstanceID, "startOrRaise.instanceId", kindString)
 			rt.idExpr = s.InstanceID
 			rt.input = c.value(s.Input, "startOrRaise.input", false)
@@ -165,7 +172,14 @@ func New(cfg *config.Config, workflows map[string]bool) (*Router, error) {
 			r.byTopic[t] = append(r.byTopic[t], rt)
 		}
 	}
-	pol, err := access.New(cfg, workflows)
+	var names map[string]bool
+	if workflows != nil {
+		names = make(map[string]bool, len(workflows))
+		for name := range workflows {
+			names[name] = true
+		}
+	}
+	pol, err := access.New(cfg, names)
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -231,9 +245,19 @@ func splitDots(s string) []string {
 	return append(out, s[start:])
 }
 
-func (c *compiler) workflow(name string, known map[string]bool, field string) {
-	if name != "" && known != nil && !known[name] {
-		c.fail(c.path(field+".workflow"), "route %q: workflow %q is not registered", c.cfg.Routes[c.idx].Name, name)
+func (c *compiler) workflow(name string, version int, known Workflows, field string) {
+	if name == "" || known == nil {
+		return
+	}
+	route := c.cfg.Routes[c.idx].Name
+	versions, ok := known[name]
+	switch {
+	case !ok:
+		c.fail(c.path(field+".workflow"), "route %q: workflow %q is not registered", route, name)
+	case version != 0 && versions == nil:
+		c.fail(c.path(field+".version"), "route %q: workflow %q is a Go workflow; only declarative sagas have versions", route, name)
+	case version != 0 && !slices.Contains(versions, version):
+		c.fail(c.path(field+".version"), "route %q: saga %q has no version %d (loaded: %v)", route, name, version, versions)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/route"
 )
 
-var registered = map[string]bool{"OrderSaga": true}
+var registered = route.Workflows{"OrderSaga": nil}
 
 func compile(t *testing.T, yaml string) (*route.Router, error) {
 	t.Helper()

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"gopkg.in/yaml.v3"
@@ -21,8 +21,8 @@ import (
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// gateActivity is the registered name of outcomeGate.Gate.
-const gateActivity = "Gate-fm"
+// gateActivity is the name outcomeGate.Gate is registered under.
+const gateActivity = "Gate"
 
 // GatedSaga has one step, an activity the test holds until the broker is
 // down, so that the only broker call left, the outcome, meets a dead broker.
@@ -159,16 +159,13 @@ func outcomeRetried(t *testing.T, dir string, br *restartableBroker) {
 		t.Fatal(err)
 	}
 	gate := &outcomeGate{open: make(chan struct{}), in: map[string]bool{}}
-	if got := sagas.FuncName(gate.Gate); got != gateActivity {
-		t.Fatalf("gate registers as %q, saga calls %q", got, gateActivity)
-	}
 	failed := &failedOutcomes{ids: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	b, err := bridge.New(ctx, cfg, bridge.Options{
 		Logger:     zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 		Broker:     observedBroker{Broker: br.connect(t, "sagabridge"), failed: failed},
-		Workflows:  []workflow.Workflow{GatedSaga},
-		Activities: []workflow.Activity{gate.Gate},
+		Workflows:  map[string]workflow.Workflow{"GatedSaga": GatedSaga},
+		Activities: map[string]workflow.Activity{gateActivity: gate.Gate},
 	})
 	if err != nil {
 		cancel()

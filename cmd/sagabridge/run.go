@@ -13,7 +13,6 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/sagas"
 )
 
 func newRunCmd() *cobra.Command {
@@ -40,15 +39,11 @@ func newRunCmd() *cobra.Command {
 			}
 			defer stopTracing()
 			metrics := admin.NewMetrics(admin.MetricsOptions{Version: version})
-			board, err := sagas.NewProgressBoard(progressInstances)
+			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics, TracerProvider: tp})
 			if err != nil {
 				return err
 			}
-			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics, TracerProvider: tp, Progress: board})
-			if err != nil {
-				return err
-			}
-			adm, err := startAdmin(ctx, cfg, b, metrics, board, log)
+			adm, err := startAdmin(ctx, cfg, b, metrics, log)
 			if err != nil {
 				return errors.Join(err, b.Close(context.WithoutCancel(ctx)))
 			}
@@ -73,10 +68,6 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long to wait for the engine to stop")
 	return cmd
 }
-
-// progressInstances bounds the progress board behind `workflow get`: the
-// sagas most recently heard from, about a kilobyte each.
-const progressInstances = 10_000
 
 // newLogger builds zap: JSON for `run`, console for `dev`.
 func newLogger(level string, console bool) (*zap.Logger, error) {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/route"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -20,9 +19,9 @@ func newValidateCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)
 			if cfg != nil {
-				// Report the routes' problems beside the structural ones.
-				_, rerr := route.New(cfg, bridge.WorkflowNames())
-				err = errors.Join(err, rerr)
+				// Report the routes' and sagas' problems beside the
+				// structural ones.
+				err = errors.Join(err, bridge.Validate(cfg, bridge.Options{}))
 			}
 			if err != nil {
 				return exitError{exitUsage, err}

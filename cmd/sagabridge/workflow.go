@@ -22,7 +22,6 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/engine"
-	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -187,7 +186,7 @@ func printJSON(w io.Writer, v any) error {
 // startAdmin starts the admin server of a running worker: metrics,
 // health, readiness and the workflow API over the worker's engine. When
 // ctx ends (SIGTERM), /readyz turns not-ready at once.
-func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *admin.Metrics, board *sagas.ProgressBoard, log *zap.Logger) (*admin.Server, error) {
+func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *admin.Metrics, log *zap.Logger) (*admin.Server, error) {
 	tok, err := adminToken(cfg, "")
 	if err != nil {
 		return nil, err
@@ -202,9 +201,6 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 		Gatherer:  m.Registry(),
 		Checks:    checks,
 		Workflows: b.Engine(),
-		Progress: func(id string) (any, bool) {
-			return board.Get(id)
-		},
 		Info: admin.Info{
 			Version:    version,
 			BrokerKind: cfg.Broker.Kind,
@@ -458,7 +454,7 @@ func printWorkflow(w io.Writer, output string, d admin.WorkflowDetail) error {
 		}
 		row("done", strings.Join(p.Done, ", "))
 	} else if !st.Finished() && v.Outcome == nil {
-		row("step", "(not known to the worker; the outcome lists the steps when the saga finishes)")
+		row("step", "(the workflow reports none)")
 	}
 	row("failure", st.Failure)
 	row("input", truncate(st.Input, 200))

@@ -36,7 +36,7 @@ import (
 
 // Version is the Dapr release the harness runs; build-dapr.sh writes it to
 // bin/.dapr-version.
-const Version = "v1.14.0"
+const Version = "v1.16.0"
 
 // ReadyTimeout bounds how long a process may take to become ready. The
 // machines are small and shared, so it is generous.

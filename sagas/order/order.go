@@ -6,7 +6,7 @@ package order
 import (
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"

@@ -1,7 +1,7 @@
 // Package workflowcheck is a go/analysis analyzer that reports
 // non-deterministic code inside Dapr workflow functions.
 //
-// Dapr workflows (github.com/dapr/go-sdk/workflow) are orchestrators that
+// Dapr workflows (github.com/dapr/durabletask-go/workflow) are orchestrators that
 // the runtime replays from their recorded history every time they resume.
 // A replay must take exactly the same decisions as the original run, so an
 // orchestrator may not read the wall clock, draw random numbers, perform
@@ -35,7 +35,7 @@
 //
 // Inside workflow code the analyzer reports:
 //
-//   - time.Now, time.Since, time.Until: use ctx.CurrentUTCDateTime().
+//   - time.Now, time.Since, time.Until: use ctx.CurrentTimeUTC().
 //   - time.Sleep, time.After, time.AfterFunc, time.Tick, time.NewTimer,
 //     time.NewTicker: use ctx.CreateTimer. Methods of time.Time and
 //     time.Duration are pure and allowed.

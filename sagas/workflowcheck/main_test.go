@@ -10,21 +10,21 @@ import (
 	"github.com/sagabridge/sagabridge/sagas/workflowcheck"
 )
 
-// newModule writes a throwaway module whose github.com/dapr/go-sdk
+// newModule writes a throwaway module whose github.com/dapr/durabletask-go
 // dependency is replaced by the testdata stub, so Main can load it with the
 // go command without network access or go.sum entries.
 func newModule(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	stub, err := os.ReadFile(filepath.Join("testdata", "src", "github.com", "dapr", "go-sdk", "workflow", "workflow.go"))
+	stub, err := os.ReadFile(filepath.Join("testdata", "src", "github.com", "dapr", "durabletask-go", "workflow", "workflow.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := map[string]string{
 		"go.mod": "module example.com/flows\n\ngo 1.26\n\n" +
-			"require github.com/dapr/go-sdk v1.11.0\n\n" +
-			"replace github.com/dapr/go-sdk => ./sdk\n",
-		"sdk/go.mod":               "module github.com/dapr/go-sdk\n\ngo 1.26\n",
+			"require github.com/dapr/durabletask-go v0.11.0\n\n" +
+			"replace github.com/dapr/durabletask-go => ./sdk\n",
+		"sdk/go.mod":               "module github.com/dapr/durabletask-go\n\ngo 1.26\n",
 		"sdk/workflow/workflow.go": string(stub),
 	}
 	for name, body := range files {
@@ -51,10 +51,10 @@ func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 const cleanFlow = `package flows
 
-import "github.com/dapr/go-sdk/workflow"
+import "github.com/dapr/durabletask-go/workflow"
 
 func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
-	return ctx.CurrentUTCDateTime(), nil
+	return ctx.CurrentTimeUTC(), nil
 }
 `
 
@@ -63,7 +63,7 @@ const dirtyFlow = `package flows
 import (
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
@@ -76,7 +76,7 @@ const dirtyTest = `package flows
 import (
 	"math/rand"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 func testSaga(ctx *workflow.WorkflowContext) (any, error) {
@@ -100,7 +100,7 @@ func TestMainFindings(t *testing.T) {
 	})
 	// No patterns: defaults to ./... relative to -C.
 	code, stdout, stderr := runMain(t, "-C", dir)
-	want := filepath.Join("flows", "flows.go") + ":10:9: time.Now in workflow function OrderSaga: not replay-safe; use ctx.CurrentUTCDateTime()\n" +
+	want := filepath.Join("flows", "flows.go") + ":10:9: time.Now in workflow function OrderSaga: not replay-safe; use ctx.CurrentTimeUTC()\n" +
 		filepath.Join("flows", "flows_test.go") + ":10:9: rand.Int in workflow function testSaga: random values differ on replay; generate them in an activity\n"
 	if code != workflowcheck.ExitDiagnostics || stdout != want {
 		t.Fatalf("Main = %d, stdout:\n%s\nstderr:\n%s\nwant 1 and stdout:\n%s", code, stdout, stderr, want)

@@ -42,11 +42,11 @@ func classify(fn *types.Func) (name, why string, bad bool) {
 func timeRule(name string) string {
 	switch name {
 	case "Now":
-		return "not replay-safe; use ctx.CurrentUTCDateTime()"
+		return "not replay-safe; use ctx.CurrentTimeUTC()"
 	case "Since":
-		return "not replay-safe; use ctx.CurrentUTCDateTime().Sub(t)"
+		return "not replay-safe; use ctx.CurrentTimeUTC().Sub(t)"
 	case "Until":
-		return "not replay-safe; use t.Sub(ctx.CurrentUTCDateTime())"
+		return "not replay-safe; use t.Sub(ctx.CurrentTimeUTC())"
 	case "Sleep":
 		return "not replay-safe; use ctx.CreateTimer(d).Await(nil)"
 	case "After", "AfterFunc", "Tick", "NewTimer", "NewTicker":

@@ -14,7 +14,7 @@ import (
 const (
 	// workflowPkgPath is the import path of the Dapr workflow SDK whose
 	// context types mark workflow and activity functions.
-	workflowPkgPath = "github.com/dapr/go-sdk/workflow"
+	workflowPkgPath = "github.com/dapr/durabletask-go/workflow"
 
 	// ignoreDirective opts a line (or a whole function) out of checking.
 	ignoreDirective = "//workflowcheck:ignore"

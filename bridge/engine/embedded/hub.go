@@ -10,12 +10,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/microsoft/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/backend/sqlite"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
-
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
 )
 
 // Config configures the embedded task hub.
@@ -89,7 +88,7 @@ type Hub struct {
 	srv    *grpc.Server
 	worker backend.TaskHubWorker
 	exec   backend.Executor
-	be     *store.Backend
+	be     backend.Backend
 	lock   *os.File
 	log    *zap.Logger
 }
@@ -113,27 +112,19 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 		return nil, err
 	}
 	dtLog := zapLogger{log.Named("durabletask").Sugar()}
-	be, err := store.Open(store.Options{
-		Path:        cfg.DBPath,
-		Synchronous: cfg.Synchronous,
-		MaxBatch:    cfg.MaxBatch,
-		Logger:      dtLog,
-	})
-	if err != nil {
-		_ = lock.Close()
-		return nil, fmt.Errorf("embedded engine: %w", err)
-	}
+	be := sqlite.NewSqliteBackend(sqlite.NewSqliteOptions(cfg.DBPath), dtLog)
 
-	exec, register := backend.NewGrpcExecutor(be, dtLog)
+	// A start returns once the instance is stored, as it did before
+	// durabletask-go v0.11 made it wait for the orchestration to begin.
+	exec, register := backend.NewGrpcExecutor(be, dtLog, backend.WithSkipWaitForInstanceStart())
 	srv := grpc.NewServer()
 	register(srv)
 	par := backend.WithMaxParallelism(int32(cfg.Parallelism))
 	worker := backend.NewTaskHubWorker(be,
-		backend.NewOrchestrationWorker(be, exec, dtLog, par),
+		backend.NewOrchestrationWorker(backend.OrchestratorOptions{Backend: be, Executor: exec, Logger: dtLog}, par),
 		backend.NewActivityTaskWorker(be, exec, dtLog, par),
 		dtLog)
 	if err := startWorker(ctx, worker); err != nil {
-		_ = be.Close()
 		_ = lock.Close()
 		return nil, err
 	}
@@ -151,7 +142,6 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 		tcp, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			_ = worker.Shutdown(ctx)
-			_ = be.Close()
 			_ = lock.Close()
 			return nil, fmt.Errorf("embedded engine: listen: %w", err)
 		}
@@ -211,8 +201,7 @@ func (h *Hub) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		go h.srv.Stop()
 	}
-	errB := h.be.Close()
-	return errors.Join(errW, errB, h.lock.Close())
+	return errors.Join(errW, h.lock.Close())
 }
 
 // startWorker turns a panic while starting into an error.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dapr/durabletask-go/backend"
 	"go.uber.org/zap"
 )
 
@@ -43,3 +44,7 @@ func (l zapLogger) Errorf(format string, v ...any) {
 	}
 	l.s.Error(msg)
 }
+
+// NewLogger adapts a zap logger to durabletask's logger, for the hub and
+// for the workflow worker and client that talk to it or to daprd.
+func NewLogger(log *zap.Logger) backend.Logger { return zapLogger{log.Sugar()} }

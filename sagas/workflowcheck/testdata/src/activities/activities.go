@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 // Charge is an activity: it runs once and its result is recorded.
@@ -33,7 +33,7 @@ func ChargeWithHelper(ctx workflow.ActivityContext) (any, error) {
 
 func Saga(ctx *workflow.WorkflowContext) (any, error) {
 	// Named activities are values, not calls: not followed.
-	if err := ctx.CallActivity(Charge, workflow.ActivityInput(1)).Await(nil); err != nil {
+	if err := ctx.CallActivity(Charge, workflow.WithActivityInput(1)).Await(nil); err != nil {
 		return nil, err
 	}
 	// Literal activities with an ActivityContext parameter are exempt.
@@ -43,9 +43,9 @@ func Saga(ctx *workflow.WorkflowContext) (any, error) {
 	// Any literal handed to CallActivity runs as an activity.
 	_ = ctx.CallActivity(func() int { return rand.Intn(3) })
 	// But the other arguments are evaluated by the workflow.
-	_ = ctx.CallActivity(Charge, workflow.ActivityInput(time.Now())) // want `time\.Now in workflow function Saga`
+	_ = ctx.CallActivity(Charge, workflow.WithActivityInput(time.Now())) // want `time\.Now in workflow function Saga`
 	// A direct call to an activity function is not followed either.
-	_, _ = Charge(workflow.ActivityContext{})
+	_, _ = Charge(nil)
 	return nil, nil
 }
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 type Order struct {
@@ -23,11 +23,11 @@ func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
 	if err := ctx.GetInput(&order); err != nil {
 		return nil, fmt.Errorf("read input: %w", err)
 	}
-	deadline := ctx.CurrentUTCDateTime().Add(time.Hour)
+	deadline := ctx.CurrentTimeUTC().Add(time.Hour)
 
 	// Deterministic iteration over the items.
 	for _, sku := range slices.Sorted(maps.Keys(order.Items)) {
-		if err := ctx.CallActivity(Reserve, workflow.ActivityInput(sku)).Await(nil); err != nil {
+		if err := ctx.CallActivity(Reserve, workflow.WithActivityInput(sku)).Await(nil); err != nil {
 			return nil, compensate(ctx, order)
 		}
 	}
@@ -48,14 +48,14 @@ func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
 	if err := ctx.CreateTimer(time.Minute).Await(nil); err != nil {
 		return nil, err
 	}
-	if err := ctx.WaitForExternalEvent("approved", deadline.Sub(ctx.CurrentUTCDateTime())).Await(nil); err != nil {
+	if err := ctx.WaitForExternalEvent("approved", deadline.Sub(ctx.CurrentTimeUTC())).Await(nil); err != nil {
 		return nil, errors.Join(err, errors.New("not approved"))
 	}
 	return strings.Join(skus, ",") + fmt.Sprint(total), nil
 }
 
 func compensate(ctx *workflow.WorkflowContext, o Order) error {
-	return ctx.CallActivity(Release, workflow.ActivityInput(o.ID)).Await(nil)
+	return ctx.CallActivity(Release, workflow.WithActivityInput(o.ID)).Await(nil)
 }
 
 func Reserve(ctx workflow.ActivityContext) (any, error) { return time.Now(), nil }

@@ -1,7 +1,7 @@
 // Package concurrency covers goroutines, select and channels.
 package concurrency
 
-import "github.com/dapr/go-sdk/workflow"
+import "github.com/dapr/durabletask-go/workflow"
 
 func Fanout(ctx *workflow.WorkflowContext) (any, error) {
 	ch := make(chan int, 1)
@@ -22,7 +22,7 @@ func Fanout(ctx *workflow.WorkflowContext) (any, error) {
 func Tasks(ctx *workflow.WorkflowContext) (any, error) {
 	var tasks []workflow.Task
 	for i := 0; i < 3; i++ {
-		tasks = append(tasks, ctx.CallActivity(Work, i))
+		tasks = append(tasks, ctx.CallActivity(Work, workflow.WithActivityInput(i)))
 	}
 	for _, t := range tasks {
 		if err := t.Await(nil); err != nil {

@@ -13,12 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
-	start := time.Now()                    // want `time\.Now in workflow function OrderSaga: not replay-safe; use ctx\.CurrentUTCDateTime\(\)`
-	_ = time.Since(start)                  // want `time\.Since in workflow function OrderSaga: not replay-safe; use ctx\.CurrentUTCDateTime\(\)\.Sub\(t\)`
+	start := time.Now()                    // want `time\.Now in workflow function OrderSaga: not replay-safe; use ctx\.CurrentTimeUTC\(\)`
+	_ = time.Since(start)                  // want `time\.Since in workflow function OrderSaga: not replay-safe; use ctx\.CurrentTimeUTC\(\)\.Sub\(t\)`
 	_ = time.Until(start)                  // want `time\.Until in workflow function OrderSaga: not replay-safe`
 	time.Sleep(time.Second)                // want `time\.Sleep in workflow function OrderSaga: not replay-safe; use ctx\.CreateTimer\(d\)\.Await\(nil\)`
 	_ = time.After(time.Second)            // want `time\.After in workflow function OrderSaga: not replay-safe; use ctx\.CreateTimer`
@@ -30,7 +30,7 @@ func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
 	_ = now
 
 	// Pure time helpers and methods are fine.
-	t := ctx.CurrentUTCDateTime()
+	t := ctx.CurrentTimeUTC()
 	_ = t.After(t.Add(time.Minute))
 	_ = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	_, _ = time.ParseDuration("1s")

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 func Saga(ctx *workflow.WorkflowContext) (any, error) {

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 func Ship(ctx workflow.ActivityContext) (any, error) { return nil, nil }
@@ -16,7 +16,7 @@ func Saga(ctx *workflow.WorkflowContext) (any, error) {
 	items := map[string]int{"a": 1, "b": 2}
 
 	for sku := range items { // want `range over map in workflow function Saga: iteration order is random and the loop schedules work; range over slices\.Sorted\(maps\.Keys\(m\)\)`
-		_ = ctx.CallActivity(Ship, sku)
+		_ = ctx.CallActivity(Ship, workflow.WithActivityInput(sku))
 	}
 	for range items { // want `range over map in workflow function Saga: iteration order is random and the loop schedules work`
 		_ = ctx.CreateTimer(time.Second)
@@ -25,13 +25,13 @@ func Saga(ctx *workflow.WorkflowContext) (any, error) {
 		_ = ctx.WaitForExternalEvent(k, time.Second)
 	}
 	for k := range items { // want `range over map .* schedules work`
-		_ = ctx.CallChildWorkflow(Saga, k)
+		_ = ctx.CallChildWorkflow(Saga, workflow.WithChildWorkflowInput(k))
 	}
 	for k := range items { // want `range over map .* schedules work`
 		ship(ctx, k) // passing ctx to a helper may schedule work
 	}
 	for k := range maps.Keys(items) { // want `range over map .* schedules work`
-		_ = ctx.CallActivity(Ship, k)
+		_ = ctx.CallActivity(Ship, workflow.WithActivityInput(k))
 	}
 
 	var out []string
@@ -62,7 +62,7 @@ func Saga(ctx *workflow.WorkflowContext) (any, error) {
 			seen[k] = true
 		}
 	}
-	_ = ctx.InstanceID() // non-scheduling ctx methods are fine in a loop too
+	_ = ctx.ID() // non-scheduling ctx methods are fine in a loop too
 	for range items {
 		_ = ctx.IsReplaying()
 	}
@@ -79,13 +79,13 @@ func Saga(ctx *workflow.WorkflowContext) (any, error) {
 
 	// Sorted keys: not a map range.
 	for _, k := range slices.Sorted(maps.Keys(items)) {
-		_ = ctx.CallActivity(Ship, k)
+		_ = ctx.CallActivity(Ship, workflow.WithActivityInput(k))
 	}
 	return out, nil
 }
 
 func ship(ctx *workflow.WorkflowContext, sku string) {
-	_ = ctx.CallActivity(Ship, sku)
+	_ = ctx.CallActivity(Ship, workflow.WithActivityInput(sku))
 }
 
 // Map ranges outside workflow code are not reported.

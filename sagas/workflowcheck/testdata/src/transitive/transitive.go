@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/dapr/go-sdk/workflow"
+	"github.com/dapr/durabletask-go/workflow"
 )
 
 type Order struct{ ID string }
@@ -21,7 +21,7 @@ func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
 }
 
 func validate(o Order) {
-	_ = time.Now() // want `time\.Now in function validate \(called from workflow OrderSaga\): not replay-safe; use ctx\.CurrentUTCDateTime\(\)`
+	_ = time.Now() // want `time\.Now in function validate \(called from workflow OrderSaga\): not replay-safe; use ctx\.CurrentTimeUTC\(\)`
 }
 
 func (o *Order) stamp() {
