@@ -13,6 +13,7 @@ import (
 	"maps"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -117,7 +118,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	}
 
 	tr := newTracer(opts.TracerProvider, cat.sagaWorkflows())
-	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr})
+	// The worker runs activities as soon as the engine starts, before New
+	// has stored it: the publisher finds it through this pointer.
+	var eng atomic.Pointer[engine.Engine]
+	finished := func(id, status string, at time.Time) {
+		if e := eng.Load(); e != nil {
+			e.Finished(id, status, at)
+		}
+	}
+	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr, finished: finished})
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +140,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if err != nil {
 		return nil, err
 	}
+	eng.Store(b.engine)
 	b.handler = &handler{
 		router:    router,
 		engine:    b.engine,
@@ -161,7 +171,19 @@ func engineConfig(c config.Engine) (engine.Config, error) {
 			Synchronous: c.Embedded.Synchronous,
 			IdlePoll:    c.Embedded.IdlePoll,
 		},
-		Dapr: engine.DaprConfig{GRPCEndpoint: c.Dapr.GRPCEndpoint},
+		Dapr: engine.DaprConfig{GRPCEndpoint: c.Dapr.GRPCEndpoint, RetentionDir: c.Dapr.RetentionDir},
+	}
+	for _, r := range []struct {
+		to   *time.Duration
+		from *time.Duration
+	}{
+		{&out.Retention.Completed, c.Retention.Completed},
+		{&out.Retention.Compensated, c.Retention.Compensated},
+		{&out.Retention.Failed, c.Retention.Failed},
+	} {
+		if r.from != nil {
+			*r.to = *r.from
+		}
 	}
 	if c.Dapr.APITokenFile != "" {
 		tok, err := readSecret(c.Dapr.APITokenFile)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -24,6 +25,9 @@ type eventPublisher struct {
 	pub     message.Publisher
 	metrics Metrics
 	tracer  tracer
+	// finished, when set, is told of every outcome published (retention
+	// purges the instance later).
+	finished func(instanceID, status string, at time.Time)
 }
 
 func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topics.CloudEvent) (err error) {
@@ -65,6 +69,9 @@ func (p eventPublisher) observeOutcome(ev topics.CloudEvent) {
 	var out topics.Outcome
 	if err := json.Unmarshal(ev.Data, &out); err != nil {
 		return
+	}
+	if p.finished != nil {
+		p.finished(ev.Subject, out.Status, time.Now())
 	}
 	if out.Migration != nil && out.Migration.Mode == topics.ModeShadow {
 		// A shadow outcome is what the saga would have done: it counts as

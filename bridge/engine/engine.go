@@ -34,6 +34,8 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/bridge/engine/retention"
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // finishedMessage starts the embedded store's refusal of an event raised
@@ -61,6 +63,37 @@ type Config struct {
 	Kind     string
 	Embedded embedded.Config
 	Dapr     DaprConfig
+	// Retention is how long finished sagas are kept, by outcome.
+	Retention Retention
+}
+
+// Retention periods by saga outcome (topics.Status*); zero keeps such
+// instances forever.
+type Retention struct {
+	Completed, Compensated, Failed time.Duration
+}
+
+func (r Retention) periods() map[string]time.Duration {
+	return map[string]time.Duration{
+		topics.StatusCompleted:   r.Completed,
+		topics.StatusCompensated: r.Compensated,
+		topics.StatusFailed:      r.Failed,
+	}
+}
+
+// sweepInterval is a tenth of the shortest period, between a second and a
+// minute; 0 when nothing is purged.
+func (r Retention) sweepInterval() time.Duration {
+	shortest := time.Duration(0)
+	for _, p := range r.periods() {
+		if p > 0 && (shortest == 0 || p < shortest) {
+			shortest = p
+		}
+	}
+	if shortest == 0 {
+		return 0
+	}
+	return min(max(shortest/10, time.Second), time.Minute)
 }
 
 // DaprConfig points at a daprd sidecar.
@@ -70,6 +103,9 @@ type DaprConfig struct {
 	GRPCEndpoint string
 	// APIToken is sent as dapr-api-token; empty means $DAPR_API_TOKEN.
 	APIToken string `json:"-"`
+	// RetentionDir holds the record of finished sagas to purge (see
+	// package retention); default data/retention.
+	RetentionDir string
 }
 
 func (c *Config) setDefaults() {
@@ -90,17 +126,26 @@ func (c *Config) setDefaults() {
 		if c.Dapr.APIToken == "" {
 			c.Dapr.APIToken = os.Getenv("DAPR_API_TOKEN")
 		}
+		if c.Dapr.RetentionDir == "" {
+			c.Dapr.RetentionDir = "data/retention"
+		}
 	}
 }
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
+	var errs []error
 	switch c.Kind {
 	case KindEmbedded, KindDapr:
-		return nil
 	default:
-		return fmt.Errorf("engine: kind %q is not %q or %q", c.Kind, KindEmbedded, KindDapr)
+		errs = append(errs, fmt.Errorf("engine: kind %q is not %q or %q", c.Kind, KindEmbedded, KindDapr))
 	}
+	for status, p := range c.Retention.periods() {
+		if p < 0 {
+			errs = append(errs, fmt.Errorf("engine: retention of %s sagas %s is negative", status, p))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Registry is what the worker runs, each workflow and activity under the
@@ -144,9 +189,13 @@ type Engine struct {
 	conn       *grpc.ClientConn
 	workerConn *grpc.ClientConn
 	stopWorker context.CancelFunc
-	closeOnce  sync.Once
-	closeErr   error
-	log        *zap.Logger
+	// journal records finished sagas to purge on daprd (nil: none, or
+	// the embedded store purges them itself).
+	journal   *retention.Journal
+	sweepDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	log       *zap.Logger
 	// workflows are the registered names; a start of any other is refused.
 	workflows map[string]bool
 
@@ -206,8 +255,52 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 	if err := workflow.NewClientWithLogger(e.workerConn, dtLog).StartWorker(workerCtx, r); err != nil {
 		return nil, errors.Join(fmt.Errorf("engine: start worker: %w", err), e.Close(ctx))
 	}
+	if cfg.Kind == KindDapr {
+		if err := e.startRetention(workerCtx, cfg); err != nil {
+			return nil, errors.Join(err, e.Close(ctx))
+		}
+	}
 	log.Info("workflow worker started", zap.String("engine", cfg.Kind), zap.String("addr", addr))
 	return e, nil
+}
+
+// startRetention opens the record of finished sagas to purge and sweeps
+// it until Close. daprd 1.16 cannot list workflow instances, so the worker
+// notes each outcome it publishes (Finished) and purges the instance when
+// its period has passed.
+func (e *Engine) startRetention(ctx context.Context, cfg Config) error {
+	interval := cfg.Retention.sweepInterval()
+	if interval == 0 {
+		return nil
+	}
+	j, err := retention.Open(retention.Config{
+		Dir:     cfg.Dapr.RetentionDir,
+		Periods: cfg.Retention.periods(),
+		Purge:   e.Purge,
+		IsGone:  func(err error) bool { return errors.Is(err, ErrNotFound) },
+		Retry:   func(err error) bool { return errors.Is(err, ErrUnavailable) },
+	})
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	e.journal, e.sweepDone = j, make(chan struct{})
+	go func() {
+		defer close(e.sweepDone)
+		j.Run(ctx, interval)
+	}()
+	return nil
+}
+
+// Finished is told that a saga published its outcome; on daprd the
+// instance is noted for purging when its retention period has passed (the
+// embedded store finds finished instances itself).
+func (e *Engine) Finished(instanceID, outcomeStatus string, at time.Time) {
+	if e.journal == nil {
+		return
+	}
+	if err := e.journal.Add(instanceID, outcomeStatus, at); err != nil {
+		e.log.Warn("retention: instance not recorded; it will not be purged", zap.String("instance_id", instanceID), zap.Error(err))
+	}
 }
 
 // waitReady waits until conn is connected, or ctx ends.
@@ -469,6 +562,10 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.closeOnce.Do(func() {
 		e.stopWorker()
 		var errs []error
+		if e.journal != nil {
+			<-e.sweepDone
+			errs = append(errs, e.journal.Close())
+		}
 		for _, c := range []*grpc.ClientConn{e.workerConn, e.conn} {
 			if c != nil {
 				errs = append(errs, c.Close())
