@@ -23,6 +23,7 @@ import (
 	"github.com/dapr/durabletask-go/api"
 	"github.com/dapr/durabletask-go/api/protos"
 	"github.com/dapr/durabletask-go/workflow"
+	dapr "github.com/dapr/go-sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -256,12 +257,33 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 		return nil, errors.Join(fmt.Errorf("engine: start worker: %w", err), e.Close(ctx))
 	}
 	if cfg.Kind == KindDapr {
+		if err := e.checkSidecar(ctx); err != nil {
+			return nil, errors.Join(err, e.Close(ctx))
+		}
 		if err := e.startRetention(workerCtx, cfg); err != nil {
 			return nil, errors.Join(err, e.Close(ctx))
 		}
 	}
 	log.Info("workflow worker started", zap.String("engine", cfg.Kind), zap.String("addr", addr))
 	return e, nil
+}
+
+// checkSidecar asks daprd what it runs: its version is logged, and a
+// sidecar without an actor state store is refused, because every workflow
+// start on it would wait until its deadline and fail without a reason.
+func (e *Engine) checkSidecar(ctx context.Context) error {
+	md, err := dapr.NewClientWithConnection(e.conn).GetMetadata(ctx)
+	if err != nil {
+		return classify(fmt.Errorf("engine: daprd metadata: %w", err))
+	}
+	version := md.ExtendedMetadata["daprRuntimeVersion"]
+	for _, c := range md.RegisteredComponents {
+		if slices.Contains(c.Capabilities, "ACTOR") {
+			e.log.Info("daprd", zap.String("version", version), zap.String("actor_state_store", c.Name+" ("+c.Type+")"))
+			return nil
+		}
+	}
+	return fmt.Errorf("engine: daprd %s (app %s) has no actor state store; workflows need one: set actorStateStore: \"true\" on a state store component (deploy/dapr has one for PostgreSQL)", version, md.ID)
 }
 
 // startRetention opens the record of finished sagas to purge and sweeps
