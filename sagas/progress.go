@@ -11,21 +11,22 @@ import (
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// Progress is where a saga instance is. Neither engine lets a go-sdk v1.11
-// workflow set a custom status, and daprd has no API to read an instance's
-// history, so a saga reports its position itself: whenever it starts
-// waiting (a step's attempt, a compensation's attempt) it publishes a
-// progress event, a CloudEvent of type ProgressType on the saga's progress
-// topic (default DefaultProgressTopic), subject = instance ID. The outcome
-// event is the last word. Both engines behave the same, because the events
-// go through the broker, not the engine.
+// Progress is where a saga instance is. A saga keeps it as its workflow's
+// custom status (JSON), which both engines store with the instance, so
+// `sagabridge workflow get` reads it from the engine alone; when it
+// finishes, the custom status holds the outcome's status (compensated,
+// failed), which the engine's own runtime status (COMPLETED) does not say.
 //
-// A command step's progress rides in the Publish activity that sends the
-// command, so it costs the engine nothing. Other steps publish it from an
-// activity the saga does not wait for, which costs one activity. Progress
-// is advisory: an event the broker refuses is dropped (and reported to a
-// ProgressFailureObserver), never retried, and never holds the saga up.
-// Saga.NoProgress turns the events off.
+// For subscribers, a saga also publishes each position as a progress
+// event, a CloudEvent of type ProgressType on the saga's progress topic
+// (default DefaultProgressTopic), subject = instance ID; the outcome event
+// is the last word (ProgressBoard folds them). A command step's progress
+// rides in the Publish activity that sends the command, so it costs the
+// engine nothing; other steps publish it from an activity the saga does
+// not wait for. Progress events are advisory: one the broker refuses is
+// dropped (and reported to a ProgressFailureObserver), never retried, and
+// never holds the saga up. Saga.NoProgress turns the events off (not the
+// custom status).
 type Progress struct {
 	Saga       string `json:"saga"`
 	Version    int    `json:"version,omitempty"`
@@ -106,21 +107,20 @@ func ProgressFromOutput(output string) (Progress, error) {
 }
 
 // ProgressOf answers "where is this instance?" for `sagabridge workflow
-// get` from what the CLI has: the engine's runtime status and output
-// (engine.Status.RuntimeStatus and .Output) and the latest progress event
-// seen for the instance (from a ProgressBoard; nil if none). A finished
-// saga's outcome wins; a running one shows its latest progress; without
-// either, the engine's status is all there is, and known is false.
-func ProgressOf(instanceID, runtimeStatus, output string, latest *Progress) (p Progress, known bool) {
+// get` from what the engine keeps: its runtime status, output and custom
+// status (engine.Status). A finished saga's outcome wins; a running one
+// shows the position its custom status holds; without either, the
+// runtime status is all there is, and known is false.
+func ProgressOf(instanceID, runtimeStatus, output, customStatus string) (p Progress, known bool) {
 	if output != "" {
 		if p, err := ProgressFromOutput(output); err == nil {
 			return p, true
 		}
 	}
-	switch runtimeStatus {
-	case "RUNNING", "PENDING", "SUSPENDED", "":
-		if latest != nil {
-			return *latest, true
+	if customStatus != "" {
+		var p Progress
+		if err := json.Unmarshal([]byte(customStatus), &p); err == nil && p.Status != "" {
+			return p, true
 		}
 	}
 	return Progress{InstanceID: instanceID, Status: strings.ToLower(runtimeStatus)}, false

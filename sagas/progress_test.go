@@ -92,6 +92,19 @@ func TestProgressEvents(t *testing.T) {
 			len(p.Done) != 1 || p.Done[0] != "hold" || p.Since.IsZero() {
 			t.Errorf("progress %+v", p)
 		}
+		// The engine has the same position, as the custom status.
+		e, err := k.engine(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		running, err := e.Get(t.Context(), "prog-wait")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromEngine, known := sagas.ProgressOf("prog-wait", running.RuntimeStatus, running.Output, running.CustomStatus)
+		if !known || fromEngine.Step != "approval" || fromEngine.WaitingFor[0] != "event approval" || fromEngine.Seq != p.Seq {
+			t.Errorf("ProgressOf a running saga, from the engine: %+v (%q)", fromEngine, running.CustomStatus)
+		}
 		t.Logf("workflow get would show: %s", p)
 		k.raise("prog-wait", "approval", approval{Approved: true, By: "carol"})
 		k.outcome("prog-wait")
@@ -113,14 +126,15 @@ func TestProgressEvents(t *testing.T) {
 		if err != nil || fromOutput.Status != topics.StatusCompleted || len(fromOutput.Done) != 3 {
 			t.Errorf("progress from output %+v, %v", fromOutput, err)
 		}
-		// What `workflow get` would combine: the outcome beats stale progress.
-		if got, known := sagas.ProgressOf("prog-wait", st.RuntimeStatus, st.Output, &p); !known || !got.Finished() {
+		// What `workflow get` combines: the outcome beats the custom status,
+		// which holds the outcome's status once the saga finished.
+		if got, known := sagas.ProgressOf("prog-wait", st.RuntimeStatus, st.Output, st.CustomStatus); !known || !got.Finished() {
 			t.Errorf("ProgressOf a finished saga: %+v", got)
 		}
-		if got, known := sagas.ProgressOf("prog-wait", "RUNNING", "", &p); !known || got.Step != "approval" {
-			t.Errorf("ProgressOf a running saga: %+v", got)
+		if got, _ := sagas.ProgressOf("prog-wait", st.RuntimeStatus, "", st.CustomStatus); got.Status != topics.StatusCompleted {
+			t.Errorf("custom status of a finished saga: %+v (%q)", got, st.CustomStatus)
 		}
-		if got, known := sagas.ProgressOf("x", "FAILED", "", nil); known || got.Status != "failed" {
+		if got, known := sagas.ProgressOf("x", "FAILED", "", ""); known || got.Status != "failed" {
 			t.Errorf("ProgressOf a failed workflow: %+v", got)
 		}
 	})
@@ -129,6 +143,11 @@ func TestProgressEvents(t *testing.T) {
 		k.outcome("prog-quiet")
 		if ps := progressOf(t, k, "prog-quiet"); len(ps) != 0 {
 			t.Errorf("%d progress events", len(ps))
+		}
+		// The engine still keeps where it is, at no broker cost.
+		st := k.wait("prog-quiet", time.Second)
+		if got, known := sagas.ProgressOf("prog-quiet", st.RuntimeStatus, "", st.CustomStatus); !known || got.Status != topics.StatusCompleted {
+			t.Errorf("custom status of a quiet saga: %+v (%q)", got, st.CustomStatus)
 		}
 	})
 }
