@@ -24,7 +24,7 @@ import (
 )
 
 // kit runs sagas on a real engine (the embedded hub in-process, or a daprd
-// sidecar) through the go-sdk worker and client, with an in-memory
+// sidecar) through the workflow worker and client, with an in-memory
 // publisher in place of the broker and participants that answer commands
 // by raising events on the engine, as the bridge's raise routes would.
 type kit struct {

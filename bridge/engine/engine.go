@@ -1,8 +1,10 @@
 // Package engine is the only place that talks to the Dapr workflow engine.
-// It runs one go-sdk workflow worker and client, against the embedded task
-// hub or a daprd sidecar, and gives both engines one meaning:
+// It runs one workflow worker and client (dapr/durabletask-go's workflow
+// package), against the embedded task hub or a daprd sidecar, and gives
+// both engines one meaning:
 //
-//   - Start of an instance ID that exists is success (Started=false).
+//   - Start of an instance ID that exists is success and changes nothing
+//     (a finished instance is not run again).
 //   - Raise on an instance that does not exist is ErrNotFound, retryable.
 //   - Raise on an instance that has finished is ErrFinished.
 //   - A broken connection or an unavailable engine is ErrUnavailable.

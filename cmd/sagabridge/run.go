@@ -85,7 +85,7 @@ func newLogger(level string, console bool) (*zap.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	// go-sdk prints a few lines with the standard log package.
-	zap.RedirectStdLog(log.Named("go-sdk"))
+	// durabletask-go prints a few lines with the standard log package.
+	zap.RedirectStdLog(log.Named("durabletask"))
 	return log, nil
 }

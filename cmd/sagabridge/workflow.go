@@ -28,7 +28,7 @@ import (
 // How the operations commands reach a worker
 //
 // The workflow engine belongs to the worker: the embedded hub holds an
-// exclusive lock on its database file, and a second go-sdk worker on the
+// exclusive lock on its database file, and a second workflow worker on the
 // same hub (which engine.New would start, even with an empty registry)
 // would be handed work items for workflows it does not know and fail them.
 // So `sagabridge workflow …` calls the running worker's admin API, which

@@ -54,8 +54,8 @@ func Saga(stepTimeout time.Duration) sagas.Saga {
 // DefaultStepTimeout is how long a step waits for a reply before resending.
 const DefaultStepTimeout = 30 * time.Second
 
-// OrderSaga is the workflow function. go-sdk v1.11 registers workflows by Go
-// function name, so the saga needs a named function of its own.
+// OrderSaga is the workflow function; bridge.Workflows registers it as
+// "OrderSaga".
 func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
 	return sagas.Run(ctx, Saga(DefaultStepTimeout))
 }

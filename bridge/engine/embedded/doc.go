@@ -1,6 +1,6 @@
 // Package embedded runs a durabletask-go task hub inside the sagabridge
 // process, served over gRPC on in-memory connections (Hub.Dial), so the Dapr
-// go-sdk workflow worker and client talk to it exactly as they would to a
+// workflow worker and client talk to it exactly as they would to a
 // daprd sidecar, without a port or system calls.
 //
 // The hub keeps durabletask's own workers and gRPC executor, and replaces

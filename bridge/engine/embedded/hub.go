@@ -165,7 +165,7 @@ const gracefulStopLimit = 5 * time.Second
 // writer blocks while it is full, as on a socket.
 const hubBufferBytes = 1 << 20
 
-// Dial connects to the hub in memory; it is the gRPC dialer of the go-sdk
+// Dial connects to the hub in memory; it is the gRPC dialer of the workflow
 // worker and client (grpc.WithContextDialer), which ignore the target.
 func (h *Hub) Dial(ctx context.Context, _ string) (net.Conn, error) { return h.lis.DialContext(ctx) }
 
