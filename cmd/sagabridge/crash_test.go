@@ -14,7 +14,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sagabridge/sagabridge/bridge"
-	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -24,10 +23,6 @@ import (
 // workerEnv makes the test binary run `sagabridge run -c $value` instead of
 // the tests, so crash tests kill a real worker process.
 const workerEnv = "SAGABRIDGE_TEST_WORKER_CONFIG"
-
-// daprKnownFailuresEnv=1 runs the fault cases that fail on daprd v1.14
-// (see TestWorkerSIGKILLMidFlight and TestEngineUnavailable).
-const daprKnownFailuresEnv = "SAGABRIDGE_TEST_DAPR_KNOWN_FAILURES"
 
 // workerLogLevelEnv sets the worker's --log-level (default warn).
 const workerLogLevelEnv = "SAGABRIDGE_TEST_WORKER_LOG_LEVEL"
@@ -153,19 +148,8 @@ func kafkaCrashBroker(t *testing.T, _ string) crashBroker {
 // participants' books balance.
 //
 // The nats-dapr case runs the worker on a daprd sidecar that stays up
-// while the worker dies. It fails with daprd v1.14, and the cause is in
-// daprd: when the worker's stream drops, daprd aborts the activity work
-// items it had sent there; the activity actor reports "will be retried
-// later" (InvokeReminder returns nil), but the runtime keeps the reminder
-// key in internalReminderInProgress, which it clears only on a deadline
-// error (pkg/actors/actors.go, doExecuteReminderOrTimerOnInternalActor).
-// The activity reminder is always named "run-activity", so every later
-// firing is dropped as "Duplicate concurrent reminder invocation" and the
-// activity never runs again, until placement rebalances or daprd restarts
-// (SAGABRIDGE_TEST_DAPRD_LOG_LEVEL=debug shows both lines). Newer Dapr
-// modules are refused by this project's module proxy, so the case runs
-// only with daprKnownFailuresEnv=1. Killing daprd instead recovers
-// (TestDaprSidecarKilledMidRun).
+// while the worker dies and a new worker connects to it. (daprd 1.14 never
+// ran again the activities it had handed the killed worker; 1.16 does.)
 func TestWorkerSIGKILLMidFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
@@ -173,27 +157,16 @@ func TestWorkerSIGKILLMidFlight(t *testing.T) {
 	for _, newBroker := range []func(*testing.T, string) crashBroker{natsCrashBroker, kafkaCrashBroker} {
 		dir := t.TempDir()
 		br := newBroker(t, dir)
-		t.Run(br.name, func(t *testing.T) { sigkillMidFlight(t, dir, br, embeddedEngine(dir), nil) })
+		t.Run(br.name, func(t *testing.T) { sigkillMidFlight(t, dir, br, embeddedEngine(dir)) })
 	}
-	// The recovery README's "Operations" prescribes on daprd v1.14: when
-	// the worker dies, restart its sidecar too.
-	t.Run("nats-dapr-sidecar-restarted", func(t *testing.T) {
-		sidecar := startSidecar(t)
-		dir := t.TempDir()
-		sigkillMidFlight(t, dir, natsCrashBroker(t, dir), grpcEngine(sidecar.GRPCAddr()), sidecar.Restart)
-	})
 	t.Run("nats-dapr", func(t *testing.T) {
-		if os.Getenv(daprKnownFailuresEnv) != "1" {
-			t.Skipf("known failure on daprd %s (it never re-runs activities the killed worker held); %s=1 runs it", daprtest.Version, daprKnownFailuresEnv)
-		}
 		sidecar := startSidecar(t)
 		dir := t.TempDir()
-		sigkillMidFlight(t, dir, natsCrashBroker(t, dir), grpcEngine(sidecar.GRPCAddr()), nil)
+		sigkillMidFlight(t, dir, natsCrashBroker(t, dir), grpcEngine(sidecar.GRPCAddr()))
 	})
 }
 
-// afterKill, when set, runs between the kill and the restart.
-func sigkillMidFlight(t *testing.T, dir string, br crashBroker, eng map[string]any, afterKill func()) {
+func sigkillMidFlight(t *testing.T, dir string, br crashBroker, eng map[string]any) {
 	const n = 100
 	cfgPath := writeConfig(t, dir, br.yaml, eng, "127.0.0.1:0")
 	logPath := filepath.Join(dir, "worker.log")
@@ -204,9 +177,6 @@ func sigkillMidFlight(t *testing.T, dir string, br crashBroker, eng map[string]a
 	w := startWorker(t, cfgPath, logPath)
 	orders := publishOrders(t, client.Publisher(), "crash", n)
 	killAfter(t, w, watcher, 10, n)
-	if afterKill != nil {
-		afterKill()
-	}
 
 	startWorker(t, cfgPath, logPath)
 	deadline := time.Now().Add(3 * time.Minute)

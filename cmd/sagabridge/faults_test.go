@@ -357,21 +357,8 @@ func brokerRestart(t *testing.T, dir string, br *restartableBroker) {
 // production it is inside the worker and dies with it) and daprd. Events
 // wait unacked (no outcome, nothing dead-lettered) and /readyz says not
 // ready the whole time; when the engine returns everything flows, exactly
-// one outcome per order.
-//
-// The dapr case fails with daprd v1.14 in some runs (2 of 3 in the last
-// session, 1 of 2 in this one), and the cause is a deadlock in daprd: when
-// daprd dies between creating an activity's actor and saving its
-// workflow's history, after the restart the activity's reminder runs the
-// activity and then calls the workflow actor (holding the activity actor's
-// lock) while the workflow actor, replaying, schedules the same activity
-// again and calls the activity actor (holding the workflow actor's lock).
-// Actor locks in daprd v1.14 are plain mutexes that no context or
-// resiliency timeout bounds (pkg/actors/actors.go,
-// lockInternalActorForRequest), so both wait forever, and every status
-// lookup and raise on that instance waits behind them: the "raises time
-// out" the bridge logs. A goroutine dump of the stuck daprd shows each
-// pair. The case runs only with daprKnownFailuresEnv=1.
+// one outcome per order. (On daprd 1.14 the dapr case could deadlock a
+// workflow actor and its activity actor; it passes on 1.16.)
 func TestEngineUnavailable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes and keeps an engine down for 30s")
@@ -382,9 +369,6 @@ func TestEngineUnavailable(t *testing.T) {
 		engineDown(t, dir, grpcEngine(hub.addr), hub.kill, func() { hub.start(t) })
 	})
 	t.Run("dapr", func(t *testing.T) {
-		if os.Getenv(daprKnownFailuresEnv) != "1" {
-			t.Skipf("known failure on daprd %s (a workflow and activity actor can deadlock after the restart); %s=1 runs it", daprtest.Version, daprKnownFailuresEnv)
-		}
 		dir := t.TempDir()
 		sidecar := startSidecar(t)
 		engineDown(t, dir, grpcEngine(sidecar.GRPCAddr()), sidecar.Kill, sidecar.Restart)
