@@ -643,9 +643,14 @@ func classify(err error) error {
 		strings.Contains(msg, "not found"),
 		strings.Contains(msg, "instance doesn't exist"):
 		return errors.Join(err, ErrNotFound)
-	case strings.Contains(msg, "did not find address for actor"):
-		// daprd with no worker connected (none yet, or one restarting):
-		// placement knows no host for the workflow's actor.
+	case strings.Contains(msg, "did not find address for actor"),
+		strings.Contains(msg, "actor type") && strings.Contains(msg, "not registered"),
+		strings.Contains(msg, "not configured to use the actor runtime"):
+		// daprd with no worker connected (none yet, or one that died and
+		// whose successor is not placed yet): placement knows no host for
+		// the workflow's actor, or daprd unregistered the workflow actor
+		// types when the last worker left. Not a refusal: it passes once a
+		// worker is connected, so it must not use up the refusal budget.
 		return errors.Join(err, ErrUnavailable)
 	}
 	if s, ok := status.FromError(err); ok {
