@@ -120,6 +120,7 @@ func devConfig(t *testing.T, kit brokerKit, dir string) *config.Config {
 	}
 	kit.configure(cfg)
 	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
+	cfg.Engine.Dapr.RetentionDir = filepath.Join(dir, "retention")
 	return cfg
 }
 

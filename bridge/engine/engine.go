@@ -109,6 +109,10 @@ type DaprConfig struct {
 	// RetentionDir holds the record of finished sagas to purge (see
 	// package retention); default data/retention.
 	RetentionDir string
+	// WedgeTimeout is how long daprd may say the workflow actors are not
+	// registered while this worker is connected before the worker reports
+	// it wedged (Engine.watchSidecar); default 30s, negative: never.
+	WedgeTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -131,6 +135,9 @@ func (c *Config) setDefaults() {
 		}
 		if c.Dapr.RetentionDir == "" {
 			c.Dapr.RetentionDir = "data/retention"
+		}
+		if c.Dapr.WedgeTimeout == 0 {
+			c.Dapr.WedgeTimeout = 30 * time.Second
 		}
 	}
 }
@@ -196,6 +203,8 @@ type Engine struct {
 	// the embedded store purges them itself).
 	journal   *retention.Journal
 	sweepDone chan struct{}
+	// watchDone closes when the sidecar watch ends (nil: none).
+	watchDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 	log       *zap.Logger
@@ -203,6 +212,8 @@ type Engine struct {
 	workflows map[string]bool
 
 	duplicateStarts atomic.Int64
+	// sidecarWedges counts the deadlocked-daprd episodes reported.
+	sidecarWedges atomic.Int64
 }
 
 // New starts the engine (the embedded hub when so configured), registers
@@ -265,10 +276,75 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 		if err := e.startRetention(workerCtx, cfg); err != nil {
 			return nil, errors.Join(err, e.Close(ctx))
 		}
+		if cfg.Dapr.WedgeTimeout > 0 {
+			e.watchDone = make(chan struct{})
+			go func() {
+				defer close(e.watchDone)
+				e.watchSidecar(workerCtx, cfg.Dapr.WedgeTimeout)
+			}()
+		}
 	}
 	log.Info("workflow worker started", zap.String("engine", cfg.Kind), zap.String("addr", addr))
 	return e, nil
 }
+
+// wedgeProbeInstance is the instance ID the sidecar watch raises an event
+// on; it never exists.
+const wedgeProbeInstance = "sagabridge-sidecar-probe"
+
+// WedgedMessage starts the error the worker logs when daprd is wedged
+// (see watchSidecar); operators and tests look for it.
+const WedgedMessage = "daprd has not registered the workflow actors although this worker is connected"
+
+// watchSidecar reports a deadlock in daprd 1.16.0 that no worker can
+// undo. When the last worker's work-item stream drops while a workflow
+// turn waits for a work item (a worker SIGKILLed with sagas in flight),
+// daprd unregisters the workflow actor types and, to deactivate the
+// actors, waits for that turn's lock with no deadline; the turn waits for
+// a stream to take its work item; and the next worker's stream waits for
+// the same registration lock, so it never takes one (goroutine dump:
+// wfengine.New's connect callback blocked on its mutex, table.HaltAll in
+// orchestrator.Deactivate). Every call on a workflow then answers "actor
+// type ... not registered" until daprd is killed: a graceful shutdown
+// waits on the same lock. The worker cannot tell that from a worker
+// that is still being placed except by time, so after timeout of "not
+// registered" while it is connected it logs WedgedMessage with the
+// remedy, once per episode; /readyz is not ready meanwhile.
+func (e *Engine) watchSidecar(ctx context.Context, timeout time.Duration) {
+	every := min(timeout/6, 5*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var since time.Time // first "not registered" of the current episode
+	reported := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		probeCtx, cancel := context.WithTimeout(ctx, every)
+		err := e.client.RaiseEvent(probeCtx, wedgeProbeInstance, "probe")
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "not registered") {
+			since, reported = time.Time{}, false
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if reported || time.Since(since) < timeout {
+			continue
+		}
+		reported = true
+		e.sidecarWedges.Add(1)
+		e.log.Error(WedgedMessage+" (since "+time.Since(since).Round(time.Second).String()+
+			"): daprd 1.16.0 deadlocks when its only worker dies with sagas in flight; kill the daprd process (in Kubernetes, delete the pod; a graceful stop hangs on the same lock), the sagas then go on from their state",
+			zap.Error(err))
+	}
+}
+
+// SidecarWedges counts the episodes watchSidecar reported.
+func (e *Engine) SidecarWedges() int64 { return e.sidecarWedges.Load() }
 
 // checkSidecar asks daprd what it runs: its version is logged, and a
 // sidecar without an actor state store is refused, because every workflow
@@ -589,6 +665,9 @@ func (e *Engine) Close(ctx context.Context) error {
 		if e.journal != nil {
 			<-e.sweepDone
 			errs = append(errs, e.journal.Close())
+		}
+		if e.watchDone != nil {
+			<-e.watchDone
 		}
 		for _, c := range []*grpc.ClientConn{e.workerConn, e.conn} {
 			if c != nil {

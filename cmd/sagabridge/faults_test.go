@@ -142,9 +142,9 @@ func embeddedEngine(dir string) map[string]any {
 }
 
 // grpcEngine is the engine section of a worker on a sidecar (daprd, or a
-// task hub of its own process) at addr.
-func grpcEngine(addr string) map[string]any {
-	return map[string]any{"kind": "dapr", "dapr": map[string]any{"grpcEndpoint": addr}}
+// task hub of its own process) at addr, its retention record in dir.
+func grpcEngine(addr, dir string) map[string]any {
+	return map[string]any{"kind": "dapr", "dapr": map[string]any{"grpcEndpoint": addr, "retentionDir": filepath.Join(dir, "retention")}}
 }
 
 // writeConfig writes the dev routes with the given broker and engine
@@ -366,12 +366,12 @@ func TestEngineUnavailable(t *testing.T) {
 	t.Run("embedded-hub", func(t *testing.T) {
 		dir := t.TempDir()
 		hub := startHub(t, dir)
-		engineDown(t, dir, grpcEngine(hub.addr), hub.kill, func() { hub.start(t) })
+		engineDown(t, dir, grpcEngine(hub.addr, dir), hub.kill, func() { hub.start(t) })
 	})
 	t.Run("dapr", func(t *testing.T) {
 		dir := t.TempDir()
 		sidecar := startSidecar(t)
-		engineDown(t, dir, grpcEngine(sidecar.GRPCAddr()), sidecar.Kill, sidecar.Restart)
+		engineDown(t, dir, grpcEngine(sidecar.GRPCAddr(), dir), sidecar.Kill, sidecar.Restart)
 	})
 }
 
