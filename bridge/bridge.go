@@ -116,9 +116,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if len(cfg.Migration.Workflows) > 0 {
 		b.migration = migrate.NewPlanner(cfg.Migration)
 	}
+	// The bridge under construction, not the named result: a `return nil,
+	// err` has already set that to nil when this runs.
+	built := b
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, b.Close(context.WithoutCancel(ctx)))
+			err = errors.Join(err, built.Close(context.WithoutCancel(ctx)))
 			b = nil
 		}
 	}()
