@@ -74,7 +74,7 @@ bench-peers: ## The same saga on sagabridge, Temporal and DBOS in one run: table
 	cd bench/peers && $(GO) run . --repo ../.. --out ../../docs/bench --commit $$(git rev-parse --short HEAD) $(PEERS_FLAGS)
 
 .PHONY: dapr
-dapr: ## Build daprd, placement and scheduler (Dapr v1.14.0) into bin/ for the tests on real sidecars
+dapr: ## Build daprd, placement and scheduler (Dapr v1.16.0) into bin/ for the tests on real sidecars
 	GO=$(GO) ./internal/daprtest/build-dapr.sh
 
 .PHONY: clean
