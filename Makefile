@@ -65,8 +65,16 @@ bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, rou
 	  --parked 10000 --data data/bench --out docs/bench --commit $$(git rev-parse --short HEAD)
 	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./bridge/benchmark
 
+# The harness is a module of its own (bench/peers): Temporal's server and
+# DBOS stay out of the product's go.mod. The first run builds Temporal's
+# server (several CPU-minutes). PEERS_FLAGS adds flags, e.g. --sagas 100.
+PEERS_FLAGS ?=
+.PHONY: bench-peers
+bench-peers: ## The same saga on sagabridge, Temporal and DBOS in one run: table, docs/bench/peers.json and peers.svg
+	cd bench/peers && $(GO) run . --repo ../.. --out ../../docs/bench --commit $$(git rev-parse --short HEAD) $(PEERS_FLAGS)
+
 .PHONY: dapr
-dapr: ## Build daprd, placement and scheduler (Dapr v1.14.0) into bin/ for the tests on real sidecars
+dapr: ## Build daprd, placement and scheduler (Dapr v1.16.0) into bin/ for the tests on real sidecars
 	GO=$(GO) ./internal/daprtest/build-dapr.sh
 
 .PHONY: clean

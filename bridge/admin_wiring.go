@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -29,6 +30,13 @@ func (b *Bridge) ReadyChecks() []Check {
 				return errors.New("engine not started")
 			}
 			return b.engine.Ping(ctx)
+		}},
+		// A topic stopped because its dead letters cannot be stored.
+		{Name: "deadLetters", Run: func(context.Context) error {
+			if b.handler == nil {
+				return nil
+			}
+			return b.handler.stalls.err(time.Now())
 		}},
 		{Name: "routes", Run: func(context.Context) error {
 			if b.router == nil || len(b.router.Topics()) == 0 {

@@ -30,6 +30,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/bridge/route"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -104,9 +105,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if len(cfg.Migration.Workflows) > 0 {
 		b.migration = migrate.NewPlanner(cfg.Migration)
 	}
+	// The bridge under construction, not the named result: a `return nil,
+	// err` has already set that to nil when this runs.
+	built := b
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, b.Close(context.WithoutCancel(ctx)))
+			err = errors.Join(err, built.Close(context.WithoutCancel(ctx)))
 			b = nil
 		}
 	}()
@@ -153,13 +157,26 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		access:     router.Access(),
 		startInput: cat.startInput,
 		timeout:    cfg.Broker.AckWait * 3 / 4,
-		stats:      b.stats,
-		metrics:    metrics,
-		tracer:     tr,
-		log:        log.Named("handler"),
-		now:        time.Now,
+		limits:     brokerLimits(b.broker),
+		// Past this without a retry of the stuck message, it is another
+		// replica's: the longest redelivery backoff plus the ack wait.
+		stalls:  newStalls(3*cfg.Broker.AckWait + 10*time.Second),
+		stats:   b.stats,
+		metrics: metrics,
+		tracer:  tr,
+		log:     log.Named("handler"),
+		now:     time.Now,
 	}
 	return b, nil
+}
+
+// brokerLimits is what the broker says about the largest message it
+// stores; nil when it does not say.
+func brokerLimits(br Broker) func() topics.MessageLimits {
+	if l, ok := br.(interface{ MessageLimits() topics.MessageLimits }); ok {
+		return l.MessageLimits
+	}
+	return nil
 }
 
 func engineConfig(c config.Engine) (engine.Config, error) {

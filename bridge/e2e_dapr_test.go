@@ -211,9 +211,9 @@ func TestDaprScaleOut(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			shared := daprtest.Options{
-				Placement: daprtest.StartPlacement(t),
-				Redis:     daprtest.StartRedis(t),
-				Scheduler: daprtest.StartScheduler(t),
+				Placement:  daprtest.StartPlacement(t),
+				StateStore: daprtest.StartPostgres(t),
+				Scheduler:  daprtest.StartScheduler(t),
 			}
 			sidecarA := daprtest.Start(t, shared)
 			shared.AppID = sidecarA.AppID()

@@ -25,28 +25,68 @@ import (
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
-// tries counts deliveries of messages not yet settled, for brokers that do
-// not count them. A restart forgets the counts; that only means a few more
-// retries.
-type tries struct {
-	mu sync.Mutex
-	n  map[string]int
+// counts keeps a number per unsettled message (deliveries for brokers that
+// do not count them, engine refusals), keyed by the message's identity on
+// the broker (dlq.Origin), and forgets it when the message is settled. It
+// holds at most max messages, forgetting the oldest first: a message
+// another replica settled is never forgotten here otherwise. A restart or
+// an eviction forgets a count; that only means a few more retries.
+type counts struct {
+	mu    sync.Mutex
+	max   int
+	n     map[string]int
+	order []string // keys in the order they were first counted
 }
 
-func (t *tries) next(id string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.n == nil {
-		t.n = map[string]int{}
+// defaultCountsMax bounds each counts map: a few times what a worker holds
+// unsettled at once.
+const defaultCountsMax = 1 << 16
+
+func (c *counts) next(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
 	}
-	t.n[id]++
-	return t.n[id]
+	if _, ok := c.n[key]; !ok {
+		limit := c.max
+		if limit <= 0 {
+			limit = defaultCountsMax
+		}
+		for len(c.n) >= limit && len(c.order) > 0 {
+			delete(c.n, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.order = append(c.order, key)
+	}
+	c.n[key]++
+	return c.n[key]
 }
 
-func (t *tries) forget(id string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.n, id)
+func (c *counts) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.n[key]; !ok {
+		return
+	}
+	delete(c.n, key)
+	// Forgotten keys leave the order list lazily; compact it once it is
+	// mostly stale, so it stays proportional to the map.
+	if len(c.order) > 2*len(c.n)+64 {
+		live := c.order[:0]
+		for _, k := range c.order {
+			if _, ok := c.n[k]; ok {
+				live = append(live, k)
+			}
+		}
+		c.order = live
+	}
+}
+
+func (c *counts) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.n)
 }
 
 // Engine is what the handler needs from the workflow engine.
@@ -106,11 +146,16 @@ type handler struct {
 	// timeout bounds one message's handling, below the broker's ack wait,
 	// so a slow engine call ends in a nack, not in a second delivery.
 	timeout time.Duration
-	tries   tries
+	tries   counts
 	// refused counts, per unsettled message, the engine's refusals (not
 	// its outages): the broker's delivery count also grows while the
 	// engine is down, and must not use up the refusal budget.
-	refused tries
+	refused counts
+	// limits, when set, says how large a message the broker stores; a dead
+	// letter is made to fit before it is published.
+	limits func() topics.MessageLimits
+	// stalls stops a topic whose dead letters cannot be stored.
+	stalls  *stalls
 	stats   *Stats
 	metrics Metrics
 	tracer  tracer
@@ -137,18 +182,26 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 		}
 		h.metrics.HandlerDone(topic, result, h.now().Sub(began))
 	}()
-	d := delivery{topic: topic, attempts: 1, first: h.now()}
+	d := delivery{topic: topic, attempts: 1, first: h.now(), origin: dlq.Identify(topic, msg, "", "")}
+	// Counters are per stored message (its broker identity), never per
+	// payload or producer-chosen id; settled messages are forgotten.
+	key := topic + "\x00" + d.origin.ID
+	defer func() {
+		if err == nil {
+			h.tries.forget(key)
+			h.refused.forget(key)
+		}
+	}()
 	// Deliveries: NATS counts them; for brokers that do not, count here.
-	d.attempts = h.tries.next(topic + "\x00" + msg.UUID)
+	d.attempts = h.tries.next(key)
 	if n, err := strconv.Atoi(msg.Metadata.Get(natsjs.MetaDeliveries)); err == nil && n > d.attempts {
 		d.attempts = n
 	}
-	defer func() {
-		if err == nil {
-			h.tries.forget(topic + "\x00" + msg.UUID)
-			h.refused.forget(topic + "\x00" + msg.UUID)
-		}
-	}()
+	d.refusalKey = key
+	if err := h.stalls.check(topic, d.origin.ID, h.now()); err != nil {
+		h.prepared.take(msg) // not handled now; a redelivery is a new message
+		return fmt.Errorf("%w: %w", errRetryLater, err)
+	}
 	// The time the broker stored the event starts the park window.
 	for _, key := range []string{natsjs.MetaStoredAt, kafka.MetadataTimestamp} {
 		if t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(key)); err == nil {
@@ -179,10 +232,13 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindTooLarge,
 			Reason: fmt.Sprintf("payload of %d bytes exceeds the %d byte limit", len(msg.Payload), h.maxPayload)})
 	}
+	if readErr := msg.Metadata.Get(natsjs.MetaReadError); readErr != "" {
+		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: readErr})
+	}
 	if decodeErr != nil {
 		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: decodeErr.Error()})
 	}
-	d.eventType, d.eventID = ev.Type, ev.ID
+	d.eventType, d.eventID, d.eventSource = ev.Type, ev.ID, ev.Source
 	decisions, err := pre.decisions, pre.routeErr
 	if !isPrepared {
 		decisions, err = h.router.Route(topic, ev, headers)
@@ -222,6 +278,11 @@ type delivery struct {
 	attempts           int
 	first              time.Time
 	eventType, eventID string
+	eventSource        string
+	// origin identifies the message on the broker; refusalKey keys its
+	// engine refusals.
+	origin     dlq.Origin
+	refusalKey string
 	// span is the message's decode-and-route span (a no-op when tracing
 	// is off).
 	span trace.Span
@@ -321,7 +382,7 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	default:
 		h.stats.EngineErrors.Add(1)
 		h.metrics.EngineError(rt.Action)
-		refusals := h.refused.next(d.topic + "\x00" + msg.UUID)
+		refusals := h.refused.next(d.refusalKey)
 		if refusals < maxEngineAttempts {
 			log.Warn("engine refused; will retry", zap.Error(err), zap.Int("attempt", d.attempts), zap.Int("refusals", refusals))
 			return fmt.Errorf("%w: %w", errRetryLater, err)
@@ -444,25 +505,74 @@ func (h *handler) control(err error) error {
 	return err
 }
 
-// dead publishes the message to the dead-letter topic; only then is the
-// original acked. A failed dead-letter publish nacks the original.
+// dead stores the message on the dead-letter topic; only then is the
+// original acked. A copy that does not fit the broker's limits (a payload
+// near max_payload, headers over JetStream's 64 KiB) is replaced by a
+// truncated one that points at the original. When even that cannot be
+// stored, the original is nacked and its topic stopped (see stalls):
+// nothing is acked silently, and the worker says it is stuck.
 func (h *handler) dead(msg *message.Message, d delivery, f dlq.Failure) error {
 	f.OriginTopic = d.topic
 	f.Attempts = d.attempts
 	f.FirstFailure = d.first
 	f.FailedAt = h.now()
 	f.EventType, f.EventID = d.eventType, d.eventID
+	f.Origin = d.origin
+	if f.Origin.Pointer == "" && msg.UUID == "" && d.eventID != "" {
+		f.Origin = dlq.Identify(d.topic, msg, d.eventSource, d.eventID)
+	}
+	if f.Reason == "" {
+		f.Reason = "(no reason given)"
+	}
 	deadLettered(d.span, f.Kind, f.Reason)
 	out, err := dlq.NewMessage(msg, f)
 	if err != nil {
 		return fmt.Errorf("build dead-letter message: %w", err)
 	}
-	if err := h.pub.Publish(h.dlqTopic, out); err != nil {
-		return fmt.Errorf("%w: dead-letter publish failed (%s): %w", errRetryLater, f.Reason, err)
+	var lim topics.MessageLimits
+	if h.limits != nil {
+		lim = h.limits()
 	}
+	var truncated string
+	if !dlq.Fits(out, lim) {
+		total, headers := dlq.Size(out)
+		truncated = fmt.Sprintf("the full copy (%d bytes, %d of them headers) exceeds the broker's limit (%d bytes, %d of headers)",
+			total, headers, lim.MaxBytes, lim.MaxHeaderBytes)
+	} else if err = h.pub.Publish(h.dlqTopic, out); errors.Is(err, topics.ErrTooLarge) {
+		truncated = "the broker refused the full copy: " + err.Error()
+	}
+	if truncated != "" {
+		if out, err = dlq.Truncated(msg, f, truncated); err == nil {
+			err = h.pub.Publish(h.dlqTopic, out)
+		}
+	}
+	if err != nil {
+		h.stall(d, f, err)
+		// The reason stays out of the error: Watermill logs it on every
+		// redelivery, and a reason can be as long as the payload.
+		return fmt.Errorf("%w: dead letter (%s) not stored: %w", errRetryLater, f.Kind, err)
+	}
+	h.stalls.clear(d.topic, d.origin.ID)
 	h.stats.DeadLettered.Add(1)
 	h.metrics.DeadLettered(f.Kind)
-	h.log.Warn("event dead-lettered", zap.String("kind", f.Kind), zap.String("reason", f.Reason),
-		zap.String("route", f.Route), zap.String("topic", d.topic), zap.String("event_id", d.eventID))
+	// The reason can quote the payload: it is in the dead letter, and in
+	// the log only at debug level.
+	h.log.Warn("event dead-lettered", zap.String("kind", f.Kind), zap.String("route", f.Route),
+		zap.String("topic", d.topic), zap.String("event_id", dlq.Clip(d.eventID, 128)),
+		zap.String("original", f.Origin.Pointer), zap.Bool("truncated", truncated != ""))
+	h.log.Debug("dead-letter reason", zap.String("topic", d.topic), zap.String("event_id", dlq.Clip(d.eventID, 128)),
+		zap.String("reason", dlq.Clip(f.Reason, 512)))
 	return nil
+}
+
+// stall stops the message's topic after its dead letter could not be
+// stored, and says so at error level, at most every stallLogEvery per
+// topic.
+func (h *handler) stall(d delivery, f dlq.Failure, err error) {
+	if !h.stalls.block(d.topic, d.origin.ID, h.now(), err) {
+		return
+	}
+	h.log.Error("dead letter cannot be stored: topic stopped until it is; /readyz is not ready",
+		zap.String("topic", d.topic), zap.String("kind", f.Kind), zap.String("route", f.Route),
+		zap.String("event_id", dlq.Clip(d.eventID, 128)), zap.String("original", d.origin.Pointer), zap.Error(err))
 }

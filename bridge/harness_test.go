@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sagabridge/sagabridge/bridge"
@@ -143,12 +144,18 @@ type stackOptions struct {
 	metrics bridge.Metrics
 	// tracer, when set, traces the bridge.
 	tracer trace.TracerProvider
+	// logger, when set, is the bridge's logger (a test reading its logs).
+	logger *zap.Logger
 }
 
 func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptions) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: opts.metrics,
+	log := opts.logger
+	if log == nil {
+		log = zaptest.NewLogger(t).Named("bridge")
+	}
+	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: opts.metrics,
 		TracerProvider: opts.tracer})
 	if err != nil {
 		cancel()

@@ -36,7 +36,7 @@ import (
 // adminPort is where `sagabridge run` serves /healthz, /readyz and /metrics.
 const adminPort = 9464
 
-// Dapr kinds, mirroring the fields of github.com/dapr/dapr v1.14.0
+// Dapr kinds, mirroring the fields of github.com/dapr/dapr v1.16.0
 // pkg/apis/{components,configuration,resiliency}/v1alpha1 that these files
 // use; strict decoding turns a misspelt field into an error.
 type (
@@ -429,6 +429,11 @@ func checkDapr(t *testing.T, r rendered) {
 				isActorStore = true
 			}
 		}
+		for _, m := range c.Spec.Metadata {
+			if slices.Contains([]string{"connectionString", "password", "redisPassword"}, m.Name) && m.SecretKeyRef == nil {
+				t.Errorf("component %s: %s is not taken from a Secret", c.Metadata.Name, m.Name)
+			}
+		}
 		if isActorStore {
 			actorStores = append(actorStores, c.Metadata.Name)
 			if !strings.HasPrefix(c.Spec.Type, "state.") || c.Spec.Version == "" {
@@ -449,12 +454,12 @@ func checkDapr(t *testing.T, r rendered) {
 		if wf == nil || wf.MaxConcurrentWorkflowInvocations <= 0 || wf.MaxConcurrentActivityInvocations <= 0 {
 			t.Errorf("configuration %s: workflow limits %+v", conf.Metadata.Name, wf)
 		}
-		scheduler := false
+		// On by default in Dapr 1.16: off, reminders go back into the
+		// actor state store.
 		for _, f := range conf.Spec.Features {
-			scheduler = scheduler || (f.Name == "SchedulerReminders" && f.Enabled)
-		}
-		if !scheduler {
-			t.Errorf("configuration %s: SchedulerReminders is not enabled (see deploy/dapr/README.md)", conf.Metadata.Name)
+			if f.Name == "SchedulerReminders" && !f.Enabled {
+				t.Errorf("configuration %s: SchedulerReminders is turned off (see deploy/dapr/README.md)", conf.Metadata.Name)
+			}
 		}
 	}
 
@@ -488,6 +493,31 @@ func checkDapr(t *testing.T, r rendered) {
 			}
 		}
 	}
+}
+
+// TestRedisStateStoreAlternative: dapr/statestore-redis.yaml, which users
+// list instead of statestore.yaml, is a strict Component under the same
+// name (so resiliency.yaml still targets it), with the password from a
+// Secret.
+func TestRedisStateStoreAlternative(t *testing.T) {
+	r := render(t, "overlays/nats")
+	b, err := os.ReadFile("dapr/statestore-redis.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c daprComponent
+	if err := decodeStrict(j, &c); err != nil {
+		t.Fatalf("statestore-redis.yaml: %v", err)
+	}
+	if c.Metadata.Name != r.components[0].Metadata.Name || c.Spec.Type != "state.redis" {
+		t.Errorf("statestore-redis.yaml: %s of type %s, want %s of type state.redis", c.Metadata.Name, c.Spec.Type, r.components[0].Metadata.Name)
+	}
+	r.components = []*daprComponent{&c}
+	checkDapr(t, r)
 }
 
 // TestSystemdConfig: the bridge.yaml the unit runs is valid and keeps its
@@ -556,9 +586,9 @@ func Echo(ctx workflow.ActivityContext) (any, error) {
 }
 
 // TestDaprResourcesOnDaprd loads deploy/dapr's Configuration and
-// Resiliency into a real daprd v1.14 (the Component is the harness's own,
-// under the same name, pointing at the test's Redis) and runs a workflow
-// through it.
+// Resiliency into a real daprd (the Component is the harness's own, under
+// the same name, pointing at the test's PostgreSQL database) and runs a
+// workflow through it.
 func TestDaprResourcesOnDaprd(t *testing.T) {
 	r := render(t, "overlays/nats")
 	if len(r.components) != 1 {

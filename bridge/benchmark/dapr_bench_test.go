@@ -17,9 +17,9 @@ import (
 //	make dapr && go test -run '^$' -bench BenchmarkSagasDapr -benchtime 1x ./bridge/benchmark
 func BenchmarkSagasDapr(b *testing.B) {
 	shared := daprtest.Options{
-		Placement: daprtest.StartPlacement(b),
-		Scheduler: daprtest.StartScheduler(b),
-		Redis:     daprtest.StartRedis(b),
+		Placement:  daprtest.StartPlacement(b),
+		Scheduler:  daprtest.StartScheduler(b),
+		StateStore: daprtest.StartPostgres(b),
 	}
 	sidecar := daprtest.Start(b, shared)
 	rep, err := benchmark.Run(context.Background(), benchmark.Options{

@@ -325,6 +325,10 @@ type ReplayOptions struct {
 	// is removed and acked; an error stops the replay right there, as a
 	// crash would. For tests and tooling.
 	AfterPublish func(it Item) error
+	// Check, when set, may refuse to replay a message (its route is gone
+	// from the config, say): the message stays in the dead-letter topic and
+	// the result says why.
+	Check func(it Item) error
 }
 
 // ReplayResult counts what a replay did.
@@ -344,6 +348,11 @@ type ReplayResult struct {
 	Duplicates int `json:"duplicates"`
 	Skipped    int `json:"skipped"`
 	Unreadable int `json:"unreadable"`
+	// Kept counts selected messages left in place because they cannot be
+	// replayed (Check refused, or a truncated copy whose original is gone);
+	// KeptWhy says why for the first few.
+	Kept    int      `json:"kept"`
+	KeptWhy []string `json:"keptWhy,omitempty"`
 	// Topics counts replays per origin topic.
 	Topics map[string]int `json:"topics,omitempty"`
 	// Done: nothing is left for this consumer, which was removed.
@@ -372,6 +381,12 @@ func (s *Store) Replay(ctx context.Context, opts ReplayOptions) (ReplayResult, e
 			case !opts.Filter.Match(it):
 				res.Skipped++
 			default:
+				if opts.Check != nil {
+					if err := opts.Check(it); err != nil {
+						res.keep(it, err)
+						break
+					}
+				}
 				if opts.Limit > 0 && res.Replayed >= opts.Limit {
 					return ErrStop
 				}
@@ -560,8 +575,28 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, m jetstream.
 			return err
 		}
 	}
+	if opts.Check != nil {
+		if err := opts.Check(it); err != nil {
+			res.Scanned++
+			res.keep(it, err)
+			return ack()
+		}
+	}
 	topic := it.Entry.Failure.OriginTopic
-	dup, err := s.publish(ctx, topic, it.Entry.Replay())
+	var dup bool
+	if it.Entry.Truncated != "" {
+		// The dead letter holds no payload: replay the original, which the
+		// origin stream may still hold.
+		raw, gone := s.original(ctx, it.Entry)
+		if gone != nil {
+			res.Scanned++
+			res.keep(it, gone)
+			return ack()
+		}
+		dup, err = s.publishRaw(ctx, topic, it.Entry.Replay().UUID, raw)
+	} else {
+		dup, err = s.publish(ctx, topic, it.Entry.Replay())
+	}
 	if err != nil {
 		// Not published (or not confirmed): neither removed nor acked.
 		_ = m.Nak()
@@ -574,7 +609,7 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, m jetstream.
 	}
 	// Removed before the ack: a run that dies in between finds the message
 	// gone, and the server does not hand out a deleted message again.
-	if err := st.DeleteMsg(ctx, it.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := st.DeleteMsg(ctx, it.Seq); err != nil && !msgGone(err) {
 		return fmt.Errorf("dlqstore: remove replayed %d: %w", it.Seq, err)
 	}
 	res.Scanned++
@@ -589,6 +624,72 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, m jetstream.
 	return nil
 }
 
+// keepWhyMax bounds ReplayResult.KeptWhy.
+const keepWhyMax = 20
+
+func (r *ReplayResult) keep(it Item, why error) {
+	r.Kept++
+	if len(r.KeptWhy) < keepWhyMax {
+		r.KeptWhy = append(r.KeptWhy, fmt.Sprintf("%d: %v", it.Seq, why))
+	}
+}
+
+// msgGone reports a delete of a message that is no longer there: already
+// removed by a replay running beside this one, which is not a failure.
+// JetStream answers that with err_code 10057 ("no message found"), which
+// the client flattens into the text of ErrMsgDeleteUnsuccessful.
+func msgGone(err error) bool {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true
+	}
+	return errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) &&
+		strings.Contains(err.Error(), "err_code=10057") && strings.Contains(err.Error(), "no message found")
+}
+
+// original reads the message a truncated dead letter points at from the
+// origin stream; an error says why it cannot be replayed.
+func (s *Store) original(ctx context.Context, e dlq.Entry) (*jetstream.RawStreamMsg, error) {
+	broker, at := dlq.ParsePointer(e.Failure.Origin.Pointer)
+	if broker != "nats" {
+		return nil, fmt.Errorf("truncated copy and no NATS pointer to the original (%q)", e.Failure.Origin.Pointer)
+	}
+	seq, err := strconv.ParseUint(at["seq"], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("truncated copy: bad pointer %q", e.Failure.Origin.Pointer)
+	}
+	st, err := s.js.Stream(ctx, at["stream"])
+	if err != nil {
+		return nil, fmt.Errorf("truncated copy: origin stream %s: %w", at["stream"], err)
+	}
+	raw, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("truncated copy: the original (%s) is no longer in its stream", e.Failure.Origin.Pointer)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("truncated copy: read the original (%s): %w", e.Failure.Origin.Pointer, err)
+	}
+	return raw, nil
+}
+
+// publishRaw re-publishes an original as the stream holds it (every
+// header value, the payload) under the replay's message id.
+func (s *Store) publishRaw(ctx context.Context, topic, id string, raw *jetstream.RawStreamMsg) (duplicate bool, err error) {
+	hdr := nats.Header{}
+	for k, v := range raw.Header {
+		switch k {
+		case nats.MsgIdHdr, nats.ExpectedLastMsgIdHdr, nats.ExpectedStreamHdr, nats.ExpectedLastSubjSeqHdr, nats.ExpectedLastSeqHdr, wmnats.WatermillUUIDHdr:
+			continue
+		}
+		hdr[k] = append([]string(nil), v...)
+	}
+	hdr.Set(wmnats.WatermillUUIDHdr, id)
+	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: topic, Header: hdr, Data: raw.Data}, jetstream.WithMsgID(id))
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
+}
+
 // publish stores msg on topic and waits for JetStream's confirmation. The
 // message id (Nats-Msg-Id) is the Watermill UUID, as the bridge's own
 // publisher sets it, so the stream drops a second publish of the same
@@ -598,8 +699,11 @@ func (s *Store) publish(ctx context.Context, topic string, msg *message.Message)
 	if err != nil {
 		return false, err
 	}
-	nm.Header.Del(natsjs.MetaDeliveries)
-	nm.Header.Del(natsjs.MetaStoredAt)
+	for k := range nm.Header {
+		if natsjs.IsDeliveryKey(k) {
+			nm.Header.Del(k)
+		}
+	}
 	ack, err := s.js.PublishMsg(ctx, nm, jetstream.WithMsgID(msg.UUID))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -351,5 +353,103 @@ func TestReplayFilterLimitDryRun(t *testing.T) {
 	}
 	if res, err := e.store.Replay(ctx, dlqstore.ReplayOptions{}); err != nil || res.Replayed != 1 {
 		t.Errorf("after cancel: %+v %v", res, err)
+	}
+}
+
+// TestReplayTruncatedFromOriginal: a truncated dead letter holds no
+// payload; replay publishes the original it points at, as the origin
+// stream holds it (every header value included), and keeps a truncated
+// dead letter whose original is gone, saying so.
+func TestReplayTruncatedFromOriginal(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const topic = "orders.placed"
+	if err := e.ps.EnsureStream(topic); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"big":"payload"}`)
+	ack, err := e.js.PublishMsg(ctx, &nats.Msg{Subject: topic, Data: body,
+		Header: nats.Header{"ce-type": {"a", "b"}, "X-Other": {"x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncate := func(seq uint64) {
+		orig := message.NewMessage("", body)
+		orig.Metadata.Set(natsjs.MetaStream, natsjs.StreamName(topic))
+		orig.Metadata.Set(natsjs.MetaStreamSeq, fmt.Sprint(seq))
+		out, err := dlq.Truncated(orig, dlq.Failure{Kind: dlq.KindDecode, Reason: "header repeated", OriginTopic: topic, FailedAt: e.now}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ps.Publisher().Publish(dlqTopic, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	truncate(ack.Sequence)
+	truncate(999) // never stored
+
+	res, err := e.store.Replay(ctx, dlqstore.ReplayOptions{AckWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Replayed != 1 || res.Kept != 1 || len(res.KeptWhy) != 1 || !strings.Contains(res.KeptWhy[0], "no longer in its stream") {
+		t.Fatalf("replay: %+v", res)
+	}
+	if c := e.count(t); c != 1 {
+		t.Errorf("DLQ holds %d, want the one whose original is gone", c)
+	}
+	st, err := e.js.Stream(ctx, natsjs.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetMsg(ctx, ack.Sequence+1)
+	if err != nil {
+		t.Fatalf("the replayed original: %v", err)
+	}
+	if string(raw.Data) != string(body) || len(raw.Header.Values("ce-type")) != 2 || raw.Header.Get("X-Other") != "x" {
+		t.Errorf("replayed %q with headers %v, want the original", raw.Data, raw.Header)
+	}
+}
+
+// TestConcurrentReplaysBothFinish: two replays whose filters select the
+// same messages run at once (two durable consumers); each message reaches
+// its topic once (the second publish is a duplicate the stream drops), and
+// neither run aborts when the other removed a message first.
+func TestConcurrentReplaysBothFinish(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const n = 40
+	for i := range n {
+		e.deadLetter(t, original(i), dlq.Failure{Kind: dlq.KindEngine, Reason: "engine down", OriginTopic: "orders.placed", FailedAt: e.now})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, f := range []dlqstore.Filter{{}, {Kind: dlq.KindEngine}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.store.Replay(ctx, dlqstore.ReplayOptions{Filter: f, Batch: 4, AckWait: time.Second})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replay %d: %v", i, err)
+		}
+	}
+	if c := e.count(t); c != 0 {
+		t.Errorf("DLQ holds %d after both replays", c)
+	}
+	seen := map[string]int{}
+	for _, m := range e.streamMsgs(t, "orders.placed") {
+		seen[m.UUID]++
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct messages replayed, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s stored %d times", id, c)
+		}
 	}
 }

@@ -498,6 +498,15 @@ func printReplay(w io.Writer, output string, res dlqstore.ReplayResult, dry bool
 	for _, t := range res.SortedTopics() {
 		fmt.Fprintf(w, "  %-40s %d\n", t, res.Topics[t])
 	}
+	if res.Kept > 0 {
+		fmt.Fprintf(w, "kept %d in the dead-letter topic, not replayable:\n", res.Kept)
+		for _, why := range res.KeptWhy {
+			fmt.Fprintf(w, "  %s\n", why)
+		}
+		if res.Kept > len(res.KeptWhy) {
+			fmt.Fprintf(w, "  … and %d more\n", res.Kept-len(res.KeptWhy))
+		}
+	}
 	if !dry && !res.Done && res.Consumer != "" {
 		fmt.Fprintf(w, "not finished: run the same command again to continue (consumer %s)\n", res.Consumer)
 	}

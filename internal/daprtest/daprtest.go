@@ -1,15 +1,18 @@
-// Package daprtest runs real Dapr for tests: placement, scheduler, daprd
-// sidecars with a Redis actor state store, and Redis itself when the
-// machine has none on 127.0.0.1:6379. Everything listens on loopback ports
-// picked at start, each test has its own app ID (and so its own keys), and
-// every process is killed when the test ends, or when the test binary dies.
+// Package daprtest runs real Dapr for tests: placement, scheduler and
+// daprd sidecars with a PostgreSQL actor state store (Redis on request).
+// It uses the machine's PostgreSQL on 127.0.0.1:5432 when it answers, with
+// a fresh database per test, and otherwise starts a server of its own.
+// Everything listens on loopback ports picked at start, each test has its
+// own app ID and database, and every process is stopped when the test
+// ends, or killed when the test binary dies.
 //
 // The binaries are daprd, placement and scheduler of the pinned Dapr
 // release, built into the repository's bin/ by `make dapr`
 // (internal/daprtest/build-dapr.sh). A test that finds neither the
-// binaries nor any Redis (a service on 6379 or a redis-server binary) skips
-// with a message saying so; one that finds only one of the two fails, so a
-// half-prepared machine is never mistaken for a passing run.
+// binaries nor any PostgreSQL (a server on 5432 or Debian's postgresql
+// binaries) skips with a message saying so; one that finds only one of the
+// two fails, so a half-prepared machine is never mistaken for a passing
+// run.
 package daprtest
 
 import (
@@ -57,8 +60,8 @@ func binaries(t testing.TB) string {
 		err = checkBinaries(dir)
 	}
 	if err != nil {
-		if !redisAvailable() {
-			t.Skipf("daprtest: no Dapr test environment on this machine (%v; and no Redis on %s nor a redis-server binary): run `make dapr` and install redis-server", err, machineRedis)
+		if !postgresAvailable() {
+			t.Skipf("daprtest: no Dapr test environment on this machine (%v; and no PostgreSQL on %s nor its binaries): run `make dapr` and install postgresql", err, machinePostgres)
 		}
 		t.Fatalf("daprtest: %v: run `make dapr`", err)
 	}
@@ -118,7 +121,7 @@ func freePorts(n int) ([]int, error) {
 }
 
 // NewAppID returns an app ID no other test uses; it prefixes the keys
-// daprd writes to Redis.
+// daprd writes to the state store.
 func NewAppID() string { return uniqueID("sbtest-") }
 
 func uniqueID(prefix string) string {
@@ -132,6 +135,7 @@ type proc struct {
 	name    string
 	path    string
 	args    []string
+	attr    *syscall.SysProcAttr // nil: sysProcAttr()
 	logPath string
 
 	mu   sync.Mutex
@@ -147,7 +151,10 @@ func (p *proc) start() error {
 	fmt.Fprintf(f, "\n=== %s %s %s\n", time.Now().Format(time.RFC3339Nano), p.path, strings.Join(p.args, " "))
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = p.attr
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = sysProcAttr()
+	}
 	if err := cmd.Start(); err != nil {
 		_ = f.Close()
 		return fmt.Errorf("start %s: %w", p.name, err)
@@ -282,22 +289,30 @@ type Placement struct {
 func StartPlacement(t testing.TB) *Placement {
 	t.Helper()
 	_, bin := Binaries(t)
-	p, ports := startService(t, "placement", bin, 4, func(ports []int, _ string, _ int) []string {
-		port, healthz, metrics, raft := ports[0], ports[1], ports[2], ports[3]
-		return []string{
+	p, ports := startService(t, "placement", bin, 3, func(ports []int, _ string, _ int) []string {
+		port, healthz, raft := ports[0], ports[1], ports[2]
+		return append([]string{
 			"--id", "dapr-placement-0",
 			// The Raft peer port defaults to 8201: give each test its own.
 			"--initial-cluster", "dapr-placement-0=127.0.0.1:" + strconv.Itoa(raft),
 			"--listen-address", "127.0.0.1",
 			"--port", strconv.Itoa(port),
-			"--healthz-listen-address", "127.0.0.1",
-			"--healthz-port", strconv.Itoa(healthz),
-			"--metrics-listen-address", "127.0.0.1",
-			"--metrics-port", strconv.Itoa(metrics),
 			"--log-level", "warn",
-		}
+		}, controlPlaneServers(healthz)...)
 	})
 	return &Placement{addr: "127.0.0.1:" + strconv.Itoa(ports[0]), p: p}
+}
+
+// controlPlaneServers are the healthz and metrics flags of placement and
+// scheduler. Dapr 1.16.0 parses their listen-address flags but binds both
+// servers on all interfaces anyway, so metrics are off, and healthz (which
+// startService polls) is on all interfaces until Dapr honours the flag.
+func controlPlaneServers(healthzPort int) []string {
+	return []string{
+		"--healthz-listen-address", "127.0.0.1",
+		"--healthz-port", strconv.Itoa(healthzPort),
+		"--enable-metrics=false",
+	}
 }
 
 // startService starts a control-plane binary on n free loopback ports
@@ -343,10 +358,10 @@ func startService(t testing.TB, name, bin string, n int, args func(ports []int, 
 // Addr is host:port of the placement gRPC API.
 func (p *Placement) Addr() string { return p.addr }
 
-// Scheduler is a running Dapr scheduler (one embedded etcd member). With
-// it, daprd keeps actor reminders, which drive workflows, in the scheduler
-// instead of in the actor state store, where every reminder of an actor
-// type shares one key that replicas overwrite each other on.
+// Scheduler is a running Dapr scheduler (one embedded etcd member). daprd
+// keeps actor reminders, which drive workflows, in the scheduler instead
+// of in the actor state store, where every reminder of an actor type
+// shares one key that replicas overwrite each other on.
 type Scheduler struct {
 	addr string
 	p    *proc
@@ -357,23 +372,20 @@ type Scheduler struct {
 func StartScheduler(t testing.TB) *Scheduler {
 	t.Helper()
 	bin := filepath.Join(binaries(t), "scheduler")
-	p, ports := startService(t, "scheduler", bin, 5, func(ports []int, dir string, attempt int) []string {
-		port, healthz, metrics, peer, client := ports[0], ports[1], ports[2], ports[3], ports[4]
+	p, ports := startService(t, "scheduler", bin, 4, func(ports []int, dir string, attempt int) []string {
+		port, healthz, peer, client := ports[0], ports[1], ports[2], ports[3]
 		const id = "dapr-scheduler-server-0"
-		return []string{
+		return append([]string{
 			"--id", id,
-			"--replica-count", "1",
-			"--initial-cluster", id + "=http://127.0.0.1:" + strconv.Itoa(peer),
-			"--etcd-client-ports", id + "=" + strconv.Itoa(client),
+			"--etcd-initial-cluster", id + "=http://127.0.0.1:" + strconv.Itoa(peer),
+			"--etcd-client-port", strconv.Itoa(client),
 			"--etcd-data-dir", filepath.Join(dir, fmt.Sprintf("etcd-%d", attempt)),
 			"--listen-address", "127.0.0.1",
 			"--port", strconv.Itoa(port),
-			"--healthz-listen-address", "127.0.0.1",
-			"--healthz-port", strconv.Itoa(healthz),
-			"--metrics-listen-address", "127.0.0.1",
-			"--metrics-port", strconv.Itoa(metrics),
+			// What daprd is told to dial; the default is the host name.
+			"--override-broadcast-host-port", "127.0.0.1:" + strconv.Itoa(port),
 			"--log-level", "warn",
-		}
+		}, controlPlaneServers(healthz)...)
 	})
 	return &Scheduler{addr: "127.0.0.1:" + strconv.Itoa(ports[0]), p: p}
 }
@@ -382,24 +394,26 @@ func StartScheduler(t testing.TB) *Scheduler {
 func (s *Scheduler) Addr() string { return s.addr }
 
 // Options configure a sidecar. The zero value is a sidecar with its own
-// placement and a unique app ID on the shared Redis.
+// placement, scheduler and database, and a unique app ID.
 type Options struct {
 	// AppID is daprd's app ID; replicas of one app share it (and with it
 	// the workflow actor types and state keys). Default: unique.
 	AppID string
 	// Placement is shared by the replicas of an app. Default: a new one.
 	Placement *Placement
-	// Redis holds the actor state. Default: StartRedis(t).
-	Redis *Redis
-	// Scheduler keeps the actor reminders, which drive workflows (daprd's
-	// SchedulerReminders feature, a preview in 1.14). Replicas of an app
-	// share it. Default: a new one, unless StateStoreReminders.
+	// StateStore holds the actor state; replicas of an app share it.
+	// Default: StartPostgres(t).
+	StateStore StateStore
+	// Scheduler keeps the actor reminders, which drive workflows.
+	// Replicas of an app share it. Default: a new one, unless
+	// StateStoreReminders.
 	Scheduler *Scheduler
-	// StateStoreReminders keeps the reminders in the actor state store,
-	// Dapr 1.14's default. All reminders of an actor type then live in one
-	// Redis key that every reminder change rewrites: hundreds of sagas at
-	// once slow each call to seconds, and replicas overwrite each other
-	// (measured: stuck workflows with two sidecars).
+	// StateStoreReminders turns daprd's SchedulerReminders feature off
+	// and keeps the reminders in the actor state store. All reminders of
+	// an actor type then live in one key that every reminder change
+	// rewrites: hundreds of sagas at once slow each call to seconds, and
+	// replicas overwrite each other (measured on Redis: stuck workflows
+	// with two sidecars).
 	StateStoreReminders bool
 	// MaxConcurrentWorkflows and MaxConcurrentActivities are the
 	// Configuration's workflow limits (daprd's default is 100 each).
@@ -408,8 +422,8 @@ type Options struct {
 	// LogLevel is daprd's (default "info"; the log goes to a file that is
 	// printed when the test fails).
 	LogLevel string
-	// StateStoreName names the Redis actor state store component
-	// (default "statestore"), for resources that target it by name.
+	// StateStoreName names the actor state store component (default
+	// "statestore"), for resources that target it by name.
 	StateStoreName string
 	// ResourceFiles are copied into daprd's resources directory beside the
 	// state store (Resiliency policies, more components).
@@ -419,7 +433,15 @@ type Options struct {
 	ConfigFiles []string
 }
 
-// Sidecar is a running daprd with workflows backed by actors in Redis.
+// StateStore is a server for daprd's actor state: *Postgres or *Redis.
+type StateStore interface {
+	// component is the Dapr component named name that stores there.
+	component(name string) string
+	// forget removes what appID stored, when the test ends.
+	forget(t testing.TB, appID string)
+}
+
+// Sidecar is a running daprd with workflows backed by actors.
 type Sidecar struct {
 	t         testing.TB
 	appID     string
@@ -437,10 +459,10 @@ func Start(t testing.TB, opts Options) *Sidecar {
 	if opts.AppID == "" {
 		opts.AppID = NewAppID()
 	}
-	if opts.Redis == nil {
-		opts.Redis = StartRedis(t)
+	if opts.StateStore == nil {
+		opts.StateStore = StartPostgres(t)
 	}
-	opts.Redis.forget(t, opts.AppID)
+	opts.StateStore.forget(t, opts.AppID)
 	if opts.Placement == nil {
 		opts.Placement = StartPlacement(t)
 	}
@@ -461,7 +483,7 @@ func Start(t testing.TB, opts Options) *Sidecar {
 	if err := os.MkdirAll(resources, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(resources, "statestore.yaml"), []byte(stateStoreYAML(opts.StateStoreName, opts.Redis.Addr())), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(resources, "statestore.yaml"), []byte(opts.StateStore.component(opts.StateStoreName)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for i, f := range opts.ResourceFiles {
@@ -481,7 +503,7 @@ func Start(t testing.TB, opts Options) *Sidecar {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var ports []int
-		if ports, err = freePorts(4); err != nil {
+		if ports, err = freePorts(5); err != nil {
 			break
 		}
 		s := &Sidecar{t: t, appID: opts.AppID, grpcPort: ports[0], httpPort: ports[1], placement: opts.Placement}
@@ -498,6 +520,10 @@ func Start(t testing.TB, opts Options) *Sidecar {
 				"--dapr-internal-grpc-port", strconv.Itoa(ports[2]),
 				"--metrics-listen-address", "127.0.0.1",
 				"--metrics-port", strconv.Itoa(ports[3]),
+				// The public port answers /healthz; its default is 3501
+				// on all interfaces.
+				"--dapr-public-listen-address", "127.0.0.1",
+				"--dapr-public-port", strconv.Itoa(ports[4]),
 				"--placement-host-address", opts.Placement.Addr(),
 				"--resources-path", resources,
 				"--config", configPath,
@@ -600,23 +626,7 @@ func (s *Sidecar) Restart() {
 	}
 }
 
-func stateStoreYAML(name, redisAddr string) string {
-	return `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: ` + name + `
-spec:
-  type: state.redis
-  version: v1
-  metadata:
-    - name: redisHost
-      value: "` + redisAddr + `"
-    - name: actorStateStore
-      value: "true"
-`
-}
-
-// configurationYAML sets the workflow limits, the scheduler feature, and a
+// configurationYAML sets the workflow limits, where reminders live, and a
 // name resolver that sends nothing on the network (mDNS, the standalone
 // default, multicasts).
 func configurationYAML(opts Options) string {
@@ -640,8 +650,9 @@ spec:
 			fmt.Fprintf(&b, "    maxConcurrentActivityInvocations: %d\n", opts.MaxConcurrentActivities)
 		}
 	}
-	if opts.Scheduler != nil {
-		b.WriteString("  features:\n    - name: SchedulerReminders\n      enabled: true\n")
+	if opts.StateStoreReminders {
+		// On by default in Dapr 1.16 (opt-in in 1.14).
+		b.WriteString("  features:\n    - name: SchedulerReminders\n      enabled: false\n")
 	}
 	return b.String()
 }

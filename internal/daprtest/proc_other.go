@@ -2,6 +2,13 @@
 
 package daprtest
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func sysProcAttrAs(uid, gid uint32) (*syscall.SysProcAttr, error) {
+	return nil, errors.New("starting a process as another user is implemented on Linux only")
+}

@@ -18,9 +18,9 @@ import (
 // machineRedis is where CI machines and developer boxes usually run Redis.
 const machineRedis = "127.0.0.1:6379"
 
-// Redis is the actor state store's server: the machine's own on
-// 127.0.0.1:6379 when it answers PING, else a redis-server started for the
-// test (no persistence). Tests on the machine's server stay apart through
+// Redis is an actor state store server, the alternative to Postgres: the
+// machine's own on 127.0.0.1:6379 when it answers PING, else a
+// redis-server started for the test (no persistence). Tests on the machine's server stay apart through
 // their unique app IDs, which are part of every key daprd writes; those
 // keys are deleted when the test ends.
 type Redis struct {
@@ -76,17 +76,24 @@ func StartRedisServer(t testing.TB) *Redis {
 	return nil
 }
 
-// redisAvailable reports whether StartRedis can succeed.
-func redisAvailable() bool {
-	if ping(machineRedis) == nil {
-		return true
-	}
-	_, err := exec.LookPath("redis-server")
-	return err == nil
-}
-
 // Addr is host:port of the server.
 func (r *Redis) Addr() string { return r.addr }
+
+func (r *Redis) component(name string) string {
+	return `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: ` + name + `
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+    - name: redisHost
+      value: "` + r.addr + `"
+    - name: actorStateStore
+      value: "true"
+`
+}
 
 // forget deletes appID's keys when the test ends (on a server of the
 // test's own, the server goes away anyway).

@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // ErrPublisherClosed is returned by Publish after Close.
@@ -64,6 +66,8 @@ func NewPublisherWithNetwork(cfg PublisherConfig, logger watermill.LoggerAdapter
 		// event lands where a Java producer would put the same key.
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
+		// kafka-go's default, spelt out: MessageLimits reports it.
+		BatchBytes:   1 << 20,
 		BatchTimeout: cfg.BatchTimeout,
 		WriteTimeout: cfg.WriteTimeout,
 		Logger:       info,
@@ -142,10 +146,37 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		recs = append(recs, toRecord(topic, m, p.cfg.KeyMetadataField))
 	}
 	if err := p.writer.WriteMessages(ctx, recs...); err != nil {
+		if tooLarge(err) {
+			return fmt.Errorf("kafka publish %d message(s) to %q: %w: %w", len(recs), topic, topics.ErrTooLarge, err)
+		}
 		return fmt.Errorf("kafka publish %d message(s) to %q: %w", len(recs), topic, err)
 	}
 	p.logger.Trace("Published", watermill.LogFields{"topic": topic, "count": len(recs)})
 	return nil
+}
+
+// MessageLimits is the largest record the writer sends (kafka-go's batch
+// size; a broker's message.max.bytes is usually a few bytes more).
+func (p *Publisher) MessageLimits() topics.MessageLimits {
+	return topics.MessageLimits{MaxBytes: int(p.writer.BatchBytes)}
+}
+
+// tooLarge reports a write refused for a record's size, by the client or
+// by the broker (MESSAGE_TOO_LARGE), also inside kafka-go's per-message
+// WriteErrors.
+func tooLarge(err error) bool {
+	if errors.Is(err, kafka.MessageSizeTooLarge) {
+		return true
+	}
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil && errors.Is(e, kafka.MessageSizeTooLarge) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Close flushes and closes the writer after publishes under way finish.

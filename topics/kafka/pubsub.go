@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // PubSub is a connected publisher and subscriber pair, the shape the bridge
@@ -36,6 +38,9 @@ func (p *PubSub) Publisher() message.Publisher { return p.pub }
 
 // Subscriber returns the subscriber.
 func (p *PubSub) Subscriber() message.Subscriber { return p.sub }
+
+// MessageLimits is the publisher's (see Publisher.MessageLimits).
+func (p *PubSub) MessageLimits() topics.MessageLimits { return p.pub.MessageLimits() }
 
 // Ping reports whether a broker answers (see Publisher.Ping).
 func (p *PubSub) Ping(ctx context.Context) error { return p.pub.Ping(ctx) }

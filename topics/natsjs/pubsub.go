@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,8 @@ import (
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // Metadata keys the subscriber adds to every message it delivers. They
@@ -23,6 +26,32 @@ const (
 	MetaDeliveries = "Sagabridge-Deliveries"
 	// MetaStoredAt is when JetStream stored the message (RFC 3339, nanos).
 	MetaStoredAt = "Sagabridge-Stored-At"
+	// MetaStream and MetaStreamSeq say where JetStream stores the message:
+	// the broker's own identity of it, the same on every redelivery.
+	MetaStream    = "Sagabridge-Stream"
+	MetaStreamSeq = "Sagabridge-Stream-Seq"
+	// MetaReadError is set when the message could not be carried as it
+	// is (a header with several values: Watermill metadata holds one);
+	// the message then holds each header's first value.
+	MetaReadError = "Sagabridge-Read-Error"
+)
+
+// deliveryKeys are the metadata keys above: they describe a delivery and
+// are never published.
+var deliveryKeys = []string{MetaDeliveries, MetaStoredAt, MetaStream, MetaStreamSeq, MetaReadError}
+
+// IsDeliveryKey reports whether a metadata key is one the subscriber adds
+// about a delivery, which a copy of the message must not carry.
+func IsDeliveryKey(k string) bool { return slices.Contains(deliveryKeys, k) }
+
+// JetStream's limit on a message's header block, whatever max_payload is
+// (nats-server's JSStreamHeaderExceedsMaximumErr).
+const maxHeaderBytes = 64<<10 - 1
+
+// JetStream API error codes of a message refused for its size.
+const (
+	errCodeMessageTooLarge = 10054
+	errCodeHeaderTooLarge  = 10097
 )
 
 // Config configures the JetStream publisher and subscriber.
@@ -241,7 +270,29 @@ func (w publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := w.p.EnsureStream(topic); err != nil {
 		return err
 	}
-	return w.p.pub.Publish(topic, msgs...)
+	if err := w.p.pub.Publish(topic, msgs...); err != nil {
+		if tooLarge(err) {
+			return fmt.Errorf("nats: publish to %s: %w: %w", topic, topics.ErrTooLarge, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// tooLarge reports a publish refused for its size: by the client
+// (max_payload) or by the stream (its message or header limit).
+func tooLarge(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var api *nats.APIError
+	return errors.As(err, &api) && (api.ErrorCode == errCodeMessageTooLarge || api.ErrorCode == errCodeHeaderTooLarge)
+}
+
+// MessageLimits is what the server stores: max_payload for headers and
+// data together, and JetStream's 64 KiB for the headers.
+func (p *PubSub) MessageLimits() topics.MessageLimits {
+	return topics.MessageLimits{MaxBytes: int(p.conn.MaxPayload()), MaxHeaderBytes: maxHeaderBytes}
 }
 
 func (w publisher) Close() error { return nil }
@@ -271,7 +322,8 @@ func (m *deliveryMarshaler) Marshal(topic string, msg *message.Message) (*nats.M
 	if err != nil {
 		return nil, err
 	}
-	out.Header.Del(MetaDeliveries)
-	out.Header.Del(MetaStoredAt)
+	for _, k := range deliveryKeys {
+		out.Header.Del(k)
+	}
 	return out, nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,14 +220,7 @@ func (d *dispatch) run(ctx context.Context) {
 				delete(d.busy, key)
 			}
 		case m := <-d.in:
-			p, err := d.convert(m)
-			if err != nil {
-				// Not a message Watermill can carry (a header repeated):
-				// give it back; ackWait limits how often this repeats.
-				d.sub.cfg.Logger.Error("nats: cannot read message", err, watermill.LogFields{"topic": d.topic})
-				_ = m.NakWithDelay(d.sub.cfg.AckWait)
-				continue
-			}
+			p := d.convert(m)
 			if p.key != "" {
 				if q, inFlight := d.busy[p.key]; inFlight {
 					d.busy[p.key] = append(q, p)
@@ -238,19 +233,57 @@ func (d *dispatch) run(ctx context.Context) {
 	}
 }
 
-func (d *dispatch) convert(m jetstream.Msg) (*pending, error) {
-	msg, err := (&wmnats.NATSMarshaler{}).Unmarshal(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-	if err != nil {
-		return nil, err
-	}
+// convert makes the Watermill message of a JetStream message. It never
+// fails: a message Watermill's marshaler refuses (a header with several
+// values) is carried with each header's first value and MetaReadError set,
+// so the handler dead-letters it instead of the broker redelivering it
+// forever.
+func (d *dispatch) convert(m jetstream.Msg) *pending {
+	msg, readErr := unmarshal(m.Headers(), m.Data())
 	p := &pending{js: m, msg: msg, delivered: 1}
 	if md, err := m.Metadata(); err == nil {
 		p.delivered = md.NumDelivered
 		msg.Metadata.Set(MetaStoredAt, md.Timestamp.UTC().Format(time.RFC3339Nano))
+		msg.Metadata.Set(MetaStream, md.Stream)
+		msg.Metadata.Set(MetaStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
 	}
 	msg.Metadata.Set(MetaDeliveries, strconv.FormatUint(p.delivered, 10))
-	p.key = d.sub.cfg.Key(d.topic, msg)
-	return p, nil
+	if readErr != "" {
+		msg.Metadata.Set(MetaReadError, readErr)
+	} else {
+		p.key = d.sub.cfg.Key(d.topic, msg)
+	}
+	return p
+}
+
+// unmarshal is Watermill's NATS header unmarshaling (the UUID from its
+// header, JetStream's own headers left out) except that a header with
+// several values keeps its first and is reported, with its name and how
+// many values it had, never the values.
+func unmarshal(hdr nats.Header, data []byte) (*message.Message, string) {
+	md := make(message.Metadata, len(hdr))
+	var repeated []string
+	for k, v := range hdr {
+		switch k {
+		case wmnats.WatermillUUIDHdr, nats.MsgIdHdr, nats.ExpectedLastMsgIdHdr, nats.ExpectedStreamHdr,
+			nats.ExpectedLastSubjSeqHdr, nats.ExpectedLastSeqHdr:
+			continue
+		}
+		if len(v) == 0 {
+			continue
+		}
+		md.Set(k, v[0])
+		if len(v) > 1 {
+			repeated = append(repeated, fmt.Sprintf("%q (%d values)", k, len(v)))
+		}
+	}
+	msg := message.NewMessage(hdr.Get(wmnats.WatermillUUIDHdr), data)
+	msg.Metadata = md
+	if len(repeated) == 0 {
+		return msg, ""
+	}
+	slices.Sort(repeated)
+	return msg, "header " + strings.Join(repeated, ", ") + " repeated: a message carries one value per header (the dead letter keeps the first; the original is in the stream)"
 }
 
 // deliver hands one message to Watermill and settles it with the broker:
