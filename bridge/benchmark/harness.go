@@ -251,6 +251,7 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 		engineKind = "dapr"
 		cfg.Engine.Kind = "dapr"
 		cfg.Engine.Dapr.GRPCEndpoint = opts.DaprGRPC
+		cfg.Engine.Dapr.RetentionDir = filepath.Join(dir, "retention")
 	}
 	e := &env{broker: broker, engine: engineKind, dir: dir, waiting: map[string]chan time.Time{}}
 	var connect func(group string) (bridge.Broker, error)
