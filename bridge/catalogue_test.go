@@ -14,6 +14,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -186,10 +187,15 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 				msg.Metadata.Set(k, v)
 			}
 			duplicate := row.body == nil
+			var finishedBefore engine.Status
 			if duplicate {
 				// The first order's event again, under a new message id so the
-				// broker cannot drop it: a duplicate start, counted, no dead letter.
+				// broker cannot drop it: a start of a finished instance, acked,
+				// no dead letter, and the saga is not run again.
 				var err error
+				if finishedBefore, err = s.bridge.Engine().Get(t.Context(), "order-"+finished); err != nil {
+					t.Fatal(err)
+				}
 				msg, err = simulated.OrderMessage("evt-"+finished, simulated.Order{OrderID: finished, Amount: 1, Quantity: 1, SKU: "sku-1"})
 				if err != nil {
 					t.Fatal(err)
@@ -199,14 +205,14 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 			kindLabel := map[string]string{"kind": row.kind}
 			deadBefore := counter(t, reg, "sagabridge_events_dead_lettered_total", kindLabel)
 			allDeadBefore := s.bridge.Stats().DeadLettered.Load()
-			dupBefore := counter(t, reg, "sagabridge_duplicate_starts_total", map[string]string{"route": "order-placed"})
+			consumedBefore := s.bridge.Stats().Consumed.Load()
 			if err := s.client.Publisher().Publish(row.topic, msg); err != nil {
 				t.Fatal(err)
 			}
 
 			if duplicate {
-				waitFor(t, 30*time.Second, "the duplicate start counter", func() bool {
-					return counter(t, reg, "sagabridge_duplicate_starts_total", map[string]string{"route": "order-placed"}) == dupBefore+1
+				waitFor(t, 30*time.Second, "the duplicate handled", func() bool {
+					return s.bridge.Stats().Consumed.Load() > consumedBefore
 				})
 			} else {
 				select {
@@ -247,6 +253,10 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 				if n := s.bridge.Stats().DeadLettered.Load(); n != allDeadBefore {
 					t.Errorf("the duplicate was dead-lettered (%d → %d)", allDeadBefore, n)
 				}
+				after, err := s.bridge.Engine().Get(t.Context(), "order-"+finished)
+				if err != nil || after.RuntimeStatus != "COMPLETED" || !after.CreatedAt.Equal(finishedBefore.CreatedAt) {
+					t.Errorf("the finished saga after a duplicate start: %+v, %v (before: created %s)", after, err, finishedBefore.CreatedAt)
+				}
 				select {
 				case got := <-dead:
 					t.Errorf("unexpected dead letter: %s", got.Metadata.Get(dlq.MetaReason))
@@ -258,8 +268,10 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 	if t.Failed() {
 		return
 	}
-	// Every good order ran exactly once; the bad ones started nothing.
-	if st := s.bridge.Stats().Snapshot(); st.Started != int64(good) {
-		t.Errorf("started %d sagas, want %d (the good orders)", st.Started, good)
+	// Every good order ran exactly once; the bad ones started nothing. The
+	// repeated start of a finished saga counts as a start: the engine
+	// ignores it without saying so (its state was checked above).
+	if st := s.bridge.Stats().Snapshot(); st.Started != int64(good)+1 {
+		t.Errorf("started %d sagas, want %d (the good orders and the ignored repeat)", st.Started, good+1)
 	}
 }
