@@ -63,6 +63,8 @@ bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, rou
 	$(GO) test -run '^$$' -bench '^BenchmarkRoute100$$' -benchtime 2s -count 1 ./bridge/route
 	$(GO) run ./cmd/sagabridge bench --brokers nats,kafka --concurrency 1,8,32,128 --sagas 2000 \
 	  --parked 10000 --data data/bench --out docs/bench --commit $$(git rev-parse --short HEAD)
+	$(GO) run ./cmd/sagabridge bench --broker-process --brokers nats,kafka --concurrency 1,8,32,128 --sagas 2000 \
+	  --parked 0 --data data/bench
 	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./bridge/benchmark
 
 # The harness is a module of its own (bench/peers): Temporal's server and
