@@ -57,10 +57,15 @@ type Broker struct {
 	// AckWait is how long the broker waits for an ack before it hands the
 	// message to another consumer. It bounds how long the events a crashed
 	// worker held wait, and each handler is cancelled well before it.
-	AckWait  time.Duration `yaml:"ackWait"`
-	NATS     NATS          `yaml:"nats"`
-	Kafka    Kafka         `yaml:"kafka"`
-	Embedded Embedded      `yaml:"embedded"`
+	AckWait time.Duration `yaml:"ackWait"`
+	// MaxBacklog bounds, per topic, the events held waiting for their
+	// instance (behind one of its events being handled, or parked). They
+	// take none of the concurrency, so a busy instance holds up only
+	// itself until this many wait.
+	MaxBacklog int      `yaml:"maxBacklog"`
+	NATS       NATS     `yaml:"nats"`
+	Kafka      Kafka    `yaml:"kafka"`
+	Embedded   Embedded `yaml:"embedded"`
 }
 
 // Kafka connects to a Kafka cluster. Secrets come from files.
@@ -401,6 +406,9 @@ func (c *Config) setDefaults() {
 	if c.Broker.AckWait == 0 {
 		c.Broker.AckWait = 10 * time.Second
 	}
+	if c.Broker.MaxBacklog == 0 {
+		c.Broker.MaxBacklog = 4096
+	}
 	if c.Broker.Kafka.SessionTimeout == 0 {
 		c.Broker.Kafka.SessionTimeout = 10 * time.Second
 	}
@@ -475,6 +483,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Broker.AckWait < time.Second {
 		bad([]any{"broker", "ackWait"}, "ackWait %s is below 1s", c.Broker.AckWait)
+	}
+	if c.Broker.MaxBacklog < 1 {
+		bad([]any{"broker", "maxBacklog"}, "maxBacklog %d must be at least 1", c.Broker.MaxBacklog)
 	}
 	switch c.Engine.Kind {
 	case "embedded", "dapr":

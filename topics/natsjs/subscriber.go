@@ -186,10 +186,22 @@ func (d *dispatch) run(ctx context.Context) {
 	// makes them expire and another consumer handles them a second time.
 	beat := time.NewTicker(d.sub.cfg.AckWait / 3)
 	defer beat.Stop()
+	// What waits behind a busy key (an instance whose event is being
+	// handled, or parked) is the backlog. It has a budget of its own
+	// (MaxBacklog, maxBacklogBytes), apart from the window of messages
+	// whose key is free (readyMax + Concurrency in flight), so a busy or
+	// parked instance's events do not hold up every other instance's: only
+	// when the backlog is full does reading stop.
+	readyMax := 3 * d.sub.cfg.Concurrency
+	var waiting, waitingBytes int
 	for {
 		var slots chan struct{}
 		if len(ready) > 0 {
 			slots = d.slots
+		}
+		in := d.in
+		if len(ready) >= readyMax || waiting >= d.sub.cfg.MaxBacklog || waitingBytes >= maxBacklogBytes {
+			in = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -216,14 +228,18 @@ func (d *dispatch) run(ctx context.Context) {
 			if q := d.busy[key]; len(q) > 0 {
 				ready = append(ready, q[0])
 				d.busy[key] = q[1:]
+				waiting--
+				waitingBytes -= len(q[0].msg.Payload)
 			} else {
 				delete(d.busy, key)
 			}
-		case m := <-d.in:
+		case m := <-in:
 			p := d.convert(m)
 			if p.key != "" {
 				if q, inFlight := d.busy[p.key]; inFlight {
 					d.busy[p.key] = append(q, p)
+					waiting++
+					waitingBytes += len(p.msg.Payload)
 					continue
 				}
 				d.busy[p.key] = nil
@@ -233,11 +249,10 @@ func (d *dispatch) run(ctx context.Context) {
 	}
 }
 
-// convert makes the Watermill message of a JetStream message. It never
-// fails: a message Watermill's marshaler refuses (a header with several
-// values) is carried with each header's first value and MetaReadError set,
-// so the handler dead-letters it instead of the broker redelivering it
-// forever.
+// maxBacklogBytes bounds the payloads a subscription holds waiting behind
+// busy keys, whatever MaxBacklog allows.
+const maxBacklogBytes = 64 << 20
+
 func (d *dispatch) convert(m jetstream.Msg) *pending {
 	msg, readErr := unmarshal(m.Headers(), m.Data())
 	p := &pending{js: m, msg: msg, delivered: 1}
