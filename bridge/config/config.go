@@ -179,6 +179,12 @@ type Admin struct {
 type Limits struct {
 	MaxPayloadBytes  int `yaml:"maxPayloadBytes"`
 	MaxInstanceIDLen int `yaml:"maxInstanceIdLength"`
+	// MaxEvalCost bounds the CEL work routing one event may do, in cel-go's
+	// cost units (about one per operation, a list's length for `in`); an
+	// event that needs more is dead-lettered (route-eval).
+	MaxEvalCost uint64 `yaml:"maxEvalCost"`
+	// EvalTimeout bounds routing one event in time, whatever its cost.
+	EvalTimeout time.Duration `yaml:"evalTimeout"`
 }
 
 // Access is the route-level allow-list, in the spirit of Dapr's
@@ -439,6 +445,12 @@ func (c *Config) setDefaults() {
 	if c.Limits.MaxPayloadBytes == 0 {
 		c.Limits.MaxPayloadBytes = 1 << 20
 	}
+	if c.Limits.MaxEvalCost == 0 {
+		c.Limits.MaxEvalCost = 1_000_000
+	}
+	if c.Limits.EvalTimeout == 0 {
+		c.Limits.EvalTimeout = time.Second
+	}
 	if c.Limits.MaxInstanceIDLen == 0 {
 		c.Limits.MaxInstanceIDLen = 256
 	}
@@ -499,6 +511,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxPayloadBytes < 1 {
 		bad([]any{"limits", "maxPayloadBytes"}, "must be positive")
+	}
+	if c.Limits.EvalTimeout < 0 {
+		bad([]any{"limits", "evalTimeout"}, "must not be negative")
 	}
 	names := map[string]int{}
 	for i, r := range c.Routes {

@@ -76,7 +76,7 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 		sub:   s,
 		topic: topic,
 		out:   make(chan *message.Message),
-		in:    make(chan jetstream.Msg, s.cfg.Concurrency),
+		in:    make(chan *pending, s.cfg.Concurrency),
 		done:  make(chan string, s.cfg.Concurrency),
 		retry: make(chan *pending),
 		slots: make(chan struct{}, s.cfg.Concurrency),
@@ -88,8 +88,12 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 			_ = m.Nak() // hand it back now rather than after ackWait
 			return
 		}
+		// The ordering key (the bridge decodes and routes the event to
+		// find it) is worked out here, not in the dispatch loop, which
+		// keeps beating the heartbeats of what it holds meanwhile.
+		p := d.convert(m)
 		select {
-		case d.in <- m:
+		case d.in <- p:
 		case <-ctx.Done():
 			_ = m.Nak()
 		}
@@ -142,7 +146,7 @@ type dispatch struct {
 	sub      *orderedSubscriber
 	topic    string
 	out      chan *message.Message
-	in       chan jetstream.Msg
+	in       chan *pending
 	done     chan string
 	retry    chan *pending
 	slots    chan struct{}
@@ -159,8 +163,8 @@ func (d *dispatch) run(ctx context.Context) {
 		// messages finish, then close the channel Watermill reads.
 		for drained := false; !drained; {
 			select {
-			case m := <-d.in:
-				_ = m.Nak()
+			case p := <-d.in:
+				_ = p.js.Nak()
 			default:
 				drained = true
 			}
@@ -233,8 +237,7 @@ func (d *dispatch) run(ctx context.Context) {
 			} else {
 				delete(d.busy, key)
 			}
-		case m := <-in:
-			p := d.convert(m)
+		case p := <-in:
 			if p.key != "" {
 				if q, inFlight := d.busy[p.key]; inFlight {
 					d.busy[p.key] = append(q, p)
