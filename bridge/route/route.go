@@ -392,6 +392,14 @@ func (r *Router) decide(ctx context.Context, rt *Route, ev envelope.Event, act i
 		return d, fmt.Errorf("instanceId is %d bytes, limit %d", len(id), r.maxIDLen)
 	case !instanceIDChars.MatchString(id):
 		return d, fmt.Errorf("instanceId %q has characters outside [A-Za-z0-9_.:@-]", truncate(id, 80))
+	case strings.Contains(id, "::"):
+		// daprd (1.14 to 1.16) names an activity's actor
+		// "<instance>::<task>::<generation>" and takes the instance back as
+		// everything before the first "::": results for "X::y" would go to X.
+		return d, fmt.Errorf(`instanceId %q contains "::", the separator Dapr puts between a workflow instance and its activities`, truncate(id, 80))
+	case strings.HasSuffix(id, ":"):
+		// "X:" + "::0::1" reads back as X for the same reason.
+		return d, fmt.Errorf(`instanceId %q ends in ':', which runs into the "::" Dapr appends for its activities`, truncate(id, 80))
 	}
 	d.InstanceID = id
 	if rt.input != nil {
