@@ -173,6 +173,9 @@ type Admin struct {
 	// TokenFile holds the bearer token; default $SAGABRIDGE_ADMIN_TOKEN_FILE,
 	// then $SAGABRIDGE_ADMIN_TOKEN.
 	TokenFile string `yaml:"tokenFile"`
+	// Hosts are names the admin server answers to in the Host header
+	// besides the loopback ones (a service name behind a proxy, say).
+	Hosts []string `yaml:"hosts"`
 }
 
 // Limits protect the bridge from one bad producer.
