@@ -239,6 +239,9 @@ func (b *Bridge) connectBroker(inProcess *natsjs.Server) error {
 		if _, err := secret("", bc.Kafka.SASL.PasswordEnv); err != nil {
 			return fmt.Errorf("broker: kafka: sasl password: %w", err)
 		}
+		if bc.Kafka.TLS.InsecureSkipVerify {
+			b.log.Warn("kafka: TLS without certificate verification (broker.kafka.tls.insecureSkipVerify): anyone between the worker and the brokers can read and change the events and the SASL exchange")
+		}
 		sc := kafkaSubscriberConfig(bc)
 		sc.Key = b.orderKey
 		ps, err := kafka.NewPubSub(kafkaConfigs(bc), sc, wmLog)

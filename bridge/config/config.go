@@ -86,11 +86,14 @@ type Kafka struct {
 
 // KafkaTLS configures TLS towards the brokers.
 type KafkaTLS struct {
-	Enable             bool   `yaml:"enable"`
-	CAFile             string `yaml:"caFile"`
-	CertFile           string `yaml:"certFile"`
-	KeyFile            string `yaml:"keyFile"`
-	InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
+	Enable   bool   `yaml:"enable"`
+	CAFile   string `yaml:"caFile"`
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// InsecureSkipVerify turns off the check of the brokers' certificates:
+	// for test clusters with self-signed certificates only. The worker
+	// logs a warning at start.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
 }
 
 // KafkaSASL configures SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
