@@ -30,7 +30,7 @@ const schemaVersion = 2
 // write it, and only purge and retention (rare, batched) look rows up by
 // instance, scanning tables that hold only pending work.
 //
-// Locks are not stored: the process owns the file (the hub holds an flock), so
+// Locks are not stored: the process owns the file (see acquire), so
 // whatever is in sb_inbox and sb_tasks at start is simply ready again.
 //
 // The history encoding is durabletask's HistoryEvent protobuf, which

@@ -7,6 +7,8 @@
 // the set of instances handed out. They are rebuilt from the tables at
 // Open, which is also how work cut short by a crash is recovered: nothing
 // about locks is stored, so whatever was not completed is ready again.
+// Open takes an exclusive lock on the file, which is what makes keeping
+// the queues in memory sound.
 //
 // Every write goes through one goroutine that commits whatever has queued
 // up meanwhile in one transaction (group commit), each request inside its
@@ -53,7 +55,8 @@ const lockKey = "sagabridge.store.lock"
 
 // Options configure a store.
 type Options struct {
-	// Path is the SQLite file.
+	// Path is the SQLite file. Open creates it (mode 0600) if missing,
+	// and <Path>.lock beside it.
 	Path string
 	// Synchronous is "normal" (default: a process crash loses nothing, a
 	// power cut can lose the last commits) or "full".
@@ -76,6 +79,7 @@ type Backend struct {
 
 	opts Options
 	log  backend.Logger
+	lock *dbLock
 
 	w            *conn // used by the writer goroutine only (and by Open)
 	ws           writeStmts
@@ -83,6 +87,8 @@ type Backend struct {
 	batchDeleted map[string]bool // writer goroutine only: instances deleted in the current batch
 	reqDeleted   []string        // writer goroutine only: by the current request
 	stats        stats
+	health       health
+	walID        fileID
 
 	ckpt     *conn // the checkpointer's connection
 	ckptStmt *stmt
@@ -134,8 +140,11 @@ type reader struct {
 	queries map[string]*stmt
 }
 
-// Open opens (creating if needed) the database, rebuilds the queues from
-// it and starts the writer, the timers and the checkpointer.
+// Open takes the database's lock, opens (creating if needed) the database,
+// rebuilds the queues from it and starts the writer, the timers, the
+// checkpointer and the file check. A database another process (or another
+// Backend) has open fails with a *LockedError ("database <path> is locked
+// by pid N").
 func Open(opts Options) (*Backend, error) {
 	if opts.Path == "" {
 		return nil, errors.New("store: no path")
@@ -178,8 +187,13 @@ func Open(opts Options) (*Backend, error) {
 	}
 	b.orchCond = sync.NewCond(&b.mu)
 	b.actCond = sync.NewCond(&b.mu)
+	var err error
+	if b.lock, err = acquire(opts.Path); err != nil {
+		return nil, err
+	}
 	if err := b.open(); err != nil {
 		_ = b.closeConns()
+		b.lock.release()
 		return nil, err
 	}
 	go b.writeLoop()
@@ -198,10 +212,13 @@ func (b *Backend) open() error {
 	// path; see checkpointLoop.
 	if err := b.w.execScript("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = " +
 		strings.ToUpper(b.opts.Synchronous) + "; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 33554432;"); err != nil {
-		return err
+		return classify(err)
 	}
 	if err := migrate(b.w); err != nil {
-		return err
+		return classify(err)
+	}
+	if b.walID, err = statID(b.opts.Path + "-wal"); err != nil {
+		return fmt.Errorf("store: stat the WAL file: %w", err)
 	}
 	if err := b.prepareWriter(); err != nil {
 		return err
@@ -375,8 +392,8 @@ func (b *Backend) rebuild() error {
 func (b *Backend) now() int64 { return time.Now().UnixNano() }
 
 // Close stops the writer after it has committed what was submitted, stops
-// the timers and closes the database. Work items still out are simply not
-// completed: they are ready again at the next Open.
+// the timers, closes the database and releases its lock. Work items still
+// out are simply not completed: they are ready again at the next Open.
 func (b *Backend) Close() error {
 	b.closeMu.Lock()
 	if b.closed {
@@ -395,7 +412,9 @@ func (b *Backend) Close() error {
 	b.orchCond.Broadcast()
 	b.actCond.Broadcast()
 	b.mu.Unlock()
-	return b.closeConns()
+	err := b.closeConns()
+	b.lock.release()
+	return err
 }
 
 func (b *Backend) closeConns() error {
@@ -450,15 +469,20 @@ const (
 // checkpointLoop copies the WAL back into the database file when the writer
 // asks (every checkpointEvery commits) or once a second after writes, and
 // once more at Close. A PASSIVE checkpoint never blocks the writer, so its
-// fsyncs cost the writer nothing.
+// fsyncs cost the writer nothing. The same loop checks every second, and
+// before each checkpoint, that the files are still those opened.
 func (b *Backend) checkpointLoop() {
 	defer close(b.cdone)
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(fileCheckEvery)
 	defer t.Stop()
 	last := int64(-1)
 	run := func() {
 		if n := b.stats.batches.Load(); n != last {
 			last = n
+			b.checkFiles()
+			if b.health.goneErr() != nil {
+				return
+			}
 			if _, err := b.ckptStmt.exec(); err != nil {
 				b.log.Warnf("store: checkpoint: %v", err)
 			}
@@ -469,6 +493,7 @@ func (b *Backend) checkpointLoop() {
 		case <-b.ckptPoke:
 			run()
 		case <-t.C:
+			b.checkFiles()
 			run()
 		case <-b.quit:
 			run()

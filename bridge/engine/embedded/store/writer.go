@@ -80,6 +80,16 @@ func (b *Backend) runBatch(batch []*request) {
 	errs := make([]error, len(batch))
 	posts := make([]func(), len(batch))
 	reply := func() {
+		outage := false
+		for i := range errs {
+			if errs[i] != nil {
+				errs[i] = classify(errs[i])
+				outage = outage || errors.Is(errs[i], ErrUnavailable)
+			}
+		}
+		if outage { // before the callers hear of it: Healthy agrees with what they were told
+			b.health.setOutage(errors.Join(errs...))
+		}
 		for i, r := range batch {
 			r.done <- errs[i]
 		}
@@ -91,6 +101,10 @@ func (b *Backend) runBatch(batch []*request) {
 			}
 		}
 		reply()
+	}
+	if err := b.health.goneErr(); err != nil {
+		fail(err)
+		return
 	}
 	tb := time.Now()
 	defer func() { b.stats.batchNanos.Add(int64(time.Since(tb))) }()
@@ -113,11 +127,14 @@ func (b *Backend) runBatch(batch []*request) {
 		if err != nil {
 			errs[i] = err
 			if multi {
+				// SQLite rolls the whole transaction back itself after
+				// some errors (a full disk, an I/O error); then there is
+				// no savepoint left to roll back to.
 				_, e1 := b.ws.rollbackTo.exec()
 				_, e2 := b.ws.release.exec()
 				if e1 != nil || e2 != nil {
 					_, _ = b.ws.rollback.exec()
-					fail(errors.Join(err, fmt.Errorf("store: roll back a failed write: %w", errors.Join(e1, e2))))
+					fail(errors.Join(classify(err), fmt.Errorf("store: roll back a failed write: %w", errors.Join(e1, e2))))
 					return
 				}
 			}
@@ -147,6 +164,7 @@ func (b *Backend) runBatch(batch []*request) {
 		fail(fmt.Errorf("store: commit: %w", err))
 		return
 	}
+	b.health.setOutage(nil)
 	b.stats.commitNanos.Add(int64(time.Since(t0)))
 	switch n := b.stats.batches.Add(1); {
 	case n%writerCheckpointEvery == 0:
