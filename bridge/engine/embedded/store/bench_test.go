@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/dapr/durabletask-go/api"
 	"github.com/dapr/durabletask-go/workflow"
+
+	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
 )
 
 // cpuTime is the process's CPU time so far (user and system).
@@ -93,6 +96,51 @@ func benchSagaGrpc(b *testing.B, waitStart bool) {
 		func(id string) error {
 			return h.client.RaiseEvent(ctx, id, "approval", workflow.WithEventPayload(true))
 		}, nil)
+}
+
+// BenchmarkRetention runs b.N probe sagas with retention on (completed
+// sagas kept RETENTION_AGE, default 10s) and prints the database's size as
+// it goes: it grows for one retention period, then stays flat. For the
+// record: go test -run '^$' -bench '^BenchmarkRetention$' -benchtime 200000x
+func BenchmarkRetention(b *testing.B) {
+	age := 10 * time.Second
+	if s := os.Getenv("RETENTION_AGE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		age = d
+	}
+	path := filepath.Join(b.TempDir(), "wf.db")
+	h := startHubWith(b, path, 128, probeRegistry(), withRetention(store.Retention{Completed: age, Interval: age / 10}))
+	defer h.stop()
+	ctx := context.Background()
+	size := func(p string) float64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return float64(fi.Size()) / (1 << 20)
+	}
+	t0 := time.Now()
+	step := max(b.N/10, 1)
+	var peak float64
+	b.ResetTimer()
+	runSagas(b, b.N, "r",
+		func(id string) error {
+			_, err := h.client.ScheduleNewOrchestration(ctx, "ProbeSaga", apiID(id))
+			return err
+		},
+		func(id string) error { return h.client.RaiseEvent(ctx, apiInstance(id), "approval") },
+		func(done int) {
+			if done%step == 0 {
+				db := size(path)
+				peak = max(peak, db)
+				b.Logf("%7d sagas after %6.1fs: database %6.1f MiB, WAL %5.1f MiB", done, time.Since(t0).Seconds(), db, size(path+"-wal"))
+			}
+		})
+	b.ReportMetric(peak, "peak-db-MiB")
+	b.ReportMetric(size(path), "final-db-MiB")
 }
 
 func apiID(id string) api.NewOrchestrationOptions { return api.WithInstanceID(api.InstanceID(id)) }

@@ -32,7 +32,7 @@ func explain(t *testing.T, b *Backend, q string, args ...any) string {
 	return strings.Join(plan, "\n")
 }
 
-// TestQueriesUseIndexes: every query the console runs is
+// TestQueriesUseIndexes: every query the console and retention run is
 // served by an index, and the common ones come out in order without a
 // sort, so a page costs about its size however many instances there are.
 func TestQueriesUseIndexes(t *testing.T) {
@@ -70,7 +70,9 @@ func TestQueriesUseIndexes(t *testing.T) {
 		}
 	}
 	for name, q := range map[string]string{
-		"ids": "SELECT id FROM sb_instances WHERE id > ? ORDER BY id LIMIT ?",
+		"retention": "SELECT id FROM sb_instances WHERE status = ? AND created_at < ? AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?",
+		"children":  "SELECT id, status FROM sb_instances WHERE parent_id = ?",
+		"ids":       "SELECT id FROM sb_instances WHERE id > ? ORDER BY id LIMIT ?",
 	} {
 		plan := explain(t, b, q)
 		t.Logf("%s:\n%s", name, plan)

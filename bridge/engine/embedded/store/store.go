@@ -69,6 +69,9 @@ type Options struct {
 	// memory, so that their next work item does not read them back
 	// (default 1024; negative: none).
 	HistoryCache int
+	// Retention, when set, purges finished instances in the background;
+	// see Retention.
+	Retention *Retention
 	// Logger receives warnings; nil discards them.
 	Logger backend.Logger
 }
@@ -88,6 +91,7 @@ type Backend struct {
 	reqDeleted   []string        // writer goroutine only: by the current request
 	stats        stats
 	health       health
+	sweepMu      sync.Mutex
 	walID        fileID
 
 	ckpt     *conn // the checkpointer's connection
@@ -105,6 +109,7 @@ type Backend struct {
 	wdone   chan struct{}
 	tdone   chan struct{}
 	poke    chan struct{}
+	rdone   chan struct{}
 
 	mu        sync.Mutex
 	orchCond  *sync.Cond
@@ -132,12 +137,13 @@ type writeStmts struct {
 }
 
 type reader struct {
-	c       *conn
-	meta    *stmt
-	history *stmt
-	ids     *stmt
-	exists  *stmt
-	queries map[string]*stmt
+	c        *conn
+	meta     *stmt
+	history  *stmt
+	ids      *stmt
+	exists   *stmt
+	children *stmt
+	queries  map[string]*stmt
 }
 
 // Open takes the database's lock, opens (creating if needed) the database,
@@ -163,6 +169,13 @@ func Open(opts Options) (*Backend, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}
+	if opts.Retention != nil {
+		r := *opts.Retention
+		if err := r.setDefaults(); err != nil {
+			return nil, err
+		}
+		opts.Retention = &r
+	}
 	b := &Backend{
 		TasksBackend: local.NewTasksBackend(),
 		opts:         opts,
@@ -176,6 +189,7 @@ func Open(opts Options) (*Backend, error) {
 		poke:         make(chan struct{}, 1),
 		ckptPoke:     make(chan struct{}, 1),
 		cdone:        make(chan struct{}),
+		rdone:        make(chan struct{}),
 		insts:        map[string]*inst{},
 		timerSeqs:    map[int64]*timerEntry{},
 		taskSeqs:     map[int64]*qTask{},
@@ -199,6 +213,11 @@ func Open(opts Options) (*Backend, error) {
 	go b.writeLoop()
 	go b.timerLoop()
 	go b.checkpointLoop()
+	if opts.Retention != nil {
+		go b.retentionLoop()
+	} else {
+		close(b.rdone)
+	}
 	return b, nil
 }
 
@@ -323,6 +342,7 @@ func openReader(path string) (*reader, error) {
 		{&r.history, "SELECT events FROM sb_history WHERE instance_id = ? ORDER BY seq"},
 		{&r.ids, "SELECT id FROM sb_instances WHERE id > ? ORDER BY id LIMIT ?"},
 		{&r.exists, "SELECT 1 FROM sb_instances WHERE id = ?"},
+		{&r.children, "SELECT id, status FROM sb_instances WHERE parent_id = ?"},
 	} {
 		s, err := c.prepare(p.sql)
 		if err != nil {
@@ -407,6 +427,7 @@ func (b *Backend) Close() error {
 	close(b.quit)
 	<-b.tdone
 	<-b.cdone
+	<-b.rdone
 	b.mu.Lock()
 	b.stopped = true
 	b.orchCond.Broadcast()
