@@ -51,6 +51,8 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{"next page", InstanceFilter{PageToken: "a.b"}, true},
 		{"by name", InstanceFilter{Name: "W", PageToken: "a.b"}, true},
 		{"by status", InstanceFilter{Statuses: []api.OrchestrationStatus{api.RUNTIME_STATUS_FAILED}, PageToken: "a.b"}, true},
+		{"running", InstanceFilter{Statuses: []api.OrchestrationStatus{api.RUNTIME_STATUS_RUNNING}, PageToken: "a.b"}, true},
+		{"not finished", InstanceFilter{Statuses: []api.OrchestrationStatus{api.RUNTIME_STATUS_RUNNING, api.RUNTIME_STATUS_PENDING, api.RUNTIME_STATUS_SUSPENDED}}, true},
 		{"created range", InstanceFilter{CreatedFrom: now, CreatedTo: now}, true},
 		{"by name and created range", InstanceFilter{Name: "W", CreatedFrom: now, CreatedTo: now}, true},
 		{"by ID prefix", InstanceFilter{IDPrefix: "order-"}, false},
@@ -70,7 +72,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		}
 	}
 	for name, q := range map[string]string{
-		"retention": "SELECT id FROM sb_instances WHERE status = ? AND created_at < ? AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?",
+		"retention": "SELECT id FROM sb_instances WHERE status = ? AND completed_at IS NOT NULL AND created_at < ? AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?",
 		"children":  "SELECT id, status FROM sb_instances WHERE parent_id = ?",
 		"ids":       "SELECT id FROM sb_instances WHERE id > ? ORDER BY id LIMIT ?",
 	} {

@@ -177,6 +177,21 @@ func (f InstanceFilter) query() (string, []any, int, error) {
 	default:
 		add("status IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(statuses)), ", ")+")", statuses...)
 	}
+	// Only finished instances have a completed_at: saying so lets SQLite
+	// use the index of the finished ones, or of the running ones.
+	finished := 0
+	for _, st := range statuses {
+		if isFinished(api.OrchestrationStatus(st.(int64))) {
+			finished++
+		}
+	}
+	switch {
+	case len(statuses) == 0:
+	case finished == len(statuses):
+		add("completed_at IS NOT NULL")
+	case finished == 0:
+		add("completed_at IS NULL")
+	}
 	for _, t := range []struct {
 		cond string
 		at   time.Time

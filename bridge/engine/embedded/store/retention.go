@@ -123,7 +123,7 @@ func (b *Backend) Sweep(ctx context.Context) (int, error) {
 // cutoff, walking them in creation order a page at a time.
 func (b *Backend) sweepStatus(ctx context.Context, ret *Retention, status api.OrchestrationStatus, cutoff int64) (int, error) {
 	q := "SELECT id, name, created_at, completed_at, parent_id, rowid, custom_status, output FROM sb_instances" +
-		" WHERE status = ? AND created_at < ? AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?"
+		" WHERE status = ? AND completed_at IS NOT NULL AND created_at < ? AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?"
 	var afterAt, afterRow int64 = -1 << 63, -1 << 63
 	deleted := 0
 	var batch []string
@@ -148,7 +148,7 @@ func (b *Backend) sweepStatus(ctx context.Context, ret *Retention, status api.Or
 			return s.query(func() error {
 				rows++
 				afterAt, afterRow = s.int64(2), s.int64(5)
-				if s.isNull(3) || s.int64(3) >= cutoff {
+				if s.int64(3) >= cutoff {
 					return nil
 				}
 				c := RetentionCandidate{

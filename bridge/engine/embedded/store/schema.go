@@ -73,16 +73,22 @@ CREATE TABLE sb_tasks (
 	event       BLOB NOT NULL
 );
 `,
-	// 1 -> 2: indexes for listing instances (newest first, by name, by
-	// status), for retention (by status, oldest first) and for finding an
-	// instance's children. Ordering by created_at then rowid lets a page
-	// continue from the last row of the previous one through the index
-	// (each index ends with the rowid).
+	// 1 -> 2: indexes for listing instances (newest first, by name, the
+	// running ones, the finished ones by status), for retention (finished
+	// ones by status, oldest first) and for finding an instance's
+	// children. Ordering by created_at then rowid lets a page continue
+	// from the last row of the previous one through the index (each index
+	// ends with the rowid). Which of running and finished an instance is
+	// shows in completed_at, which only the work item that finishes it
+	// sets: a status change on the way (pending, running, suspended)
+	// touches neither index.
 	`
 CREATE INDEX sb_instances_created ON sb_instances (created_at);
 CREATE INDEX sb_instances_name ON sb_instances (name, created_at);
-CREATE INDEX sb_instances_status ON sb_instances (status, created_at);
+CREATE INDEX sb_instances_live ON sb_instances (created_at) WHERE completed_at IS NULL;
+CREATE INDEX sb_instances_done ON sb_instances (status, created_at) WHERE completed_at IS NOT NULL;
 CREATE INDEX sb_instances_parent ON sb_instances (parent_id) WHERE parent_id IS NOT NULL;
+UPDATE sb_instances SET completed_at = updated_at WHERE completed_at IS NULL AND status IN (1, 3, 5);
 `,
 }
 

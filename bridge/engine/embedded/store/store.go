@@ -130,10 +130,10 @@ var _ backend.Backend = (*Backend)(nil)
 type writeStmts struct {
 	begin, commit, rollback, savepoint, release, rollbackTo, checkpoint *stmt
 
-	status, insInstance, updSame, updInstance, updStarted, delInstance *stmt
-	insHistory, delHistory                                             *stmt
-	insInbox, delInbox, delInboxOf                                     *stmt
-	insTask, delTask, delTasksOf                                       *stmt
+	status, insInstance, updSame, updStatus, updDone, updStarted, delInstance *stmt
+	insHistory, delHistory                                                    *stmt
+	insInbox, delInbox, delInboxOf                                            *stmt
+	insTask, delTask, delTasksOf                                              *stmt
 }
 
 type reader struct {
@@ -278,23 +278,26 @@ func (b *Backend) prepareWriter() error {
 		{&w.status, "SELECT status FROM sb_instances WHERE id = ?"},
 		{&w.insInstance, `INSERT INTO sb_instances (id, name, version, execution_id, parent_id, status, created_at, updated_at, input)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		// Three updates, so that a work item leaves the indexed columns
-		// it does not change alone: SQLite rewrites an index entry when
-		// its column is assigned, even to the same value. updSame: the
-		// status did not change (most work items); updInstance: it did;
-		// updStarted: the instance continued as new. updInstance ?3: the
-		// work item completed the instance; ?7: it set the custom status.
+		// Four updates, so that a work item leaves alone the indexed
+		// columns it does not change: SQLite rewrites an index entry
+		// whenever a column the index uses is assigned, even to the same
+		// value. updSame: the status did not change (most work items; it
+		// checks the status it assumes); updStatus: it changed, the
+		// instance runs on (no finished-time index is touched); updDone:
+		// the instance finished; updStarted: it continued as new.
 		{&w.updSame, `UPDATE sb_instances SET
 			updated_at = ?1,
 			custom_status = CASE WHEN ?2 THEN ?3 ELSE custom_status END
+			WHERE id = ?4 AND status = ?5`},
+		{&w.updStatus, `UPDATE sb_instances SET
+			status = ?5, updated_at = ?1,
+			custom_status = CASE WHEN ?2 THEN ?3 ELSE custom_status END
 			WHERE id = ?4`},
-		{&w.updInstance, `UPDATE sb_instances SET
-			status = ?1, updated_at = ?2,
-			completed_at = CASE WHEN ?3 THEN ?4 ELSE completed_at END,
-			output = CASE WHEN ?3 THEN ?5 ELSE output END,
-			failure = CASE WHEN ?3 THEN ?6 ELSE failure END,
-			custom_status = CASE WHEN ?7 THEN ?8 ELSE custom_status END
-			WHERE id = ?9`},
+		{&w.updDone, `UPDATE sb_instances SET
+			status = ?1, updated_at = ?2, completed_at = ?2, output = ?3, failure = ?4,
+			custom_status = CASE WHEN ?5 THEN ?6 ELSE custom_status END
+			WHERE id = ?7`},
+		// ?3: the new generation finished in the same work item.
 		{&w.updStarted, `UPDATE sb_instances SET
 			status = ?1, updated_at = ?2,
 			completed_at = CASE WHEN ?3 THEN ?4 END,

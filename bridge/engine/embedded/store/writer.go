@@ -286,6 +286,7 @@ func (b *Backend) deleteInstances(ids []string) (func(), error) {
 type completion struct {
 	id             string
 	status         int64
+	oldStatus      int64 // before the work item, from its history
 	continuedAsNew bool
 	historySeq     int
 	history        []byte
@@ -319,6 +320,7 @@ func prepareCompletion(wi *backend.OrchestrationWorkItem) (*completion, error) {
 	c := &completion{
 		id:             string(wi.InstanceID),
 		status:         int64(runtimestate.RuntimeStatus(st)),
+		oldStatus:      int64(historyStatus(st.OldEvents)),
 		continuedAsNew: st.ContinuedAsNew,
 		historySeq:     len(st.OldEvents),
 	}
@@ -394,6 +396,35 @@ func prepareCompletion(wi *backend.OrchestrationWorkItem) (*completion, error) {
 	return c, nil
 }
 
+// historyStatus is the status a history leaves its instance in, as
+// runtimestate.RuntimeStatus computes it.
+func historyStatus(events []*backend.HistoryEvent) api.OrchestrationStatus {
+	started, suspended, stalled := false, false, false
+	for _, e := range events {
+		switch {
+		case e.GetExecutionStarted() != nil:
+			started = true
+		case e.GetExecutionCompleted() != nil:
+			return e.GetExecutionCompleted().GetOrchestrationStatus()
+		case e.GetExecutionSuspended() != nil:
+			suspended = true
+		case e.GetExecutionResumed() != nil:
+			suspended = false
+		case e.GetExecutionStalled() != nil:
+			stalled = true
+		}
+	}
+	switch {
+	case !started:
+		return api.RUNTIME_STATUS_PENDING
+	case stalled:
+		return api.RUNTIME_STATUS_STALLED
+	case suspended:
+		return api.RUNTIME_STATUS_SUSPENDED
+	}
+	return api.RUNTIME_STATUS_RUNNING
+}
+
 // applyCompletion is the writer's half of CompleteOrchestrationWorkItem.
 func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 	b.mu.Lock()
@@ -404,20 +435,22 @@ func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 	}
 	w := &b.ws
 	now := b.now()
-	upd, args := w.updInstance, []any{c.status, now, c.completed, now, c.output, c.failure, c.customSet, c.custom, c.id}
+	var n int64
+	var err error
 	switch {
 	case c.continuedAsNew:
-		upd, args = w.updStarted, append(args, c.createdAt, c.input, c.executionID)
-	case !c.completed:
-		old, _, err := b.instanceStatus(c.id)
-		if err != nil {
-			return nil, err
+		n, err = w.updStarted.exec(c.status, now, c.completed, now, c.output, c.failure, c.customSet, c.custom, c.id,
+			c.createdAt, c.input, c.executionID)
+	case c.completed:
+		n, err = w.updDone.exec(c.status, now, c.output, c.failure, c.customSet, c.custom, c.id)
+	case c.oldStatus == c.status:
+		if n, err = w.updSame.exec(now, c.customSet, c.custom, c.id, c.status); err == nil && n == 0 {
+			// the stored status was not the one the history says
+			n, err = w.updStatus.exec(now, c.customSet, c.custom, c.id, c.status)
 		}
-		if int64(old) == c.status {
-			upd, args = w.updSame, []any{now, c.customSet, c.custom, c.id}
-		}
+	default:
+		n, err = w.updStatus.exec(now, c.customSet, c.custom, c.id, c.status)
 	}
-	n, err := upd.exec(args...)
 	if err != nil {
 		return nil, err
 	}
