@@ -248,6 +248,9 @@ func (b *Bridge) connectBroker(inProcess *natsjs.Server) error {
 		if _, err := secret("", bc.Kafka.SASL.PasswordEnv); err != nil {
 			return fmt.Errorf("broker: kafka: sasl password: %w", err)
 		}
+		if bc.Kafka.TLS.InsecureSkipVerify {
+			b.log.Warn("kafka: TLS without certificate verification (broker.kafka.tls.insecureSkipVerify): anyone between the worker and the brokers can read and change the events and the SASL exchange")
+		}
 		sc := kafkaSubscriberConfig(bc)
 		sc.Key = b.orderKey
 		ps, err := kafka.NewPubSub(kafkaConfigs(bc), sc, wmLog)
@@ -284,6 +287,7 @@ func (b *Bridge) connectBroker(inProcess *natsjs.Server) error {
 		URL:           url,
 		ConsumerGroup: bc.ConsumerGroup,
 		Concurrency:   bc.Concurrency,
+		MaxBacklog:    bc.MaxBacklog,
 		AckWait:       bc.AckWait,
 		Key:           b.orderKey,
 		Options:       opts,
@@ -332,6 +336,11 @@ func kafkaSubscriberConfig(bc config.Broker) kafka.SubscriberConfig {
 		// Up to this many at once, one at a time per ordering key (the
 		// bridge's connectBroker orders by workflow instance, as on NATS).
 		Concurrency: bc.Concurrency,
+		MaxBacklog:  bc.MaxBacklog,
+		// A nacked event (parked, engine down) is resent after 100 ms
+		// doubling to 10 s, as JetStream redelivers it on NATS.
+		NackResendSleep: 100 * time.Millisecond,
+		NackResendMax:   10 * time.Second,
 		// Heartbeats at a tenth of the session timeout notice a rebalance
 		// promptly; the timeout bounds redelivery after a crash.
 		SessionTimeout:    bc.Kafka.SessionTimeout,

@@ -531,3 +531,97 @@ func TestRedactURL(t *testing.T) {
 		t.Errorf("RedactURL = %q", got)
 	}
 }
+
+// TestAdminRefusesBrowserRequests: the token-less loopback API is not a web
+// page's to use. On a real worker (NATS, embedded engine) with a running
+// saga: a cross-site text/plain POST (what any page can send without a
+// CORS preflight) does not terminate it, and requests under a foreign Host
+// (a page whose name was rebound to 127.0.0.1) read neither the workflow
+// with its input nor /metrics nor /readyz. The CLI's client, a same-origin
+// write, and a name listed in admin.hosts still work.
+func TestAdminRefusesBrowserRequests(t *testing.T) {
+	s := startStack(t, t.TempDir(), false)
+	o := simulated.Order{OrderID: "csrf-1", Amount: 7, Quantity: 1, SKU: "sku-secret"}
+	if err := simulated.PublishOrder(s.client.Publisher(), topics.OrdersPlaced, "evt-csrf-1", o); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id := "order-" + o.OrderID
+	cli, err := admin.NewClient(s.admin.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the saga to run", func() bool {
+		st, err := cli.Get(ctx, id)
+		return err == nil && st.RuntimeStatus == "RUNNING"
+	})
+
+	do := func(method, path, host string, hdr map[string]string, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, s.admin.URL()+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	crossSite := map[string]string{"Content-Type": "text/plain", "Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+	if code, body := do(http.MethodPost, "/v1/workflows/"+id+"/terminate", "", crossSite, `{"reason":"csrf"}`); code != http.StatusForbidden {
+		t.Errorf("cross-site POST: %d %s, want 403", code, body)
+	}
+	if code, body := do(http.MethodPost, "/v1/workflows/"+id+"/terminate", "", map[string]string{"Origin": "http://evil.example"}, `{"reason":"csrf"}`); code != http.StatusForbidden {
+		t.Errorf("cross-origin POST without Sec-Fetch-Site: %d %s, want 403", code, body)
+	}
+	if code, body := do(http.MethodDelete, "/v1/workflows/"+id, "", map[string]string{"Sec-Fetch-Site": "same-site"}, ""); code != http.StatusForbidden {
+		t.Errorf("same-site DELETE: %d %s, want 403", code, body)
+	}
+	rebound := "evil.example:" + s.admin.Addr()[strings.LastIndex(s.admin.Addr(), ":")+1:]
+	for _, path := range []string{"/v1/workflows/" + id, "/metrics", "/readyz", "/v1/info"} {
+		if code, body := do(http.MethodGet, path, rebound, nil, ""); code != http.StatusMisdirectedRequest || strings.Contains(body, "sku-secret") {
+			t.Errorf("GET %s with Host %s: %d %.200s, want 421 and nothing of the workflow", path, rebound, code, body)
+		}
+	}
+	if st, err := cli.Get(ctx, id); err != nil || st.RuntimeStatus != "RUNNING" {
+		t.Fatalf("after the refused requests: %+v, %v; want the saga still running", st, err)
+	}
+
+	// What is not a browser's doing still works.
+	if code, body := do(http.MethodPost, "/v1/workflows/"+id+"/suspend", "", map[string]string{"Origin": s.admin.URL(), "Sec-Fetch-Site": "same-origin"}, `{"reason":"same origin"}`); code != http.StatusNoContent {
+		t.Errorf("same-origin POST: %d %s, want 204", code, body)
+	}
+	if err := cli.Resume(ctx, id, "cli"); err != nil {
+		t.Errorf("CLI resume: %v", err)
+	}
+	if code, _ := do(http.MethodGet, "/v1/workflows/"+id, "localhost:9464", nil, ""); code != http.StatusOK {
+		t.Errorf("GET with Host localhost: %d", code)
+	}
+	named, err := admin.New(admin.Config{Listen: "127.0.0.1:0", Hosts: []string{"sagabridge.internal"}, Workflows: s.bridge.Engine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(named.Handler())
+	defer ts.Close()
+	for host, want := range map[string]int{"sagabridge.internal:80": http.StatusOK, "[::1]:1": http.StatusOK, "evil.example": http.StatusMisdirectedRequest} {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/workflows/"+id, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("admin.hosts [sagabridge.internal], Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

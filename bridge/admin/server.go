@@ -23,6 +23,9 @@
 // On a non-loopback address a bearer token is required (New refuses to
 // start without one); when a token is set, every endpoint but /healthz and
 // /readyz needs it, and /readyz hides failure details from callers without it.
+// Every endpoint refuses a Host it does not answer to and cross-site
+// writes (browserGuard), so a web page cannot use the token-less loopback
+// API through its user's browser.
 package admin
 
 import (
@@ -93,6 +96,10 @@ type Config struct {
 	// Token is the bearer token. Required when Listen is not a loopback
 	// address; enforced whenever set.
 	Token string
+	// Hosts are further names the server answers to in the Host header
+	// (see browserGuard); on a loopback listener the loopback names are
+	// always allowed, and any other name is refused.
+	Hosts []string
 	// Gatherer is what /metrics serves; nil serves nothing there.
 	Gatherer prometheus.Gatherer
 	// Checks decide /readyz, run concurrently, each within CheckTimeout.
@@ -157,7 +164,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.Info.BrokerURL = RedactURL(cfg.Info.BrokerURL)
 	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
-	s.handler = s.routes()
+	s.handler = browserGuard(s.routes(), allowedHosts(cfg.Listen, cfg.Hosts))
 	return s, nil
 }
 
@@ -338,6 +345,7 @@ const (
 	KindUnavailable  = "unavailable"
 	KindBadRequest   = "bad_request"
 	KindUnauthorized = "unauthorized"
+	KindForbidden    = "forbidden"
 	KindInternal     = "internal"
 )
 

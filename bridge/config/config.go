@@ -57,10 +57,15 @@ type Broker struct {
 	// AckWait is how long the broker waits for an ack before it hands the
 	// message to another consumer. It bounds how long the events a crashed
 	// worker held wait, and each handler is cancelled well before it.
-	AckWait  time.Duration `yaml:"ackWait"`
-	NATS     NATS          `yaml:"nats"`
-	Kafka    Kafka         `yaml:"kafka"`
-	Embedded Embedded      `yaml:"embedded"`
+	AckWait time.Duration `yaml:"ackWait"`
+	// MaxBacklog bounds, per topic, the events held waiting for their
+	// instance (behind one of its events being handled, or parked). They
+	// take none of the concurrency, so a busy instance holds up only
+	// itself until this many wait.
+	MaxBacklog int      `yaml:"maxBacklog"`
+	NATS       NATS     `yaml:"nats"`
+	Kafka      Kafka    `yaml:"kafka"`
+	Embedded   Embedded `yaml:"embedded"`
 }
 
 // Kafka connects to a Kafka cluster. Secrets come from files.
@@ -81,11 +86,14 @@ type Kafka struct {
 
 // KafkaTLS configures TLS towards the brokers.
 type KafkaTLS struct {
-	Enable             bool   `yaml:"enable"`
-	CAFile             string `yaml:"caFile"`
-	CertFile           string `yaml:"certFile"`
-	KeyFile            string `yaml:"keyFile"`
-	InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
+	Enable   bool   `yaml:"enable"`
+	CAFile   string `yaml:"caFile"`
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// InsecureSkipVerify turns off the check of the brokers' certificates:
+	// for test clusters with self-signed certificates only. The worker
+	// logs a warning at start.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
 }
 
 // KafkaSASL configures SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
@@ -196,12 +204,21 @@ type Admin struct {
 	// TokenFile holds the bearer token; default $SAGABRIDGE_ADMIN_TOKEN_FILE,
 	// then $SAGABRIDGE_ADMIN_TOKEN.
 	TokenFile string `yaml:"tokenFile"`
+	// Hosts are names the admin server answers to in the Host header
+	// besides the loopback ones (a service name behind a proxy, say).
+	Hosts []string `yaml:"hosts"`
 }
 
 // Limits protect the bridge from one bad producer.
 type Limits struct {
 	MaxPayloadBytes  int `yaml:"maxPayloadBytes"`
 	MaxInstanceIDLen int `yaml:"maxInstanceIdLength"`
+	// MaxEvalCost bounds the CEL work routing one event may do, in cel-go's
+	// cost units (about one per operation, a list's length for `in`); an
+	// event that needs more is dead-lettered (route-eval).
+	MaxEvalCost uint64 `yaml:"maxEvalCost"`
+	// EvalTimeout bounds routing one event in time, whatever its cost.
+	EvalTimeout time.Duration `yaml:"evalTimeout"`
 }
 
 // Access is the route-level allow-list, in the spirit of Dapr's
@@ -434,6 +451,9 @@ func (c *Config) setDefaults() {
 	if c.Broker.AckWait == 0 {
 		c.Broker.AckWait = 10 * time.Second
 	}
+	if c.Broker.MaxBacklog == 0 {
+		c.Broker.MaxBacklog = 4096
+	}
 	if c.Broker.Kafka.SessionTimeout == 0 {
 		c.Broker.Kafka.SessionTimeout = 10 * time.Second
 	}
@@ -479,6 +499,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Limits.MaxPayloadBytes == 0 {
 		c.Limits.MaxPayloadBytes = 1 << 20
+	}
+	if c.Limits.MaxEvalCost == 0 {
+		c.Limits.MaxEvalCost = 1_000_000
+	}
+	if c.Limits.EvalTimeout == 0 {
+		c.Limits.EvalTimeout = time.Second
 	}
 	if c.Limits.MaxInstanceIDLen == 0 {
 		c.Limits.MaxInstanceIDLen = 256
@@ -533,6 +559,9 @@ func (c *Config) Validate() error {
 			bad([]any{"engine", "retention", r.name}, "engine retention %s %s is negative", r.name, *r.d)
 		}
 	}
+	if c.Broker.MaxBacklog < 1 {
+		bad([]any{"broker", "maxBacklog"}, "maxBacklog %d must be at least 1", c.Broker.MaxBacklog)
+	}
 	switch c.Engine.Kind {
 	case "embedded", "dapr":
 	default:
@@ -545,6 +574,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxPayloadBytes < 1 {
 		bad([]any{"limits", "maxPayloadBytes"}, "must be positive")
+	}
+	if c.Limits.EvalTimeout < 0 {
+		bad([]any{"limits", "evalTimeout"}, "must not be negative")
 	}
 	names := map[string]int{}
 	for i, r := range c.Routes {

@@ -12,6 +12,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -37,13 +38,10 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
 	"github.com/sagabridge/sagabridge/bridge/engine/retention"
 	"github.com/sagabridge/sagabridge/topics"
 )
-
-// finishedMessage starts the embedded store's refusal of an event raised
-// on a finished instance.
-const finishedMessage = "orchestration already finished"
 
 // Errors with one meaning on both engines.
 var (
@@ -81,6 +79,46 @@ func (r Retention) periods() map[string]time.Duration {
 		topics.StatusCompleted:   r.Completed,
 		topics.StatusCompensated: r.Compensated,
 		topics.StatusFailed:      r.Failed,
+	}
+}
+
+// store is the embedded store's retention for these periods (nil when
+// every period is zero). The store knows runtime statuses: COMPLETED
+// covers every saga outcome (the outcome is in the custom status, see
+// sagas.Progress), so the store is asked to consider COMPLETED instances
+// after the shortest period and Keep holds each one to its outcome's
+// period. A workflow that FAILED (its outcome could not be published)
+// keeps the failed period; TERMINATED, the compensated one.
+func (r Retention) store(now func() time.Time) *store.Retention {
+	periods := r.periods()
+	shortest := time.Duration(0)
+	for _, p := range periods {
+		if p > 0 && (shortest == 0 || p < shortest) {
+			shortest = p
+		}
+	}
+	if shortest == 0 {
+		return nil
+	}
+	return &store.Retention{
+		Completed:  shortest,
+		Failed:     r.Failed,
+		Terminated: r.Compensated,
+		Keep: func(c store.RetentionCandidate) bool {
+			if c.Status != api.RUNTIME_STATUS_COMPLETED {
+				return false
+			}
+			var last struct {
+				Status string `json:"status"`
+			}
+			period := r.Completed
+			if json.Unmarshal([]byte(c.CustomStatus), &last) == nil {
+				if p, ok := periods[last.Status]; ok {
+					period = p
+				}
+			}
+			return period == 0 || now().Before(c.CompletedAt.Add(period))
+		},
 	}
 }
 
@@ -242,6 +280,9 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 	addr, token := cfg.Dapr.GRPCEndpoint, cfg.Dapr.APIToken
 	var extra []grpc.DialOption
 	if cfg.Kind == KindEmbedded {
+		if cfg.Embedded.Retention == nil {
+			cfg.Embedded.Retention = cfg.Retention.store(time.Now)
+		}
 		hub, err := embedded.Start(ctx, cfg.Embedded, log)
 		if err != nil {
 			return nil, err
@@ -652,8 +693,14 @@ func (e *Engine) Purge(ctx context.Context, instanceID string) error {
 	return nil
 }
 
-// Ping reports whether the engine answers.
+// Ping reports whether the engine answers (and, embedded, whether its
+// database is usable: there, a vanished file or a full disk is an outage).
 func (e *Engine) Ping(ctx context.Context) error {
+	if e.hub != nil {
+		if err := e.hub.Healthy(); err != nil {
+			return errors.Join(fmt.Errorf("engine: %w", err), ErrUnavailable)
+		}
+	}
 	_, err := e.client.FetchWorkflowMetadata(ctx, "sagabridge-ping")
 	if err == nil || errors.Is(classify(err), ErrNotFound) {
 		return nil
@@ -722,7 +769,7 @@ func classify(err error) error {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, finishedMessage):
+	case strings.Contains(msg, store.FinishedMessage):
 		return errors.Join(err, ErrFinished)
 	case strings.Contains(msg, "no such instance exists"),
 		strings.Contains(msg, "not found"),

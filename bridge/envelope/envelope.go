@@ -54,7 +54,11 @@ func Decode(body []byte, headers map[string]string) (Event, error) {
 	if !utf8.Valid(body) {
 		return Event{}, decodeErr("body is not valid UTF-8")
 	}
-	if attrs := binaryAttrs(headers); attrs != nil {
+	attrs, err := binaryAttrs(headers)
+	if err != nil {
+		return Event{}, err
+	}
+	if attrs != nil {
 		return decodeBinary(body, attrs, contentType(headers))
 	}
 	trimmed := bytes.TrimSpace(body)
@@ -216,8 +220,15 @@ func validate(ev Event) error {
 
 // binaryAttrs collects ce_* (Kafka) and ce-* / Ce-* (NATS, HTTP) headers,
 // lower-cased without the prefix; nil when there is no ce specversion.
-func binaryAttrs(headers map[string]string) map[string]string {
-	var attrs map[string]string
+// Two headers that name one attribute (ce-type and Ce-Type, or ce_type and
+// ce-type) make the event undecodable: which of them the producer meant
+// cannot be known, and picking one would route the same bytes differently
+// from run to run.
+func binaryAttrs(headers map[string]string) (map[string]string, error) {
+	var attrs, from map[string]string
+	// The conflict reported is the same whatever the map's order.
+	var conflict error
+	var conflictKey string
 	for k, v := range headers {
 		lk := strings.ToLower(k)
 		name, ok := strings.CutPrefix(lk, "ce_")
@@ -228,14 +239,27 @@ func binaryAttrs(headers map[string]string) map[string]string {
 			continue
 		}
 		if attrs == nil {
-			attrs = map[string]string{}
+			attrs, from = map[string]string{}, map[string]string{}
 		}
-		attrs[name] = v
+		if other, dup := from[name]; dup {
+			a, b := other, k
+			if b < a {
+				a, b = b, a
+			}
+			if conflict == nil || a+b < conflictKey {
+				conflict, conflictKey = decodeErr("headers %q and %q both carry the cloudevent attribute %s", a, b, name), a+b
+			}
+			continue
+		}
+		attrs[name], from[name] = v, k
 	}
-	if _, ok := attrs["specversion"]; !ok {
-		return nil
+	if _, ok := attrs["specversion"]; !ok && conflict == nil {
+		return nil, nil
 	}
-	return attrs
+	if conflict != nil {
+		return nil, conflict
+	}
+	return attrs, nil
 }
 
 // contentType is the message's Content-Type header, which binary mode maps

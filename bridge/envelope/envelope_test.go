@@ -34,6 +34,10 @@ func TestDecode(t *testing.T) {
 		{"empty", ``, nil, "", "empty body"},
 		{"base64 data", `{"specversion":"1.0","id":"1","source":"s","type":"t","data_base64":"AA=="}`, nil, "", "data_base64"},
 		{"bad time", `{"specversion":"1.0","id":"1","source":"s","type":"t","time":"yesterday"}`, nil, "", "not RFC 3339"},
+		{"one attribute in two headers", `{"a":1}`, map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "order.placed", "Ce-Type": "order.cancelled"},
+			"", `headers "Ce-Type" and "ce-type" both carry the cloudevent attribute type`},
+		{"one attribute in a Kafka and a NATS header", `{"a":1}`, map[string]string{"ce_specversion": "1.0", "ce-specversion": "1.0", "ce_id": "1", "ce_source": "s", "ce_type": "t"},
+			"", `headers "ce-specversion" and "ce_specversion" both carry the cloudevent attribute specversion`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ev, err := envelope.Decode([]byte(c.body), c.headers)

@@ -9,6 +9,7 @@
 package route
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/interpreter"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -96,7 +98,15 @@ type Router struct {
 	firstOnly bool
 	maxIDLen  int
 	access    *access.Policy
+	// maxCost and timeout bound the CEL work of routing one event.
+	maxCost uint64
+	timeout time.Duration
 }
+
+// interruptEvery is how many comprehension steps pass between checks of
+// the routing deadline: often enough that a deadline is noticed within a
+// millisecond or so, rarely enough to cost nothing measurable.
+const interruptEvery = 100
 
 var instanceIDChars = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
 
@@ -118,10 +128,12 @@ func New(cfg *config.Config, workflows Workflows) (*Router, error) {
 		byTopic:   map[string][]*Route{},
 		firstOnly: cfg.Routing.Mode == "first",
 		maxIDLen:  cfg.Limits.MaxInstanceIDLen,
+		maxCost:   cfg.Limits.MaxEvalCost,
+		timeout:   cfg.Limits.EvalTimeout,
 	}
 	var errs []error
 	for i, rc := range cfg.Routes {
-		c := compiler{env: env, cfg: cfg, idx: i}
+		c := compiler{env: env, cfg: cfg, idx: i, maxCost: cfg.Limits.MaxEvalCost}
 		rt := &Route{
 			Name: rc.Name, Action: rc.Action(), Topics: rc.Topics,
 			ParkWindow: rc.ParkWindow, OnFinished: rc.OnFinished, Plain: rc.Plain,
@@ -213,10 +225,11 @@ const (
 )
 
 type compiler struct {
-	env  *cel.Env
-	cfg  *config.Config
-	idx  int
-	errs []error
+	env     *cel.Env
+	cfg     *config.Config
+	idx     int
+	maxCost uint64
+	errs    []error
 }
 
 func (c *compiler) fail(path []any, format string, args ...any) {
@@ -273,7 +286,11 @@ func (c *compiler) compile(expr, field string, want outKind) (cel.Program, error
 	if !ok {
 		return nil, fmt.Errorf("%s must be a %s, expression is %s", field, [...]string{"bool", "string", "value"}[want], out)
 	}
-	prg, err := c.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(interruptEvery)}
+	if c.maxCost > 0 {
+		opts = append(opts, cel.CostTracking(dynCost{}), cel.CostLimit(c.maxCost))
+	}
+	prg, err := c.env.Program(ast, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -336,6 +353,12 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 	if err != nil {
 		return nil, err
 	}
+	ctx := context.Background()
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
 	var out []Decision
 	// One activation serves every CloudEvent route; plain routes read type
 	// and id from their own fields, so they get their own.
@@ -353,22 +376,22 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 		}
 		if act == nil {
 			if act, err = interpreter.NewActivation(activation(rev, fields, headers)); err != nil {
-				return nil, &Error{Route: rt.Name, Err: fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, explain(err))}
+				return nil, &Error{Route: rt.Name, Err: fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, r.explain(err))}
 			}
 			if ev.Mode != envelope.ModePlain {
 				shared = act
 			}
 		}
 		if rt.match != nil {
-			matched, err := evalBool(rt.match, act)
+			matched, err := evalBool(ctx, rt.match, act)
 			if err != nil {
-				return nil, &Error{Route: rt.Name, Err: fmt.Errorf("%w: route %s: match: %v", ErrEval, rt.Name, explain(err))}
+				return nil, &Error{Route: rt.Name, Err: fmt.Errorf("%w: route %s: match: %v", ErrEval, rt.Name, r.explain(err))}
 			}
 			if !matched {
 				continue
 			}
 		}
-		d, err := r.decide(rt, rev, act)
+		d, err := r.decide(ctx, rt, rev, act)
 		if err != nil {
 			return nil, &Error{Route: rt.Name, Err: fmt.Errorf("%w: route %s: %v", ErrEval, rt.Name, err)}
 		}
@@ -380,11 +403,11 @@ func (r *Router) Route(topic string, ev envelope.Event, headers map[string]strin
 	return out, nil
 }
 
-func (r *Router) decide(rt *Route, ev envelope.Event, act interpreter.Activation) (Decision, error) {
+func (r *Router) decide(ctx context.Context, rt *Route, ev envelope.Event, act interpreter.Activation) (Decision, error) {
 	d := Decision{Route: rt}
-	id, err := evalString(rt.instanceID, act)
+	id, err := evalString(ctx, rt.instanceID, act)
 	if err != nil {
-		return d, fmt.Errorf("instanceId %s: %w", rt.idExpr, explain(err))
+		return d, fmt.Errorf("instanceId %s: %w", rt.idExpr, r.explain(err))
 	}
 	switch {
 	case id == "":
@@ -393,34 +416,70 @@ func (r *Router) decide(rt *Route, ev envelope.Event, act interpreter.Activation
 		return d, fmt.Errorf("instanceId is %d bytes, limit %d", len(id), r.maxIDLen)
 	case !instanceIDChars.MatchString(id):
 		return d, fmt.Errorf("instanceId %q has characters outside [A-Za-z0-9_.:@-]", truncate(id, 80))
+	case strings.Contains(id, "::"):
+		// daprd (1.14 to 1.16) names an activity's actor
+		// "<instance>::<task>::<generation>" and takes the instance back as
+		// everything before the first "::": results for "X::y" would go to X.
+		return d, fmt.Errorf(`instanceId %q contains "::", the separator Dapr puts between a workflow instance and its activities`, truncate(id, 80))
+	case strings.HasSuffix(id, ":"):
+		// "X:" + "::0::1" reads back as X for the same reason.
+		return d, fmt.Errorf(`instanceId %q ends in ':', which runs into the "::" Dapr appends for its activities`, truncate(id, 80))
 	}
 	d.InstanceID = id
 	if rt.input != nil {
-		if d.Input, err = rt.input.json(ev, act); err != nil {
-			return d, fmt.Errorf("input: %w", err)
+		if d.Input, err = rt.input.json(ctx, ev, act); err != nil {
+			return d, fmt.Errorf("input: %w", r.explain(err))
 		}
 	}
 	if rt.eventName != nil {
-		if d.EventName, err = rt.eventName.str(act); err != nil {
-			return d, fmt.Errorf("eventName: %w", err)
+		if d.EventName, err = rt.eventName.str(ctx, act); err != nil {
+			return d, fmt.Errorf("eventName: %w", r.explain(err))
 		}
 		if d.EventName == "" {
 			return d, errors.New("eventName evaluated to an empty string")
 		}
 	}
 	if rt.payload != nil {
-		if d.Payload, err = rt.payload.json(ev, act); err != nil {
-			return d, fmt.Errorf("payload: %w", err)
+		if d.Payload, err = rt.payload.json(ctx, ev, act); err != nil {
+			return d, fmt.Errorf("payload: %w", r.explain(err))
 		}
 	}
 	return d, nil
 }
 
+// dynCost prices the calls CEL can only resolve at run time, which is
+// every call on event data (its type is dyn). cel-go charges such a call a
+// flat 1, so `x in event.data.blocked` over a list of 15,000 would cost 1;
+// here it costs its operands' sizes, as the statically typed overloads do
+// (cel-go's own estimate stands for those).
+type dynCost struct{}
+
+func (dynCost) CallCost(function, overloadID string, args []ref.Val, _ ref.Val) *uint64 {
+	if overloadID != "" && overloadID != function {
+		return nil
+	}
+	cost := uint64(1)
+	for _, a := range args {
+		if s, ok := a.(traits.Sizer); ok {
+			if n, ok := s.Size().(types.Int); ok && n > 0 {
+				cost += uint64(n)
+			}
+		}
+	}
+	return &cost
+}
+
 // explain words CEL's terse run-time errors for the person reading a
 // dead letter.
-func explain(err error) error {
-	if strings.Contains(err.Error(), "no such overload") {
+func (r *Router) explain(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "no such overload"):
 		return fmt.Errorf("%w (an operand has a type the expression does not accept, e.g. a number where a string is added)", err)
+	case strings.Contains(msg, "cost limit exceeded"):
+		return fmt.Errorf("%w: evaluation cost over limits.maxEvalCost %d (the expression does too much work on this event, e.g. a list searched for every element of another)", err, r.maxCost)
+	case strings.Contains(msg, "operation interrupted"):
+		return fmt.Errorf("%w: routing took longer than limits.evalTimeout %s", err, r.timeout)
 	}
 	return err
 }
@@ -456,8 +515,8 @@ func activation(ev envelope.Event, fields any, headers map[string]string) map[st
 	return map[string]any{"event": e, "headers": headers}
 }
 
-func evalBool(p cel.Program, act any) (bool, error) {
-	v, _, err := p.Eval(act)
+func evalBool(ctx context.Context, p cel.Program, act any) (bool, error) {
+	v, _, err := p.ContextEval(ctx, act)
 	if err != nil {
 		return false, err
 	}
@@ -468,8 +527,8 @@ func evalBool(p cel.Program, act any) (bool, error) {
 	return bool(b), nil
 }
 
-func evalString(p cel.Program, act any) (string, error) {
-	v, _, err := p.Eval(act)
+func evalString(ctx context.Context, p cel.Program, act any) (string, error) {
+	v, _, err := p.ContextEval(ctx, act)
 	if err != nil {
 		return "", err
 	}
@@ -480,23 +539,23 @@ func evalString(p cel.Program, act any) (string, error) {
 	return string(s), nil
 }
 
-func (v *value) str(act any) (string, error) {
+func (v *value) str(ctx context.Context, act any) (string, error) {
 	if v.prg == nil {
 		return v.literal, nil
 	}
-	return evalString(v.prg, act)
+	return evalString(ctx, v.prg, act)
 }
 
 var jsonValueType = reflect.TypeOf(&structpb.Value{})
 
-func (v *value) json(ev envelope.Event, act any) ([]byte, error) {
+func (v *value) json(ctx context.Context, ev envelope.Event, act any) ([]byte, error) {
 	if v.rawData {
 		if len(ev.Data) == 0 {
 			return []byte("null"), nil
 		}
 		return ev.Data, nil
 	}
-	out, _, err := v.prg.Eval(act)
+	out, _, err := v.prg.ContextEval(ctx, act)
 	if err != nil {
 		return nil, err
 	}

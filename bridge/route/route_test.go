@@ -1,9 +1,12 @@
 package route_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
@@ -177,4 +180,63 @@ func ce(typ, subject, data string) string {
 		s += `,"subject":"` + subject + `"`
 	}
 	return s + `,"data":` + data + `}`
+}
+
+// TestEvalCostIsBounded: a match that would compare every item of a large
+// event with every blocked one (2.25e8 steps) stops at limits.maxEvalCost
+// with an evaluation error that names the limit; the same route routes a
+// small event as usual, and a tighter evalTimeout stops it by time.
+func TestEvalCostIsBounded(t *testing.T) {
+	const routes = `routes:
+  - name: screened
+    topics: [t]
+    match: event.data.items.exists(x, x in event.data.blocked)
+    terminate: {instanceId: '"order-" + event.data.id', reason: blocked}
+`
+	event := func(n int) envelope.Event {
+		items, blocked := make([]string, n), make([]string, n)
+		for i := range items {
+			items[i], blocked[i] = fmt.Sprint(i), fmt.Sprint(-i-1)
+		}
+		blocked[n-1] = items[n-1]
+		b, err := json.Marshal(map[string]any{"specversion": "1.0", "id": "e", "source": "s", "type": "x",
+			"data": map[string]any{"id": "1", "items": items, "blocked": blocked}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := envelope.Decode(b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	r, err := compile(t, routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decs, err := r.Route("t", event(20), nil); err != nil || len(decs) != 1 {
+		t.Fatalf("small event: %v, %v", decs, err)
+	}
+	began := time.Now()
+	_, err = r.Route("t", event(15000), nil)
+	took := time.Since(began)
+	t.Logf("large event stopped after %s: %v", took, err)
+	if !errors.Is(err, route.ErrEval) || !strings.Contains(err.Error(), "limits.maxEvalCost 1000000") {
+		t.Fatalf("large event: %v, want an evaluation error naming the cost limit", err)
+	}
+
+	cfg, err := config.Parse("routes.yaml", []byte(routes+"limits: {maxEvalCost: 100000000000, evalTimeout: 50ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = route.New(cfg, registered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	_, err = r.Route("t", event(15000), nil)
+	t.Logf("with a 50ms timeout, stopped after %s: %v", time.Since(began), err)
+	if !errors.Is(err, route.ErrEval) || !strings.Contains(err.Error(), "limits.evalTimeout 50ms") {
+		t.Fatalf("large event, 50ms timeout: %v, want an evaluation error naming the timeout", err)
+	}
 }

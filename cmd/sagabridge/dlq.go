@@ -251,7 +251,32 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 	var rf dlqFilterFlags
 	var ro dlqstore.ReplayOptions
 	var every int
-	var noProgress bool
+	var noProgress, anyRoute bool
+	// replayCheck keeps entries that no route of the config would handle
+	// now; without routes in the config there is nothing to judge by.
+	replayCheck := func(cmd *cobra.Command) (func(dlqstore.Item) error, error) {
+		cfg, err := o.loadConfig(cmd)
+		if err != nil || len(cfg.Routes) == 0 {
+			return nil, err
+		}
+		check, err := bridge.ReplayCheck(cfg)
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		return func(it dlqstore.Item) error {
+			if it.Entry.Truncated != "" {
+				return nil // the original is replayed from its stream, as it was
+			}
+			err := check(it.Entry.Failure.OriginTopic, it.Entry.Payload, it.Entry.Metadata)
+			if err != nil && it.Entry.Failure.Route != "" {
+				return fmt.Errorf("%w; it was dead-lettered by route %s (--any-route replays it anyway)", err, it.Entry.Failure.Route)
+			}
+			if err != nil {
+				return fmt.Errorf("%w (--any-route replays it anyway)", err)
+			}
+			return nil
+		}, nil
+	}
 	replay := &cobra.Command{
 		Use:   "replay",
 		Short: "Re-publish dead-letter messages to their origin topics",
@@ -272,6 +297,11 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 			opts := ro
 			opts.Filter = f
 			opts.ConsumerKey = st.Topic() + "\x00" + rf.key()
+			if !anyRoute {
+				if opts.Check, err = replayCheck(cmd); err != nil {
+					return err
+				}
+			}
 			var prog *progress
 			if !noProgress {
 				total, _ := st.Count(cmd.Context())
@@ -301,6 +331,7 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 	replay.Flags().StringVar(&ro.Consumer, "consumer", "", "durable consumer name (default: derived from the filters, so a rerun resumes)")
 	replay.Flags().IntVar(&every, "progress-every", 100, "without a terminal, print a progress line every N messages")
 	replay.Flags().BoolVar(&noProgress, "no-progress", false, "print no progress")
+	replay.Flags().BoolVar(&anyRoute, "any-route", false, "replay also what no route of the config would handle now (it is acked unmatched, so lost)")
 
 	var pf dlqFilterFlags
 	purge := &cobra.Command{

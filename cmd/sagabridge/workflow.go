@@ -198,6 +198,7 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 	srv, err := admin.New(admin.Config{
 		Listen:    cfg.Admin.Listen,
 		Token:     tok,
+		Hosts:     cfg.Admin.Hosts,
 		Gatherer:  m.Registry(),
 		Checks:    checks,
 		Workflows: b.Engine(),

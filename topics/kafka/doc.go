@@ -18,11 +18,14 @@
 //     above 1 hands out up to that many at once, never two with the same
 //     record key: each key keeps its partition order, different keys
 //     overlap, and a record whose key is in flight waits in a queue while
-//     records of other keys go on (queued ones count against Concurrency).
-//     Nack redelivers the same message after
-//     SubscriberConfig.NackResendSleep; nothing after it of its key is
-//     delivered, and nothing after it in its partition is committed, before
-//     its redelivery is acked. Order across partitions is not defined.
+//     records of other keys go on. Queued records take no Concurrency
+//     place (SubscriberConfig.MaxBacklog bounds them), and a keyed record
+//     waiting to be resent gives its place back, so one busy key does not
+//     hold up the others. Nack redelivers the same message after
+//     SubscriberConfig.NackResendSleep (doubling up to NackResendMax);
+//     nothing after it of its key is delivered, and nothing after it in
+//     its partition is committed, before its redelivery is acked. Order
+//     across partitions is not defined.
 //   - Shutdown. Close, or cancelling the Subscribe context, stops fetching,
 //     waits up to SubscriberConfig.CloseTimeout for the in-flight messages'
 //     Ack or Nack, commits what was acked, then closes the kafka-go reader

@@ -115,6 +115,8 @@ func (s *Subscriber) subscribe(ctx context.Context, topic string) (<-chan *messa
 		group:           group,
 		keyField:        s.cfg.KeyMetadataField,
 		nackResendSleep: s.cfg.NackResendSleep,
+		nackResendMax:   s.cfg.NackResendMax,
+		maxBacklog:      s.cfg.MaxBacklog,
 		closeTimeout:    s.cfg.CloseTimeout,
 		concurrency:     s.cfg.Concurrency,
 		key:             s.cfg.Key,

@@ -16,6 +16,7 @@ const (
 
 const (
 	defaultNackResendSleep   = 100 * time.Millisecond
+	defaultMaxBacklog        = 4096
 	defaultCloseTimeout      = 10 * time.Second
 	defaultMaxWait           = 500 * time.Millisecond
 	defaultQueueCapacity     = 100
@@ -54,6 +55,15 @@ type SubscriberConfig struct {
 	// NackResendSleep is the pause before a nacked message is delivered
 	// again. Default 100ms.
 	NackResendSleep time.Duration `yaml:"nack_resend_sleep" json:"nack_resend_sleep"`
+	// NackResendMax, when above NackResendSleep, makes the pause double
+	// after each further nack of the same message up to this. Default: no
+	// growth.
+	NackResendMax time.Duration `yaml:"nack_resend_max" json:"nack_resend_max"`
+	// MaxBacklog bounds the messages held waiting behind a busy key (one
+	// in flight or waiting to be resent). They wait without taking one of
+	// the Concurrency places, so one busy key does not hold up the others
+	// until this many wait. Default 4096.
+	MaxBacklog int `yaml:"max_backlog" json:"max_backlog"`
 	// Concurrency is how many messages one Subscribe call hands out before
 	// any is acked. Default 1: one at a time, the whole partition in order.
 	// Above 1, messages with the same record key are still handed out one
@@ -98,6 +108,9 @@ func (c *SubscriberConfig) setDefaults() {
 	if c.Concurrency == 0 {
 		c.Concurrency = 1
 	}
+	if c.MaxBacklog == 0 {
+		c.MaxBacklog = defaultMaxBacklog
+	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = defaultCloseTimeout
 	}
@@ -139,6 +152,7 @@ func (c SubscriberConfig) Validate() error {
 		val  time.Duration
 	}{
 		{"nack_resend_sleep", c.NackResendSleep},
+		{"nack_resend_max", c.NackResendMax},
 		{"close_timeout", c.CloseTimeout},
 		{"max_wait", c.MaxWait},
 		{"heartbeat_interval", c.HeartbeatInterval},
@@ -152,6 +166,9 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.Concurrency < 0 {
 		p.add("concurrency: must not be negative, got %d", c.Concurrency)
+	}
+	if c.MaxBacklog < 0 {
+		p.add("max_backlog: must not be negative, got %d", c.MaxBacklog)
 	}
 	if c.QueueCapacity < 0 {
 		p.add("queue_capacity: must not be negative, got %d", c.QueueCapacity)

@@ -26,7 +26,12 @@ type subscriptionConfig struct {
 	group           string
 	keyField        string
 	nackResendSleep time.Duration
-	closeTimeout    time.Duration
+	// nackResendMax caps the resend backoff, which doubles from
+	// nackResendSleep; at or below it, every resend waits nackResendSleep.
+	nackResendMax time.Duration
+	// maxBacklog bounds the records waiting behind a busy key.
+	maxBacklog   int
+	closeTimeout time.Duration
 	// concurrency is how many messages are handed out unacked at once
 	// (at least 1); one key is never in flight twice.
 	concurrency int
@@ -62,6 +67,9 @@ type subscription struct {
 }
 
 func newSubscription(cfg subscriptionConfig, reader recordReader, logger watermill.LoggerAdapter) *subscription {
+	if cfg.maxBacklog <= 0 {
+		cfg.maxBacklog = defaultMaxBacklog
+	}
 	return &subscription{
 		cfg:     cfg,
 		reader:  reader,
@@ -119,31 +127,54 @@ func (s *subscription) run(ctx context.Context, closing <-chan struct{}) {
 // at most concurrency at once and one per ordering key, until stopCtx ends;
 // then it waits for the deliveries under way (bounded by graceCtx).
 //
-// A record whose key is in flight queues behind it and the fetching goes
-// on, so one busy instance does not hold up the others. Queued records
-// count against concurrency, which keeps memory bounded.
+// A record whose key is busy (its previous record in flight or waiting to
+// be resent) waits in its key's queue, the backlog, without holding one of
+// the concurrency slots, and the fetching goes on: one busy or parked key
+// does not hold up the others until maxBacklog records wait. A record
+// waiting out a nack gives its slot back meanwhile.
 func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 	slots := make(chan struct{}, max(s.cfg.concurrency, 1))
+	// With one slot the whole partition goes in order: nothing is fetched
+	// while a message is in flight, as before there was a setting. Above
+	// one, the fetch goes on, and a record takes a slot only when its key
+	// is free.
+	strict := s.cfg.concurrency <= 1
 	q := &keyQueues{
 		waiting: map[string][]pendingRecord{},
-		start: func(p pendingRecord) {
-			s.deliver(msgCtx, stopCtx, graceCtx, p.rec, p.msg)
+		space:   make(chan struct{}, max(s.cfg.maxBacklog, 1)),
+		start: func(key string, p pendingRecord, sl *slot) {
+			// A keyed record waiting out a nack lets other keys use its
+			// slot (nothing of its key overtakes it). With one slot the
+			// whole partition stays in order, and an unkeyed record has
+			// nothing to keep its place: both hold the slot.
+			yield := key != "" && !strict
+			s.deliver(msgCtx, stopCtx, graceCtx, p.rec, p.msg, sl, yield)
 		},
-		done:    func() { <-slots },
-		stopped: func() bool { return stopCtx.Err() != nil },
+		slots: slots,
+		stop:  stopCtx,
 	}
 	defer q.wait()
 	for {
-		// A slot before the fetch: with concurrency 1 nothing is fetched
-		// while a message is in flight, as before there was a setting.
+		// Room in the backlog, in case the record's key is busy.
 		select {
-		case slots <- struct{}{}:
+		case q.space <- struct{}{}:
 		case <-stopCtx.Done():
 			return
 		}
+		var sl *slot
+		if strict {
+			sl = &slot{ch: slots}
+			if !sl.take(stopCtx) {
+				<-q.space
+				return
+			}
+		}
 		rec, err := s.reader.FetchMessage(stopCtx)
 		if err != nil {
-			<-slots
+			if sl != nil {
+				sl.give()
+			}
+			<-q.space
 			if stopCtx.Err() != nil {
 				return
 			}
@@ -167,7 +198,7 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 		if s.cfg.key != nil {
 			key = s.cfg.key(s.cfg.topic, first)
 		}
-		q.push(key, pendingRecord{rec: rec, msg: first})
+		q.push(key, pendingRecord{rec: rec, msg: first}, sl)
 	}
 }
 
@@ -177,45 +208,97 @@ type pendingRecord struct {
 	msg *message.Message
 }
 
+// slot is one of the subscription's concurrency places, held by one
+// goroutine at a time.
+type slot struct {
+	ch   chan struct{}
+	held bool
+}
+
+// take waits for a place; false when ctx ended first.
+func (sl *slot) take(ctx context.Context) bool {
+	if sl.held {
+		return true
+	}
+	select {
+	case sl.ch <- struct{}{}:
+		sl.held = true
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// give hands the place back, if held.
+func (sl *slot) give() {
+	if sl.held {
+		<-sl.ch
+		sl.held = false
+	}
+}
+
 // keyQueues runs one delivery per ordering key at a time: a record whose
-// key is in flight waits in its key's queue and starts when the one before
-// it is settled. An empty key never waits.
+// key is in flight waits in its key's queue (taking a place in space, not
+// a slot) and starts, with a slot, when the one before it is settled. An
+// empty key never waits.
 type keyQueues struct {
-	start   func(pendingRecord) // delivers; returns when settled or stopped
-	done    func()              // after each record, started or dropped
-	stopped func() bool         // no new deliveries start once true
+	start func(string, pendingRecord, *slot) // delivers; returns when settled or stopped
+	slots chan struct{}
+	// space holds a place per record waiting behind its key, and one for
+	// the record being fetched.
+	space chan struct{}
+	stop  context.Context
 
 	mu      sync.Mutex
 	waiting map[string][]pendingRecord // a key present is in flight
 	wg      sync.WaitGroup
 }
 
-func (q *keyQueues) push(key string, p pendingRecord) {
-	if key == "" {
-		q.run("", p)
-		return
-	}
-	q.mu.Lock()
-	if queue, busy := q.waiting[key]; busy {
-		q.waiting[key] = append(queue, p)
+// push takes p, fetched with a place in space (and, when sl is not nil, a
+// slot held): a record whose key is busy keeps the place and waits
+// without a slot; any other gives the place back and runs once it has a
+// slot, which push waits for.
+func (q *keyQueues) push(key string, p pendingRecord, sl *slot) {
+	if key != "" {
+		q.mu.Lock()
+		if queue, busy := q.waiting[key]; busy {
+			q.waiting[key] = append(queue, p)
+			q.mu.Unlock()
+			if sl != nil {
+				sl.give()
+			}
+			return
+		}
+		q.waiting[key] = nil
 		q.mu.Unlock()
-		return
 	}
-	q.waiting[key] = nil
-	q.mu.Unlock()
-	q.run(key, p)
+	<-q.space
+	if sl == nil {
+		sl = &slot{ch: q.slots}
+		if !sl.take(q.stop) {
+			// Stopping: nothing queued behind it yet (only this loop
+			// queues); the record is not committed and will be redelivered.
+			if key != "" {
+				q.mu.Lock()
+				delete(q.waiting, key)
+				q.mu.Unlock()
+			}
+			return
+		}
+	}
+	q.run(key, p, sl)
 }
 
 // run delivers p, then the records queued behind it, one at a time.
-func (q *keyQueues) run(key string, p pendingRecord) {
+func (q *keyQueues) run(key string, p pendingRecord, sl *slot) {
 	q.wg.Add(1)
 	go func() {
 		defer q.wg.Done()
 		for {
-			if !q.stopped() {
-				q.start(p)
+			if q.stop.Err() == nil {
+				q.start(key, p, sl)
 			}
-			q.done()
+			sl.give()
 			if key == "" {
 				return
 			}
@@ -228,6 +311,18 @@ func (q *keyQueues) run(key string, p pendingRecord) {
 			}
 			p, q.waiting[key] = queue[0], queue[1:]
 			q.mu.Unlock()
+			<-q.space
+			if !sl.take(q.stop) {
+				// Stopping: what waits is dropped (it is not committed and
+				// will be redelivered).
+				q.mu.Lock()
+				for range q.waiting[key] {
+					<-q.space
+				}
+				delete(q.waiting, key)
+				q.mu.Unlock()
+				return
+			}
 		}
 	}()
 }
@@ -237,15 +332,17 @@ func (q *keyQueues) run(key string, p pendingRecord) {
 func (q *keyQueues) wait() { q.wg.Wait() }
 
 // deliver sends rec until it is acked or the subscription stops. A nack
-// resends the same record after nackResendSleep; nothing later of its key
-// is handed out meanwhile, and nothing after it in its partition is
-// committed, so nothing is skipped.
-func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec kafka.Message, first *message.Message) {
+// resends the same record after a backoff (nackResendSleep doubling up to
+// nackResendMax), during which, with yield, the record gives its slot
+// back; nothing later of its key is handed out meanwhile, and nothing
+// after it in its partition is committed, so nothing is skipped.
+func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec kafka.Message, first *message.Message, sl *slot, yield bool) {
 	fields := watermill.LogFields{
 		"message_uuid": first.UUID,
 		"partition":    rec.Partition,
 		"offset":       rec.Offset,
 	}
+	backoff := s.cfg.nackResendSleep
 	for msg := first; ; msg = s.message(rec) {
 		// A fresh message per further attempt: a Watermill message can be
 		// acked or nacked once, and a handler may have changed the payload
@@ -268,9 +365,13 @@ func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec ka
 		case <-msg.Nacked():
 			cancel()
 			s.logger.Trace("Message nacked, resending", fields)
-			if !sleepCtx(stopCtx, s.cfg.nackResendSleep) {
+			if yield {
+				sl.give()
+			}
+			if !sleepCtx(stopCtx, backoff) || !sl.take(stopCtx) {
 				return
 			}
+			backoff = min(2*backoff, max(s.cfg.nackResendMax, s.cfg.nackResendSleep))
 		case <-stopCtx.Done():
 			// Shutting down with the message in flight: give the handler
 			// until the grace period ends, then let it go unacked (it is

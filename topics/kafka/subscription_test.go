@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,10 +298,10 @@ func newKeyedFakeReader(keys ...string) *fakeReader {
 
 // TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder: above 1,
 // messages of different keys are in flight together, a key waits for its
-// predecessor without holding up other keys, and commits still stop at the
-// first unacked offset.
+// predecessor without holding up other keys (nor taking a slot while it
+// waits), and commits still stop at the first unacked offset.
 func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
-	r := newKeyedFakeReader("a", "b", "a", "c", "")
+	r := newKeyedFakeReader("a", "b", "a", "c", "", "d")
 	s := newSubscription(subscriptionConfig{
 		topic: "t", group: "g", keyField: DefaultKeyMetadataField,
 		nackResendSleep: time.Millisecond, closeTimeout: time.Second, concurrency: 4,
@@ -312,16 +311,17 @@ func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
 	go func() { defer close(done); s.run(ctx, make(chan struct{})) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	// Offset 2 (key a) waits for offset 0; offset 3 (key c) does not wait
-	// for it. Four slots: 0, 1 and 3 in flight, 2 queued.
+	// Offset 2 (key a) waits for offset 0 without a slot; offsets 3 (key
+	// c) and 4 (no key) do not wait for it. Four slots: 0, 1, 3 and 4 in
+	// flight, 2 queued, 5 not handed out.
 	got := map[string]*message.Message{}
-	for range 3 {
+	for range 4 {
 		m := receive(t, s.out)
 		got[m.UUID] = m
 	}
-	for _, want := range []string{"uuid-0", "uuid-1", "uuid-3"} {
+	for _, want := range []string{"uuid-0", "uuid-1", "uuid-3", "uuid-4"} {
 		if got[want] == nil {
-			t.Fatalf("in flight: %v, want uuid-0, uuid-1 and uuid-3", keysOf(got))
+			t.Fatalf("in flight: %v, want uuid-0, uuid-1, uuid-3 and uuid-4", keysOf(got))
 		}
 	}
 	select {
@@ -332,8 +332,8 @@ func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
 
 	got["uuid-1"].Ack() // out of order: frees a slot, commits nothing
 	m := receive(t, s.out)
-	if m.UUID != "uuid-4" {
-		t.Fatalf("got %s, want uuid-4 (no key, nothing to wait for)", m.UUID)
+	if m.UUID != "uuid-5" {
+		t.Fatalf("got %s, want uuid-5 (key d, nothing to wait for)", m.UUID)
 	}
 	got[m.UUID] = m
 	time.Sleep(20 * time.Millisecond)
@@ -350,12 +350,13 @@ func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
 	waitFor(t, "commit of offset 1", func() bool { return r.lastCommitted() == 1 })
 	got["uuid-4"].Ack()
 	got["uuid-3"].Ack()
+	got["uuid-5"].Ack()
 	time.Sleep(20 * time.Millisecond)
 	if c := r.lastCommitted(); c != 1 {
 		t.Fatalf("committed %d with offset 2 unacked", c)
 	}
 	got["uuid-2"].Ack()
-	waitFor(t, "commit of offset 4", func() bool { return r.lastCommitted() == 4 })
+	waitFor(t, "commit of offset 5", func() bool { return r.lastCommitted() == 5 })
 }
 
 func keysOf(m map[string]*message.Message) []string {
@@ -410,33 +411,45 @@ func TestSubscriptionKeyFuncReplacesTheRecordKey(t *testing.T) {
 
 // TestKeyQueuesForgetSettledKeys: a key is remembered only while one of its
 // records is in flight or queued, so the map does not grow with every
-// instance ever seen; queued records run in order; after a stop nothing
-// new starts but every record is still accounted for.
+// instance ever seen; queued records run in order and hold no slot while
+// they wait; after a stop nothing new starts, and every slot and backlog
+// place is given back.
 func TestKeyQueuesForgetSettledKeys(t *testing.T) {
 	var mu sync.Mutex
 	var order []int64
-	var stop atomic.Bool
 	release := make(chan struct{})
-	settled := 0
+	slots := make(chan struct{}, 4)
+	stopCtx, stop := context.WithCancel(context.Background())
+	defer stop()
 	q := &keyQueues{
 		waiting: map[string][]pendingRecord{},
-		start: func(p pendingRecord) {
+		slots:   slots,
+		space:   make(chan struct{}, 8),
+		stop:    stopCtx,
+		start: func(_ string, p pendingRecord, _ *slot) {
 			<-release
 			mu.Lock()
 			order = append(order, p.rec.Offset)
 			mu.Unlock()
 		},
-		done:    func() { mu.Lock(); settled++; mu.Unlock() },
-		stopped: stop.Load,
+	}
+	push := func(key string, offset int64) {
+		q.space <- struct{}{}
+		sl := &slot{ch: slots}
+		sl.take(context.Background())
+		q.push(key, pendingRecord{rec: kafka.Message{Offset: offset}}, sl)
 	}
 	for i := range 3 {
-		q.push("order-1", pendingRecord{rec: kafka.Message{Offset: int64(i)}})
+		push("order-1", int64(i))
 	}
 	q.mu.Lock()
 	queued := len(q.waiting["order-1"])
 	q.mu.Unlock()
 	if queued != 2 {
 		t.Fatalf("%d queued behind the first, want 2", queued)
+	}
+	if n := len(slots); n != 1 {
+		t.Fatalf("%d slots held with one record in flight and two queued, want 1", n)
 	}
 	close(release)
 	q.wait()
@@ -447,10 +460,10 @@ func TestKeyQueuesForgetSettledKeys(t *testing.T) {
 		t.Fatalf("%d keys remembered after everything settled", n)
 	}
 
-	stop.Store(true)
-	q.push("order-2", pendingRecord{rec: kafka.Message{Offset: 9}})
+	stop()
+	push("order-2", 9)
 	q.wait()
-	if fmt.Sprint(order) != "[0 1 2]" || settled != 4 {
-		t.Fatalf("after stop: ran %v, %d settled; want nothing new run and 4 settled", order, settled)
+	if fmt.Sprint(order) != "[0 1 2]" || len(slots) != 0 || len(q.space) != 0 {
+		t.Fatalf("after stop: ran %v, %d slots and %d backlog places held; want nothing new run and none held", order, len(slots), len(q.space))
 	}
 }

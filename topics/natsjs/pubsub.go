@@ -66,7 +66,14 @@ type Config struct {
 	// AckWait is how long JetStream waits for an ack before redelivering.
 	AckWait time.Duration
 	// MaxAckPending bounds the messages the broker hands out unacked.
+	// Default 4 × Concurrency + MaxBacklog.
 	MaxAckPending int
+	// MaxBacklog bounds the messages held waiting behind a key that is
+	// busy (its message in flight or waiting to be retried): they wait
+	// without taking one of the Concurrency slots or the window of
+	// messages whose key is free, so one busy key does not hold up the
+	// others until this many (or 64 MiB of payloads) wait. Default 4096.
+	MaxBacklog int
 	// Key orders messages: the same key is handled one at a time, in order.
 	Key KeyFunc
 	// Retry decides how long a nacked message waits before redelivery.
@@ -104,10 +111,14 @@ func (c *Config) setDefaults() {
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
+	if c.MaxBacklog == 0 {
+		c.MaxBacklog = 4096
+	}
 	if c.MaxAckPending == 0 {
-		// A small window: what one replica holds unacked, another cannot
-		// take, and what it holds waits for a slot.
-		c.MaxAckPending = c.Concurrency * 4
+		// A small window of messages whose key is free (what one replica
+		// holds unacked, another cannot take), plus the backlog of busy
+		// keys, which wait here for their key's turn.
+		c.MaxAckPending = c.Concurrency*4 + c.MaxBacklog
 	}
 	if c.Key == nil {
 		c.Key = PartitionKey
@@ -131,6 +142,9 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.ConsumerGroup, ". *>") {
 		errs = append(errs, fmt.Errorf("nats: consumer group %q may not contain '.', ' ', '*' or '>'", c.ConsumerGroup))
+	}
+	if c.MaxBacklog < 0 {
+		errs = append(errs, fmt.Errorf("nats: maxBacklog %d is negative", c.MaxBacklog))
 	}
 	if c.MaxAckPending < c.Concurrency {
 		errs = append(errs, fmt.Errorf("nats: maxAckPending %d is below concurrency %d", c.MaxAckPending, c.Concurrency))

@@ -76,11 +76,12 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 		sub:   s,
 		topic: topic,
 		out:   make(chan *message.Message),
-		in:    make(chan jetstream.Msg, s.cfg.Concurrency),
+		in:    make(chan *pending, s.cfg.Concurrency),
 		done:  make(chan string, s.cfg.Concurrency),
 		retry: make(chan *pending),
 		slots: make(chan struct{}, s.cfg.Concurrency),
 		busy:  map[string][]*pending{},
+		seen:  newSeen(),
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -88,10 +89,30 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 			_ = m.Nak() // hand it back now rather than after ackWait
 			return
 		}
+		// A redelivery of a message this subscription still holds, or has
+		// just acked, is not handled a second time: the server redelivered
+		// it because the process missed the ack wait (stopped, starved),
+		// and the copy it holds settles it (acks go by stream sequence).
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
+		switch d.seen.admit(seq) {
+		case seenHeld:
+			return
+		case seenAcked:
+			_ = m.Ack()
+			return
+		}
+		// The ordering key (the bridge decodes and routes the event to
+		// find it) is worked out here, not in the dispatch loop, which
+		// keeps beating the heartbeats of what it holds meanwhile.
+		p := d.convert(m)
+		p.seq = seq
 		select {
-		case d.in <- m:
+		case d.in <- p:
 		case <-ctx.Done():
-			_ = m.Nak()
+			d.nak(p)
 		}
 	}, jetstream.PullMaxMessages(s.cfg.Concurrency*2))
 	if err != nil {
@@ -135,6 +156,8 @@ type pending struct {
 	retries uint64
 	// delivered is the broker's delivery count when this message arrived.
 	delivered uint64
+	// seq is the message's stream sequence (0 if unknown).
+	seq uint64
 }
 
 // dispatch is one subscription's scheduler. Only run touches busy.
@@ -142,12 +165,13 @@ type dispatch struct {
 	sub      *orderedSubscriber
 	topic    string
 	out      chan *message.Message
-	in       chan jetstream.Msg
+	in       chan *pending
 	done     chan string
 	retry    chan *pending
 	slots    chan struct{}
 	busy     map[string][]*pending // key in flight → messages queued behind it
 	inflight sync.WaitGroup
+	seen     *seen
 }
 
 func (d *dispatch) run(ctx context.Context) {
@@ -159,18 +183,18 @@ func (d *dispatch) run(ctx context.Context) {
 		// messages finish, then close the channel Watermill reads.
 		for drained := false; !drained; {
 			select {
-			case m := <-d.in:
-				_ = m.Nak()
+			case p := <-d.in:
+				d.nak(p)
 			default:
 				drained = true
 			}
 		}
 		for _, p := range ready {
-			_ = p.js.Nak()
+			d.nak(p)
 		}
 		for _, q := range d.busy {
 			for _, p := range q {
-				_ = p.js.Nak()
+				d.nak(p)
 			}
 		}
 		go func() {
@@ -186,10 +210,22 @@ func (d *dispatch) run(ctx context.Context) {
 	// makes them expire and another consumer handles them a second time.
 	beat := time.NewTicker(d.sub.cfg.AckWait / 3)
 	defer beat.Stop()
+	// What waits behind a busy key (an instance whose event is being
+	// handled, or parked) is the backlog. It has a budget of its own
+	// (MaxBacklog, maxBacklogBytes), apart from the window of messages
+	// whose key is free (readyMax + Concurrency in flight), so a busy or
+	// parked instance's events do not hold up every other instance's: only
+	// when the backlog is full does reading stop.
+	readyMax := 3 * d.sub.cfg.Concurrency
+	var waiting, waitingBytes int
 	for {
 		var slots chan struct{}
 		if len(ready) > 0 {
 			slots = d.slots
+		}
+		in := d.in
+		if len(ready) >= readyMax || waiting >= d.sub.cfg.MaxBacklog || waitingBytes >= maxBacklogBytes {
+			in = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -216,14 +252,17 @@ func (d *dispatch) run(ctx context.Context) {
 			if q := d.busy[key]; len(q) > 0 {
 				ready = append(ready, q[0])
 				d.busy[key] = q[1:]
+				waiting--
+				waitingBytes -= len(q[0].msg.Payload)
 			} else {
 				delete(d.busy, key)
 			}
-		case m := <-d.in:
-			p := d.convert(m)
+		case p := <-in:
 			if p.key != "" {
 				if q, inFlight := d.busy[p.key]; inFlight {
 					d.busy[p.key] = append(q, p)
+					waiting++
+					waitingBytes += len(p.msg.Payload)
 					continue
 				}
 				d.busy[p.key] = nil
@@ -233,11 +272,10 @@ func (d *dispatch) run(ctx context.Context) {
 	}
 }
 
-// convert makes the Watermill message of a JetStream message. It never
-// fails: a message Watermill's marshaler refuses (a header with several
-// values) is carried with each header's first value and MetaReadError set,
-// so the handler dead-letters it instead of the broker redelivering it
-// forever.
+// maxBacklogBytes bounds the payloads a subscription holds waiting behind
+// busy keys, whatever MaxBacklog allows.
+const maxBacklogBytes = 64 << 20
+
 func (d *dispatch) convert(m jetstream.Msg) *pending {
 	msg, readErr := unmarshal(m.Headers(), m.Data())
 	p := &pending{js: m, msg: msg, delivered: 1}
@@ -306,7 +344,7 @@ func (d *dispatch) deliver(ctx context.Context, p *pending) {
 			case <-ctx.Done():
 			}
 		}
-		_ = p.js.Nak()
+		d.nak(p)
 	}
 	if p.key != "" {
 		d.done <- p.key
@@ -332,7 +370,7 @@ func (d *dispatch) handOut(ctx context.Context, p *pending) (nacked bool) {
 		case <-beat.C:
 			_ = p.js.InProgress()
 		case <-ctx.Done():
-			_ = p.js.Nak()
+			d.nak(p)
 			return false
 		}
 	}
@@ -350,11 +388,22 @@ func (d *dispatch) handOut(ctx context.Context, p *pending) (nacked bool) {
 				return true
 			}
 			_ = p.js.NakWithDelay(d.sub.cfg.Retry(p.delivered))
+			d.seen.release(p.seq)
 			return false
 		case <-timeout.C:
+			// No verdict: the server may hand the message out again, and
+			// this time it is to be handled.
+			d.seen.release(p.seq)
 			return false
 		}
 	}
+}
+
+// nak hands a message back to the server at once; its redelivery is to
+// be handled.
+func (d *dispatch) nak(p *pending) {
+	_ = p.js.Nak()
+	d.seen.release(p.seq)
 }
 
 // ack settles an acked message. The effect is durable before Watermill
@@ -373,6 +422,8 @@ func (d *dispatch) ack(ctx context.Context, p *pending) {
 	if err != nil {
 		d.sub.cfg.Logger.Error("nats: ack failed; message will be redelivered", err, watermill.LogFields{"topic": d.topic, "uuid": p.msg.UUID})
 	}
+	// Its effect is durable either way: a redelivery is acked unhandled.
+	d.seen.acked(p.seq)
 }
 
 // backoff waits before a local retry, telling the broker the message is
@@ -393,5 +444,78 @@ func (d *dispatch) backoff(ctx context.Context, p *pending) bool {
 		case <-ctx.Done():
 			return false
 		}
+	}
+}
+
+// seen remembers, by stream sequence, the messages a subscription holds
+// (delivered, not yet settled) and the last ones it acked, so that a
+// redelivery of either is not handled a second time. The server redelivers
+// a message whose ack wait ran out while the process could not beat its
+// heartbeats (SIGSTOP, a long pause); without this, after SIGCONT both
+// copies were handled, and out of order.
+type seen struct {
+	mu    sync.Mutex
+	held  map[uint64]struct{}
+	done  map[uint64]struct{}
+	order []uint64 // done, oldest first
+}
+
+// seenAckedMax bounds how many acked sequences are remembered: more than a
+// subscription acks in the time the server takes to redeliver.
+const seenAckedMax = 1 << 16
+
+type seenVerdict int
+
+const (
+	seenNew seenVerdict = iota
+	seenHeld
+	seenAcked
+)
+
+func newSeen() *seen {
+	return &seen{held: map[uint64]struct{}{}, done: map[uint64]struct{}{}}
+}
+
+// admit says whether seq is new (and holds it from now on), held, or
+// acked. Sequence 0 (unknown) is always new.
+func (s *seen) admit(seq uint64) seenVerdict {
+	if seq == 0 {
+		return seenNew
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.held[seq]; ok {
+		return seenHeld
+	}
+	if _, ok := s.done[seq]; ok {
+		return seenAcked
+	}
+	s.held[seq] = struct{}{}
+	return seenNew
+}
+
+// release forgets seq: handed back to the server, its redelivery is new.
+func (s *seen) release(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.held, seq)
+}
+
+// acked moves seq from held to acked.
+func (s *seen) acked(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.held, seq)
+	if _, ok := s.done[seq]; ok {
+		return
+	}
+	s.done[seq] = struct{}{}
+	s.order = append(s.order, seq)
+	if len(s.order) > seenAckedMax {
+		delete(s.done, s.order[0])
+		s.order = s.order[1:]
 	}
 }

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microsoft/durabletask-go/api"
-	"github.com/microsoft/durabletask-go/backend"
-	"github.com/microsoft/durabletask-go/task"
+	"github.com/dapr/durabletask-go/api"
+	"github.com/dapr/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/task"
 )
 
 const crashInstances = 150
@@ -106,8 +106,8 @@ func TestCrashRecovery(t *testing.T) {
 	for i := 0; i < crashInstances; i++ {
 		id := api.InstanceID(fmt.Sprint("s", i))
 		md := waitStatus(t, h.be, id, api.RUNTIME_STATUS_COMPLETED)
-		if md.SerializedOutput != "6" {
-			t.Fatalf("%s output %q", id, md.SerializedOutput)
+		if md.GetOutput().GetValue() != "6" {
+			t.Fatalf("%s output %v", id, md.GetOutput())
 		}
 		st, err := h.be.GetOrchestrationRuntimeState(ctx, &backend.OrchestrationWorkItem{InstanceID: id})
 		if err != nil {
@@ -115,7 +115,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		var started, completed, scheduled int
 		done := map[int32]int{}
-		for _, e := range st.OldEvents() {
+		for _, e := range st.OldEvents {
 			switch {
 			case e.GetExecutionStarted() != nil:
 				started++

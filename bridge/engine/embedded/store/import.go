@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/microsoft/durabletask-go/api"
+	"github.com/dapr/durabletask-go/api"
 )
 
 // importStock copies what durabletask-go's stock SQLite backend left in the

@@ -4,7 +4,7 @@ import (
 	"container/heap"
 	"container/list"
 
-	"github.com/microsoft/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/backend"
 )
 
 // The in-memory side of the store. Everything here is guarded by
@@ -160,6 +160,13 @@ func (b *Backend) popReady() *inst {
 	}
 }
 
+func (b *Backend) popReadyUnlessStopped() *inst {
+	if b.stopped {
+		return nil
+	}
+	return b.popReady()
+}
+
 // forget drops the entry of an instance with nothing to do.
 func (b *Backend) forget(in *inst) {
 	if in.lock == nil && len(in.pending) == 0 && !in.queued && b.insts[in.id] == in {
@@ -212,17 +219,20 @@ func (b *Backend) pushTask(t *qTask) {
 	b.actCond.Signal()
 }
 
-// dropInstance forgets everything queued for a purged (or re-created)
-// instance. Called after the rows are deleted.
-func (b *Backend) dropInstance(id string, inboxSeqs, taskSeqs []int64) {
-	b.history.remove(id)
-	if in := b.insts[id]; in != nil {
-		in.pending = nil
-		in.notBefore = 0
-		if in.lock != nil {
-			in.lock.stale = true
+// dropInstances forgets everything queued for purged (or re-created)
+// instances. Called after the rows are deleted, with the sequence numbers
+// of their deleted inbox events and tasks.
+func (b *Backend) dropInstances(ids []string, inboxSeqs, taskSeqs []int64) {
+	for _, id := range ids {
+		b.history.remove(id)
+		if in := b.insts[id]; in != nil {
+			in.pending = nil
+			in.notBefore = 0
+			if in.lock != nil {
+				in.lock.stale = true
+			}
+			b.forget(in)
 		}
-		b.forget(in)
 	}
 	for _, s := range inboxSeqs {
 		if e := b.timerSeqs[s]; e != nil {
@@ -297,5 +307,20 @@ func (c *historyCache) remove(id string) {
 	if el := c.entries[id]; el != nil {
 		c.lru.Remove(el)
 		delete(c.entries, id)
+	}
+}
+
+// watcher is a WatchOrchestrationRuntimeStatus call waiting for an
+// instance's next change.
+type watcher struct{ changed chan struct{} }
+
+// notify wakes the watchers of an instance after a commit changed it
+// (created, ran a work item, deleted). Called under b.mu.
+func (b *Backend) notify(id string) {
+	for w := range b.watchers[id] {
+		select {
+		case w.changed <- struct{}{}:
+		default:
+		}
 	}
 }

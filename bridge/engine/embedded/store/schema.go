@@ -6,13 +6,13 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/microsoft/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/backend"
 )
 
 // schemaVersion is kept in PRAGMA user_version. Version 0 is an empty file,
 // or one the stock durabletask backend wrote: its instances are imported
 // when the schema is created (importStock) and its tables left alone.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // The tables carry an sb_ prefix so they never collide with the stock
 // backend's (SQLite table names ignore case).
@@ -27,12 +27,19 @@ const schemaVersion = 1
 //   - sb_tasks: activity tasks not yet completed.
 //
 // sb_inbox and sb_tasks have no index on instance_id: every commit would
-// write it, and only purge (rare) looks rows up by instance, scanning
-// tables that hold only pending work.
+// write it, and only purge and retention (rare, batched) look rows up by
+// instance, scanning tables that hold only pending work.
 //
-// Locks are not stored: the process owns the file (the hub holds an flock),
-// so whatever is in sb_inbox and sb_tasks at start is simply ready again.
-var schemaV1 = `
+// Locks are not stored: the process owns the file (see acquire), so
+// whatever is in sb_inbox and sb_tasks at start is simply ready again.
+//
+// The history encoding is durabletask's HistoryEvent protobuf, which
+// dapr/durabletask-go v0.11 and microsoft/durabletask-go v0.5 encode alike
+// (same field numbers; v0.11 only adds fields), so a version 1 file written
+// by the v0.5 store reads as is.
+var migrations = []string{
+	// 0 -> 1
+	`
 CREATE TABLE sb_instances (
 	id            TEXT PRIMARY KEY NOT NULL,
 	name          TEXT NOT NULL,
@@ -65,7 +72,25 @@ CREATE TABLE sb_tasks (
 	instance_id TEXT NOT NULL,
 	event       BLOB NOT NULL
 );
-`
+`,
+	// 1 -> 2: indexes for listing instances (newest first, by name, the
+	// running ones, the finished ones by status), for retention (finished
+	// ones by status, oldest first) and for finding an instance's
+	// children. Ordering by created_at then rowid lets a page continue
+	// from the last row of the previous one through the index (each index
+	// ends with the rowid). Which of running and finished an instance is
+	// shows in completed_at, which only the work item that finishes it
+	// sets: a status change on the way (pending, running, suspended)
+	// touches neither index.
+	`
+CREATE INDEX sb_instances_created ON sb_instances (created_at);
+CREATE INDEX sb_instances_name ON sb_instances (name, created_at);
+CREATE INDEX sb_instances_live ON sb_instances (created_at) WHERE completed_at IS NULL;
+CREATE INDEX sb_instances_done ON sb_instances (status, created_at) WHERE completed_at IS NOT NULL;
+CREATE INDEX sb_instances_parent ON sb_instances (parent_id) WHERE parent_id IS NOT NULL;
+UPDATE sb_instances SET completed_at = updated_at WHERE completed_at IS NULL AND status IN (1, 3, 5);
+`,
+}
 
 // migrate creates or upgrades the schema in one transaction.
 func migrate(c *conn) error {
@@ -82,12 +107,19 @@ func migrate(c *conn) error {
 	if err := c.execScript("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
-	script := schemaV1 + fmt.Sprintf("PRAGMA user_version = %d;", schemaVersion)
-	if err := c.execScript(script); err != nil {
-		_ = c.execScript("ROLLBACK")
-		return fmt.Errorf("store: create schema: %w", err)
+	for i := v; i < schemaVersion; i++ {
+		if err := c.execScript(migrations[i]); err != nil {
+			_ = c.execScript("ROLLBACK")
+			return fmt.Errorf("store: upgrade schema to version %d: %w", i+1, err)
+		}
+		if i == 0 {
+			if err := importStock(c); err != nil {
+				_ = c.execScript("ROLLBACK")
+				return err
+			}
+		}
 	}
-	if err := importStock(c); err != nil {
+	if err := c.execScript(fmt.Sprintf("PRAGMA user_version = %d;", schemaVersion)); err != nil {
 		_ = c.execScript("ROLLBACK")
 		return err
 	}

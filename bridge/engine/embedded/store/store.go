@@ -1,5 +1,5 @@
-// Package store is a durabletask-go backend.Backend built for one process
-// that owns its SQLite file: the embedded engine's task hub.
+// Package store is a dapr/durabletask-go backend.Backend built for one
+// process that owns its SQLite file: the embedded engine's task hub.
 //
 // Durable state lives in SQLite (WAL mode, prepared statements, a schema of
 // its own). The work queues live in memory: a FIFO of instances that have
@@ -7,6 +7,8 @@
 // the set of instances handed out. They are rebuilt from the tables at
 // Open, which is also how work cut short by a crash is recovered: nothing
 // about locks is stored, so whatever was not completed is ready again.
+// Open takes an exclusive lock on the file, which is what makes keeping
+// the queues in memory sound.
 //
 // Every write goes through one goroutine that commits whatever has queued
 // up meanwhile in one transaction (group commit), each request inside its
@@ -15,8 +17,11 @@
 // append, the instance's status and payloads, the deletion of the events it
 // consumed, its activity tasks, timers and messages to other instances.
 //
-// GetOrchestrationWorkItem and GetActivityWorkItem block until work exists
-// or their context ends; they never return backend.ErrNoWorkItems.
+// NextOrchestrationWorkItem and NextActivityWorkItem block until work
+// exists or their context ends; nothing polls. WatchOrchestrationRuntimeStatus
+// is woken by the commits that change the instance. The orchestrator and
+// activity task plumbing of the gRPC executor (Complete/Cancel/WaitFor …
+// Task) is durabletask's local.TasksBackend, as in its own SQLite backend.
 package store
 
 import (
@@ -28,9 +33,14 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/microsoft/durabletask-go/api"
-	"github.com/microsoft/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/api"
+	"github.com/dapr/durabletask-go/api/protos"
+	"github.com/dapr/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/backend/local"
+	"github.com/dapr/durabletask-go/backend/runtimestate"
 )
 
 // ErrClosed is returned after Close.
@@ -45,7 +55,8 @@ const lockKey = "sagabridge.store.lock"
 
 // Options configure a store.
 type Options struct {
-	// Path is the SQLite file.
+	// Path is the SQLite file. Open creates it (mode 0600) if missing,
+	// and <Path>.lock beside it.
 	Path string
 	// Synchronous is "normal" (default: a process crash loses nothing, a
 	// power cut can lose the last commits) or "full".
@@ -58,19 +69,30 @@ type Options struct {
 	// memory, so that their next work item does not read them back
 	// (default 1024; negative: none).
 	HistoryCache int
+	// Retention, when set, purges finished instances in the background;
+	// see Retention.
+	Retention *Retention
 	// Logger receives warnings; nil discards them.
 	Logger backend.Logger
 }
 
 // Backend implements backend.Backend.
 type Backend struct {
+	*local.TasksBackend
+
 	opts Options
 	log  backend.Logger
+	lock *dbLock
 
-	w       *conn // used by the writer goroutine only (and by Open)
-	ws      writeStmts
-	nextSeq int64 // writer goroutine only
-	stats   stats
+	w            *conn // used by the writer goroutine only (and by Open)
+	ws           writeStmts
+	nextSeq      int64           // writer goroutine only
+	batchDeleted map[string]bool // writer goroutine only: instances deleted in the current batch
+	reqDeleted   []string        // writer goroutine only: by the current request
+	stats        stats
+	health       health
+	sweepMu      sync.Mutex
+	walID        fileID
 
 	ckpt     *conn // the checkpointer's connection
 	ckptStmt *stmt
@@ -87,6 +109,7 @@ type Backend struct {
 	wdone   chan struct{}
 	tdone   chan struct{}
 	poke    chan struct{}
+	rdone   chan struct{}
 
 	mu        sync.Mutex
 	orchCond  *sync.Cond
@@ -99,6 +122,7 @@ type Backend struct {
 	tasks     fifo[*qTask]
 	taskSeqs  map[int64]*qTask
 	history   historyCache
+	watchers  map[string]map[*watcher]struct{}
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -106,20 +130,27 @@ var _ backend.Backend = (*Backend)(nil)
 type writeStmts struct {
 	begin, commit, rollback, savepoint, release, rollbackTo, checkpoint *stmt
 
-	status, insInstance, updInstance, delInstance *stmt
-	insHistory, delHistory                        *stmt
-	insInbox, delInbox, delInboxOf                *stmt
-	insTask, delTask, delTasksOf                  *stmt
+	status, insInstance, updSame, updStatus, updDone, updStarted, delInstance *stmt
+	insHistory, delHistory                                                    *stmt
+	insInbox, delInbox, delInboxOf                                            *stmt
+	insTask, delTask, delTasksOf                                              *stmt
 }
 
 type reader struct {
-	c       *conn
-	meta    *stmt
-	history *stmt
+	c        *conn
+	meta     *stmt
+	history  *stmt
+	ids      *stmt
+	exists   *stmt
+	children *stmt
+	queries  map[string]*stmt
 }
 
-// Open opens (creating if needed) the database, rebuilds the queues from
-// it and starts the writer and the timer goroutines.
+// Open takes the database's lock, opens (creating if needed) the database,
+// rebuilds the queues from it and starts the writer, the timers, the
+// checkpointer and the file check. A database another process (or another
+// Backend) has open fails with a *LockedError ("database <path> is locked
+// by pid N").
 func Open(opts Options) (*Backend, error) {
 	if opts.Path == "" {
 		return nil, errors.New("store: no path")
@@ -138,20 +169,31 @@ func Open(opts Options) (*Backend, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}
+	if opts.Retention != nil {
+		r := *opts.Retention
+		if err := r.setDefaults(); err != nil {
+			return nil, err
+		}
+		opts.Retention = &r
+	}
 	b := &Backend{
-		opts:      opts,
-		log:       opts.Logger,
-		readers:   make(chan *reader, opts.Readers),
-		reqs:      make(chan *request, 1024),
-		quit:      make(chan struct{}),
-		wdone:     make(chan struct{}),
-		tdone:     make(chan struct{}),
-		poke:      make(chan struct{}, 1),
-		ckptPoke:  make(chan struct{}, 1),
-		cdone:     make(chan struct{}),
-		insts:     map[string]*inst{},
-		timerSeqs: map[int64]*timerEntry{},
-		taskSeqs:  map[int64]*qTask{},
+		TasksBackend: local.NewTasksBackend(),
+		opts:         opts,
+		log:          opts.Logger,
+		batchDeleted: map[string]bool{},
+		readers:      make(chan *reader, opts.Readers),
+		reqs:         make(chan *request, 1024),
+		quit:         make(chan struct{}),
+		wdone:        make(chan struct{}),
+		tdone:        make(chan struct{}),
+		poke:         make(chan struct{}, 1),
+		ckptPoke:     make(chan struct{}, 1),
+		cdone:        make(chan struct{}),
+		rdone:        make(chan struct{}),
+		insts:        map[string]*inst{},
+		timerSeqs:    map[int64]*timerEntry{},
+		taskSeqs:     map[int64]*qTask{},
+		watchers:     map[string]map[*watcher]struct{}{},
 	}
 	b.history.init(opts.HistoryCache)
 	if b.log == nil {
@@ -159,13 +201,23 @@ func Open(opts Options) (*Backend, error) {
 	}
 	b.orchCond = sync.NewCond(&b.mu)
 	b.actCond = sync.NewCond(&b.mu)
+	var err error
+	if b.lock, err = acquire(opts.Path); err != nil {
+		return nil, err
+	}
 	if err := b.open(); err != nil {
-		b.closeConns()
+		_ = b.closeConns()
+		b.lock.release()
 		return nil, err
 	}
 	go b.writeLoop()
 	go b.timerLoop()
 	go b.checkpointLoop()
+	if opts.Retention != nil {
+		go b.retentionLoop()
+	} else {
+		close(b.rdone)
+	}
 	return b, nil
 }
 
@@ -179,10 +231,13 @@ func (b *Backend) open() error {
 	// path; see checkpointLoop.
 	if err := b.w.execScript("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = " +
 		strings.ToUpper(b.opts.Synchronous) + "; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 33554432;"); err != nil {
-		return err
+		return classify(err)
 	}
 	if err := migrate(b.w); err != nil {
-		return err
+		return classify(err)
+	}
+	if b.walID, err = statID(b.opts.Path + "-wal"); err != nil {
+		return fmt.Errorf("store: stat the WAL file: %w", err)
 	}
 	if err := b.prepareWriter(); err != nil {
 		return err
@@ -223,26 +278,45 @@ func (b *Backend) prepareWriter() error {
 		{&w.status, "SELECT status FROM sb_instances WHERE id = ?"},
 		{&w.insInstance, `INSERT INTO sb_instances (id, name, version, execution_id, parent_id, status, created_at, updated_at, input)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		// ?3: the work item started the instance; ?6: it completed it;
-		// ?10: it set the custom status.
-		{&w.updInstance, `UPDATE sb_instances SET
+		// Four updates, so that a work item leaves alone the indexed
+		// columns it does not change: SQLite rewrites an index entry
+		// whenever a column the index uses is assigned, even to the same
+		// value. updSame: the status did not change (most work items; it
+		// checks the status it assumes); updStatus: it changed, the
+		// instance runs on (no finished-time index is touched); updDone:
+		// the instance finished; updStarted: it continued as new.
+		{&w.updSame, `UPDATE sb_instances SET
+			updated_at = ?1,
+			custom_status = CASE WHEN ?2 THEN ?3 ELSE custom_status END
+			WHERE id = ?4 AND status = ?5`},
+		{&w.updStatus, `UPDATE sb_instances SET
+			status = ?5, updated_at = ?1,
+			custom_status = CASE WHEN ?2 THEN ?3 ELSE custom_status END
+			WHERE id = ?4`},
+		{&w.updDone, `UPDATE sb_instances SET
+			status = ?1, updated_at = ?2, completed_at = ?2, output = ?3, failure = ?4,
+			custom_status = CASE WHEN ?5 THEN ?6 ELSE custom_status END
+			WHERE id = ?7`},
+		// ?3: the new generation finished in the same work item.
+		{&w.updStarted, `UPDATE sb_instances SET
 			status = ?1, updated_at = ?2,
-			created_at = CASE WHEN ?3 THEN ?4 ELSE created_at END,
-			input = CASE WHEN ?3 THEN ?5 ELSE input END,
-			completed_at = CASE WHEN ?6 THEN ?7 WHEN ?3 THEN NULL ELSE completed_at END,
-			output = CASE WHEN ?6 THEN ?8 WHEN ?3 THEN NULL ELSE output END,
-			failure = CASE WHEN ?6 THEN ?9 WHEN ?3 THEN NULL ELSE failure END,
-			custom_status = CASE WHEN ?10 THEN ?11 ELSE custom_status END
-			WHERE id = ?12`},
+			completed_at = CASE WHEN ?3 THEN ?4 END,
+			output = CASE WHEN ?3 THEN ?5 END,
+			failure = CASE WHEN ?3 THEN ?6 END,
+			custom_status = CASE WHEN ?7 THEN ?8 ELSE custom_status END,
+			created_at = ?10, input = ?11, execution_id = ?12
+			WHERE id = ?9`},
 		{&w.delInstance, "DELETE FROM sb_instances WHERE id = ?"},
 		{&w.insHistory, "INSERT INTO sb_history (instance_id, seq, events) VALUES (?, ?, ?)"},
 		{&w.delHistory, "DELETE FROM sb_history WHERE instance_id = ?"},
 		{&w.insInbox, "INSERT INTO sb_inbox (seq, instance_id, visible_at, event) VALUES (?, ?, ?, ?)"},
 		{&w.delInbox, "DELETE FROM sb_inbox WHERE seq = ?"},
-		{&w.delInboxOf, "DELETE FROM sb_inbox WHERE instance_id = ? RETURNING seq"},
+		// ?1 is a JSON array of instance IDs: one scan of the table of
+		// pending events for a whole batch of deleted instances.
+		{&w.delInboxOf, "DELETE FROM sb_inbox WHERE instance_id IN (SELECT value FROM json_each(?1)) RETURNING seq"},
 		{&w.insTask, "INSERT INTO sb_tasks (seq, instance_id, event) VALUES (?, ?, ?)"},
 		{&w.delTask, "DELETE FROM sb_tasks WHERE seq = ?"},
-		{&w.delTasksOf, "DELETE FROM sb_tasks WHERE instance_id = ? RETURNING seq"},
+		{&w.delTasksOf, "DELETE FROM sb_tasks WHERE instance_id IN (SELECT value FROM json_each(?1)) RETURNING seq"},
 	} {
 		s, err := b.w.prepare(p.sql)
 		if err != nil {
@@ -260,17 +334,25 @@ func openReader(path string) (*reader, error) {
 	}
 	r := &reader{c: c}
 	if err := c.execScript("PRAGMA busy_timeout = 10000; PRAGMA query_only = 1; PRAGMA temp_store = MEMORY;"); err != nil {
-		c.close()
+		_ = c.close()
 		return nil, err
 	}
-	if r.meta, err = c.prepare(`SELECT name, status, created_at, updated_at, input, output, custom_status, failure
-		FROM sb_instances WHERE id = ?`); err != nil {
-		c.close()
-		return nil, err
-	}
-	if r.history, err = c.prepare("SELECT events FROM sb_history WHERE instance_id = ? ORDER BY seq"); err != nil {
-		c.close()
-		return nil, err
+	for _, p := range []struct {
+		s   **stmt
+		sql string
+	}{
+		{&r.meta, `SELECT ` + metaColumns + ` FROM sb_instances WHERE id = ?`},
+		{&r.history, "SELECT events FROM sb_history WHERE instance_id = ? ORDER BY seq"},
+		{&r.ids, "SELECT id FROM sb_instances WHERE id > ? ORDER BY id LIMIT ?"},
+		{&r.exists, "SELECT 1 FROM sb_instances WHERE id = ?"},
+		{&r.children, "SELECT id, status FROM sb_instances WHERE parent_id = ?"},
+	} {
+		s, err := c.prepare(p.sql)
+		if err != nil {
+			_ = c.close()
+			return nil, err
+		}
+		*p.s = s
 	}
 	return r, nil
 }
@@ -333,8 +415,8 @@ func (b *Backend) rebuild() error {
 func (b *Backend) now() int64 { return time.Now().UnixNano() }
 
 // Close stops the writer after it has committed what was submitted, stops
-// the timers and closes the database. Work items still out are simply not
-// completed: they are ready again at the next Open.
+// the timers, closes the database and releases its lock. Work items still
+// out are simply not completed: they are ready again at the next Open.
 func (b *Backend) Close() error {
 	b.closeMu.Lock()
 	if b.closed {
@@ -348,12 +430,15 @@ func (b *Backend) Close() error {
 	close(b.quit)
 	<-b.tdone
 	<-b.cdone
+	<-b.rdone
 	b.mu.Lock()
 	b.stopped = true
 	b.orchCond.Broadcast()
 	b.actCond.Broadcast()
 	b.mu.Unlock()
-	return b.closeConns()
+	err := b.closeConns()
+	b.lock.release()
+	return err
 }
 
 func (b *Backend) closeConns() error {
@@ -408,15 +493,20 @@ const (
 // checkpointLoop copies the WAL back into the database file when the writer
 // asks (every checkpointEvery commits) or once a second after writes, and
 // once more at Close. A PASSIVE checkpoint never blocks the writer, so its
-// fsyncs cost the writer nothing.
+// fsyncs cost the writer nothing. The same loop checks every second, and
+// before each checkpoint, that the files are still those opened.
 func (b *Backend) checkpointLoop() {
 	defer close(b.cdone)
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(fileCheckEvery)
 	defer t.Stop()
 	last := int64(-1)
 	run := func() {
 		if n := b.stats.batches.Load(); n != last {
 			last = n
+			b.checkFiles()
+			if b.health.goneErr() != nil {
+				return
+			}
 			if _, err := b.ckptStmt.exec(); err != nil {
 				b.log.Warnf("store: checkpoint: %v", err)
 			}
@@ -427,6 +517,7 @@ func (b *Backend) checkpointLoop() {
 		case <-b.ckptPoke:
 			run()
 		case <-t.C:
+			b.checkFiles()
 			run()
 		case <-b.quit:
 			run()
@@ -455,9 +546,11 @@ func (b *Backend) Stop(context.Context) error { return nil }
 func (b *Backend) String() string { return "sagabridge-sqlite::" + b.opts.Path }
 
 // CreateOrchestrationInstance stores a new instance and its ExecutionStarted
-// event. An existing ID fails with api.ErrDuplicateInstance unless the
-// reuse policy names its status: IGNORE then does nothing, TERMINATE
-// deletes the old instance and creates the new one.
+// event (due at its ScheduledStartTimestamp, if it has one). An existing ID
+// fails with api.ErrDuplicateInstance ("orchestration instance already
+// exists") unless the reuse policy names its status: IGNORE then does
+// nothing and returns nil, TERMINATE deletes the old instance and creates
+// the new one.
 func (b *Backend) CreateOrchestrationInstance(ctx context.Context, e *backend.HistoryEvent, opts ...backend.OrchestrationIdReusePolicyOptions) error {
 	if e == nil || e.Timestamp == nil {
 		return errors.New("store: ExecutionStarted event with a timestamp required")
@@ -466,7 +559,7 @@ func (b *Backend) CreateOrchestrationInstance(ctx context.Context, e *backend.Hi
 	if es == nil || es.OrchestrationInstance.GetInstanceId() == "" {
 		return errors.New("store: ExecutionStarted event with an instance ID required")
 	}
-	policy := &api.OrchestrationIdReusePolicy{}
+	policy := &protos.OrchestrationIdReusePolicy{}
 	for _, o := range opts {
 		if err := o(policy); err != nil {
 			return err
@@ -477,7 +570,7 @@ func (b *Backend) CreateOrchestrationInstance(ctx context.Context, e *backend.Hi
 		return err
 	}
 	id := es.OrchestrationInstance.GetInstanceId()
-	r := &request{exclusive: policy.Action == api.REUSE_ID_ACTION_TERMINATE}
+	r := &request{}
 	r.apply = func() (func(), error) {
 		status, exists, err := b.instanceStatus(id)
 		if err != nil {
@@ -490,17 +583,16 @@ func (b *Backend) CreateOrchestrationInstance(ctx context.Context, e *backend.Hi
 			}
 			switch policy.Action {
 			case api.REUSE_ID_ACTION_IGNORE:
-				b.log.Warnf("%s: instance exists (%s); create ignored", id, status)
 				return nil, nil
 			case api.REUSE_ID_ACTION_TERMINATE:
-				if dropped, err = b.deleteInstance(id); err != nil {
+				if dropped, err = b.deleteInstances([]string{id}); err != nil {
 					return nil, err
 				}
 			default:
 				return nil, api.ErrDuplicateInstance
 			}
 		}
-		seq, err := b.insertInstance(e, payload)
+		post, err := b.insertInstance(e, payload)
 		if err != nil {
 			return nil, err
 		}
@@ -508,15 +600,22 @@ func (b *Backend) CreateOrchestrationInstance(ctx context.Context, e *backend.Hi
 			if dropped != nil {
 				dropped()
 			}
-			b.addPending(id, &qEvent{seq: seq, event: e})
+			post()
 		}, nil
 	}
 	return b.submit(ctx, r)
 }
 
 // AddNewOrchestrationEvent queues an event for an instance. Unlike the
-// stock backend it fails with api.ErrInstanceNotFound for a missing
-// instance instead of storing an event nobody will read.
+// stock backend it fails with api.ErrInstanceNotFound ("no such instance
+// exists") for a missing instance instead of storing an event nobody will
+// read, and refuses an event raised on a finished instance (FinishedMessage).
+// Terminate, suspend and resume of a finished instance, and terminate of a
+// missing one, do nothing and return nil: durabletask's recursive terminate
+// sends terminate to every child, finished or purged, from inside the
+// parent's work item, and an error there would put the parent's work item
+// back forever. (The gRPC TerminateInstance still reports a missing
+// instance: it waits for the instance to finish, and that wait finds none.)
 func (b *Backend) AddNewOrchestrationEvent(ctx context.Context, id api.InstanceID, e *backend.HistoryEvent) error {
 	if e == nil || e.Timestamp == nil {
 		return errors.New("store: event with a timestamp required")
@@ -526,6 +625,8 @@ func (b *Backend) AddNewOrchestrationEvent(ctx context.Context, id api.InstanceI
 		return err
 	}
 	raised := e.GetEventRaised() != nil
+	terminate := e.GetExecutionTerminated() != nil
+	control := terminate || e.GetExecutionSuspended() != nil || e.GetExecutionResumed() != nil
 	r := &request{}
 	r.apply = func() (func(), error) {
 		status, exists, err := b.instanceStatus(string(id))
@@ -533,13 +634,21 @@ func (b *Backend) AddNewOrchestrationEvent(ctx context.Context, id api.InstanceI
 			return nil, err
 		}
 		if !exists {
+			if terminate {
+				return nil, nil
+			}
 			return nil, api.ErrInstanceNotFound
 		}
-		if raised && isFinished(status) {
-			// Stored, it would be dropped unseen when the instance is
-			// next loaded; saying so spares callers a status query
-			// before every raise.
-			return nil, fmt.Errorf("%s: %s is %s", FinishedMessage, id, status)
+		if isFinished(status) {
+			if raised {
+				// Stored, it would be dropped unseen when the instance
+				// is next loaded; saying so spares callers a status
+				// query before every raise.
+				return nil, fmt.Errorf("%s: %s is %s", FinishedMessage, id, statusName(status))
+			}
+			if control {
+				return nil, nil
+			}
 		}
 		seq := b.seq()
 		if _, err := b.ws.insInbox.exec(seq, string(id), int64(0), payload); err != nil {
@@ -554,9 +663,11 @@ func (b *Backend) AddNewOrchestrationEvent(ctx context.Context, id api.InstanceI
 // instance; it crosses the engine's gRPC API as text, so callers match it.
 const FinishedMessage = "orchestration already finished"
 
-// GetOrchestrationWorkItem blocks until an instance has events ready and
-// is not already handed out, locks it and returns its events.
-func (b *Backend) GetOrchestrationWorkItem(ctx context.Context) (*backend.OrchestrationWorkItem, error) {
+// NextOrchestrationWorkItem blocks until an instance has events ready and
+// is not already handed out, locks it and returns its events. After Close
+// it waits for ctx to end (durabletask's worker loop retries at once on any
+// other error) and returns ctx's error.
+func (b *Backend) NextOrchestrationWorkItem(ctx context.Context) (*backend.OrchestrationWorkItem, error) {
 	stop := context.AfterFunc(ctx, func() {
 		b.mu.Lock()
 		b.orchCond.Broadcast()
@@ -572,10 +683,7 @@ func (b *Backend) GetOrchestrationWorkItem(ctx context.Context) (*backend.Orches
 			}
 			return nil, err
 		}
-		if b.stopped {
-			return nil, ErrClosed
-		}
-		if in := b.popReady(); in != nil {
+		if in := b.popReadyUnlessStopped(); in != nil {
 			n := min(len(in.pending), maxEventsPerWorkItem)
 			lk := &orchLock{inst: in, events: in.pending[:n:n]}
 			in.pending = in.pending[n:]
@@ -603,52 +711,99 @@ func (b *Backend) GetOrchestrationWorkItem(ctx context.Context) (*backend.Orches
 }
 
 // GetOrchestrationRuntimeState returns the instance's stored history; the
-// orchestration worker appends the work item's new events to it.
+// orchestration worker appends the work item's new events to it. A missing
+// instance has an empty history (durabletask's recursive purge reads it so).
 func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.OrchestrationWorkItem) (*backend.OrchestrationRuntimeState, error) {
+	if lk, _ := wi.Properties[lockKey].(*orchLock); lk != nil && startsInstance(wi.NewEvents) {
+		// There is no history to read: the ExecutionStarted event leaves
+		// the inbox in the commit that writes the first history chunk,
+		// and re-creating an instance deletes the old one's.
+		return runtimestate.NewOrchestrationRuntimeState(string(wi.InstanceID), nil, nil), nil
+	}
 	b.mu.Lock()
 	events, ok := b.history.get(string(wi.InstanceID))
 	b.mu.Unlock()
 	if ok {
-		return backend.NewOrchestrationRuntimeState(wi.InstanceID, events), nil
+		return runtimestate.NewOrchestrationRuntimeState(string(wi.InstanceID), nil, events), nil
 	}
+	events, err := b.readHistory(ctx, string(wi.InstanceID))
+	if err != nil {
+		return nil, err
+	}
+	return runtimestate.NewOrchestrationRuntimeState(string(wi.InstanceID), nil, events), nil
+}
+
+func startsInstance(events []*backend.HistoryEvent) bool {
+	for _, e := range events {
+		if e.GetExecutionStarted() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Backend) readHistory(ctx context.Context, id string) ([]*backend.HistoryEvent, error) {
 	r, err := b.reader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer b.release(r)
+	var events []*backend.HistoryEvent
 	err = r.history.query(func() error {
 		var err error
 		events, err = decodeEvents(r.history.bytes(0), events)
 		return err
-	}, string(wi.InstanceID))
+	}, id)
 	if err != nil {
-		return nil, fmt.Errorf("store: read history of %s: %w", wi.InstanceID, err)
+		return nil, fmt.Errorf("store: read history of %s: %w", id, err)
 	}
-	return backend.NewOrchestrationRuntimeState(wi.InstanceID, events), nil
+	return events, nil
+}
+
+// metaColumns are what scanMeta reads, in order.
+const metaColumns = "id, name, status, created_at, updated_at, completed_at, input, output, custom_status, failure, parent_id"
+
+// scanMeta reads a row of metaColumns. withPayloads false leaves input
+// and output out.
+func scanMeta(s *stmt, withPayloads bool) (*backend.OrchestrationMetadata, error) {
+	md := &backend.OrchestrationMetadata{
+		InstanceId:       s.text(0),
+		Name:             s.text(1),
+		RuntimeStatus:    api.OrchestrationStatus(s.int64(2)),
+		CreatedAt:        timestamppb.New(time.Unix(0, s.int64(3))),
+		LastUpdatedAt:    timestamppb.New(time.Unix(0, s.int64(4))),
+		ParentInstanceId: s.text(10),
+	}
+	if !s.isNull(5) {
+		md.CompletedAt = timestamppb.New(time.Unix(0, s.int64(5)))
+	}
+	for i, p := range []**wrapperspb.StringValue{&md.Input, &md.Output, &md.CustomStatus} {
+		if (withPayloads || i == 2) && !s.isNull(6+i) {
+			*p = wrapperspb.String(s.text(6 + i))
+		}
+	}
+	if f := s.bytes(9); len(f) > 0 {
+		fd := &protos.TaskFailureDetails{}
+		if err := proto.Unmarshal(f, fd); err != nil {
+			return nil, fmt.Errorf("store: failure details of %s: %w", md.InstanceId, err)
+		}
+		md.FailureDetails = fd
+	}
+	return md, nil
 }
 
 // GetOrchestrationMetadata returns api.ErrInstanceNotFound for a missing
-// instance.
-func (b *Backend) GetOrchestrationMetadata(ctx context.Context, id api.InstanceID) (*api.OrchestrationMetadata, error) {
+// instance. The custom status is the last one the orchestration set.
+func (b *Backend) GetOrchestrationMetadata(ctx context.Context, id api.InstanceID) (*backend.OrchestrationMetadata, error) {
 	r, err := b.reader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer b.release(r)
-	var md *api.OrchestrationMetadata
-	s := r.meta
-	err = s.query(func() error {
-		var fd *backend.TaskFailureDetails
-		if f := s.bytes(7); len(f) > 0 {
-			fd = &backend.TaskFailureDetails{}
-			if err := proto.Unmarshal(f, fd); err != nil {
-				return fmt.Errorf("store: failure details of %s: %w", id, err)
-			}
-		}
-		md = api.NewOrchestrationMetadata(id, s.text(0), api.OrchestrationStatus(s.int64(1)),
-			time.Unix(0, s.int64(2)).UTC(), time.Unix(0, s.int64(3)).UTC(),
-			s.text(4), s.text(5), s.text(6), fd)
-		return nil
+	var md *backend.OrchestrationMetadata
+	err = r.meta.query(func() error {
+		md, err = scanMeta(r.meta, true)
+		return err
 	}, string(id))
 	if err != nil {
 		return nil, err
@@ -657,6 +812,47 @@ func (b *Backend) GetOrchestrationMetadata(ctx context.Context, id api.InstanceI
 		return nil, api.ErrInstanceNotFound
 	}
 	return md, nil
+}
+
+// WatchOrchestrationRuntimeStatus calls condition with the instance's
+// metadata now and after every commit that changes the instance, until it
+// returns true (nil), ctx ends, the instance is missing
+// (api.ErrInstanceNotFound) or the store closes. Nothing polls: the writer
+// wakes the watchers of the instances it changed.
+func (b *Backend) WatchOrchestrationRuntimeStatus(ctx context.Context, id api.InstanceID, condition func(*backend.OrchestrationMetadata) bool) error {
+	w := &watcher{changed: make(chan struct{}, 1)}
+	b.mu.Lock()
+	ws := b.watchers[string(id)]
+	if ws == nil {
+		ws = map[*watcher]struct{}{}
+		b.watchers[string(id)] = ws
+	}
+	ws[w] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(ws, w)
+		if len(ws) == 0 {
+			delete(b.watchers, string(id))
+		}
+		b.mu.Unlock()
+	}()
+	for {
+		md, err := b.GetOrchestrationMetadata(ctx, id)
+		if err != nil {
+			return err
+		}
+		if condition(md) {
+			return nil
+		}
+		select {
+		case <-w.changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.quit:
+			return ErrClosed
+		}
+	}
 }
 
 // CompleteOrchestrationWorkItem commits everything the work item produced
@@ -704,9 +900,9 @@ func (b *Backend) AbandonOrchestrationWorkItem(_ context.Context, wi *backend.Or
 	return nil
 }
 
-// GetActivityWorkItem blocks until an activity task is queued and hands it
-// out.
-func (b *Backend) GetActivityWorkItem(ctx context.Context) (*backend.ActivityWorkItem, error) {
+// NextActivityWorkItem blocks until an activity task is queued and hands it
+// out. After Close it waits for ctx to end, as NextOrchestrationWorkItem.
+func (b *Backend) NextActivityWorkItem(ctx context.Context) (*backend.ActivityWorkItem, error) {
 	stop := context.AfterFunc(ctx, func() {
 		b.mu.Lock()
 		b.actCond.Broadcast()
@@ -722,21 +918,20 @@ func (b *Backend) GetActivityWorkItem(ctx context.Context) (*backend.ActivityWor
 			}
 			return nil, err
 		}
-		if b.stopped {
-			return nil, ErrClosed
-		}
-		if t, ok := b.tasks.pop(); ok {
-			if t.dead {
-				continue
+		if !b.stopped {
+			if t, ok := b.tasks.pop(); ok {
+				if t.dead {
+					continue
+				}
+				t.out = true
+				t.dequeues++
+				return &backend.ActivityWorkItem{
+					SequenceNumber: t.seq,
+					InstanceID:     api.InstanceID(t.instance),
+					NewEvent:       t.event,
+					LockedBy:       "sagabridge",
+				}, nil
 			}
-			t.out = true
-			t.dequeues++
-			return &backend.ActivityWorkItem{
-				SequenceNumber: t.seq,
-				InstanceID:     api.InstanceID(t.instance),
-				NewEvent:       t.event,
-				LockedBy:       "sagabridge",
-			}, nil
 		}
 		b.actCond.Wait()
 	}
@@ -799,10 +994,14 @@ func (b *Backend) AbandonActivityWorkItem(_ context.Context, wi *backend.Activit
 	return nil
 }
 
-// PurgeOrchestrationState deletes a finished instance: api.ErrNotCompleted
-// while it runs, api.ErrInstanceNotFound if it does not exist.
-func (b *Backend) PurgeOrchestrationState(ctx context.Context, id api.InstanceID) error {
-	r := &request{exclusive: true}
+// PurgeOrchestrationState deletes an instance: api.ErrInstanceNotFound if
+// it does not exist, api.ErrNotCompleted while it runs unless force is
+// set. A forced purge of a running instance drops its queued work; a work
+// item out at the time can be neither completed nor put back. Children
+// are durabletask's to purge (recursive purge calls this once per
+// instance, children first).
+func (b *Backend) PurgeOrchestrationState(ctx context.Context, id api.InstanceID, force bool) error {
+	r := &request{}
 	r.apply = func() (func(), error) {
 		status, exists, err := b.instanceStatus(string(id))
 		if err != nil {
@@ -811,10 +1010,10 @@ func (b *Backend) PurgeOrchestrationState(ctx context.Context, id api.InstanceID
 		if !exists {
 			return nil, api.ErrInstanceNotFound
 		}
-		if !isFinished(status) {
+		if !force && !isFinished(status) {
 			return nil, api.ErrNotCompleted
 		}
-		return b.deleteInstance(string(id))
+		return b.deleteInstances([]string{string(id)})
 	}
 	return b.submit(ctx, r)
 }
@@ -836,6 +1035,12 @@ func statusIn(s api.OrchestrationStatus, list []api.OrchestrationStatus) bool {
 	return false
 }
 
+// statusName is the status as durabletask's stock backends store it
+// ("COMPLETED").
+func statusName(s api.OrchestrationStatus) string {
+	return strings.TrimPrefix(s.String(), "ORCHESTRATION_STATUS_")
+}
+
 // ---- reads ----
 
 func (b *Backend) reader(ctx context.Context) (*reader, error) {
@@ -855,6 +1060,16 @@ func (b *Backend) reader(ctx context.Context) (*reader, error) {
 }
 
 func (b *Backend) release(r *reader) { b.readers <- r }
+
+// read runs fn with a reader.
+func (b *Backend) read(ctx context.Context, fn func(*reader) error) error {
+	r, err := b.reader(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.release(r)
+	return fn(r)
+}
 
 type nopLogger struct{}
 

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/microsoft/durabletask-go/api"
-	"github.com/microsoft/durabletask-go/backend"
-	"github.com/microsoft/durabletask-go/task"
+	"github.com/dapr/durabletask-go/api"
+	"github.com/dapr/durabletask-go/api/protos"
+	"github.com/dapr/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/backend/runtimestate"
+	"github.com/dapr/durabletask-go/task"
 
 	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
 )
@@ -45,7 +48,7 @@ func fetch(t testing.TB, be backend.Backend, d time.Duration) (*backend.Orchestr
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return be.GetOrchestrationWorkItem(ctx)
+	return be.NextOrchestrationWorkItem(ctx)
 }
 
 // complete commits a work item that only appends its events (no actions).
@@ -57,7 +60,7 @@ func complete(t testing.TB, be backend.Backend, wi *backend.OrchestrationWorkIte
 		t.Fatal(err)
 	}
 	for _, e := range wi.NewEvents {
-		_ = st.AddEvent(e)
+		_ = runtimestate.AddEvent(st, e)
 	}
 	wi.State = st
 	if err := be.CompleteOrchestrationWorkItem(ctx, wi); err != nil {
@@ -82,6 +85,10 @@ func eventNames(wi *backend.OrchestrationWorkItem) []string {
 	return out
 }
 
+func policy(action api.CreateOrchestrationAction, statuses ...api.OrchestrationStatus) api.NewOrchestrationOptions {
+	return api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{OperationStatus: statuses, Action: action})
+}
+
 func TestDuplicateCreateAndReusePolicy(t *testing.T) {
 	be := open(t, filepath.Join(t.TempDir(), "wf.db"))
 	defer be.Close()
@@ -89,26 +96,18 @@ func TestDuplicateCreateAndReusePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := create(t, be, "a")
-	if !errors.Is(err, api.ErrDuplicateInstance) || err == nil {
+	if !errors.Is(err, api.ErrDuplicateInstance) {
 		t.Fatalf("second create: want ErrDuplicateInstance, got %v", err)
 	}
-	// The message is what bridge/engine recognises through gRPC.
-	if want := "orchestration instance already exists"; !contains(err.Error(), want) {
+	// The message is what the engine layer recognises through gRPC.
+	if want := "already exists"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not say %q", err, want)
 	}
 	// A policy for other statuses does not apply to a PENDING instance.
-	ignoreDone := api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
-		OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_COMPLETED},
-		Action:          api.REUSE_ID_ACTION_IGNORE,
-	})
-	if err := create(t, be, "a", ignoreDone); !errors.Is(err, api.ErrDuplicateInstance) {
+	if err := create(t, be, "a", policy(api.REUSE_ID_ACTION_IGNORE, api.RUNTIME_STATUS_COMPLETED)); !errors.Is(err, api.ErrDuplicateInstance) {
 		t.Fatalf("create with policy for other statuses: %v", err)
 	}
-	ignorePending := api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
-		OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_PENDING},
-		Action:          api.REUSE_ID_ACTION_IGNORE,
-	})
-	if err := create(t, be, "a", ignorePending); err != nil {
+	if err := create(t, be, "a", policy(api.REUSE_ID_ACTION_IGNORE, api.RUNTIME_STATUS_PENDING)); err != nil {
 		t.Fatalf("create with IGNORE: %v", err)
 	}
 	// One work item, with one ExecutionStarted: nothing was added twice.
@@ -121,16 +120,12 @@ func TestDuplicateCreateAndReusePolicy(t *testing.T) {
 	}
 	// TERMINATE replaces the instance, even while a work item is out; the
 	// stale work item can then be neither completed nor put back.
-	terminate := api.WithOrchestrationIdReusePolicy(&api.OrchestrationIdReusePolicy{
-		OperationStatus: []api.OrchestrationStatus{api.RUNTIME_STATUS_PENDING, api.RUNTIME_STATUS_RUNNING},
-		Action:          api.REUSE_ID_ACTION_TERMINATE,
-	})
-	if err := create(t, be, "a", terminate); err != nil {
+	if err := create(t, be, "a", policy(api.REUSE_ID_ACTION_TERMINATE, api.RUNTIME_STATUS_PENDING, api.RUNTIME_STATUS_RUNNING)); err != nil {
 		t.Fatalf("create with TERMINATE: %v", err)
 	}
 	st, _ := be.GetOrchestrationRuntimeState(context.Background(), wi)
 	for _, e := range wi.NewEvents {
-		_ = st.AddEvent(e)
+		_ = runtimestate.AddEvent(st, e)
 	}
 	wi.State = st
 	if err := be.CompleteOrchestrationWorkItem(context.Background(), wi); !errors.Is(err, backend.ErrWorkItemLockLost) {
@@ -148,29 +143,81 @@ func TestDuplicateCreateAndReusePolicy(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
+// TestReuseIgnoreOnFinished: with reuse policy IGNORE for the finished
+// statuses, a start of a completed, failed or terminated ID does nothing
+// and succeeds (the engine layer's duplicate start); of a running ID it
+// still fails with "already exists".
+func TestReuseIgnoreOnFinished(t *testing.T) {
+	r := task.NewTaskRegistry()
+	_ = r.AddOrchestratorN("W", func(ctx *task.OrchestrationContext) (any, error) {
+		var mode string
+		_ = ctx.GetInput(&mode)
+		switch mode {
+		case "fail":
+			return nil, errors.New("boom")
+		case "wait":
+			return nil, ctx.WaitForSingleEvent("go", time.Hour).Await(nil)
+		}
+		return "done", nil
+	})
+	h := startHubWith(t, filepath.Join(t.TempDir(), "wf.db"), 4, r)
+	defer h.stop()
+	ctx := context.Background()
+	ignore := policy(api.REUSE_ID_ACTION_IGNORE, api.RUNTIME_STATUS_COMPLETED, api.RUNTIME_STATUS_FAILED, api.RUNTIME_STATUS_TERMINATED)
+	start := func(id, mode string, opts ...api.NewOrchestrationOptions) error {
+		_, err := h.client.ScheduleNewOrchestration(ctx, "W", append([]api.NewOrchestrationOptions{api.WithInstanceID(api.InstanceID(id)), api.WithInput(mode)}, opts...)...)
+		return err
+	}
+	for _, c := range []struct{ id, mode string }{{"ok", "ok"}, {"failed", "fail"}, {"terminated", "wait"}, {"running", "wait"}} {
+		if err := start(c.id, c.mode); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return -1
+	waitStatus(t, h.be, "ok", api.RUNTIME_STATUS_COMPLETED)
+	waitStatus(t, h.be, "failed", api.RUNTIME_STATUS_FAILED)
+	waitStatus(t, h.be, "running", api.RUNTIME_STATUS_RUNNING)
+	waitStatus(t, h.be, "terminated", api.RUNTIME_STATUS_RUNNING)
+	if err := h.client.TerminateOrchestration(ctx, "terminated"); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, h.be, "terminated", api.RUNTIME_STATUS_TERMINATED)
+	for _, id := range []string{"ok", "failed", "terminated"} {
+		before, _ := h.be.GetInstanceHistory(ctx, &protos.GetInstanceHistoryRequest{InstanceId: id})
+		md0, _ := h.be.GetOrchestrationMetadata(ctx, api.InstanceID(id))
+		if err := start(id, "ok", ignore); err != nil {
+			t.Fatalf("IGNORE start of %s: %v", id, err)
+		}
+		after, _ := h.be.GetInstanceHistory(ctx, &protos.GetInstanceHistoryRequest{InstanceId: id})
+		md1, _ := h.be.GetOrchestrationMetadata(ctx, api.InstanceID(id))
+		if len(after.Events) != len(before.Events) || md1.RuntimeStatus != md0.RuntimeStatus || !md1.LastUpdatedAt.AsTime().Equal(md0.LastUpdatedAt.AsTime()) {
+			t.Fatalf("%s changed by an ignored start: %v -> %v", id, md0, md1)
+		}
+	}
+	err := start("running", "ok", ignore)
+	if !errors.Is(err, api.ErrDuplicateInstance) || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("IGNORE start of a running ID: %v", err)
+	}
 }
 
 func TestMissingInstance(t *testing.T) {
 	be := open(t, filepath.Join(t.TempDir(), "wf.db"))
 	defer be.Close()
+	ctx := context.Background()
 	err := raise(t, be, "nope", "x")
-	if !errors.Is(err, api.ErrInstanceNotFound) || !contains(err.Error(), "no such instance exists") {
+	if !errors.Is(err, api.ErrInstanceNotFound) || !strings.Contains(err.Error(), "no such instance exists") {
 		t.Fatalf("event for a missing instance: %v", err)
 	}
-	if _, err := be.GetOrchestrationMetadata(context.Background(), "nope"); !errors.Is(err, api.ErrInstanceNotFound) {
+	if _, err := be.GetOrchestrationMetadata(ctx, "nope"); !errors.Is(err, api.ErrInstanceNotFound) {
 		t.Fatalf("metadata of a missing instance: %v", err)
 	}
-	if err := be.PurgeOrchestrationState(context.Background(), "nope"); !errors.Is(err, api.ErrInstanceNotFound) {
+	if err := be.PurgeOrchestrationState(ctx, "nope", false); !errors.Is(err, api.ErrInstanceNotFound) {
 		t.Fatalf("purge of a missing instance: %v", err)
+	}
+	if _, err := be.GetInstanceHistory(ctx, &protos.GetInstanceHistoryRequest{InstanceId: "nope"}); !errors.Is(err, api.ErrInstanceNotFound) {
+		t.Fatalf("history of a missing instance: %v", err)
+	}
+	if err := be.WatchOrchestrationRuntimeStatus(ctx, "nope", statusIs(api.RUNTIME_STATUS_COMPLETED)); !errors.Is(err, api.ErrInstanceNotFound) {
+		t.Fatalf("watch of a missing instance: %v", err)
 	}
 	// Nothing was queued.
 	if _, err := fetch(t, be, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
@@ -211,8 +258,8 @@ func TestEventsWhileLocked(t *testing.T) {
 		t.Fatalf("metadata %+v %v", md, err)
 	}
 	st, err := be.GetOrchestrationRuntimeState(context.Background(), &backend.OrchestrationWorkItem{InstanceID: "a"})
-	if err != nil || len(st.OldEvents()) != 2 {
-		t.Fatalf("history: %d events, %v", len(st.OldEvents()), err)
+	if err != nil || len(st.OldEvents) != 2 {
+		t.Fatalf("history: %d events, %v", len(st.OldEvents), err)
 	}
 }
 
@@ -265,25 +312,31 @@ func TestAbandon(t *testing.T) {
 	complete(t, be, wi)
 }
 
+// startOrchestrationWorker runs durabletask's orchestration worker alone,
+// so that a test hands out activity work items itself.
+func startOrchestrationWorker(be backend.Backend, exec backend.Executor) func() {
+	w := backend.NewOrchestrationWorker(backend.OrchestratorOptions{Backend: be, Executor: exec, Logger: quietLogger{}})
+	w.Start(context.Background())
+	return w.StopAndDrain
+}
+
 func TestActivityAbandonAndComplete(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wf.db")
-	var runs atomic.Int32
 	r := task.NewTaskRegistry()
 	_ = r.AddOrchestratorN("W", func(ctx *task.OrchestrationContext) (any, error) {
 		var out string
 		err := ctx.CallActivity("A").Await(&out)
 		return out, err
 	})
-	_ = r.AddActivityN("A", func(task.ActivityContext) (any, error) { runs.Add(1); return "done", nil })
+	_ = r.AddActivityN("A", func(task.ActivityContext) (any, error) { return "done", nil })
+	exec := task.NewTaskExecutor(r)
 	be := open(t, path)
 	ctx := context.Background()
+	stop := startOrchestrationWorker(be, exec)
 	if err := create(t, be, "a"); err != nil {
 		t.Fatal(err)
 	}
-	// Run the orchestration by hand up to its activity.
-	exec := task.NewTaskExecutor(r)
-	runOrchestration(t, be, exec)
-	awi, err := be.GetActivityWorkItem(ctx)
+	awi, err := be.NextActivityWorkItem(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,19 +347,22 @@ func TestActivityAbandonAndComplete(t *testing.T) {
 		t.Fatalf("second abandon: %v", err)
 	}
 	actx, cancel := context.WithTimeout(ctx, time.Second)
-	awi, err = be.GetActivityWorkItem(actx)
+	_, err = be.NextActivityWorkItem(actx)
 	cancel()
 	if err != nil {
 		t.Fatalf("activity after abandon: %v", err)
 	}
-	// Crash with the task out: it is queued again at the next Open.
+	// Stop with the task out: it is queued again at the next Open.
+	stop()
 	if err := be.Close(); err != nil {
 		t.Fatal(err)
 	}
 	be = open(t, path)
 	defer be.Close()
+	stop = startOrchestrationWorker(be, exec)
+	defer stop()
 	actx, cancel = context.WithTimeout(ctx, time.Second)
-	awi, err = be.GetActivityWorkItem(actx)
+	awi, err = be.NextActivityWorkItem(actx)
 	cancel()
 	if err != nil {
 		t.Fatalf("activity after reopen: %v", err)
@@ -320,25 +376,10 @@ func TestActivityAbandonAndComplete(t *testing.T) {
 	if err := be.CompleteActivityWorkItem(ctx, awi); !errors.Is(err, backend.ErrWorkItemLockLost) {
 		t.Fatalf("second completion: %v", err)
 	}
-	runOrchestration(t, be, exec)
-	md, err := be.GetOrchestrationMetadata(ctx, "a")
-	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED || md.SerializedOutput != `"done"` {
-		t.Fatalf("metadata %+v %v", md, err)
+	md := waitStatus(t, be, "a", api.RUNTIME_STATUS_COMPLETED)
+	if md.GetOutput().GetValue() != `"done"` {
+		t.Fatalf("metadata %v", md)
 	}
-}
-
-// runOrchestration processes one orchestration work item the way
-// durabletask's orchestration worker does.
-func runOrchestration(t testing.TB, be backend.Backend, exec backend.Executor) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	w := backend.NewOrchestrationWorker(be, exec, quietLogger{})
-	ok, err := w.ProcessNext(ctx)
-	if err != nil || !ok {
-		t.Fatalf("process orchestration: %v %v", ok, err)
-	}
-	w.StopAndDrain()
 }
 
 // TestQueuesRebuiltAfterReopen: pending events, activity tasks and future
@@ -355,11 +396,9 @@ func TestQueuesRebuiltAfterReopen(t *testing.T) {
 		}
 	}
 	// One of them is out when the process stops: it must come back too.
-	wi, err := fetch(t, be, time.Second)
-	if err != nil {
+	if _, err := fetch(t, be, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	_ = wi
 	if err := be.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +425,7 @@ func TestQueuesRebuiltAfterReopen(t *testing.T) {
 }
 
 // TestTimers: durable timers fire in order of their time, including after
-// a reopen.
+// a reopen, and a start scheduled for later waits for its time.
 func TestTimers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wf.db")
 	var mu sync.Mutex
@@ -417,27 +456,27 @@ func TestTimers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Scheduled to start in 1.2 s, with no timer of its own.
+	if _, err := h.client.ScheduleNewOrchestration(context.Background(), "W", api.WithInstanceID("s"),
+		api.WithInput(time.Duration(0)), api.WithStartTime(time.Now().Add(1200*time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
 	// Stop before the timers are due and reopen: they are rebuilt.
 	time.Sleep(200 * time.Millisecond)
 	h.stop()
 	h = startHubWith(t, path, 8, r)
 	defer h.stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		n := len(order)
-		mu.Unlock()
-		if n == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timers fired: %v", order)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if md, err := h.be.GetOrchestrationMetadata(ctx, "s"); err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_PENDING {
+		t.Fatalf("scheduled start before its time: %v %v", md, err)
+	}
+	for _, id := range []string{"t0", "t1", "t2", "t3", "s"} {
+		waitStatus(t, h.be, api.InstanceID(id), api.RUNTIME_STATUS_COMPLETED)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if fmt.Sprint(order) != "[t0 t1 t2 t3]" {
+	if fmt.Sprint(order) != "[t0 t1 t2 s t3]" {
 		t.Fatalf("timer order %v", order)
 	}
 }
@@ -459,13 +498,13 @@ func TestNoDoubleHandOut(t *testing.T) {
 	var out sync.Map // instance -> struct{}
 	var delivered atomic.Int64
 	var wg sync.WaitGroup
-	errc := make(chan error, workers)
+	errc := make(chan error, workers+instances)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
 			for n := 0; ; n++ {
-				wi, err := be.GetOrchestrationWorkItem(ctx)
+				wi, err := be.NextOrchestrationWorkItem(ctx)
 				if err != nil {
 					return
 				}
@@ -488,7 +527,7 @@ func TestNoDoubleHandOut(t *testing.T) {
 					return
 				}
 				for _, e := range wi.NewEvents {
-					_ = st.AddEvent(e)
+					_ = runtimestate.AddEvent(st, e)
 				}
 				wi.State = st
 				out.Delete(wi.InstanceID)
@@ -498,7 +537,7 @@ func TestNoDoubleHandOut(t *testing.T) {
 				}
 				delivered.Add(int64(len(wi.NewEvents)))
 			}
-		}(w)
+		}()
 	}
 	var rg sync.WaitGroup
 	for i := 0; i < instances; i++ {
@@ -540,7 +579,7 @@ func TestNoDoubleHandOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		next := 0
-		for _, e := range st.OldEvents() {
+		for _, e := range st.OldEvents {
 			if er := e.GetEventRaised(); er != nil {
 				if er.Name != fmt.Sprint("e", next) {
 					t.Fatalf("i%d: event %s where e%d expected", i, er.Name, next)
@@ -555,7 +594,7 @@ func TestNoDoubleHandOut(t *testing.T) {
 }
 
 // TestLifecycle runs real orchestrations: suspend, resume, terminate, a
-// sub-orchestration, and purge rules.
+// sub-orchestration, a raise on a finished instance, and purge rules.
 func TestLifecycle(t *testing.T) {
 	r := task.NewTaskRegistry()
 	_ = r.AddOrchestratorN("Child", func(ctx *task.OrchestrationContext) (any, error) {
@@ -600,17 +639,30 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := waitStatus(t, h.be, "p", api.RUNTIME_STATUS_COMPLETED)
-	if md.SerializedOutput != `"hi!"` {
-		t.Fatalf("output %q", md.SerializedOutput)
+	if md.GetOutput().GetValue() != `"hi!"` || md.CompletedAt == nil {
+		t.Fatalf("metadata %v", md)
 	}
-	// Recursive purge removes the child too.
-	if err := c.PurgeOrchestrationState(ctx, "p"); err != nil {
-		t.Fatal(err)
+	if md, _ := h.be.GetOrchestrationMetadata(ctx, "p:0000"); md.GetParentInstanceId() != "p" {
+		t.Fatalf("child metadata %v", md)
 	}
-	for _, id := range []api.InstanceID{"p", "p:0000"} {
-		if _, err := h.be.GetOrchestrationMetadata(ctx, id); !errors.Is(err, api.ErrInstanceNotFound) {
-			t.Fatalf("%s after purge: %v", id, err)
+	// A raise on a finished instance is refused, with the text the engine
+	// layer matches.
+	err := c.RaiseEvent(ctx, "p", "late")
+	if err == nil || !strings.Contains(err.Error(), store.FinishedMessage) {
+		t.Fatalf("raise on a finished instance: %v", err)
+	}
+	// Suspend, resume and terminate of a finished instance do nothing.
+	for _, f := range []func() error{
+		func() error { return c.SuspendOrchestration(ctx, "p", "") },
+		func() error { return c.ResumeOrchestration(ctx, "p", "") },
+		func() error { return c.TerminateOrchestration(ctx, "p") },
+	} {
+		if err := f(); err != nil {
+			t.Fatalf("control event on a finished instance: %v", err)
 		}
+	}
+	if md2, _ := h.be.GetOrchestrationMetadata(ctx, "p"); md2.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
+		t.Fatalf("finished instance changed: %v", md2)
 	}
 
 	if _, err := c.ScheduleNewOrchestration(ctx, "Parent", api.WithInstanceID("q")); err != nil {
@@ -621,14 +673,14 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	md = waitStatus(t, h.be, "q", api.RUNTIME_STATUS_TERMINATED)
-	if md.SerializedOutput != `"stop"` {
-		t.Fatalf("terminated output %q", md.SerializedOutput)
+	if md.GetOutput().GetValue() != `"stop"` {
+		t.Fatalf("terminated output %v", md.GetOutput())
 	}
 	// An ID that finished can be reused only by policy.
 	if _, err := c.ScheduleNewOrchestration(ctx, "Parent", api.WithInstanceID("q")); !errors.Is(err, api.ErrDuplicateInstance) {
 		t.Fatalf("start of a terminated ID: %v", err)
 	}
-	if err := h.be.PurgeOrchestrationState(ctx, "q"); err != nil {
+	if err := h.be.PurgeOrchestrationState(ctx, "q", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.ScheduleNewOrchestration(ctx, "Parent", api.WithInstanceID("q")); err != nil {
@@ -637,19 +689,21 @@ func TestLifecycle(t *testing.T) {
 	waitStatus(t, h.be, "q", api.RUNTIME_STATUS_RUNNING)
 }
 
-func waitStatus(t testing.TB, be backend.Backend, id api.InstanceID, want api.OrchestrationStatus) *api.OrchestrationMetadata {
+// waitStatus waits, through WatchOrchestrationRuntimeStatus, for an
+// instance to reach a status.
+func waitStatus(t testing.TB, be backend.Backend, id api.InstanceID, want api.OrchestrationStatus) *backend.OrchestrationMetadata {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		md, err := be.GetOrchestrationMetadata(context.Background(), id)
-		if err == nil && md.RuntimeStatus == want {
-			return md
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: want %v, have %+v %v", id, want, md, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var last *backend.OrchestrationMetadata
+	err := be.WatchOrchestrationRuntimeStatus(ctx, id, func(md *backend.OrchestrationMetadata) bool {
+		last = md
+		return md.RuntimeStatus == want
+	})
+	if err != nil {
+		t.Fatalf("%s: want %v, have %v: %v", id, want, last, err)
 	}
+	return last
 }
 
 func TestSynchronousFull(t *testing.T) {

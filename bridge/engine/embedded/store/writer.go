@@ -2,25 +2,26 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/microsoft/durabletask-go/api"
-	"github.com/microsoft/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/api"
+	"github.com/dapr/durabletask-go/api/protos"
+	"github.com/dapr/durabletask-go/backend"
+	"github.com/dapr/durabletask-go/backend/runtimestate"
 )
 
 // request is one write. apply runs on the writer goroutine inside the
 // transaction; the func it returns runs after the commit, under b.mu, and
-// applies the write to the in-memory queues. An exclusive request commits
-// alone (purge and re-create: they invalidate locks, which later requests
-// of the same batch would otherwise not see).
+// applies the write to the in-memory queues.
 type request struct {
-	apply     func() (func(), error)
-	exclusive bool
-	done      chan error
+	apply func() (func(), error)
+	done  chan error
 }
 
 // submit hands r to the writer and waits for its commit. Once handed over
@@ -45,34 +46,23 @@ func (b *Backend) submit(ctx context.Context, r *request) error {
 
 func (b *Backend) writeLoop() {
 	defer close(b.wdone)
-	var carry *request
 	batch := make([]*request, 0, b.opts.MaxBatch)
 	for {
-		r := carry
-		carry = nil
-		if r == nil {
-			var ok bool
-			if r, ok = <-b.reqs; !ok {
-				return
-			}
+		r, ok := <-b.reqs
+		if !ok {
+			return
 		}
 		batch = append(batch[:0], r)
-		if !r.exclusive {
-		more:
-			for len(batch) < b.opts.MaxBatch {
-				select {
-				case r2, ok := <-b.reqs:
-					if !ok {
-						break more
-					}
-					if r2.exclusive {
-						carry = r2
-						break more
-					}
-					batch = append(batch, r2)
-				default:
+	more:
+		for len(batch) < b.opts.MaxBatch {
+			select {
+			case r2, ok := <-b.reqs:
+				if !ok {
 					break more
 				}
+				batch = append(batch, r2)
+			default:
+				break more
 			}
 		}
 		b.runBatch(batch)
@@ -82,10 +72,24 @@ func (b *Backend) writeLoop() {
 
 // runBatch commits a batch in one transaction, each request in its own
 // savepoint so that one failing request leaves the others' writes intact.
+// Requests that delete instances (purge, re-create, retention) share
+// batches with the others: a later request of the batch that completes a
+// work item of a deleted instance fails as a lost lock (batchDeleted), as
+// it would once the deletion's in-memory part ran.
 func (b *Backend) runBatch(batch []*request) {
 	errs := make([]error, len(batch))
 	posts := make([]func(), len(batch))
 	reply := func() {
+		outage := false
+		for i := range errs {
+			if errs[i] != nil {
+				errs[i] = classify(errs[i])
+				outage = outage || errors.Is(errs[i], ErrUnavailable)
+			}
+		}
+		if outage { // before the callers hear of it: Healthy agrees with what they were told
+			b.health.setOutage(errors.Join(errs...))
+		}
 		for i, r := range batch {
 			r.done <- errs[i]
 		}
@@ -98,8 +102,13 @@ func (b *Backend) runBatch(batch []*request) {
 		}
 		reply()
 	}
+	if err := b.health.goneErr(); err != nil {
+		fail(err)
+		return
+	}
 	tb := time.Now()
 	defer func() { b.stats.batchNanos.Add(int64(time.Since(tb))) }()
+	clear(b.batchDeleted)
 	if _, err := b.ws.begin.exec(); err != nil {
 		fail(err)
 		return
@@ -113,15 +122,19 @@ func (b *Backend) runBatch(batch []*request) {
 				continue
 			}
 		}
+		b.reqDeleted = b.reqDeleted[:0]
 		post, err := r.apply()
 		if err != nil {
 			errs[i] = err
 			if multi {
+				// SQLite rolls the whole transaction back itself after
+				// some errors (a full disk, an I/O error); then there is
+				// no savepoint left to roll back to.
 				_, e1 := b.ws.rollbackTo.exec()
 				_, e2 := b.ws.release.exec()
 				if e1 != nil || e2 != nil {
 					_, _ = b.ws.rollback.exec()
-					fail(fmt.Errorf("store: roll back a failed write: %v %v", e1, e2))
+					fail(errors.Join(classify(err), fmt.Errorf("store: roll back a failed write: %w", errors.Join(e1, e2))))
 					return
 				}
 			}
@@ -133,6 +146,9 @@ func (b *Backend) runBatch(batch []*request) {
 				fail(err)
 				return
 			}
+		}
+		for _, id := range b.reqDeleted {
+			b.batchDeleted[id] = true
 		}
 		posts[i] = post
 		applied++
@@ -148,6 +164,7 @@ func (b *Backend) runBatch(batch []*request) {
 		fail(fmt.Errorf("store: commit: %w", err))
 		return
 	}
+	b.health.setOutage(nil)
 	b.stats.commitNanos.Add(int64(time.Since(t0)))
 	switch n := b.stats.batches.Add(1); {
 	case n%writerCheckpointEvery == 0:
@@ -192,8 +209,10 @@ func (b *Backend) instanceStatus(id string) (api.OrchestrationStatus, bool, erro
 	return api.OrchestrationStatus(status), found, err
 }
 
-// insertInstance writes a new instance row and its ExecutionStarted event.
-func (b *Backend) insertInstance(e *backend.HistoryEvent, payload []byte) (int64, error) {
+// insertInstance writes a new instance row and its ExecutionStarted event,
+// due now or at its ScheduledStartTimestamp. The returned func queues it
+// after the commit.
+func (b *Backend) insertInstance(e *backend.HistoryEvent, payload []byte) (func(), error) {
 	es := e.GetExecutionStarted()
 	id := es.OrchestrationInstance.GetInstanceId()
 	var parent any
@@ -207,34 +226,59 @@ func (b *Backend) insertInstance(e *backend.HistoryEvent, payload []byte) (int64
 	ts := e.Timestamp.AsTime().UnixNano()
 	if _, err := b.ws.insInstance.exec(id, es.Name, es.Version.GetValue(), es.OrchestrationInstance.ExecutionId.GetValue(),
 		parent, int64(api.RUNTIME_STATUS_PENDING), ts, b.now(), input); err != nil {
-		return 0, err
-	}
-	seq := b.seq()
-	if _, err := b.ws.insInbox.exec(seq, id, int64(0), payload); err != nil {
-		return 0, err
-	}
-	return seq, nil
-}
-
-// deleteInstance deletes every row of an instance; the returned func drops
-// it from memory after the commit.
-func (b *Backend) deleteInstance(id string) (func(), error) {
-	if _, err := b.ws.delInstance.exec(id); err != nil {
 		return nil, err
 	}
-	if _, err := b.ws.delHistory.exec(id); err != nil {
+	var at int64
+	if st := es.GetScheduledStartTimestamp(); st != nil && st.AsTime().UnixNano() > b.now() {
+		at = st.AsTime().UnixNano()
+	}
+	seq := b.seq()
+	if _, err := b.ws.insInbox.exec(seq, id, at, payload); err != nil {
+		return nil, err
+	}
+	return func() {
+		if at > 0 {
+			te := &timerEntry{at: at, seq: seq, inst: id, payload: payload}
+			b.timerSeqs[seq] = te
+			b.pushTimer(te)
+		} else {
+			b.addPending(id, &qEvent{seq: seq, event: e})
+		}
+		b.notify(id)
+	}, nil
+}
+
+// deleteInstances deletes every row of the instances; the returned func
+// drops them from memory after the commit and wakes their watchers.
+func (b *Backend) deleteInstances(ids []string) (func(), error) {
+	for _, id := range ids {
+		if _, err := b.ws.delInstance.exec(id); err != nil {
+			return nil, err
+		}
+		if _, err := b.ws.delHistory.exec(id); err != nil {
+			return nil, err
+		}
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
 		return nil, err
 	}
 	var inbox, tasks []int64
 	s := b.ws.delInboxOf
-	if err := s.query(func() error { inbox = append(inbox, s.int64(0)); return nil }, id); err != nil {
+	if err := s.query(func() error { inbox = append(inbox, s.int64(0)); return nil }, string(list)); err != nil {
 		return nil, err
 	}
 	s = b.ws.delTasksOf
-	if err := s.query(func() error { tasks = append(tasks, s.int64(0)); return nil }, id); err != nil {
+	if err := s.query(func() error { tasks = append(tasks, s.int64(0)); return nil }, string(list)); err != nil {
 		return nil, err
 	}
-	return func() { b.dropInstance(id, inbox, tasks) }, nil
+	b.reqDeleted = append(b.reqDeleted, ids...)
+	return func() {
+		b.dropInstances(ids, inbox, tasks)
+		for _, id := range ids {
+			b.notify(id)
+		}
+	}, nil
 }
 
 // completion is a work item's outcome, marshaled before it reaches the
@@ -242,13 +286,15 @@ func (b *Backend) deleteInstance(id string) (func(), error) {
 type completion struct {
 	id             string
 	status         int64
+	oldStatus      int64 // before the work item, from its history
 	continuedAsNew bool
 	historySeq     int
 	history        []byte
 
-	started   bool
-	createdAt int64
-	input     any
+	started     bool
+	createdAt   int64
+	input       any
+	executionID string
 
 	completed bool
 	output    any
@@ -262,7 +308,7 @@ type completion struct {
 	timers   []*backend.HistoryEvent
 	timerAt  []int64
 	timerRaw [][]byte
-	msgs     []backend.OrchestratorMessage
+	msgs     []*protos.OrchestrationRuntimeStateMessage
 	msgData  [][]byte
 
 	finished bool                    // no further work items expected
@@ -273,23 +319,25 @@ func prepareCompletion(wi *backend.OrchestrationWorkItem) (*completion, error) {
 	st := wi.State
 	c := &completion{
 		id:             string(wi.InstanceID),
-		status:         int64(st.RuntimeStatus()),
-		continuedAsNew: st.ContinuedAsNew(),
-		historySeq:     len(st.OldEvents()),
+		status:         int64(runtimestate.RuntimeStatus(st)),
+		oldStatus:      int64(historyStatus(st.OldEvents)),
+		continuedAsNew: st.ContinuedAsNew,
+		historySeq:     len(st.OldEvents),
 	}
 	var err error
-	if len(st.NewEvents()) > 0 {
-		if c.history, err = encodeEvents(st.NewEvents()); err != nil {
+	if len(st.NewEvents) > 0 {
+		if c.history, err = encodeEvents(st.NewEvents); err != nil {
 			return nil, err
 		}
 	}
-	for _, e := range st.NewEvents() {
+	for _, e := range st.NewEvents {
 		if es := e.GetExecutionStarted(); es != nil && !c.started {
 			c.started = true
 			c.createdAt = e.Timestamp.AsTime().UnixNano()
 			if es.Input != nil {
 				c.input = es.Input.GetValue()
 			}
+			c.executionID = es.OrchestrationInstance.GetExecutionId().GetValue()
 		}
 		if ec := e.GetExecutionCompleted(); ec != nil && !c.completed {
 			c.completed = true
@@ -305,16 +353,16 @@ func prepareCompletion(wi *backend.OrchestrationWorkItem) (*completion, error) {
 			}
 		}
 	}
-	c.finished = st.IsCompleted()
+	c.finished = runtimestate.IsCompleted(st)
 	if !c.finished {
-		c.full = make([]*backend.HistoryEvent, 0, len(st.OldEvents())+len(st.NewEvents()))
-		c.full = append(append(c.full, st.OldEvents()...), st.NewEvents()...)
+		c.full = make([]*backend.HistoryEvent, 0, len(st.OldEvents)+len(st.NewEvents))
+		c.full = append(append(c.full, st.OldEvents...), st.NewEvents...)
 	}
 	if st.CustomStatus != nil {
 		c.customSet = true
 		c.custom = st.CustomStatus.GetValue()
 	}
-	for _, e := range st.PendingTasks() {
+	for _, e := range st.PendingTasks {
 		p, err := backend.MarshalHistoryEvent(e)
 		if err != nil {
 			return nil, err
@@ -322,7 +370,7 @@ func prepareCompletion(wi *backend.OrchestrationWorkItem) (*completion, error) {
 		c.tasks = append(c.tasks, e)
 		c.taskData = append(c.taskData, p)
 	}
-	for _, e := range st.PendingTimers() {
+	for _, e := range st.PendingTimers {
 		p, err := backend.MarshalHistoryEvent(e)
 		if err != nil {
 			return nil, err
@@ -331,10 +379,16 @@ func prepareCompletion(wi *backend.OrchestrationWorkItem) (*completion, error) {
 		c.timerAt = append(c.timerAt, max(1, e.GetTimerFired().GetFireAt().AsTime().UnixNano()))
 		c.timerRaw = append(c.timerRaw, p)
 	}
-	for _, m := range st.PendingMessages() {
+	for _, m := range st.PendingMessages {
 		p, err := backend.MarshalHistoryEvent(m.HistoryEvent)
 		if err != nil {
 			return nil, err
+		}
+		if m.TargetInstanceID == "" {
+			// durabletask addresses a stall (ExecutionStalled: the
+			// orchestrator version is not registered) to no one: the
+			// instance itself is meant.
+			m = &protos.OrchestrationRuntimeStateMessage{HistoryEvent: m.HistoryEvent, TargetInstanceID: c.id}
 		}
 		c.msgs = append(c.msgs, m)
 		c.msgData = append(c.msgData, p)
@@ -342,21 +396,61 @@ func prepareCompletion(wi *backend.OrchestrationWorkItem) (*completion, error) {
 	return c, nil
 }
 
+// historyStatus is the status a history leaves its instance in, as
+// runtimestate.RuntimeStatus computes it.
+func historyStatus(events []*backend.HistoryEvent) api.OrchestrationStatus {
+	started, suspended, stalled := false, false, false
+	for _, e := range events {
+		switch {
+		case e.GetExecutionStarted() != nil:
+			started = true
+		case e.GetExecutionCompleted() != nil:
+			return e.GetExecutionCompleted().GetOrchestrationStatus()
+		case e.GetExecutionSuspended() != nil:
+			suspended = true
+		case e.GetExecutionResumed() != nil:
+			suspended = false
+		case e.GetExecutionStalled() != nil:
+			stalled = true
+		}
+	}
+	switch {
+	case !started:
+		return api.RUNTIME_STATUS_PENDING
+	case stalled:
+		return api.RUNTIME_STATUS_STALLED
+	case suspended:
+		return api.RUNTIME_STATUS_SUSPENDED
+	}
+	return api.RUNTIME_STATUS_RUNNING
+}
+
 // applyCompletion is the writer's half of CompleteOrchestrationWorkItem.
 func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 	b.mu.Lock()
 	valid := lk.inst.lock == lk && !lk.stale
 	b.mu.Unlock()
-	if !valid {
+	if !valid || b.batchDeleted[c.id] {
 		return nil, backend.ErrWorkItemLockLost
 	}
 	w := &b.ws
 	now := b.now()
-	n, err := w.updInstance.exec(c.status, now,
-		c.started, c.createdAt, c.input,
-		c.completed, now, c.output, c.failure,
-		c.customSet, c.custom,
-		c.id)
+	var n int64
+	var err error
+	switch {
+	case c.continuedAsNew:
+		n, err = w.updStarted.exec(c.status, now, c.completed, now, c.output, c.failure, c.customSet, c.custom, c.id,
+			c.createdAt, c.input, c.executionID)
+	case c.completed:
+		n, err = w.updDone.exec(c.status, now, c.output, c.failure, c.customSet, c.custom, c.id)
+	case c.oldStatus == c.status:
+		if n, err = w.updSame.exec(now, c.customSet, c.custom, c.id, c.status); err == nil && n == 0 {
+			// the stored status was not the one the history says
+			n, err = w.updStatus.exec(now, c.customSet, c.custom, c.id, c.status)
+		}
+	default:
+		n, err = w.updStatus.exec(now, c.customSet, c.custom, c.id, c.status)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -392,27 +486,46 @@ func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 			return nil, err
 		}
 	}
+	var posts []func()
 	msgSeqs := make([]int64, len(c.msgs))
 	for i, m := range c.msgs {
 		target := m.TargetInstanceID
-		_, exists, err := b.instanceStatus(target)
+		msgSeqs[i] = -1
+		status, exists, err := b.instanceStatus(target)
 		if err != nil {
 			return nil, err
 		}
 		if m.HistoryEvent.GetExecutionStarted() != nil {
-			if exists {
-				b.log.Warnf("%s: sub-orchestration %s already exists; its creation is dropped", c.id, target)
-				msgSeqs[i] = -1
+			if exists && !isFinished(status) {
+				b.log.Warnf("%s: sub-orchestration %s already exists and runs; its creation is dropped", c.id, target)
 				continue
 			}
-			if msgSeqs[i], err = b.insertInstance(m.HistoryEvent, c.msgData[i]); err != nil {
+			if exists {
+				// A finished instance with the child's ID (an earlier
+				// run of a parent with the same ID): the new child
+				// replaces it, or the parent would wait forever.
+				drop, err := b.deleteInstances([]string{target})
+				if err != nil {
+					return nil, err
+				}
+				posts = append(posts, drop)
+			}
+			post, err := b.insertInstance(m.HistoryEvent, c.msgData[i])
+			if err != nil {
 				return nil, err
 			}
+			posts = append(posts, post)
 			continue
 		}
-		if !exists {
+		switch {
+		case !exists:
 			b.log.Warnf("%s: message to missing instance %s dropped", c.id, target)
-			msgSeqs[i] = -1
+			continue
+		case isFinished(status) && target != c.id:
+			// Read by no one: the worker drops every event of a
+			// finished instance.
+			continue
+		case target == c.id && c.finished:
 			continue
 		}
 		msgSeqs[i] = b.seq()
@@ -443,6 +556,9 @@ func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 			b.taskSeqs[t.seq] = t
 			b.pushTask(t)
 		}
+		for _, p := range posts {
+			p()
+		}
 		for i, m := range c.msgs {
 			if msgSeqs[i] >= 0 {
 				b.addPending(m.TargetInstanceID, &qEvent{seq: msgSeqs[i], event: m.HistoryEvent})
@@ -450,6 +566,7 @@ func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 		}
 		b.makeReady(in)
 		b.forget(in)
+		b.notify(c.id)
 	}, nil
 }
 
