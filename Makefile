@@ -75,6 +75,11 @@ bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, rou
 	  --parked 0 --data data/bench
 	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./bridge/benchmark
 
+.PHONY: bench-long
+bench-long: ## A million sagas through the embedded engine (throughput, database, RSS per 100k), restart, 100k parked: docs/bench/long.json and long.svg (long; not in make test)
+	$(GO) run ./cmd/sagabridge bench long --sagas 1000000 --window 100000 --concurrency 128 --parked 100000 \
+	  --data data/bench-long --out docs/bench --commit $$(git rev-parse --short HEAD)
+
 # The harness is a module of its own (bench/peers): Temporal's server and
 # DBOS stay out of the product's go.mod. The first run builds Temporal's
 # server (several CPU-minutes). PEERS_FLAGS adds flags, e.g. --sagas 100.
