@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	}
 
 	tr := newTracer(opts.TracerProvider, sagaWorkflows(workflows))
-	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr})
+	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr, log: log.Named("sagas")})
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func secret(file, env string) (string, error) {
 // the nats-server in this process that the configured URL points at.
 func (b *Bridge) connectBroker(inProcess *natsjs.Server) error {
 	bc := b.cfg.Broker
-	wmLog := wmLogger{l: b.log.Named("watermill")}
+	wmLog := newWMLogger(b.log.Named("watermill"))
 	if bc.Kind == "kafka" {
 		// kafkaConnection reads the variable; an empty one is an error
 		// that names it here, not a vague "password required" later.
@@ -431,7 +431,7 @@ func (b *Bridge) Subscriber() message.Subscriber { return b.broker.Subscriber() 
 // Run consumes every routed topic until ctx ends, then stops consuming and
 // waits for in-flight handlers. It does not close the engine or broker.
 func (b *Bridge) Run(ctx context.Context) error {
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wmLogger{l: b.log.Named("router")})
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, newWMLogger(b.log.Named("router")))
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}

@@ -60,7 +60,7 @@ func (b *Bridge) feedProgress(ctx context.Context, board ProgressBoard) error {
 	}
 	sc := kafkaSubscriberConfig(b.cfg.Broker)
 	sc.ConsumerGroup, sc.GroupPerTopic, sc.StartOffset = "", false, kafka.StartLatest
-	sub, err := kafka.NewSubscriber(sc, wmLogger{l: b.log.Named("progress")})
+	sub, err := kafka.NewSubscriber(sc, newWMLogger(b.log.Named("progress")))
 	if err != nil {
 		return fmt.Errorf("progress: %w", err)
 	}
