@@ -28,6 +28,7 @@ type Config struct {
 	Outcomes Outcomes `yaml:"outcomes"`
 	DLQ      DLQ      `yaml:"dlq"`
 	Admin    Admin    `yaml:"admin"`
+	Metrics  Metrics  `yaml:"metrics"`
 	Limits   Limits   `yaml:"limits"`
 	// Access, when present, lists which routes may act on which
 	// workflows; nil (no block) lets every route act on every workflow.
@@ -179,6 +180,19 @@ type Admin struct {
 	// Hosts are names the admin server answers to in the Host header
 	// besides the loopback ones (a service name behind a proxy, say).
 	Hosts []string `yaml:"hosts"`
+}
+
+// Metrics configures a listener of its own for /healthz, /readyz and
+// /metrics, apart from the admin API: probes and Prometheus reach it on
+// the pod's address with no token (daprd serves its metrics port the same
+// way), while the admin API keeps its token.
+type Metrics struct {
+	// Listen is host:port; empty serves these endpoints on the admin
+	// listener only (behind its token, when it has one).
+	Listen string `yaml:"listen"`
+	// TokenFile, when set, holds a bearer token /metrics then requires on
+	// this listener; /healthz and /readyz stay open to probes.
+	TokenFile string `yaml:"tokenFile"`
 }
 
 // Limits protect the bridge from one bad producer.

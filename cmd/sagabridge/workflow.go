@@ -192,17 +192,25 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 	if err != nil {
 		return nil, err
 	}
+	var metricsToken string
+	if cfg.Metrics.TokenFile != "" {
+		if metricsToken, err = admin.ReadToken(cfg.Metrics.TokenFile); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	checks := make([]admin.Check, 0, 3)
 	for _, c := range b.ReadyChecks() {
 		checks = append(checks, admin.Check{Name: c.Name, Run: c.Run})
 	}
 	srv, err := admin.New(admin.Config{
-		Listen:    cfg.Admin.Listen,
-		Token:     tok,
-		Hosts:     cfg.Admin.Hosts,
-		Gatherer:  m.Registry(),
-		Checks:    checks,
-		Workflows: b.Engine(),
+		Listen:        cfg.Admin.Listen,
+		Token:         tok,
+		Hosts:         cfg.Admin.Hosts,
+		MetricsListen: cfg.Metrics.Listen,
+		MetricsToken:  metricsToken,
+		Gatherer:      m.Registry(),
+		Checks:        checks,
+		Workflows:     b.Engine(),
 		Progress: func(id string) (any, bool) {
 			return board.Get(id)
 		},
