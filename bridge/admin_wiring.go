@@ -51,6 +51,8 @@ func (b *Bridge) checkBroker(ctx context.Context) error {
 	switch br := b.broker.(type) {
 	case nil:
 		return errors.New("broker not connected")
+	case interface{ ConnectError() error }:
+		return br.ConnectError()
 	case interface{ Conn() *nats.Conn }:
 		if st := br.Conn().Status(); st != nats.CONNECTED {
 			return fmt.Errorf("nats connection is %s", st)
