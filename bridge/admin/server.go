@@ -394,7 +394,13 @@ func (s *Server) op(f func(ctx context.Context, r *http.Request, id string) (any
 			if code >= 500 {
 				s.log.Warn("admin workflow operation failed", zap.String("path", r.URL.Path), zap.Error(err))
 			}
-			writeJSON(w, code, apiError{Error: err.Error(), Kind: kind})
+			msg := err.Error()
+			if kind == KindNotFound {
+				// The engine's own words are a gRPC status; the caller
+				// only needs to know the instance is not there.
+				msg = fmt.Sprintf("workflow instance %s not found", id)
+			}
+			writeJSON(w, code, apiError{Error: msg, Kind: kind})
 			return
 		}
 		s.log.Info("admin workflow operation", zap.String("method", r.Method), zap.String("path", r.URL.Path))

@@ -44,6 +44,9 @@ func newBenchCmd() *cobra.Command {
 				}
 				opts.Concurrency = append(opts.Concurrency, n)
 			}
+			if err := opts.Validate(); err != nil {
+				return usageErr(err)
+			}
 			w := cmd.OutOrStdout()
 			opts.Progress = func(r benchmark.Result) {
 				fmt.Fprintf(w, "  %-5s %-6s in flight %3d: %6.0f sagas/s, p50 %.1f ms, p99 %.1f ms\n",

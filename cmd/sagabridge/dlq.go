@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,8 +21,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagabridge/sagabridge/bridge"
-	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -77,17 +78,9 @@ func connectNATS(cmd *cobra.Command, o *opsFlags, b *brokerFlags, cfg *config.Co
 		}
 	}
 	opts = append(opts, nats.Name("sagabridge-cli"))
-	ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: "sagabridge_cli", Options: opts})
+	ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: "sagabridge_cli", Options: opts, FailFast: true})
 	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for ps.Conn().Status() != nats.CONNECTED {
-		if time.Now().After(deadline) || cmd.Context().Err() != nil {
-			_ = ps.Close()
-			return nil, exitError{exitFailure, fmt.Errorf("cannot reach NATS at %s", admin.RedactURL(url))}
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil, exitError{exitFailure, err}
 	}
 	return ps, nil
 }
@@ -101,7 +94,7 @@ func (f *dlqFilterFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.route, "route", "", "only messages of this route")
 	fs.StringVar(&f.reason, "reason", "", "only messages whose reason contains this (case-insensitive)")
-	fs.StringVar(&f.kind, "kind", "", "only this kind: decode, too-large, route-eval, instance-not-found, instance-finished, engine-error")
+	fs.StringVar(&f.kind, "kind", "", "only this kind: "+strings.Join(dlq.Kinds, ", "))
 	fs.StringVar(&f.typ, "type", "", "only this event type (a trailing * matches a prefix)")
 	fs.StringVar(&f.topic, "topic", "", "only messages from this origin topic")
 	fs.StringVar(&f.since, "since", "", "only failures at or after: RFC 3339 time, date, or a duration ago (2h)")
@@ -110,6 +103,9 @@ func (f *dlqFilterFlags) register(cmd *cobra.Command) {
 
 func (f dlqFilterFlags) filter(now time.Time) (dlqstore.Filter, error) {
 	out := dlqstore.Filter{Route: f.route, Reason: f.reason, Kind: f.kind, Type: f.typ, Topic: f.topic}
+	if f.kind != "" && !slices.Contains(dlq.Kinds, f.kind) {
+		return out, usageErr(fmt.Errorf("--kind %q is not one of %s", f.kind, strings.Join(dlq.Kinds, ", ")))
+	}
 	var err error
 	if out.Since, err = parseWhen(f.since, now); err != nil {
 		return out, usageErr(fmt.Errorf("--since: %w", err))
@@ -214,8 +210,8 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 			if err != nil {
 				return opErr(err)
 			}
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), views)
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, views)
 			}
 			return printDLQTable(cmd.OutOrStdout(), views)
 		},
@@ -241,8 +237,8 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 				return opErr(err)
 			}
 			v := newDLQView(it, true)
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), v)
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, v)
 			}
 			return printDLQDetail(cmd.OutOrStdout(), v)
 		},
@@ -369,8 +365,8 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 					return opErr(err)
 				}
 			}
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"purged": purged, "topic": st.Topic()})
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, map[string]any{"purged": purged, "topic": st.Topic()})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "purged %d dead-letter message(s) from %s\n", purged, st.Topic())
 			return nil
@@ -511,8 +507,8 @@ func printDLQDetail(w io.Writer, v dlqView) error {
 }
 
 func printReplay(w io.Writer, output string, res dlqstore.ReplayResult, dry bool) error {
-	if output == "json" {
-		return printJSON(w, struct {
+	if output != "table" {
+		return printAs(w, output, struct {
 			DryRun bool `json:"dryRun"`
 			dlqstore.ReplayResult
 		}{dry, res})

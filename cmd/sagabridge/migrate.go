@@ -75,8 +75,8 @@ unexpected-compensation, stuck), with example instance IDs to look at with
 				all = append(all, got...)
 			}
 			rep := migrate.Summarize(all, from, to, examples)
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), rep)
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, rep)
 			}
 			return migrate.WriteTable(cmd.OutOrStdout(), rep)
 		},
@@ -91,15 +91,32 @@ unexpected-compensation, stuck), with example instance IDs to look at with
 }
 
 func newMigrateBucketCmd() *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "bucket INSTANCE-ID...",
 		Short: "Print each instance ID's canary bucket (0..99): the saga drives it when bucket < percent",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			type bucket struct {
+				InstanceID string `json:"instanceId"`
+				Bucket     int    `json:"bucket"`
+			}
+			out := make([]bucket, 0, len(args))
 			for _, id := range args {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%d\n", id, migrate.Bucket(id))
+				out = append(out, bucket{id, migrate.Bucket(id)})
+			}
+			if output != "table" {
+				return printAs(cmd.OutOrStdout(), output, out)
+			}
+			for _, b := range out {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%d\n", b.InstanceID, b.Bucket)
 			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
 }

@@ -71,8 +71,8 @@ JetStream drops a second publish of the same id within its duplicate window.
 			if p.binary {
 				mode = "binary"
 			}
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"topic": p.topic, "id": ev.ID, "type": ev.Type, "mode": mode})
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, map[string]any{"topic": p.topic, "id": ev.ID, "type": ev.Type, "mode": mode})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "published %s (%s, %s) to %s\n", ev.ID, ev.Type, mode, p.topic)
 			return nil

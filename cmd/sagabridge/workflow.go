@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
@@ -50,18 +51,21 @@ func (o *opsFlags) register(fs *pflag.FlagSet, withYes bool) {
 	fs.StringVarP(&o.config, "config", "c", "bridge.yaml", "config file (defaults are used when the default file does not exist)")
 	fs.StringVar(&o.adminAddr, "admin", "", "admin address of the running worker (default: admin.listen of the config)")
 	fs.StringVar(&o.tokenFile, "admin-token-file", "", "file with the admin bearer token (default $"+admin.TokenFileEnv+", then $"+admin.TokenEnv+")")
-	fs.StringVarP(&o.output, "output", "o", "table", "table or json")
+	fs.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	if withYes {
 		fs.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	}
 }
 
-func (o *opsFlags) validate() error {
-	switch o.output {
-	case "table", "json":
+func (o *opsFlags) validate() error { return checkOutput(o.output) }
+
+// checkOutput validates an -o value.
+func checkOutput(format string) error {
+	switch format {
+	case "table", "json", "yaml":
 		return nil
 	}
-	return usageErr(fmt.Errorf("--output %q is not table or json", o.output))
+	return usageErr(fmt.Errorf("--output %q is not table, json or yaml", format))
 }
 
 // loadConfig reads the config; a missing default file means defaults.
@@ -178,10 +182,21 @@ func confirm(cmd *cobra.Command, yes bool, question string) error {
 	return exitError{exitFailure, errors.New("not confirmed")}
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// printAs prints v as JSON or as YAML with the same field names.
+func printAs(w io.Writer, format string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if format == "yaml" {
+		if b, err = sigsyaml.JSONToYAML(b); err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 // startAdmin starts the admin server of a running worker: metrics,
@@ -371,12 +386,12 @@ func readData(cmd *cobra.Command, data, file string) ([]byte, error) {
 }
 
 func report(cmd *cobra.Command, output, what, id string, extra map[string]any) error {
-	if output == "json" {
+	if output != "table" {
 		v := map[string]any{"instanceId": id, "result": what}
 		for k, x := range extra {
 			v[k] = x
 		}
-		return printJSON(cmd.OutOrStdout(), v)
+		return printAs(cmd.OutOrStdout(), output, v)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", what, id)
 	return nil
@@ -415,8 +430,8 @@ func printWorkflow(w io.Writer, output string, d admin.WorkflowDetail) error {
 	if st.Output != "" && json.Unmarshal([]byte(st.Output), &out) == nil && out.Status != "" {
 		v.Outcome = &out
 	}
-	if output == "json" {
-		return printJSON(w, v)
+	if output != "table" {
+		return printAs(w, output, v)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, val string) {
