@@ -21,7 +21,8 @@ type Check struct {
 }
 
 // ReadyChecks are the conditions under which the worker does its job: the
-// broker connection is up, the engine answers, and routes are loaded.
+// broker connection is up, the engine answers, and routes are loaded and
+// consumed.
 func (b *Bridge) ReadyChecks() []Check {
 	return []Check{
 		{Name: "broker", Run: b.checkBroker},
@@ -41,6 +42,9 @@ func (b *Bridge) ReadyChecks() []Check {
 		{Name: "routes", Run: func(context.Context) error {
 			if b.router == nil || len(b.router.Topics()) == 0 {
 				return errors.New("no routes loaded")
+			}
+			if !b.consuming.Load() {
+				return errors.New("not consuming yet: subscribing to the routed topics")
 			}
 			return nil
 		}},

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -80,6 +81,8 @@ type Bridge struct {
 	stats      *Stats
 	migration  *migrate.Planner
 	progress   ProgressBoard
+	// consuming: Run has subscribed to every routed topic.
+	consuming atomic.Bool
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -445,6 +448,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 		defer stop()
 	}
 	b.log.Info("bridge consuming", zap.Strings("topics", b.router.Topics()))
+	go func() {
+		select {
+		case <-r.Running():
+			b.consuming.Store(true)
+		case <-ctx.Done():
+		}
+	}()
+	defer b.consuming.Store(false)
 	if err := r.Run(ctx); err != nil {
 		return fmt.Errorf("router: %w", err)
 	}

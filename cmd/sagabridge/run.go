@@ -54,6 +54,10 @@ func newRunCmd() *cobra.Command {
 			}
 			reloadOnHUP(ctx, file, b, log)
 			runErr := b.Run(ctx)
+			if ctx.Err() != nil && errors.Is(runErr, context.Canceled) {
+				// Stopped while it was still subscribing: a clean stop.
+				runErr = nil
+			}
 			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown)
 			defer cancel()
 			if err := b.Close(closeCtx); err != nil {
