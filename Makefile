@@ -42,6 +42,10 @@ test-short: ## Tests without the process-killing ones, no race detector
 test-race: ## Tests with the race detector
 	$(GO) test -race -count=1 $(PKGS)
 
+.PHONY: schema
+schema: ## Write docs/schema/*.schema.json and docs/configuration.md from the config types
+	$(GO) run ./internal/confspec/gen
+
 .PHONY: lint
 lint: ## gofmt, go vet and the workflow determinism check
 	@fmt_out="$$(gofmt -l $$(git ls-files '*.go' | grep -v testdata))"; \
