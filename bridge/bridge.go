@@ -83,6 +83,7 @@ type Bridge struct {
 	progress   ProgressBoard
 	// consuming: Run has subscribed to every routed topic.
 	consuming atomic.Bool
+	running   *runningSagas
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -115,7 +116,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if metrics == nil {
 		metrics = NopMetrics{}
 	}
-	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}, progress: opts.Progress}
+	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}, progress: opts.Progress, running: newRunningSagas(maxRunningSagas)}
 	if len(cfg.Migration.Workflows) > 0 {
 		b.migration = migrate.NewPlanner(cfg.Migration)
 	}
@@ -443,8 +444,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for _, topic := range b.router.Topics() {
 		r.AddConsumerHandler("route_"+topic, topic, b.broker.Subscriber(), b.handler.Handle)
 	}
+	var feed boards
+	if _, ok := b.broker.(interface{ Conn() *nats.Conn }); ok || b.cfg.Broker.Kind == "kafka" {
+		feed = append(feed, b.running)
+	}
 	if b.progress != nil {
-		stop := b.runProgress(ctx, b.progress)
+		feed = append(feed, b.progress)
+	}
+	if len(feed) > 0 {
+		stop := b.runProgress(ctx, feed)
 		defer stop()
 	}
 	b.log.Info("bridge consuming", zap.Strings("topics", b.router.Topics()))

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -242,6 +244,15 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 	if err != nil {
 		return nil, err
 	}
+	known := knownLabels(cfg)
+	m.InitSeries(known)
+	m.WatchState(admin.State{
+		DLQDepth:      b.DLQDepth,
+		ConsumerLag:   b.ConsumerLag,
+		Checks:        checks,
+		OldestRunning: b.OldestRunning,
+		Sagas:         known.Sagas,
+	})
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
@@ -502,4 +513,30 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// knownLabels are the label values the config names.
+func knownLabels(cfg *config.Config) admin.KnownLabels {
+	k := admin.KnownLabels{
+		Routes:          map[string]string{},
+		EngineOps:       append(slices.Clone(config.Operations), config.ActionStartOrRaise),
+		DivergenceKinds: []string{topics.DivergenceMissingStep, topics.DivergenceOutOfOrder, topics.DivergenceCompensationMissing, topics.DivergenceUnexpectedCompensation, topics.DivergenceStuck},
+	}
+	sagaSet, topicSet := map[string]bool{}, map[string]bool{}
+	for _, r := range cfg.Routes {
+		k.Routes[r.Name] = r.Action()
+		for _, t := range r.Topics {
+			topicSet[t] = true
+		}
+		switch {
+		case r.Start != nil:
+			sagaSet[r.Start.Workflow] = true
+		case r.StartOrRaise != nil:
+			sagaSet[r.StartOrRaise.Workflow] = true
+		}
+	}
+	k.Topics = slices.Sorted(maps.Keys(topicSet))
+	k.Sagas = slices.Sorted(maps.Keys(sagaSet))
+	k.Migrating = slices.Sorted(maps.Keys(cfg.Migration.Workflows))
+	return k
 }
