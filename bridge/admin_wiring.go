@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
 // Hooks for the admin server and the operations commands: what they need
@@ -82,6 +83,10 @@ func (b *Bridge) BrokerURL() string {
 	}
 	return ""
 }
+
+// KafkaConnection is how tools reach a Kafka broker config's cluster
+// (TLS, SASL; a password named by passwordEnv read from the environment).
+func KafkaConnection(c config.Kafka) kafka.Connection { return kafkaConnection(c) }
 
 // NATSOptions are the connection options (credentials, TLS, name) of a
 // NATS broker config, for tools that connect on their own. Secrets are

@@ -82,8 +82,9 @@ type Bridge struct {
 	migration  *migrate.Planner
 	progress   ProgressBoard
 	// consuming: Run has subscribed to every routed topic.
-	consuming atomic.Bool
-	running   *runningSagas
+	consuming  atomic.Bool
+	running    *runningSagas
+	kafkaState kafkaState
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -472,6 +473,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 // Close stops the engine (its worker first), then the broker.
 func (b *Bridge) Close(ctx context.Context) error {
+	b.kafkaState.close()
 	var errs []error
 	if b.engine != nil {
 		errs = append(errs, b.engine.Close(ctx))

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
 func newMigrateCmd() *cobra.Command {
@@ -36,7 +39,8 @@ outcomes.topic. For each saga it prints how many instances each mode had,
 how many shadow instances agreed with the legacy flow, how many diverged and
 how (missing-step, out-of-order, compensation-missing,
 unexpected-compensation, stuck), with example instance IDs to look at with
-'sagabridge workflow get'. The topics are read on NATS JetStream.`,
+'sagabridge workflow get'. The topics are read on the broker (NATS JetStream
+or Kafka) from the window's start.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
@@ -57,18 +61,33 @@ unexpected-compensation, stuck), with example instance IDs to look at with
 			if err != nil {
 				return err
 			}
-			ps, err := connectNATS(cmd, &o, &bf, cfg)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = ps.Close() }()
-			js, err := jetstream.New(ps.Conn())
-			if err != nil {
-				return err
+			var read func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error)
+			if onKafka(cfg, &bf) {
+				r, err := kafka.NewReader(bridge.KafkaConnection(cfg.Broker.Kafka))
+				if err != nil {
+					return exitError{exitFailure, err}
+				}
+				defer r.Close()
+				read = func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error) {
+					return migrate.ReadKafkaOutcomes(ctx, r, topic, since)
+				}
+			} else {
+				ps, err := connectNATS(cmd, &o, &bf, cfg)
+				if err != nil {
+					return err
+				}
+				defer func() { _ = ps.Close() }()
+				js, err := jetstream.New(ps.Conn())
+				if err != nil {
+					return err
+				}
+				read = func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error) {
+					return migrate.ReadOutcomes(ctx, js, topic, since)
+				}
 			}
 			var all []topics.Outcome
 			for _, topic := range []string{cfg.Migration.ShadowOutcomesTopic, cfg.Outcomes.Topic} {
-				got, err := migrate.ReadOutcomes(cmd.Context(), js, topic, from)
+				got, err := read(cmd.Context(), topic, from)
 				if err != nil {
 					return exitError{exitFailure, err}
 				}
