@@ -157,8 +157,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		router:    router,
 		engine:    b.engine,
 		migration: b.migration,
-		// A subscriber holds up to 4 × concurrency messages per topic.
-		prepared:   newPreparedCache(4*cfg.Broker.Concurrency*len(router.Topics()) + 64),
+		// A subscriber holds up to 4 × concurrency messages per topic
+		// whose instance is free, and maxBacklog waiting for theirs.
+		prepared:   newPreparedCache((4*cfg.Broker.Concurrency+cfg.Broker.MaxBacklog)*len(router.Topics()) + 64),
 		pub:        b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
