@@ -42,6 +42,10 @@ test-short: ## Tests without the process-killing ones, no race detector
 test-race: ## Tests with the race detector
 	$(GO) test -race -count=1 $(PKGS)
 
+.PHONY: schema
+schema: ## Write docs/schema/*.schema.json and docs/configuration.md from the config types
+	$(GO) run ./internal/confspec/gen
+
 .PHONY: lint
 lint: ## gofmt, go vet and the workflow determinism check
 	@fmt_out="$$(gofmt -l $$(git ls-files '*.go' | grep -v testdata))"; \
@@ -74,6 +78,11 @@ bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, rou
 	$(GO) run ./cmd/sagabridge bench --broker-process --brokers nats,kafka --concurrency 1,8,32,128 --sagas 2000 \
 	  --parked 0 --data data/bench
 	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./bridge/benchmark
+
+.PHONY: bench-long
+bench-long: ## A million sagas through the embedded engine (throughput, database, RSS per 100k), restart, 100k parked: docs/bench/long.json and long.svg (long; not in make test)
+	$(GO) run ./cmd/sagabridge bench long --sagas 1000000 --window 100000 --concurrency 128 --parked 100000 \
+	  --data data/bench-long --out docs/bench --commit $$(git rev-parse --short HEAD)
 
 # The harness is a module of its own (bench/peers): Temporal's server and
 # DBOS stay out of the product's go.mod. The first run builds Temporal's

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
 // Hooks for the admin server and the operations commands: what they need
@@ -21,7 +22,8 @@ type Check struct {
 }
 
 // ReadyChecks are the conditions under which the worker does its job: the
-// broker connection is up, the engine answers, and routes are loaded.
+// broker connection is up, the engine answers, and routes are loaded and
+// consumed.
 func (b *Bridge) ReadyChecks() []Check {
 	return []Check{
 		{Name: "broker", Run: b.checkBroker},
@@ -42,6 +44,9 @@ func (b *Bridge) ReadyChecks() []Check {
 			if b.router == nil || len(b.router.Topics()) == 0 {
 				return errors.New("no routes loaded")
 			}
+			if !b.consuming.Load() {
+				return errors.New("not consuming yet: subscribing to the routed topics")
+			}
 			return nil
 		}},
 	}
@@ -51,6 +56,8 @@ func (b *Bridge) checkBroker(ctx context.Context) error {
 	switch br := b.broker.(type) {
 	case nil:
 		return errors.New("broker not connected")
+	case interface{ ConnectError() error }:
+		return br.ConnectError()
 	case interface{ Conn() *nats.Conn }:
 		if st := br.Conn().Status(); st != nats.CONNECTED {
 			return fmt.Errorf("nats connection is %s", st)
@@ -76,6 +83,10 @@ func (b *Bridge) BrokerURL() string {
 	}
 	return ""
 }
+
+// KafkaConnection is how tools reach a Kafka broker config's cluster
+// (TLS, SASL; a password named by passwordEnv read from the environment).
+func KafkaConnection(c config.Kafka) kafka.Connection { return kafkaConnection(c) }
 
 // NATSOptions are the connection options (credentials, TLS, name) of a
 // NATS broker config, for tools that connect on their own. Secrets are

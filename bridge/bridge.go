@@ -83,6 +83,10 @@ type Bridge struct {
 	handler    *handler
 	stats      *Stats
 	migration  *migrate.Planner
+	// consuming: Run has subscribed to every routed topic.
+	consuming  atomic.Bool
+	running    *runningSagas
+	kafkaState kafkaState
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -101,7 +105,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if metrics == nil {
 		metrics = NopMetrics{}
 	}
-	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}}
+	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}, running: newRunningSagas(maxRunningSagas)}
 	if len(cfg.Migration.Workflows) > 0 {
 		b.migration = migrate.NewPlanner(cfg.Migration)
 	}
@@ -130,7 +134,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 			e.Finished(id, status, at)
 		}
 	}
-	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr, finished: finished})
+	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr, log: log.Named("sagas"), finished: finished})
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +153,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		router:    router,
 		engine:    b.engine,
 		migration: b.migration,
-		// A subscriber holds up to 4 × concurrency messages per topic.
-		prepared:   newPreparedCache(4*cfg.Broker.Concurrency*len(router.Topics()) + 64),
+		// A subscriber holds up to 4 × concurrency messages per topic
+		// whose instance is free, and maxBacklog waiting for theirs.
+		prepared:   newPreparedCache((4*cfg.Broker.Concurrency+cfg.Broker.MaxBacklog)*len(router.Topics()) + 64),
 		pub:        b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
@@ -241,7 +246,7 @@ func secret(file, env string) (string, error) {
 // the nats-server in this process that the configured URL points at.
 func (b *Bridge) connectBroker(inProcess *natsjs.Server) error {
 	bc := b.cfg.Broker
-	wmLog := wmLogger{l: b.log.Named("watermill")}
+	wmLog := newWMLogger(b.log.Named("watermill"))
 	if bc.Kind == "kafka" {
 		// kafkaConnection reads the variable; an empty one is an error
 		// that names it here, not a vague "password required" later.
@@ -440,7 +445,7 @@ func (b *Bridge) Subscriber() message.Subscriber { return b.broker.Subscriber() 
 // Run consumes every routed topic until ctx ends, then stops consuming and
 // waits for in-flight handlers. It does not close the engine or broker.
 func (b *Bridge) Run(ctx context.Context) error {
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wmLogger{l: b.log.Named("router")})
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, newWMLogger(b.log.Named("router")))
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
@@ -449,7 +454,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for _, topic := range b.router.Topics() {
 		r.AddConsumerHandler("route_"+topic, topic, b.broker.Subscriber(), b.handler.Handle)
 	}
+	if _, ok := b.broker.(interface{ Conn() *nats.Conn }); ok || b.cfg.Broker.Kind == "kafka" {
+		stop := b.runProgress(ctx, b.running)
+		defer stop()
+	}
 	b.log.Info("bridge consuming", zap.Strings("topics", b.router.Topics()))
+	go func() {
+		select {
+		case <-r.Running():
+			b.consuming.Store(true)
+		case <-ctx.Done():
+		}
+	}()
+	defer b.consuming.Store(false)
 	if err := r.Run(ctx); err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
@@ -458,6 +475,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 // Close stops the engine (its worker first), then the broker.
 func (b *Bridge) Close(ctx context.Context) error {
+	b.kafkaState.close()
 	var errs []error
 	if b.engine != nil {
 		errs = append(errs, b.engine.Close(ctx))

@@ -187,8 +187,8 @@ const deadLetterRoutes = `
     start: {workflow: OrderSaga, instanceId: 'event.data.id'}
 `
 
-// payloadMarker is in every bad payload; no log line at info or above may
-// show it.
+// payloadMarker is in every bad payload (and header value); no log line at
+// info or above may show it.
 const payloadMarker = "PAYLOAD-TEXT-7f3a"
 
 // TestDeadLetterAlwaysStored: a message whose full dead letter the broker
@@ -277,9 +277,10 @@ func deadLetterAlwaysStored(t *testing.T, kit dlqKit) {
 			body: func(int) []byte { return []byte(`{"orderId":"` + payloadMarker + `"}`) },
 			hdr: func(i int) nats.Header {
 				return nats.Header{"ce-specversion": {"1.0"}, "ce-id": {fmt.Sprintf("dup-hdr-%d", i)}, "ce-source": {"s"},
-					"ce-type": {"order.placed", "order.cancelled"}, "Content-Type": {"application/json"}}
+					"ce-type": {"order.placed", "order.cancelled"}, "Content-Type": {"application/json"},
+					"X-Customer": {payloadMarker, payloadMarker + "-2"}}
 			},
-			kind: dlq.KindDecode, words: []string{`header "ce-type" (2 values) repeated`}},
+			kind: dlq.KindDecode, words: []string{`header "X-Customer" (2 values), "ce-type" (2 values) repeated`}},
 		{name: "specversion of 66 KB", topic: topics.OrdersPlaced,
 			body: func(i int) []byte {
 				return event(map[string]any{"id": fmt.Sprintf("sv-%d", i), "specversion": big, "data": map[string]any{"orderId": payloadMarker}})

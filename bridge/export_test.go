@@ -1,6 +1,10 @@
 package bridge
 
-import "github.com/nats-io/nats.go"
+import (
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
 
 // BrokerConnAddr is the address the bridge's NATS connection reached ("pipe"
 // for an in-process connection; "" on another broker).
@@ -10,3 +14,14 @@ func BrokerConnAddr(b *Bridge) string {
 	}
 	return ""
 }
+
+// NewRepeatLimiter exposes the limiter of repeated connection errors.
+func NewRepeatLimiter(every time.Duration, now func() time.Time) interface {
+	Allow(kind string) (bool, int)
+} {
+	return limiterAdapter{newRepeatLimiter(every, now)}
+}
+
+type limiterAdapter struct{ l *repeatLimiter }
+
+func (a limiterAdapter) Allow(kind string) (bool, int) { return a.l.allow(kind) }

@@ -173,6 +173,13 @@ func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptio
 		}()
 	}
 	run(func() error { return b.Run(ctx) })
+	// Up once every routed topic is subscribed (the routes check of
+	// /readyz), so a test's first event and first readiness look find it so.
+	for _, c := range b.ReadyChecks() {
+		if c.Name == "routes" {
+			waitFor(t, 30*time.Second, "the bridge to subscribe its topics", func() bool { return c.Run(ctx) == nil })
+		}
+	}
 	watch := kit.pubsub(t, "test-watcher")
 	run(func() error { return s.watcher.Run(ctx, watch.Subscriber(), cfg.Outcomes.Topic) })
 	if opts.participants {

@@ -29,9 +29,9 @@ type Metrics interface {
 	// SagaOutcome: a saga published its outcome; e2e is the time from the
 	// workflow's start to its outcome.
 	SagaOutcome(saga, status string, e2e time.Duration)
-	// MigrationAssigned: an instance of a migrating workflow started in
+	// MigrationAssigned: an instance of a migrating saga started in
 	// mode (shadow or active).
-	MigrationAssigned(workflow, mode string)
+	MigrationAssigned(saga, mode string)
 	// Divergence: a shadow saga found the legacy flow differing (kind is
 	// one of the topics.Divergence* values).
 	Divergence(saga, kind string)

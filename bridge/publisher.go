@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -25,6 +26,7 @@ type eventPublisher struct {
 	pub     message.Publisher
 	metrics Metrics
 	tracer  tracer
+	log     *zap.Logger
 	// finished, when set, is told of every outcome published (retention
 	// purges the instance later).
 	finished func(instanceID, status string, at time.Time)
@@ -82,4 +84,11 @@ func (p eventPublisher) observeOutcome(ev topics.CloudEvent) {
 		return
 	}
 	p.metrics.SagaOutcome(out.Saga, out.Status, out.FinishedAt.Sub(out.StartedAt))
+	if out.Status == topics.StatusFailed && p.log != nil {
+		// Compensation did not finish: the one outcome a person must act
+		// on. The engine logs its end at info like any other.
+		p.log.Warn("saga failed: compensation did not finish, a person must look",
+			zap.String("saga", out.Saga), zap.String("instance", out.InstanceID),
+			zap.String("error", out.Error), zap.Strings("not_undone", out.NotUndone))
+	}
 }

@@ -28,13 +28,18 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 )
 
-// adminPort is where `sagabridge run` serves /healthz, /readyz and /metrics.
-const adminPort = 9464
+// Ports of `sagabridge run` in the pod: the metrics listener (/healthz,
+// /readyz, /metrics, no token) and the admin API (bearer token).
+const (
+	metricsPort = 9091
+	adminPort   = 9464
+)
 
 // Dapr kinds, mirroring the fields of github.com/dapr/dapr v1.16.0
 // pkg/apis/{components,configuration,resiliency}/v1alpha1 that these files
@@ -142,6 +147,7 @@ type rendered struct {
 	service        *corev1.Service
 	pdb            *policyv1.PodDisruptionBudget
 	configMaps     map[string]*corev1.ConfigMap
+	secrets        map[string]*corev1.Secret
 	serviceAccount *corev1.ServiceAccount
 	namespace      *corev1.Namespace
 	components     []*daprComponent
@@ -163,7 +169,7 @@ func render(t *testing.T, dir string) rendered {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	out := rendered{configMaps: map[string]*corev1.ConfigMap{}, configurations: map[string]*daprConfiguration{}}
+	out := rendered{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}, configurations: map[string]*daprConfiguration{}}
 	for _, r := range m.Resources() {
 		b, err := r.MarshalJSON()
 		if err != nil {
@@ -189,6 +195,10 @@ func render(t *testing.T, dir string) rendered {
 			cm := &corev1.ConfigMap{}
 			out.configMaps[r.GetName()] = cm
 			obj = cm
+		case "v1 Secret":
+			sec := &corev1.Secret{}
+			out.secrets[r.GetName()] = sec
+			obj = sec
 		case "v1 ServiceAccount":
 			out.serviceAccount = &corev1.ServiceAccount{}
 			obj = out.serviceAccount
@@ -317,22 +327,24 @@ func checkDeployment(t *testing.T, r rendered) *config.Config {
 		t.Errorf("resources %+v", c.Resources)
 	}
 
-	// The admin port: named metrics, probed, exposed.
-	var metricsPort *corev1.ContainerPort
-	for i, p := range c.Ports {
-		if p.Name == "metrics" {
-			metricsPort = &c.Ports[i]
-		}
+	// The metrics port is probed and exposed; the admin port exposed.
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
 	}
-	if metricsPort == nil || metricsPort.ContainerPort != adminPort {
-		t.Fatalf("container ports %+v: want %d named metrics", c.Ports, adminPort)
+	if ports["metrics"] != metricsPort || ports["admin"] != adminPort {
+		t.Fatalf("container ports %+v: want metrics %d and admin %d", c.Ports, metricsPort, adminPort)
 	}
 	for name, probe := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe} {
 		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != name || probe.HTTPGet.Port.String() != "metrics" {
 			t.Errorf("probe for %s: %+v", name, probe)
 		}
 	}
-	if len(r.service.Spec.Ports) != 1 || r.service.Spec.Ports[0].Name != "metrics" || r.service.Spec.Ports[0].TargetPort.String() != "metrics" {
+	svcPorts := map[string]string{}
+	for _, p := range r.service.Spec.Ports {
+		svcPorts[p.Name] = p.TargetPort.String()
+	}
+	if len(svcPorts) != 2 || svcPorts["metrics"] != "metrics" || svcPorts["admin"] != "admin" {
 		t.Errorf("service ports %+v", r.service.Spec.Ports)
 	}
 
@@ -371,11 +383,19 @@ func checkDeployment(t *testing.T, r rendered) *config.Config {
 	if cfg.Engine.Kind != engine.KindDapr {
 		t.Errorf("engine kind %q, want dapr", cfg.Engine.Kind)
 	}
-	if !strings.HasSuffix(cfg.Admin.Listen, fmt.Sprintf(":%d", adminPort)) || strings.HasPrefix(cfg.Admin.Listen, "127.") || strings.HasPrefix(cfg.Admin.Listen, "localhost") {
-		t.Errorf("admin.listen %q: probes reach the pod IP on %d", cfg.Admin.Listen, adminPort)
+	for _, l := range []struct {
+		key, listen string
+		port        int
+	}{{"metrics.listen", cfg.Metrics.Listen, metricsPort}, {"admin.listen", cfg.Admin.Listen, adminPort}} {
+		if !strings.HasSuffix(l.listen, fmt.Sprintf(":%d", l.port)) || admin.IsLoopback(l.listen) {
+			t.Errorf("%s %q: probes and clients reach the pod IP on %d", l.key, l.listen, l.port)
+		}
+	}
+	if cfg.Admin.TokenFile == "" {
+		t.Error("admin.tokenFile is empty: off loopback the admin API needs a token")
 	}
 	// Files the config names must be mounted.
-	for _, f := range []string{cfg.Broker.Kafka.TLS.CAFile, cfg.Broker.Kafka.SASL.PasswordFile, cfg.Broker.NATS.CredsFile} {
+	for _, f := range []string{cfg.Broker.Kafka.TLS.CAFile, cfg.Broker.Kafka.SASL.PasswordFile, cfg.Broker.NATS.CredsFile, cfg.Admin.TokenFile} {
 		if f != "" && !mounted(c, f) {
 			t.Errorf("%s named in the config is not under any volume mount", f)
 		}

@@ -21,12 +21,14 @@ type Report struct {
 	Versions map[string]string `json:"versions"`
 	Rounds   int               `json:"rounds"`
 	Results  []Result          `json:"results"`
-	// Unavailable lists what could not run, with the command and its error.
-	Unavailable []Unavailable `json:"unavailable,omitempty"`
+	// Failures lists the systems that could not start or failed a round,
+	// with the command and its error; a failed system is not run again,
+	// and its earlier rounds stay in Results.
+	Failures []Failure `json:"failures,omitempty"`
 }
 
-// Unavailable is a system that could not run here.
-type Unavailable struct {
+// Failure is a system that could not run here, or stopped.
+type Failure struct {
 	System  string `json:"system"`
 	Command string `json:"command"`
 	Error   string `json:"error"`
@@ -112,8 +114,8 @@ func (r Report) writeTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, u := range r.Unavailable {
-		fmt.Fprintf(w, "\n%s did not run: `%s`: %s\n", u.System, u.Command, u.Error)
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "\n%s failed and was not run again: `%s`: %s\n", f.System, f.Command, f.Error)
 	}
 	return nil
 }

@@ -49,8 +49,12 @@ func runMain(ctx context.Context, args []string) error {
 	fs.StringVar(&o.commit, "commit", "", "sagabridge commit recorded in the report")
 	fs.StringVar(&o.pgURL, "pg-url", "", "PostgreSQL server for dbos; empty: start a private one from the machine's binaries")
 	fs.StringVar(&o.pgBin, "pg-bin", "", "directory of initdb and postgres (default: Debian's newest, or PATH)")
+	replot := fs.String("replot", "", "measure nothing: print the table of this peers.json and, with --out, redraw peers.svg")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *replot != "" {
+		return replotReport(*replot, o.out)
 	}
 	var err error
 	if o.concurrency, err = splitInts(*conc); err != nil {
@@ -88,6 +92,24 @@ func runMain(ctx context.Context, args []string) error {
 	return nil
 }
 
+func replotReport(path, out string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := rep.writeTable(os.Stdout); err != nil {
+		return err
+	}
+	if out == "" {
+		return nil
+	}
+	return rep.writeSVG(filepath.Join(out, "peers.svg"))
+}
+
 func run(ctx context.Context, o runOptions) (Report, error) {
 	rep := Report{
 		Date:     time.Now().UTC().Format(time.RFC3339),
@@ -108,7 +130,7 @@ func run(ctx context.Context, o runOptions) (Report, error) {
 	}
 	skip := func(unit, command string, err error) {
 		fmt.Fprintf(os.Stderr, "peers: %s cannot run: %s: %v\n", unit, command, err)
-		rep.Unavailable = append(rep.Unavailable, Unavailable{System: unit, Command: command, Error: err.Error()})
+		rep.Failures = append(rep.Failures, Failure{System: unit, Command: command, Error: err.Error()})
 	}
 	units := slices.Clone(o.systems)
 	drop := func(unit string) { units = slices.DeleteFunc(units, func(u string) bool { return u == unit }) }
@@ -169,8 +191,10 @@ func run(ctx context.Context, o runOptions) (Report, error) {
 					res, command, err = runSagabridge(ctx, sbBin, dir, "nats", "direct,bridge", c, per)
 				case unitSagabridgeKafka:
 					res, command, err = runSagabridge(ctx, sbBin, dir, "kafka", "bridge", c, per)
-				default:
+				case sysDBOS:
 					res, command, err = runWorker(ctx, self, workerArgs(unit, c, per, dir, pgURL, pgServers))
+				default:
+					res, command, err = runWorker(ctx, self, workerArgs(unit, c, per, dir, "", nil))
 				}
 				_ = os.RemoveAll(dir)
 				if ctx.Err() != nil {

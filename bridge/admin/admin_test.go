@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -623,5 +624,85 @@ func TestAdminRefusesBrowserRequests(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("admin.hosts [sagabridge.internal], Host %s: %d, want %d", host, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestMetricsListener: the metrics listener serves probes and /metrics
+// without the admin token (off loopback, as in a pod), keeps the admin
+// API off it, hides readiness details, and wants its own token for
+// /metrics once one is set.
+func TestMetricsListener(t *testing.T) {
+	start := func(metricsToken string) *admin.Server {
+		t.Helper()
+		srv, err := admin.New(admin.Config{
+			Listen: "127.0.0.1:0", Token: "admin-secret",
+			MetricsListen: "0.0.0.0:0", MetricsToken: metricsToken,
+			Gatherer: admin.NewMetrics(admin.MetricsOptions{Version: "t", NoRuntime: true}).Registry(),
+			Checks:   []admin.Check{{Name: "broker", Run: func(context.Context) error { return errors.New("nats://user:pw@host down") }}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+		if srv.MetricsAddr() == "" || srv.MetricsAddr() == srv.Addr() {
+			t.Fatalf("metrics addr %q, admin addr %q", srv.MetricsAddr(), srv.Addr())
+		}
+		return srv
+	}
+	get := func(url, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	local := func(addr string) string {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "http://127.0.0.1:" + port
+	}
+	srv := start("")
+	base := local(srv.MetricsAddr())
+	if code, _ := get(base+"/healthz", ""); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, body := get(base+"/metrics", ""); code != http.StatusOK || !strings.Contains(body, "sagabridge_build_info") {
+		t.Errorf("/metrics without a token: %d %.200s", code, body)
+	}
+	code, body := get(base+"/readyz", "admin-secret")
+	if code != http.StatusServiceUnavailable || strings.Contains(body, "pw@") || !strings.Contains(body, "failing") {
+		t.Errorf("/readyz: %d %s (want 503 without details, even with the admin token)", code, body)
+	}
+	for _, path := range []string{"/v1/info", "/v1/workflows/x"} {
+		if code, _ := get(base+path, "admin-secret"); code != http.StatusNotFound {
+			t.Errorf("%s on the metrics listener: %d, want 404", path, code)
+		}
+	}
+	if code, _ := get(srv.URL()+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics on the admin listener without its token: %d", code)
+	}
+
+	withToken := start("scrape-secret")
+	base = local(withToken.MetricsAddr())
+	if code, _ := get(base+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics with metrics.tokenFile set, no token: %d", code)
+	}
+	if code, _ := get(base+"/metrics", "scrape-secret"); code != http.StatusOK {
+		t.Errorf("/metrics with its token: %d", code)
+	}
+	if code, _ := get(base+"/healthz", ""); code != http.StatusOK {
+		t.Errorf("/healthz with a metrics token set: %d", code)
 	}
 }

@@ -79,7 +79,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		outcomes: counter("saga_outcomes_total",
 			"Saga outcomes published, by saga and status (completed, compensated, failed).", "saga", "status"),
 		assigned: counter("migration_instances_total",
-			"Instances of migrating workflows started, by workflow and mode (shadow or active).", "workflow", "mode"),
+			"Instances of migrating sagas started, by saga and mode (shadow or active).", "saga", "mode"),
 		divergences: counter("migration_divergences_total",
 			"Differences between a shadow saga and the legacy flow it followed, by saga and kind.", "saga", "kind"),
 		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -154,9 +154,9 @@ func (m *Metrics) HandlerDone(topic, result string, d time.Duration) {
 func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }
 
 // SagaOutcome implements bridge.Metrics.
-// MigrationAssigned counts a new instance of a migrating workflow.
-func (m *Metrics) MigrationAssigned(workflow, mode string) {
-	m.assigned.WithLabelValues(workflow, mode).Inc()
+// MigrationAssigned counts a new instance of a migrating saga.
+func (m *Metrics) MigrationAssigned(saga, mode string) {
+	m.assigned.WithLabelValues(saga, mode).Inc()
 }
 
 // Divergence counts one divergence a shadow saga reported.
@@ -167,4 +167,51 @@ func (m *Metrics) SagaOutcome(saga, status string, e2e time.Duration) {
 	if e2e >= 0 {
 		m.sagaSeconds.WithLabelValues(saga, status).Observe(e2e.Seconds())
 	}
+}
+
+// InitSeries creates, at zero, the series whose label values are known
+// when the worker starts: every metric is in the first scrape, and a
+// rate() or increase() alert sees the first event.
+func (m *Metrics) InitSeries(k KnownLabels) {
+	for route, action := range k.Routes {
+		m.routed.WithLabelValues(route, action)
+		m.duplicateStarts.WithLabelValues(route)
+		m.parked.WithLabelValues(route)
+		m.droppedFinished.WithLabelValues(route)
+	}
+	for _, topic := range k.Topics {
+		m.consumed.WithLabelValues(topic)
+		m.unmatched.WithLabelValues(topic)
+		for _, result := range []string{"ack", "nack"} {
+			m.handlerSeconds.WithLabelValues(topic, result)
+		}
+	}
+	for _, op := range k.EngineOps {
+		m.engineErrors.WithLabelValues(op)
+	}
+	for _, saga := range k.Sagas {
+		for _, status := range []string{"completed", "compensated", "failed"} {
+			m.outcomes.WithLabelValues(saga, status)
+			m.sagaSeconds.WithLabelValues(saga, status)
+		}
+	}
+	for _, saga := range k.Migrating {
+		for _, mode := range []string{"shadow", "active"} {
+			m.assigned.WithLabelValues(saga, mode)
+		}
+		for _, kind := range k.DivergenceKinds {
+			m.divergences.WithLabelValues(saga, kind)
+		}
+	}
+}
+
+// KnownLabels are the label values a worker knows when it starts.
+type KnownLabels struct {
+	// Routes maps each route to its action.
+	Routes          map[string]string
+	Topics          []string
+	EngineOps       []string
+	Sagas           []string
+	Migrating       []string
+	DivergenceKinds []string
 }

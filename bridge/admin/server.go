@@ -26,6 +26,9 @@
 // Every endpoint refuses a Host it does not answer to and cross-site
 // writes (browserGuard), so a web page cannot use the token-less loopback
 // API through its user's browser.
+//
+// Config.MetricsListen adds a second listener with /healthz, /readyz and
+// /metrics only, for probes and Prometheus (see probes.go).
 package admin
 
 import (
@@ -107,6 +110,10 @@ type Config struct {
 	CheckTimeout time.Duration
 	// Workflows serves /v1/workflows; nil answers 404 there.
 	Workflows Workflows
+	// MetricsListen, when set, is a second listener serving /healthz,
+	// /readyz and /metrics only, with no token unless MetricsToken is set.
+	MetricsListen string
+	MetricsToken  string
 	// Info is served on /v1/info.
 	Info Info
 	// OpTimeout bounds one workflow operation (default 15s).
@@ -125,6 +132,7 @@ type Server struct {
 	done     chan struct{}
 	serveErr error
 	mu       sync.Mutex
+	metrics  *listener
 }
 
 // IsLoopback reports whether a listen address only accepts local
@@ -148,6 +156,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("admin: listen %q: %w", cfg.Listen, err)
+	}
+	if cfg.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("metrics: listen %q: %w", cfg.MetricsListen, err)
+		}
 	}
 	if cfg.Token == "" && !IsLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("admin: listen %q is not a loopback address: a bearer token is required (%s or %s)",
@@ -184,11 +197,8 @@ func RedactURL(raw string) string {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { s.ready(w, r, s.authorized(r)) })
 	if s.cfg.Gatherer != nil {
 		mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: zap.NewStdLog(s.log), EnableOpenMetrics: false,
@@ -232,6 +242,11 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.log.Info("admin server listening", zap.String("addr", s.addr), zap.Bool("token", s.cfg.Token != ""))
+	if err := s.startMetrics(); err != nil {
+		_ = s.srv.Close()
+		<-s.done
+		return err
+	}
 	return nil
 }
 
@@ -254,9 +269,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	err := s.srv.Shutdown(ctx)
 	<-s.done
+	mErr := s.metrics.shutdown(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return errors.Join(err, s.serveErr)
+	return errors.Join(err, s.serveErr, mErr)
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -284,7 +300,8 @@ type Readiness struct {
 	Checks map[string]string `json:"checks"`
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+// ready answers /readyz; detail shows why a check fails.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request, detail bool) {
 	res := Readiness{Ready: true, Checks: map[string]string{}}
 	if s.draining.Load() {
 		res.Ready = false
@@ -300,7 +317,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	for _, c := range s.cfg.Checks {
 		go func() { results <- result{c.Name, runCheck(ctx, c)} }()
 	}
-	detail := s.authorized(r)
 	for range s.cfg.Checks {
 		got := <-results
 		switch {
@@ -374,7 +390,13 @@ func (s *Server) op(f func(ctx context.Context, r *http.Request, id string) (any
 			if code >= 500 {
 				s.log.Warn("admin workflow operation failed", zap.String("path", r.URL.Path), zap.Error(err))
 			}
-			writeJSON(w, code, apiError{Error: err.Error(), Kind: kind})
+			msg := err.Error()
+			if kind == KindNotFound {
+				// The engine's own words are a gRPC status; the caller
+				// only needs to know the instance is not there.
+				msg = fmt.Sprintf("workflow instance %s not found", id)
+			}
+			writeJSON(w, code, apiError{Error: msg, Kind: kind})
 			return
 		}
 		s.log.Info("admin workflow operation", zap.String("method", r.Method), zap.String("path", r.URL.Path))

@@ -238,7 +238,12 @@ type env struct {
 }
 
 func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
-	dir := filepath.Join(opts.DataDir, broker+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	return startEnvAt(ctx, opts, broker, filepath.Join(opts.DataDir, broker+"-"+strconv.FormatInt(time.Now().UnixNano(), 36)))
+}
+
+// startEnvAt starts an env whose engine database and broker store are in
+// dir: a new one, or the one a closed env left (a restart).
+func startEnvAt(ctx context.Context, opts Options, broker, dir string) (*env, error) {
 	cfg, err := config.Parse("bench.yaml", []byte(routesYAML))
 	if err != nil {
 		return nil, err

@@ -3,31 +3,39 @@
 // every problem is reported with its file:line.
 package config
 
+//go:generate go run ../../internal/confspec/gen -root ../..
+
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sagabridge/sagabridge/internal/confspec"
 )
 
-// Config is the whole file.
+// Config is the whole file, bridge.yaml.
 type Config struct {
-	Broker   Broker   `yaml:"broker"`
-	Engine   Engine   `yaml:"engine"`
-	Routing  Routing  `yaml:"routing"`
+	Broker  Broker  `yaml:"broker"`
+	Engine  Engine  `yaml:"engine"`
+	Routing Routing `yaml:"routing"`
+	// Routes map events to actions on the engine: each names the topics it
+	// consumes, a CEL match, and one action.
 	Routes   []Route  `yaml:"routes"`
 	Outcomes Outcomes `yaml:"outcomes"`
 	DLQ      DLQ      `yaml:"dlq"`
 	Admin    Admin    `yaml:"admin"`
+	Metrics  Metrics  `yaml:"metrics"`
 	Limits   Limits   `yaml:"limits"`
 	// Access, when present, lists which routes may act on which
 	// workflows; nil (no block) lets every route act on every workflow.
@@ -48,9 +56,12 @@ type Config struct {
 // Broker is where events come from and outcomes go.
 type Broker struct {
 	// Kind is "nats" (a NATS server with JetStream), "embedded" (an
-	// in-process nats-server) or "kafka".
-	Kind string `yaml:"kind"`
-	// ConsumerGroup is shared by every replica of this bridge.
+	// in-process nats-server) or "kafka". Only the block of this kind
+	// (nats, embedded or kafka) may be set.
+	Kind string `yaml:"kind" enum:"nats,embedded,kafka"`
+	// ConsumerGroup is shared by every replica of this bridge: each event
+	// is handled by one of them. On NATS it names the durable consumers,
+	// on Kafka the consumer group (one per topic, suffixed with it).
 	ConsumerGroup string `yaml:"consumerGroup"`
 	// Concurrency is how many messages of one topic are handled at once.
 	Concurrency int `yaml:"concurrency"`
@@ -62,69 +73,103 @@ type Broker struct {
 	// instance (behind one of its events being handled, or parked). They
 	// take none of the concurrency, so a busy instance holds up only
 	// itself until this many wait.
-	MaxBacklog int      `yaml:"maxBacklog"`
-	NATS       NATS     `yaml:"nats"`
-	Kafka      Kafka    `yaml:"kafka"`
-	Embedded   Embedded `yaml:"embedded"`
+	MaxBacklog int `yaml:"maxBacklog"`
+	// NATS is the NATS server, for kind nats.
+	NATS NATS `yaml:"nats"`
+	// Kafka is the Kafka cluster, for kind kafka.
+	Kafka Kafka `yaml:"kafka"`
+	// Embedded is the in-process nats-server, for kind embedded.
+	Embedded Embedded `yaml:"embedded"`
 }
 
-// Kafka connects to a Kafka cluster. Secrets come from files.
+// Kafka connects to a Kafka cluster. Secrets come from files or from
+// environment variables named here.
 type Kafka struct {
-	Brokers  []string  `yaml:"brokers"`
+	// Brokers are the bootstrap addresses, host:port each (no scheme).
+	Brokers []string `yaml:"brokers"`
+	// ClientID names this client in the brokers' logs and quotas.
 	ClientID string    `yaml:"clientId"`
 	TLS      KafkaTLS  `yaml:"tls"`
 	SASL     KafkaSASL `yaml:"sasl"`
 	// AutoCreateTopics creates missing topics (off: production topics are
 	// provisioned with their own partitions and retention; on in dev).
 	AutoCreateTopics bool `yaml:"autoCreateTopics"`
-	TopicPartitions  int  `yaml:"topicPartitions"`
+	// TopicPartitions is the partition count of the topics the bridge
+	// creates when autoCreateTopics is on (0: the broker's default).
+	TopicPartitions int `yaml:"topicPartitions"`
 	// SessionTimeout is how long the group waits for a silent member (a
 	// crashed replica) before its partitions move: the redelivery delay
-	// after a crash. Default 10s, with heartbeats every second.
+	// after a crash. Heartbeats go every tenth of it.
 	SessionTimeout time.Duration `yaml:"sessionTimeout"`
 }
 
 // KafkaTLS configures TLS towards the brokers.
 type KafkaTLS struct {
-	Enable   bool   `yaml:"enable"`
-	CAFile   string `yaml:"caFile"`
+	// Enable turns TLS on; with no caFile the system's roots verify the
+	// brokers' certificates.
+	Enable bool `yaml:"enable"`
+	// CAFile is a PEM file of the certificates that sign the brokers'.
+	CAFile string `yaml:"caFile"`
+	// CertFile and keyFile are a PEM client certificate and its key, for
+	// brokers that require mutual TLS.
 	CertFile string `yaml:"certFile"`
-	KeyFile  string `yaml:"keyFile"`
+	// KeyFile is the private key of certFile (PEM).
+	KeyFile string `yaml:"keyFile"`
 	// InsecureSkipVerify turns off the check of the brokers' certificates:
 	// for test clusters with self-signed certificates only. The worker
 	// logs a warning at start.
 	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
 }
 
-// KafkaSASL configures SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+// KafkaSASL configures SASL authentication.
 type KafkaSASL struct {
-	Mechanism    string `yaml:"mechanism"`
-	Username     string `yaml:"username"`
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty means no
+	// SASL.
+	Mechanism string `yaml:"mechanism" enum:",PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"`
+	// Username is the SASL user.
+	Username string `yaml:"username"`
+	// PasswordFile holds the password (trailing newline trimmed).
 	PasswordFile string `yaml:"passwordFile"`
 	// PasswordEnv names an environment variable holding the password,
-	// instead of PasswordFile.
+	// instead of passwordFile.
 	PasswordEnv string `yaml:"passwordEnv"`
 }
 
 // NATS connects to a NATS server. Secrets come from files or from
 // environment variables named here (*Env), never from the YAML itself.
 type NATS struct {
-	URL           string `yaml:"url"`
-	CredsFile     string `yaml:"credsFile"`
-	User          string `yaml:"user"`
-	PasswordFile  string `yaml:"passwordFile"`
-	PasswordEnv   string `yaml:"passwordEnv"`
-	TokenFile     string `yaml:"tokenFile"`
-	TokenEnv      string `yaml:"tokenEnv"`
-	NKeySeedFile  string `yaml:"nkeySeedFile"`
-	TLSCAFile     string `yaml:"tlsCAFile"`
-	TLSCertFile   string `yaml:"tlsCertFile"`
-	TLSKeyFile    string `yaml:"tlsKeyFile"`
+	// URL is the server, or several separated by commas: nats://, tls://,
+	// ws:// or wss://, without a password (use user with passwordFile).
+	URL string `yaml:"url"`
+	// CredsFile is a NATS credentials file (JWT and NKey seed).
+	CredsFile string `yaml:"credsFile"`
+	// User is the user name for password authentication.
+	User string `yaml:"user"`
+	// PasswordFile holds user's password.
+	PasswordFile string `yaml:"passwordFile"`
+	// PasswordEnv names an environment variable holding user's password,
+	// instead of passwordFile.
+	PasswordEnv string `yaml:"passwordEnv"`
+	// TokenFile holds an authentication token.
+	TokenFile string `yaml:"tokenFile"`
+	// TokenEnv names an environment variable holding the token, instead
+	// of tokenFile.
+	TokenEnv string `yaml:"tokenEnv"`
+	// NKeySeedFile holds an NKey seed to authenticate with.
+	NKeySeedFile string `yaml:"nkeySeedFile"`
+	// TLSCAFile is a PEM file of the certificates that sign the server's.
+	TLSCAFile string `yaml:"tlsCAFile"`
+	// TLSCertFile is a PEM client certificate, for mutual TLS.
+	TLSCertFile string `yaml:"tlsCertFile"`
+	// TLSKeyFile is the private key of tlsCertFile (PEM).
+	TLSKeyFile string `yaml:"tlsKeyFile"`
+	// ConnectionTag names the connection in the server's monitoring.
 	ConnectionTag string `yaml:"name"`
 }
 
-// Embedded runs nats-server in the bridge process.
+// Embedded runs nats-server with JetStream in the bridge process.
 type Embedded struct {
+	// DataDir holds the JetStream store.
 	DataDir string `yaml:"dataDir"`
 	// Port 0 picks a free one; 4222 lets local tools connect.
 	Port int `yaml:"port"`
@@ -132,8 +177,9 @@ type Embedded struct {
 
 // Engine selects the workflow engine.
 type Engine struct {
-	// Kind is "embedded" (default) or "dapr".
-	Kind     string         `yaml:"kind"`
+	// Kind is "embedded" (a durabletask hub in the process, on SQLite) or
+	// "dapr" (a daprd sidecar).
+	Kind     string         `yaml:"kind" enum:"embedded,dapr"`
 	Embedded EngineEmbedded `yaml:"embedded"`
 	Dapr     EngineDapr     `yaml:"dapr"`
 	// Retention is how long a finished saga is kept by the engine after
@@ -144,13 +190,13 @@ type Engine struct {
 // Retention periods, per saga outcome. Unset takes the default; 0s keeps
 // such instances forever.
 type Retention struct {
-	// Completed defaults to DefaultRetentionCompleted.
+	// Completed is how long a completed saga is kept.
 	Completed *time.Duration `yaml:"completed"`
-	// Compensated defaults to DefaultRetentionCompensated; it also covers
+	// Compensated is how long a compensated saga is kept; it also covers
 	// terminated instances.
 	Compensated *time.Duration `yaml:"compensated"`
-	// Failed (a compensation did not finish, or the outcome could not be
-	// published) defaults to DefaultRetentionFailed.
+	// Failed is how long a failed saga (a compensation did not finish, or
+	// the outcome could not be published) is kept.
 	Failed *time.Duration `yaml:"failed"`
 }
 
@@ -165,35 +211,54 @@ const (
 
 // EngineEmbedded configures the in-process durabletask hub.
 type EngineEmbedded struct {
-	DBPath      string        `yaml:"dbPath"`
-	Parallelism int           `yaml:"parallelism"`
-	Synchronous string        `yaml:"synchronous"`
-	IdlePoll    time.Duration `yaml:"idlePoll"`
+	// DBPath is the SQLite database file; its directory is created.
+	DBPath string `yaml:"dbPath"`
+	// Parallelism is how many workflow and how many activity work items
+	// run at once (0: the engine's default, 64).
+	Parallelism int `yaml:"parallelism"`
+	// Synchronous is SQLite's synchronous setting in WAL mode: "normal"
+	// (empty means normal: a process crash loses nothing, a power cut can
+	// lose the last commits) or "full" (survives a power cut; group commit
+	// makes it one fsync per batch of writes).
+	Synchronous string `yaml:"synchronous" enum:",normal,full"`
+	// IdlePoll is accepted and ignored: the engine wakes its workers when
+	// work is written and fires timers on time. Configs that set it still
+	// load.
+	IdlePoll time.Duration `yaml:"idlePoll"`
 }
 
 // EngineDapr points at a daprd sidecar.
 type EngineDapr struct {
+	// GRPCEndpoint is daprd's gRPC API, host:port; empty means
+	// $DAPR_GRPC_ENDPOINT, then 127.0.0.1:$DAPR_GRPC_PORT (set by Dapr's
+	// sidecar injector), then 127.0.0.1:50001.
 	GRPCEndpoint string `yaml:"grpcEndpoint"`
+	// APITokenFile holds the token daprd requires (dapr.io/api-token-secret);
+	// empty means $DAPR_API_TOKEN.
 	APITokenFile string `yaml:"apiTokenFile"`
 	// RetentionDir holds the worker's record of the finished sagas it
-	// must purge later (daprd cannot list them); default data/retention.
+	// must purge later (daprd cannot list them).
 	RetentionDir string `yaml:"retentionDir"`
 }
 
 // Routing holds settings that apply to every route.
 type Routing struct {
-	// Mode is "all" (every matching route fires, in file order; default)
-	// or "first" (only the first matching route fires).
-	Mode string `yaml:"mode"`
+	// Mode is "all" (every matching route fires, in file order) or
+	// "first" (only the first matching route fires).
+	Mode string `yaml:"mode" enum:"all,first"`
 }
 
 // Outcomes configures where saga outcomes go.
 type Outcomes struct {
+	// Topic receives every saga's outcome event (completed, compensated,
+	// failed).
 	Topic string `yaml:"topic"`
 }
 
 // DLQ configures the dead-letter topic.
 type DLQ struct {
+	// Topic receives the events the bridge cannot handle, with the
+	// reason; `sagabridge dlq` reads, replays and purges it.
 	Topic string `yaml:"topic"`
 }
 
@@ -209,9 +274,26 @@ type Admin struct {
 	Hosts []string `yaml:"hosts"`
 }
 
+// Metrics configures a listener of its own for /healthz, /readyz and
+// /metrics, apart from the admin API: probes and Prometheus reach it on
+// the pod's address with no token (daprd serves its metrics port the same
+// way), while the admin API keeps its token.
+type Metrics struct {
+	// Listen is host:port; empty serves these endpoints on the admin
+	// listener only (behind its token, when it has one).
+	Listen string `yaml:"listen"`
+	// TokenFile, when set, holds a bearer token /metrics then requires on
+	// this listener; /healthz and /readyz stay open to probes.
+	TokenFile string `yaml:"tokenFile"`
+}
+
 // Limits protect the bridge from one bad producer.
 type Limits struct {
-	MaxPayloadBytes  int `yaml:"maxPayloadBytes"`
+	// MaxPayloadBytes is the largest event the bridge handles; a larger
+	// one is dead-lettered (kind too-large).
+	MaxPayloadBytes int `yaml:"maxPayloadBytes"`
+	// MaxInstanceIDLen is the longest workflow instance ID a route may
+	// compute; a longer one dead-letters the event.
 	MaxInstanceIDLen int `yaml:"maxInstanceIdLength"`
 	// MaxEvalCost bounds the CEL work routing one event may do, in cel-go's
 	// cost units (about one per operation, a list's length for `in`); an
@@ -226,28 +308,37 @@ type Limits struct {
 // raise on, terminate, suspend, resume or purge its instances. Once the
 // block exists, everything it does not grant is denied.
 type Access struct {
-	// Default is what workflows the block does not list get: "deny"
-	// (default) or "allow".
-	Default   string                    `yaml:"default"`
+	// Default is what workflows the block does not list get: "deny" or
+	// "allow".
+	Default string `yaml:"default" enum:"deny,allow"`
+	// Workflows grants operations per workflow name.
 	Workflows map[string]WorkflowAccess `yaml:"workflows"`
 }
 
 // WorkflowAccess grants each operation on one workflow; an absent
 // operation is denied to every route.
 type WorkflowAccess struct {
-	Start     *Grant `yaml:"start"`
-	Raise     *Grant `yaml:"raise"`
+	// Start: who may start instances.
+	Start *Grant `yaml:"start"`
+	// Raise: who may raise events on instances.
+	Raise *Grant `yaml:"raise"`
+	// Terminate: who may terminate instances.
 	Terminate *Grant `yaml:"terminate"`
-	Suspend   *Grant `yaml:"suspend"`
-	Resume    *Grant `yaml:"resume"`
-	Purge     *Grant `yaml:"purge"`
+	// Suspend: who may suspend instances.
+	Suspend *Grant `yaml:"suspend"`
+	// Resume: who may resume instances.
+	Resume *Grant `yaml:"resume"`
+	// Purge: who may purge finished instances.
+	Purge *Grant `yaml:"purge"`
 }
 
 // Grant names who may perform an operation: a route listed in Routes (any
 // route when empty) consuming a topic listed in Topics (any topic when
 // empty). At least one of the two is required.
 type Grant struct {
+	// Routes are route names.
 	Routes []string `yaml:"routes"`
+	// Topics are topics a route consumes.
 	Topics []string `yaml:"topics"`
 }
 
@@ -276,27 +367,38 @@ func (w WorkflowAccess) Grant(op string) *Grant {
 
 // Route maps events to one action on the engine.
 type Route struct {
-	Name   string   `yaml:"name"`
-	Topics []string `yaml:"topics"`
+	// Name identifies the route in metrics, logs, dead letters and the
+	// access block; unique in the file.
+	Name string `yaml:"name" required:"true"`
+	// Topics are the topics the route consumes.
+	Topics []string `yaml:"topics" required:"true"`
 	// Match is a CEL expression over event and headers; empty matches all.
 	Match string `yaml:"match"`
 	// Plain reads events that are not CloudEvents.
 	Plain *Plain `yaml:"plain"`
 
-	Start        *Start   `yaml:"start"`
-	Raise        *Raise   `yaml:"raise"`
+	// Start starts a workflow instance (one action per route).
+	Start *Start `yaml:"start"`
+	// Raise raises an external event on an instance.
+	Raise *Raise `yaml:"raise"`
+	// StartOrRaise starts the instance if it does not exist, then raises
+	// the event on it.
 	StartOrRaise *StartOr `yaml:"startOrRaise"`
-	Terminate    *Control `yaml:"terminate"`
-	Suspend      *Control `yaml:"suspend"`
-	Resume       *Control `yaml:"resume"`
-	Purge        *Control `yaml:"purge"`
+	// Terminate terminates an instance.
+	Terminate *Control `yaml:"terminate"`
+	// Suspend suspends an instance.
+	Suspend *Control `yaml:"suspend"`
+	// Resume resumes a suspended instance.
+	Resume *Control `yaml:"resume"`
+	// Purge deletes a finished instance's state.
+	Purge *Control `yaml:"purge"`
 
 	// ParkWindow is how long a raise on an instance that does not exist
 	// yet keeps being retried before the event is dead-lettered.
 	ParkWindow time.Duration `yaml:"parkWindow"`
 	// OnFinished is what a raise on a finished instance does: "drop"
-	// (counted) or "deadletter" (default).
-	OnFinished string `yaml:"onFinished"`
+	// (counted) or "deadletter".
+	OnFinished string `yaml:"onFinished" enum:"drop,deadletter"`
 	// Concurrency caps this route's actions running at once (0: no cap
 	// beyond broker.concurrency).
 	Concurrency int `yaml:"concurrency"`
@@ -304,19 +406,24 @@ type Route struct {
 
 // Plain names the payload fields that stand in for CloudEvent attributes.
 type Plain struct {
+	// TypeField is the payload field that holds the event type.
 	TypeField string `yaml:"typeField"`
-	IDField   string `yaml:"idField"`
+	// IDField is the payload field that holds the event id.
+	IDField string `yaml:"idField"`
 	// Type is used when the payload has no type field at all.
 	Type string `yaml:"type"`
 }
 
 // Start starts a workflow instance.
 type Start struct {
-	// Workflow is a registered Go workflow or a declarative saga, by name.
+	// Workflow is a registered Go workflow or a declarative saga, by name:
+	// the workflow (saga) to start.
 	Workflow string `yaml:"workflow"`
 	// Version pins a declarative saga's version; 0 (default) starts the
 	// latest loaded.
-	Version    int    `yaml:"version"`
+	Version int `yaml:"version"`
+	// InstanceID is CEL computing the instance ID, the key that makes a
+	// repeated start start nothing.
 	InstanceID string `yaml:"instanceId"`
 	// Input is CEL; empty means event.data, passed through byte for byte.
 	Input string `yaml:"input"`
@@ -324,6 +431,7 @@ type Start struct {
 
 // Raise raises an external event on an instance.
 type Raise struct {
+	// InstanceID is CEL computing the instance to raise the event on.
 	InstanceID string `yaml:"instanceId"`
 	// EventName is CEL; a plain word (no quotes, operators or dots) is
 	// taken literally.
@@ -334,18 +442,29 @@ type Raise struct {
 
 // StartOr starts the instance if it does not exist, then raises the event.
 type StartOr struct {
-	Workflow   string `yaml:"workflow"`
-	Version    int    `yaml:"version"`
+	// Workflow is the workflow to start when the instance does not exist:
+	// a registered Go workflow or a declarative saga, by name.
+	Workflow string `yaml:"workflow"`
+	// Version pins a declarative saga's version; 0 (default) starts the
+	// latest loaded.
+	Version int `yaml:"version"`
+	// InstanceID is CEL computing the instance ID.
 	InstanceID string `yaml:"instanceId"`
-	Input      string `yaml:"input"`
-	EventName  string `yaml:"eventName"`
-	Payload    string `yaml:"payload"`
+	// Input is CEL for the start's input; empty means event.data.
+	Input string `yaml:"input"`
+	// EventName is CEL for the event's name; a plain word is taken
+	// literally.
+	EventName string `yaml:"eventName"`
+	// Payload is CEL for the event's payload; empty means event.data.
+	Payload string `yaml:"payload"`
 }
 
 // Control terminates, suspends, resumes or purges an instance.
 type Control struct {
+	// InstanceID is CEL computing the instance to act on.
 	InstanceID string `yaml:"instanceId"`
-	Reason     string `yaml:"reason"`
+	// Reason is CEL for the reason recorded with the operation.
+	Reason string `yaml:"reason"`
 }
 
 // Action names, as routes and metrics spell them.
@@ -396,37 +515,81 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes YAML, applies defaults and validates the structure. name
-// is used in error positions. Routes are checked again, with CEL, by the
-// route package.
+// is used in error positions. Values may refer to environment variables
+// as ${NAME} or ${NAME:-default} ($$ is a literal $); an unset one
+// without a default is an error that names it. Routes are checked again,
+// with CEL, by the route package.
 //
 // When the YAML itself parses, the returned config is non-nil even with an
 // error (unknown keys, invalid values), so `sagabridge validate` can go on
 // and report the routes' problems too. Anything else must stop on error.
 func Parse(name string, b []byte) (*Config, error) {
+	return parse(name, b, os.LookupEnv)
+}
+
+func parse(name string, b []byte, lookup func(string) (string, bool)) (*Config, error) {
 	cfg := &Config{file: name}
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	cfg.root = &root
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var decodeErr error
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		decodeErr = positioned(name, err)
+	used := map[string]string{}
+	refs, errs := confspec.Interpolate(name, &root, func(k string) (string, bool) {
+		v, ok := lookup(k)
+		if ok {
+			used[k] = v
+		}
+		return v, ok
+	})
+	errs = append(errs, confspec.CheckKeys(name, &root, reflect.TypeFor[Config]())...)
+	if len(root.Content) > 0 {
+		if err := root.Decode(cfg); err != nil {
+			errs = append(errs, positioned(name, err, refs))
+		}
 	}
 	cfg.setDefaults()
-	return cfg, errors.Join(decodeErr, cfg.Validate())
+	return cfg, hideValues(errors.Join(append(errs, cfg.Validate())...), used)
 }
 
-// positioned rewrites yaml.v3's "line N: msg" into "file:N: msg".
-func positioned(name string, err error) error {
+// hideValues writes ${NAME} where an error would print the value of a
+// variable the file referred to: a message quoting a bad value must not
+// print a secret that was put in the wrong key.
+func hideValues(err error, vars map[string]string) error {
+	if err == nil || len(vars) == 0 {
+		return err
+	}
+	names := make([]string, 0, len(vars))
+	for n, v := range vars {
+		if len(v) >= 3 {
+			names = append(names, n)
+		}
+	}
+	// Longest values first, so a value inside another is not cut in two.
+	sort.Slice(names, func(i, j int) bool { return len(vars[names[i]]) > len(vars[names[j]]) })
+	msg := err.Error()
+	for _, n := range names {
+		msg = strings.ReplaceAll(msg, vars[n], "${"+n+"}")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// positioned rewrites yaml.v3's "line N: msg" into "file:N: msg". On a
+// line whose value came from variables (refs), the value yaml.v3 quotes
+// is replaced by their names.
+func positioned(name string, err error, refs map[int][]string) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		errs := make([]error, 0, len(te.Errors))
 		for _, e := range te.Errors {
 			if rest, ok := strings.CutPrefix(e, "line "); ok {
 				if n, msg, ok := strings.Cut(rest, ": "); ok {
+					if line, _ := strconv.Atoi(n); len(refs[line]) > 0 {
+						msg = quoted.ReplaceAllLiteralString(msg, "the value of ${"+strings.Join(refs[line], "}, ${")+"}")
+					}
 					errs = append(errs, fmt.Errorf("%s:%s: %s", name, n, msg))
 					continue
 				}
@@ -545,6 +708,7 @@ func (c *Config) Validate() error {
 	if c.Broker.Kind == "kafka" && len(c.Broker.Kafka.Brokers) == 0 {
 		bad([]any{"broker", "kafka"}, "broker kind kafka needs kafka.brokers")
 	}
+	errs = append(errs, c.validateBrokerBlocks()...)
 	if c.Broker.Concurrency < 1 {
 		bad([]any{"broker", "concurrency"}, "concurrency %d must be at least 1", c.Broker.Concurrency)
 	}
@@ -633,7 +797,83 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateBrokerBlocks refuses a block of another broker kind (it would
+// be ignored: a kafka block under kind nats once fell back to a default
+// NATS URL in silence) and addresses the broker cannot use.
+func (c *Config) validateBrokerBlocks() []error {
+	var errs []error
+	// The file's own kind: code (dev, tests) may point a parsed file at
+	// another broker, and the file's blocks are then not in question.
+	fileKind := "embedded"
+	if n := c.node("broker", "kind"); n != nil {
+		fileKind = n.Value
+	}
+	for _, block := range []string{"nats", "kafka", "embedded"} {
+		if block != fileKind && c.node("broker", block) != nil {
+			errs = append(errs, fmt.Errorf("%s: broker.%s is set but broker.kind is %q: it would be ignored; remove it, or set kind: %s",
+				c.Pos("broker", block), block, fileKind, block))
+		}
+	}
+	kind := c.Broker.Kind
+	if kind == "nats" {
+		for _, raw := range strings.Split(c.Broker.NATS.URL, ",") {
+			raw = strings.TrimSpace(raw)
+			u, err := url.Parse(raw)
+			switch {
+			case err != nil || u.Host == "":
+				errs = append(errs, fmt.Errorf("%s: nats url %q is not a URL such as nats://host:4222", c.Pos("broker", "nats", "url"), redactURL(raw)))
+			case !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme):
+				errs = append(errs, fmt.Errorf("%s: nats url scheme %q: NATS speaks nats://, tls://, ws:// or wss://", c.Pos("broker", "nats", "url"), u.Scheme))
+			}
+		}
+	}
+	if kind == "kafka" {
+		for i, b := range c.Broker.Kafka.Brokers {
+			if _, _, err := net.SplitHostPort(b); err != nil || strings.Contains(b, "://") {
+				errs = append(errs, fmt.Errorf("%s: kafka broker %q is not host:port (Kafka addresses have no scheme)", c.Pos("broker", "kafka", "brokers", i), b))
+			}
+		}
+	}
+	return errs
+}
+
+// redactURL drops a URL's user:password part for a message.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}
+
+// node is the file's value at path, nil when the file does not set it.
+func (c *Config) node(path ...string) *yaml.Node {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return nil
+	}
+	n := c.root.Content[0]
+	for _, k := range path {
+		var next *yaml.Node
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					next = n.Content[i+1]
+				}
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
+}
+
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// quoted is how yaml.v3 quotes a value in a type error.
+var quoted = regexp.MustCompile("`[^`]*`")
 
 // validateSecrets checks that each secret has one source: a file or an
 // environment variable. Their content is read when the broker connects,
@@ -765,3 +1005,17 @@ func (c *Config) Pos(path ...any) string {
 
 // File is the name the config was loaded from.
 func (c *Config) File() string { return c.file }
+
+// Defaults is the config an empty file gives, with one of each repeated
+// block (a route, an access rule, a migrating workflow) so that their
+// defaults are filled in too: the configuration reference reads its
+// defaults from it.
+func Defaults() *Config {
+	c := &Config{
+		Routes:    []Route{{}},
+		Access:    &Access{Workflows: map[string]WorkflowAccess{"": {}}},
+		Migration: Migration{Workflows: map[string]MigratingWorkflow{"": {}}},
+	}
+	c.setDefaults()
+	return c
+}

@@ -14,8 +14,8 @@ func TestParseReportsEveryProblemWithFileAndLine(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"unknown key", "broker:\n  kind: nats\n  colour: red\n", []string{"bridge.yaml:3: field colour not found"}},
-		{"unknown key in a route", "routes:\n  - name: a\n    topics: [t]\n    wat: 1\n    start: {workflow: W, instanceId: x}\n", []string{"bridge.yaml:4: field wat not found"}},
+		{"unknown key", "broker:\n  kind: nats\n  colour: red\n", []string{`bridge.yaml:3: unknown key "colour" (expected one of ackWait, concurrency, consumerGroup, embedded, kafka, kind,`}},
+		{"unknown key in a route", "routes:\n  - name: a\n    topics: [t]\n    wat: 1\n    start: {workflow: W, instanceId: x}\n", []string{`bridge.yaml:4: unknown key "wat"`}},
 		{"bad kinds", "broker:\n  kind: rabbit\nengine:\n  kind: temporal\n", []string{
 			"bridge.yaml:2: broker kind \"rabbit\"", "bridge.yaml:4: engine kind \"temporal\""}},
 		{"duplicate route names", `routes:
@@ -70,13 +70,16 @@ func TestDefaults(t *testing.T) {
 // TestSecretsComeFromFilesOrEnvironment: each secret names one source; a
 // password in the YAML itself is an unknown key, not a setting.
 func TestSecretsComeFromFilesOrEnvironment(t *testing.T) {
-	ok := `broker:
+	for _, ok := range []string{`broker:
   kind: nats
   nats: {user: sb, passwordEnv: NATS_PASSWORD, tokenEnv: NATS_TOKEN}
-  kafka: {sasl: {mechanism: PLAIN, username: sb, passwordEnv: KAFKA_PASSWORD}}
-`
-	if _, err := config.Parse("bridge.yaml", []byte(ok)); err != nil {
-		t.Fatalf("env secrets: %v", err)
+`, `broker:
+  kind: kafka
+  kafka: {brokers: ["k:9092"], sasl: {mechanism: PLAIN, username: sb, passwordEnv: KAFKA_PASSWORD}}
+`} {
+		if _, err := config.Parse("bridge.yaml", []byte(ok)); err != nil {
+			t.Fatalf("env secrets: %v", err)
+		}
 	}
 	_, err := config.Parse("bridge.yaml", []byte(`broker:
   kind: nats
@@ -104,7 +107,90 @@ func TestSecretsComeFromFilesOrEnvironment(t *testing.T) {
 		!strings.Contains(err.Error(), "bridge.yaml:2: nats url carries a password") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("a password in the url: %v", err)
 	}
-	if _, err := config.Parse("bridge.yaml", []byte("broker:\n  nats: {user: sb, password: hunter2}\n")); err == nil || !strings.Contains(err.Error(), "field password not found") {
+	if _, err := config.Parse("bridge.yaml", []byte("broker:\n  nats: {user: sb, password: hunter2}\n")); err == nil || !strings.Contains(err.Error(), `unknown key "password"`) {
 		t.Errorf("a clear-text password was accepted: %v", err)
+	}
+}
+
+// TestInterpolation: ${VAR} and ${VAR:-default} in values, numbers typed
+// after expansion, errors that name the variable and never print a value.
+func TestInterpolation(t *testing.T) {
+	t.Setenv("SB_TEST_NATS_HOST", "nats.internal")
+	t.Setenv("SB_TEST_CONC", "8")
+	t.Setenv("SB_TEST_EMPTY", "")
+	cfg, err := config.Parse("bridge.yaml", []byte(`broker:
+  kind: nats
+  concurrency: ${SB_TEST_CONC}
+  ackWait: ${SB_TEST_UNSET_WAIT:-20s}
+  nats:
+    url: nats://${SB_TEST_NATS_HOST}:${SB_TEST_UNSET_PORT:-4222}
+    name: "cost $$5 ${SB_TEST_EMPTY:-default}"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Broker.Concurrency != 8 || cfg.Broker.AckWait != 20*time.Second || cfg.Broker.NATS.URL != "nats://nats.internal:4222" ||
+		cfg.Broker.NATS.ConnectionTag != "cost $5 default" {
+		t.Errorf("expanded: %+v", cfg.Broker)
+	}
+
+	t.Setenv("SB_TEST_SECRETISH", "hunter2-is-not-a-number")
+	_, err = config.Parse("bridge.yaml", []byte(`broker:
+  kind: nats
+  concurrency: ${SB_TEST_SECRETISH}
+  nats:
+    url: nats://${SB_TEST_NOT_SET}:4222
+    name: ${1BAD}
+routing:
+  mode: ${SB_TEST_SECRETISH}
+`))
+	for _, want := range []string{
+		"bridge.yaml:5: ${SB_TEST_NOT_SET} is not set (set it, or give a default: ${SB_TEST_NOT_SET:-value})",
+		`bridge.yaml:6: ${1BAD}: "1BAD" is not a variable name`,
+		"bridge.yaml:3: cannot unmarshal !!str the value of ${SB_TEST_SECRETISH} into int",
+		`routing mode "${SB_TEST_SECRETISH}" is not all or first`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("an error prints a variable's value: %v", err)
+	}
+}
+
+// TestBrokerBlocksAndAddresses: a block of another broker kind, or an
+// address the broker cannot use, is refused where it is written.
+func TestBrokerBlocksAndAddresses(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml, want string
+	}{
+		{"kafka block under nats", "broker:\n  kind: nats\n  kafka:\n    brokers: [k:9092]\n",
+			`bridge.yaml:3: broker.kafka is set but broker.kind is "nats"`},
+		{"nats block under kafka", "broker:\n  kind: kafka\n  kafka: {brokers: [k:9092]}\n  nats: {url: nats://n:4222}\n",
+			`bridge.yaml:4: broker.nats is set but broker.kind is "kafka"`},
+		{"nats block under the default embedded", "broker:\n  nats: {url: nats://n:4222}\n",
+			`bridge.yaml:2: broker.nats is set but broker.kind is "embedded"`},
+		{"http url", "broker:\n  kind: nats\n  nats: {url: 'http://n:4222'}\n",
+			`bridge.yaml:3: nats url scheme "http": NATS speaks nats://, tls://, ws:// or wss://`},
+		{"no scheme", "broker:\n  kind: nats\n  nats: {url: 'n:4222'}\n", `bridge.yaml:3: nats url`},
+		{"kafka url", "broker:\n  kind: kafka\n  kafka:\n    brokers: [k1:9092, 'kafka://k2:9092']\n",
+			`bridge.yaml:4: kafka broker "kafka://k2:9092" is not host:port`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse("bridge.yaml", []byte(c.yaml))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v lacks %q", err, c.want)
+			}
+		})
+	}
+	for _, ok := range []string{
+		"broker:\n  kind: nats\n  nats: {url: 'tls://a:4222, nats://b:4222'}\n",
+		"broker:\n  kind: kafka\n  kafka: {brokers: ['k1:9092', '[::1]:9093']}\n",
+		"broker:\n  kind: embedded\n  embedded: {port: 4222}\n",
+	} {
+		if _, err := config.Parse("bridge.yaml", []byte(ok)); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
 	}
 }

@@ -28,7 +28,7 @@ type Migration struct {
 // MigratingWorkflow is one workflow's place on the way from choreography.
 type MigratingWorkflow struct {
 	// Mode is shadow, canary or active.
-	Mode string `yaml:"mode"`
+	Mode string `yaml:"mode" enum:"shadow,canary,active" required:"true"`
 	// Percent is the canary share (0..100) of instances the saga drives,
 	// chosen by a stable hash of the instance ID.
 	Percent int `yaml:"percent"`
@@ -51,8 +51,11 @@ type MigratingWorkflow struct {
 
 // LegacyStep lists legacy event types (CloudEvent type attributes).
 type LegacyStep struct {
-	Done   []string `yaml:"done"`
+	// Done are the types that show the step succeeded.
+	Done []string `yaml:"done"`
+	// Failed are the types that show the step failed.
 	Failed []string `yaml:"failed"`
+	// Undone are the types that show the step was compensated.
 	Undone []string `yaml:"undone"`
 }
 

@@ -61,6 +61,13 @@ type Options struct {
 	Logger *zap.Logger
 	// TracerProvider, when set, traces the bridge (see bridge.Options).
 	TracerProvider trace.TracerProvider
+	// Metrics is handed to the bridge (see bridge.Options).
+	Metrics bridge.Metrics
+	// Serve, when set, is called once the bridge is built, with the
+	// config dev runs it on (the broker's address filled in): it starts
+	// what serves the running bridge, the admin API, and returns how to
+	// stop it.
+	Serve func(ctx context.Context, cfg *config.Config, b *bridge.Bridge) (stop func(context.Context) error, err error)
 }
 
 func (o *Options) setDefaults() {
@@ -156,11 +163,23 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: log, TracerProvider: opts.TracerProvider, NATSServer: eb.nats})
+	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: log, TracerProvider: opts.TracerProvider, NATSServer: eb.nats,
+		Metrics: opts.Metrics})
 	if err != nil {
 		return Summary{}, err
 	}
 	defer func() { _ = b.Close(context.Background()) }()
+	if opts.Serve != nil {
+		stop, err := opts.Serve(runCtx, cfg, b)
+		if err != nil {
+			return Summary{}, err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = stop(ctx)
+		}()
+	}
 
 	services, err := connect("legacy-services")
 	if err != nil {

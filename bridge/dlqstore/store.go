@@ -66,8 +66,11 @@ func (s *Store) Stream() string { return s.stream }
 
 // Item is one dead-letter message as stored.
 type Item struct {
-	// Seq is the stream sequence: the ID `dlq show` and `dlq list` use.
-	Seq      uint64
+	// Seq is the stream sequence (the offset on Kafka).
+	Seq uint64
+	// Ref is the ID `dlq show` and `dlq list` use: the sequence on NATS,
+	// "<partition>/<offset>" on Kafka.
+	Ref      string
 	StoredAt time.Time
 	Entry    dlq.Entry
 	// Err says what metadata could not be read; Entry holds the rest.
@@ -189,7 +192,7 @@ func (s *Store) Count(ctx context.Context) (uint64, error) {
 var marshaler wmnats.NATSMarshaler
 
 func decode(seq uint64, stored time.Time, subject string, hdr nats.Header, data []byte) Item {
-	it := Item{Seq: seq, StoredAt: stored}
+	it := Item{Seq: seq, Ref: strconv.FormatUint(seq, 10), StoredAt: stored}
 	msg, err := marshaler.Unmarshal(&nats.Msg{Subject: subject, Header: hdr, Data: data})
 	if err != nil {
 		it.Err = fmt.Errorf("dlq message %d: %w", seq, err)

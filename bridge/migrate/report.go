@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -118,22 +119,42 @@ func ReadOutcomes(ctx context.Context, js jetstream.JetStream, topic string, sin
 	// An outcome is stored after its instance finished: starting the read
 	// at since finds every one that finished after it.
 	err := natsjs.ReadTopic(ctx, js, topic, since, func(m natsjs.Stored) error {
-		var ev topics.CloudEvent
-		if json.Unmarshal(m.Data, &ev) != nil {
-			return nil
-		}
-		switch ev.Type {
-		case topics.OutcomeCompleted, topics.OutcomeCompensated, topics.OutcomeFailed:
-		default:
-			return nil
-		}
-		var o topics.Outcome
-		if json.Unmarshal(ev.Data, &o) == nil {
-			out = append(out, o)
-		}
+		out = appendOutcome(out, m.Data)
 		return nil
 	})
 	return out, err
+}
+
+// ReadKafkaOutcomes is ReadOutcomes on a Kafka topic.
+func ReadKafkaOutcomes(ctx context.Context, r *kafka.Reader, topic string, since time.Time) ([]topics.Outcome, error) {
+	from, err := r.OffsetAt(ctx, topic, since)
+	if err != nil {
+		return nil, err
+	}
+	var out []topics.Outcome
+	err = r.Read(ctx, topic, from, func(m kafka.Stored) error {
+		out = appendOutcome(out, m.Message.Payload)
+		return nil
+	})
+	return out, err
+}
+
+// appendOutcome adds the outcome a stored event holds, if it is one.
+func appendOutcome(out []topics.Outcome, data []byte) []topics.Outcome {
+	var ev topics.CloudEvent
+	if json.Unmarshal(data, &ev) != nil {
+		return out
+	}
+	switch ev.Type {
+	case topics.OutcomeCompleted, topics.OutcomeCompensated, topics.OutcomeFailed:
+	default:
+		return out
+	}
+	var o topics.Outcome
+	if json.Unmarshal(ev.Data, &o) == nil {
+		out = append(out, o)
+	}
+	return out
 }
 
 // WriteTable prints the report for a person.

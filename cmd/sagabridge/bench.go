@@ -44,6 +44,9 @@ func newBenchCmd() *cobra.Command {
 				}
 				opts.Concurrency = append(opts.Concurrency, n)
 			}
+			if err := opts.Validate(); err != nil {
+				return usageErr(err)
+			}
 			w := cmd.OutOrStdout()
 			opts.Progress = func(r benchmark.Result) {
 				fmt.Fprintf(w, "  %-5s %-6s in flight %3d: %6.0f sagas/s, p50 %.1f ms, p99 %.1f ms\n",
@@ -99,7 +102,60 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof)")
 	cmd.Flags().BoolVar(&brokerProcess, "broker-process", false,
 		"run the broker in a process of its own (this binary), reached over loopback TCP; the CPU column is then the worker's alone")
-	cmd.AddCommand(newBenchBrokerCmd())
+	cmd.AddCommand(newBenchBrokerCmd(), newBenchLongCmd())
+	return cmd
+}
+
+func newBenchLongCmd() *cobra.Command {
+	var opts benchmark.LongOptions
+	var out, commit, level string
+	cmd := &cobra.Command{
+		Use:   "long",
+		Short: "Run many sagas through the embedded engine: throughput, database and memory per window, restart, parked sagas",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level, true)
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			opts.Logger = log
+			w := cmd.OutOrStdout()
+			opts.Progress = func(x benchmark.Window) {
+				fmt.Fprintf(w, "  window %2d (%8d sagas, %6.0f s): %6.0f sagas/s, p99 %.1f ms, RSS %.0f MiB, database %.1f MiB\n",
+					x.Index, x.Done, x.AtSeconds, x.PerSecond, x.P99Ms, x.RSSMiB, x.DBMiB)
+			}
+			rep, err := benchmark.RunLong(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			rep.Commit = commit
+			rep.Machine = fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+			if err := rep.WriteTable(w); err != nil {
+				return err
+			}
+			if out != "" {
+				if err := os.MkdirAll(out, 0o755); err != nil {
+					return err
+				}
+				if err := rep.WriteJSON(filepath.Join(out, "long.json")); err != nil {
+					return err
+				}
+				if err := rep.WriteSVG(filepath.Join(out, "long.svg")); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(out, "long.json"), filepath.Join(out, "long.svg"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&opts.Sagas, "sagas", 1_000_000, "sagas in all")
+	cmd.Flags().IntVar(&opts.Window, "window", 100_000, "sagas per measured window")
+	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 128, "sagas in flight")
+	cmd.Flags().IntVar(&opts.Parked, "parked", 100_000, "sagas left waiting for their event, then approved (0: skip)")
+	cmd.Flags().StringVar(&opts.DataDir, "data", "data/bench-long", "directory for the database and broker store")
+	cmd.Flags().StringVar(&out, "out", "", "directory for long.json and long.svg")
+	cmd.Flags().StringVar(&commit, "commit", "", "commit recorded in the report")
+	cmd.Flags().StringVar(&level, "log-level", "error", "log level")
 	return cmd
 }
 

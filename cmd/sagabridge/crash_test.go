@@ -30,9 +30,18 @@ const workerEnv = "SAGABRIDGE_TEST_WORKER_CONFIG"
 // workerLogLevelEnv sets the worker's --log-level (default warn).
 const workerLogLevelEnv = "SAGABRIDGE_TEST_WORKER_LOG_LEVEL"
 
+// mainArgsEnv makes the test binary run main() with these arguments
+// (separated by newlines), as the sagabridge binary would.
+const mainArgsEnv = "SAGABRIDGE_TEST_MAIN_ARGS"
+
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(hubEnv); cfg != "" {
 		os.Exit(runHub(cfg))
+	}
+	if args := os.Getenv(mainArgsEnv); args != "" {
+		os.Args = append([]string{"sagabridge"}, strings.Split(args, "\n")...)
+		main()
+		os.Exit(exitOK)
 	}
 	if cfg := os.Getenv(workerEnv); cfg != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

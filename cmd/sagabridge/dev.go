@@ -1,22 +1,38 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 
+	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/admin"
+	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/devenv"
 )
 
 func newDevCmd() *cobra.Command {
 	var opts devenv.Options
-	var level string
+	var level, adminListen string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the OrderSaga demo: embedded NATS, embedded engine, simulated services",
-		Args:  cobra.NoArgs,
+		Long: `Run the OrderSaga demo: an embedded broker, the embedded engine, simulated
+legacy services and a stream of orders whose outcomes are printed as they
+arrive. The admin API and metrics are served on --admin, so the other
+commands (workflow get, dlq list, publish) work against it with no config.
+Ctrl-C (or SIGTERM) stops it, prints the summary and exits 0.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.Validate(); err != nil {
+				return usageErr(err)
+			}
 			log, err := newLogger(level, true)
 			if err != nil {
-				return exitError{exitUsage, err}
+				return usageErr(err)
 			}
 			defer func() { _ = log.Sync() }()
 			opts.Logger = log
@@ -26,8 +42,29 @@ func newDevCmd() *cobra.Command {
 			}
 			defer stopTracing()
 			opts.TracerProvider = tp
-			opts.Out = cmd.OutOrStdout()
+			out := cmd.OutOrStdout()
+			opts.Out = out
+			metrics := admin.NewMetrics(admin.MetricsOptions{Version: version})
+			opts.Metrics = metrics
+			opts.Serve = func(ctx context.Context, cfg *config.Config, b *bridge.Bridge) (func(context.Context) error, error) {
+				cfg.Admin.Listen = adminListen
+				adm, err := startAdmin(ctx, cfg, b, metrics, log)
+				if err != nil {
+					return nil, err
+				}
+				broker := b.BrokerURL()
+				if cfg.Broker.Kind == "kafka" {
+					broker = "kafka://" + strings.Join(cfg.Broker.Kafka.Brokers, ",")
+				}
+				fmt.Fprintf(out, "broker     %s\nadmin API  %s  (sagabridge workflow get ID, sagabridge dlq list)\nmetrics    %s/metrics\n\n",
+					broker, adm.URL(), adm.MetricsURL())
+				return adm.Shutdown, nil
+			}
 			_, err = devenv.Run(cmd.Context(), opts)
+			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+				// Interrupted, as the user asked: the summary is printed.
+				return nil
+			}
 			return err
 		},
 	}
@@ -39,5 +76,6 @@ func newDevCmd() *cobra.Command {
 	cmd.Flags().StringVar(&opts.Legacy, "legacy", "", "run the legacy order choreography beside a migrating OrderSaga: shadow, canary:<percent> or active")
 	cmd.Flags().BoolVar(&opts.LegacySkipRelease, "legacy-skip-release", false, "make the legacy inventory service skip releasing stock (a shadow saga reports it)")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	cmd.Flags().StringVar(&adminListen, "admin", admin.DefaultListen, "address to serve the admin API and metrics on (what the other commands' --admin reach)")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,8 +21,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagabridge/sagabridge/bridge"
-	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -77,19 +78,28 @@ func connectNATS(cmd *cobra.Command, o *opsFlags, b *brokerFlags, cfg *config.Co
 		}
 	}
 	opts = append(opts, nats.Name("sagabridge-cli"))
-	ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: "sagabridge_cli", Options: opts})
+	ps, err := natsjs.New(natsjs.Config{URL: url, ConsumerGroup: "sagabridge_cli", Options: opts, FailFast: true})
 	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for ps.Conn().Status() != nats.CONNECTED {
-		if time.Now().After(deadline) || cmd.Context().Err() != nil {
-			_ = ps.Close()
-			return nil, exitError{exitFailure, fmt.Errorf("cannot reach NATS at %s", admin.RedactURL(url))}
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil, exitError{exitFailure, err}
 	}
 	return ps, nil
+}
+
+// dlqStore is what the dlq commands do on a dead-letter topic;
+// dlqstore.Store (NATS JetStream) and dlqstore.KafkaStore implement it.
+type dlqStore interface {
+	Topic() string
+	Count(ctx context.Context) (uint64, error)
+	List(ctx context.Context, f dlqstore.Filter, fn func(dlqstore.Item) error) error
+	Get(ctx context.Context, id string) (dlqstore.Item, error)
+	Purge(ctx context.Context, f dlqstore.Filter) (int, error)
+	Replay(ctx context.Context, opts dlqstore.ReplayOptions) (dlqstore.ReplayResult, error)
+}
+
+// onKafka says whether the commands talk Kafka: broker.kind kafka and no
+// --nats-url.
+func onKafka(cfg *config.Config, b *brokerFlags) bool {
+	return cfg.Broker.Kind == "kafka" && b.natsURL == ""
 }
 
 // dlqFilterFlags are the selection flags of list, replay and purge.
@@ -101,7 +111,7 @@ func (f *dlqFilterFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.route, "route", "", "only messages of this route")
 	fs.StringVar(&f.reason, "reason", "", "only messages whose reason contains this (case-insensitive)")
-	fs.StringVar(&f.kind, "kind", "", "only this kind: decode, too-large, route-eval, instance-not-found, instance-finished, engine-error")
+	fs.StringVar(&f.kind, "kind", "", "only this kind: "+strings.Join(dlq.Kinds, ", "))
 	fs.StringVar(&f.typ, "type", "", "only this event type (a trailing * matches a prefix)")
 	fs.StringVar(&f.topic, "topic", "", "only messages from this origin topic")
 	fs.StringVar(&f.since, "since", "", "only failures at or after: RFC 3339 time, date, or a duration ago (2h)")
@@ -110,6 +120,9 @@ func (f *dlqFilterFlags) register(cmd *cobra.Command) {
 
 func (f dlqFilterFlags) filter(now time.Time) (dlqstore.Filter, error) {
 	out := dlqstore.Filter{Route: f.route, Reason: f.reason, Kind: f.kind, Type: f.typ, Topic: f.topic}
+	if f.kind != "" && !slices.Contains(dlq.Kinds, f.kind) {
+		return out, usageErr(fmt.Errorf("--kind %q is not one of %s", f.kind, strings.Join(dlq.Kinds, ", ")))
+	}
 	var err error
 	if out.Since, err = parseWhen(f.since, now); err != nil {
 		return out, usageErr(fmt.Errorf("--since: %w", err))
@@ -150,20 +163,30 @@ func newDLQCmd() *cobra.Command {
 		Short: "List, show, replay and purge dead-letter messages",
 		Long: `List, show, replay and purge dead-letter messages.
 
-The dead-letter topic (dlq.topic) is read on NATS JetStream directly. A
-message's ID is its stream sequence (the SEQ column). Replay re-publishes each
-selected message, payload and headers as the producer sent them, to its origin
-topic, and removes it from the dead-letter topic only after JetStream stored
-the re-publish; an interrupted replay run again with the same filters resumes
-without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
-3 no such message.`,
+The dead-letter topic (dlq.topic) is read on the broker directly. Replay
+re-publishes each selected message, payload and headers as the producer sent
+them, to its origin topic, and removes it only after the broker stored the
+re-publish; an interrupted replay run again with the same filters resumes.
+
+On NATS JetStream a message's ID is its stream sequence; removal deletes it,
+and a resumed replay neither loses nor doubles a message (the origin stream
+drops a second re-publish by its message id).
+
+On Kafka a message's ID is <partition>/<offset>. A topic cannot delete one
+record, so replay and purge acknowledge it on a compacted topic beside it
+(<dlq topic>.acks), and list, show, replay and the depth gauge skip what is
+acknowledged; retention removes the records. A replay interrupted between a
+re-publish and its acknowledgement re-publishes that message again when run
+again (at least once).
+
+Exit codes: 0 done, 1 failed, 2 usage, 3 no such message.`,
 	}
 	cmd.SetFlagErrorFunc(flagUsageErr)
 	o.register(cmd.PersistentFlags(), true)
 	bf.register(cmd)
 	cmd.PersistentFlags().StringVar(&dlqTopic, "dlq-topic", "", "dead-letter topic (default: dlq.topic of the config)")
 
-	open := func(cmd *cobra.Command) (*dlqstore.Store, func(), error) {
+	open := func(cmd *cobra.Command) (dlqStore, func(), error) {
 		if err := o.validate(); err != nil {
 			return nil, nil, err
 		}
@@ -171,13 +194,20 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 		if err != nil {
 			return nil, nil, err
 		}
-		ps, err := connectNATS(cmd, &o, &bf, cfg)
-		if err != nil {
-			return nil, nil, err
-		}
 		topic := dlqTopic
 		if topic == "" {
 			topic = cfg.DLQ.Topic
+		}
+		if onKafka(cfg, &bf) {
+			st, err := dlqstore.OpenKafka(bridge.KafkaConnection(cfg.Broker.Kafka), topic)
+			if err != nil {
+				return nil, nil, exitError{exitFailure, err}
+			}
+			return st, func() { _ = st.Close() }, nil
+		}
+		ps, err := connectNATS(cmd, &o, &bf, cfg)
+		if err != nil {
+			return nil, nil, err
 		}
 		st, err := dlqstore.Open(ps.Conn(), topic)
 		if err != nil {
@@ -214,8 +244,8 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 			if err != nil {
 				return opErr(err)
 			}
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), views)
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, views)
 			}
 			return printDLQTable(cmd.OutOrStdout(), views)
 		},
@@ -241,8 +271,8 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 				return opErr(err)
 			}
 			v := newDLQView(it, true)
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), v)
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, v)
 			}
 			return printDLQDetail(cmd.OutOrStdout(), v)
 		},
@@ -369,8 +399,8 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 					return opErr(err)
 				}
 			}
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"purged": purged, "topic": st.Topic()})
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, map[string]any{"purged": purged, "topic": st.Topic()})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "purged %d dead-letter message(s) from %s\n", purged, st.Topic())
 			return nil
@@ -385,6 +415,7 @@ without losing or doubling a message. Exit codes: 0 done, 1 failed, 2 usage,
 // dlqView is one dead-letter message as printed.
 type dlqView struct {
 	Seq          uint64            `json:"seq"`
+	Ref          string            `json:"ref"`
 	ID           string            `json:"id"`
 	StoredAt     time.Time         `json:"storedAt"`
 	Kind         string            `json:"kind"`
@@ -409,7 +440,7 @@ type dlqView struct {
 func newDLQView(it dlqstore.Item, full bool) dlqView {
 	e := it.Entry
 	v := dlqView{
-		Seq: it.Seq, ID: e.ID, StoredAt: it.StoredAt,
+		Seq: it.Seq, Ref: it.Ref, ID: e.ID, StoredAt: it.StoredAt,
 		Kind: e.Failure.Kind, Reason: e.Failure.Reason, Route: e.Failure.Route,
 		OriginTopic: e.Failure.OriginTopic, EventType: e.Failure.EventType, EventID: e.Failure.EventID,
 		Attempts: e.Failure.Attempts, FirstFailure: e.Failure.FirstFailure, FailedAt: e.Failure.FailedAt,
@@ -434,13 +465,13 @@ func newDLQView(it dlqstore.Item, full bool) dlqView {
 
 func printDLQTable(w io.Writer, views []dlqView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tFAILED AT\tKIND\tROUTE\tTOPIC\tEVENT TYPE\tEVENT ID\tATTEMPTS\tREASON")
+	fmt.Fprintln(tw, "ID\tFAILED AT\tKIND\tROUTE\tTOPIC\tEVENT TYPE\tEVENT ID\tATTEMPTS\tREASON")
 	for _, v := range views {
 		at := v.FailedAt
 		if at.IsZero() {
 			at = v.StoredAt
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", v.Seq, at.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", v.Ref, at.Local().Format("2006-01-02 15:04:05"),
 			dash(v.Kind), dash(v.Route), dash(v.OriginTopic), dash(v.EventType), dash(truncate(v.EventID, 40)),
 			v.Attempts, truncate(v.Reason, 80))
 	}
@@ -461,8 +492,8 @@ func dash(s string) string {
 func printDLQDetail(w io.Writer, v dlqView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, val string) { fmt.Fprintf(tw, "%s\t%s\n", k, val) }
-	row("seq", strconv.FormatUint(v.Seq, 10))
-	row("id", v.ID)
+	row("id", v.Ref)
+	row("message id", v.ID)
 	row("kind", v.Kind)
 	row("reason", v.Reason)
 	row("route", dash(v.Route))
@@ -511,8 +542,8 @@ func printDLQDetail(w io.Writer, v dlqView) error {
 }
 
 func printReplay(w io.Writer, output string, res dlqstore.ReplayResult, dry bool) error {
-	if output == "json" {
-		return printJSON(w, struct {
+	if output != "table" {
+		return printAs(w, output, struct {
 			DryRun bool `json:"dryRun"`
 			dlqstore.ReplayResult
 		}{dry, res})

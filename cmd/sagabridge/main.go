@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -37,25 +39,55 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "sagabridge:", err)
+	code := exitFailure
 	var ee exitError
 	if errors.As(err, &ee) {
-		os.Exit(ee.code)
+		code = ee.code
 	}
-	os.Exit(exitFailure)
+	if code == exitUsage && cmd != nil {
+		fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	os.Exit(code)
+}
+
+// Environment variables that stand in for flags; a flag given on the
+// command line wins.
+var flagEnv = map[string]string{
+	"config":    "SAGABRIDGE_CONFIG",
+	"admin":     "SAGABRIDGE_ADMIN",
+	"log-level": "SAGABRIDGE_LOG_LEVEL",
 }
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sagabridge",
 		Short:         "Bridge pub/sub domain events to Dapr workflow sagas",
+		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Environment stand-ins for flags the command line left out.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			for name, env := range flagEnv {
+				f := cmd.Flags().Lookup(name)
+				v, set := os.LookupEnv(env)
+				if f == nil || f.Changed || !set {
+					continue
+				}
+				if err := f.Value.Set(v); err != nil {
+					return usageErr(fmt.Errorf("$%s: %w", env, err))
+				}
+				f.Changed = true
+			}
+			return nil
+		},
 	}
+	root.SetVersionTemplate("sagabridge {{.Version}}\n")
+	root.SetFlagErrorFunc(flagUsageErr)
 	root.AddCommand(
 		newRunCmd(),
 		newDevCmd(),
@@ -68,16 +100,69 @@ func newRoot() *cobra.Command {
 		newWorkflowCmd(),
 		newMigrateCmd(),
 	)
+	applyConventions(root)
 	return root
 }
 
+// applyConventions gives every command the same habits: argument errors
+// and unknown subcommands exit 2 (cobra's own would exit 1), a command
+// group run without a subcommand prints its usage and exits 2, and flags
+// with an environment stand-in say so in their help.
+func applyConventions(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.SuggestionsMinimumDistance = 2
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageErr(errors.New(msg))
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(cmd.ErrOrStderr())
+			_ = cmd.Usage()
+			return usageErr(fmt.Errorf("%s needs a subcommand", cmd.CommandPath()))
+		}
+	} else if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return usageErr(err)
+			}
+			return nil
+		}
+	}
+	for name, env := range flagEnv {
+		if f := c.LocalFlags().Lookup(name); f != nil && !strings.Contains(f.Usage, "$"+env) {
+			f.Usage += " [$" + env + "]"
+		}
+	}
+	for _, sub := range c.Commands() {
+		applyConventions(sub)
+	}
+}
+
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if output != "table" {
+				return printAs(cmd.OutOrStdout(), output, map[string]string{
+					"version": version, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH,
+				})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), "sagabridge", version)
+			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
 }

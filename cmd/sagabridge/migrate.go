@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
 func newMigrateCmd() *cobra.Command {
@@ -36,7 +39,8 @@ outcomes.topic. For each saga it prints how many instances each mode had,
 how many shadow instances agreed with the legacy flow, how many diverged and
 how (missing-step, out-of-order, compensation-missing,
 unexpected-compensation, stuck), with example instance IDs to look at with
-'sagabridge workflow get'. The topics are read on NATS JetStream.`,
+'sagabridge workflow get'. The topics are read on the broker (NATS JetStream
+or Kafka) from the window's start.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
@@ -57,26 +61,41 @@ unexpected-compensation, stuck), with example instance IDs to look at with
 			if err != nil {
 				return err
 			}
-			ps, err := connectNATS(cmd, &o, &bf, cfg)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = ps.Close() }()
-			js, err := jetstream.New(ps.Conn())
-			if err != nil {
-				return err
+			var read func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error)
+			if onKafka(cfg, &bf) {
+				r, err := kafka.NewReader(bridge.KafkaConnection(cfg.Broker.Kafka))
+				if err != nil {
+					return exitError{exitFailure, err}
+				}
+				defer r.Close()
+				read = func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error) {
+					return migrate.ReadKafkaOutcomes(ctx, r, topic, since)
+				}
+			} else {
+				ps, err := connectNATS(cmd, &o, &bf, cfg)
+				if err != nil {
+					return err
+				}
+				defer func() { _ = ps.Close() }()
+				js, err := jetstream.New(ps.Conn())
+				if err != nil {
+					return err
+				}
+				read = func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error) {
+					return migrate.ReadOutcomes(ctx, js, topic, since)
+				}
 			}
 			var all []topics.Outcome
 			for _, topic := range []string{cfg.Migration.ShadowOutcomesTopic, cfg.Outcomes.Topic} {
-				got, err := migrate.ReadOutcomes(cmd.Context(), js, topic, from)
+				got, err := read(cmd.Context(), topic, from)
 				if err != nil {
 					return exitError{exitFailure, err}
 				}
 				all = append(all, got...)
 			}
 			rep := migrate.Summarize(all, from, to, examples)
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), rep)
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, rep)
 			}
 			return migrate.WriteTable(cmd.OutOrStdout(), rep)
 		},
@@ -91,15 +110,32 @@ unexpected-compensation, stuck), with example instance IDs to look at with
 }
 
 func newMigrateBucketCmd() *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "bucket INSTANCE-ID...",
 		Short: "Print each instance ID's canary bucket (0..99): the saga drives it when bucket < percent",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			type bucket struct {
+				InstanceID string `json:"instanceId"`
+				Bucket     int    `json:"bucket"`
+			}
+			out := make([]bucket, 0, len(args))
 			for _, id := range args {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%d\n", id, migrate.Bucket(id))
+				out = append(out, bucket{id, migrate.Bucket(id)})
+			}
+			if output != "table" {
+				return printAs(cmd.OutOrStdout(), output, out)
+			}
+			for _, b := range out {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%d\n", b.InstanceID, b.Bucket)
 			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
 }

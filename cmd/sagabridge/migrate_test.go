@@ -13,23 +13,40 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
 // TestMigrateReport publishes shadow and active outcomes to a real NATS
-// server and reads them back with `sagabridge migrate report`.
+// server and to a Kafka-protocol broker (kfake), and reads them back with
+// `sagabridge migrate report`.
 func TestMigrateReport(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})
-	if err != nil {
+	t.Run("nats", func(t *testing.T) {
+		dir := t.TempDir()
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		migrateReport(t, fmt.Sprintf("broker:\n  kind: nats\n  nats: {url: %q}\n", srv.ClientURL()),
+			mustPubSub(t, srv.ClientURL(), "test-publisher").Publisher())
+	})
+	t.Run("kafka", func(t *testing.T) {
+		k, err := kafka.StartEmbedded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(k.Close)
+		migrateReport(t, fmt.Sprintf("broker:\n  kind: kafka\n  kafka: {brokers: [%q], autoCreateTopics: true}\n", k.Brokers()[0]),
+			mustKafkaClient(t, k.Brokers(), "test-publisher").Publisher())
+	})
+}
+
+func migrateReport(t *testing.T, cfgYAML string, pub message.Publisher) {
+	cfgPath := filepath.Join(t.TempDir(), "bridge.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Shutdown)
-	cfgPath := filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("broker:\n  kind: nats\n  nats: {url: %q}\n", srv.ClientURL())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pub := mustPubSub(t, srv.ClientURL(), "test-publisher").Publisher()
 	now := time.Now().UTC()
 	send := func(topic, id, mode, status string, divs ...topics.Divergence) {
 		t.Helper()

@@ -228,7 +228,9 @@ func TestOperationsCLI(t *testing.T) {
 	if table := c.must("workflow", "get", "order-ops-2"); !strings.Contains(table, "compensated") || !strings.Contains(table, "charge-payment") {
 		t.Errorf("workflow get table:\n%s", table)
 	}
-	c.code(exitNotFound, "workflow", "get", "order-nobody")
+	if errOut := c.code(exitNotFound, "workflow", "get", "order-nobody"); errOut != "workflow instance order-nobody not found" {
+		t.Errorf("workflow get of a missing instance: %q, want the plain not-found line", errOut)
+	}
 	c.code(exitUsage, "workflow", "get")
 	c.code(exitUsage, "workflow", "raise", "order-ops-3", "late", "--data", "not json")
 	c.code(exitFailure, "workflow", "raise", "order-ops-3", "late", "--data", `{"a":1}`) // finished
@@ -303,7 +305,11 @@ func TestOperationsCLI(t *testing.T) {
 		t.Errorf("dlq show table:\n%s", detail)
 	}
 	c.code(exitNotFound, "dlq", "show", "999")
-	c.code(exitUsage, "dlq", "list", "-o", "yaml")
+	var asYAML []dlqView
+	if err := yaml.Unmarshal([]byte(c.must("dlq", "list", "-o", "yaml")), &asYAML); err != nil || len(asYAML) != len(views) {
+		t.Errorf("dlq list -o yaml: %d entries, %v; json had %d", len(asYAML), err, len(views))
+	}
+	c.code(exitUsage, "dlq", "list", "-o", "xml")
 	c.code(exitUsage, "dlq", "list", "--bogus")
 	c.code(exitUsage, "dlq", "list", "--since", "yesterday-ish")
 

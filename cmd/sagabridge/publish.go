@@ -9,11 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
 // publishFlags build one event.
@@ -59,20 +62,34 @@ JetStream drops a second publish of the same id within its duplicate window.
 			if err != nil {
 				return err
 			}
-			ps, err := connectNATS(cmd, &o, &bf, cfg)
-			if err != nil {
-				return err
+			var pub message.Publisher
+			if onKafka(cfg, &bf) {
+				kp, err := kafka.NewPublisher(kafka.PublisherConfig{
+					Connection:    bridge.KafkaConnection(cfg.Broker.Kafka),
+					TopicCreation: kafka.TopicCreation{AutoCreateTopics: cfg.Broker.Kafka.AutoCreateTopics},
+				}, watermill.NopLogger{})
+				if err != nil {
+					return exitError{exitFailure, err}
+				}
+				pub = kp
+			} else {
+				ps, err := connectNATS(cmd, &o, &bf, cfg)
+				if err != nil {
+					return err
+				}
+				pub = ps.Publisher()
+				defer ps.Close()
 			}
-			defer ps.Close()
-			if err := ps.Publisher().Publish(p.topic, msg); err != nil {
+			defer pub.Close()
+			if err := pub.Publish(p.topic, msg); err != nil {
 				return exitError{exitFailure, fmt.Errorf("publish to %s: %w", p.topic, err)}
 			}
 			mode := "structured"
 			if p.binary {
 				mode = "binary"
 			}
-			if o.output == "json" {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"topic": p.topic, "id": ev.ID, "type": ev.Type, "mode": mode})
+			if o.output != "table" {
+				return printAs(cmd.OutOrStdout(), o.output, map[string]any{"topic": p.topic, "id": ev.ID, "type": ev.Type, "mode": mode})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "published %s (%s, %s) to %s\n", ev.ID, ev.Type, mode, p.topic)
 			return nil

@@ -49,6 +49,10 @@ func newRunCmd() *cobra.Command {
 			}
 			reloadOnHUP(ctx, file, b, log)
 			runErr := b.Run(ctx)
+			if ctx.Err() != nil && errors.Is(runErr, context.Canceled) {
+				// Stopped while it was still subscribing: a clean stop.
+				runErr = nil
+			}
 			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown)
 			defer cancel()
 			if err := b.Close(closeCtx); err != nil {
@@ -69,19 +73,24 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
-// newLogger builds zap: JSON for `run`, console for `dev`.
+// newLogger builds zap: JSON with RFC 3339 times for `run`, console for
+// `dev`.
 func newLogger(level string, console bool) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf("log level: %w", err)
 	}
 	cfg := zap.NewProductionConfig()
+	cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	if console {
 		cfg = zap.NewDevelopmentConfig()
-		cfg.DisableStacktrace = true
 	}
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	log, err := cfg.Build()
+	// A stack trace says where a log line was written, which an error
+	// line already says in its message: only a panic gets one (the
+	// handler's recoverer logs the panic's own stack).
+	cfg.DisableStacktrace = true
+	log, err := cfg.Build(zap.AddStacktrace(zapcore.DPanicLevel))
 	if err != nil {
 		return nil, err
 	}

@@ -19,19 +19,33 @@ import (
 )
 
 // TestWorkerStoppedAndContinuedHandlesOnce: a worker process SIGSTOPped
-// while it holds events (and then for several ack waits, so JetStream
-// redelivers them to it) handles each event once after SIGCONT, not once
-// per delivery: it knows the redeliveries of what it holds or has acked by
-// their stream sequence.
+// while it holds events, for longer than the broker waits for it (several
+// NATS ack waits, so JetStream redelivers them to it; a Kafka session
+// timeout, so the group takes its partitions and gives them back from the
+// last commit), handles each event once after SIGCONT, not once per
+// delivery: it knows the redeliveries of what it holds or has acked by
+// their stream sequence or partition and offset.
 func TestWorkerStoppedAndContinuedHandlesOnce(t *testing.T) {
-	dir := t.TempDir()
-	br := natsCrashBroker(t, dir)
+	for _, c := range []struct {
+		broker func(*testing.T, string) crashBroker
+		stop   time.Duration
+	}{{natsCrashBroker, 8 * time.Second}, {kafkaCrashBroker, 10 * time.Second}} {
+		dir := t.TempDir()
+		br := c.broker(t, dir)
+		t.Run(br.name, func(t *testing.T) { stoppedAndContinued(t, dir, br, c.stop) })
+	}
+}
+
+func stoppedAndContinued(t *testing.T, dir string, br crashBroker, stop time.Duration) {
 	adminAddr := freeAddr(t)
-	broker := map[string]any{}
+	broker := map[string]any{"concurrency": 16}
 	for k, v := range br.yaml {
 		broker[k] = v
 	}
 	broker["ackWait"] = "2s"
+	if k, ok := broker["kafka"].(map[string]any); ok {
+		k["sessionTimeout"] = "6s" // kfake's least
+	}
 	cfgPath := writeConfig(t, dir, broker, embeddedEngine(dir), adminAddr)
 	w := startWorker(t, cfgPath, filepath.Join(dir, "worker.log"))
 	deadline := time.Now().Add(60 * time.Second)
@@ -73,7 +87,7 @@ func TestWorkerStoppedAndContinuedHandlesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(8 * time.Second) // four ack waits
+	time.Sleep(stop)
 	if err := w.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}

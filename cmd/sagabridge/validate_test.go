@@ -38,7 +38,7 @@ routes:
 		t.Fatalf("want exit %d, got %v", exitUsage, err)
 	}
 	for _, want := range []string{
-		path + ":3: field colour not found",
+		path + `:3: unknown key "colour"`,
 		path + `:11: route name "order-placed" is also used by route 1`,
 		path + `:7: route "order-placed": match:`,
 		path + `:9: route "order-placed": workflow "OrderSagaV9" is not registered`,

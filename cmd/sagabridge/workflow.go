@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
@@ -49,18 +52,21 @@ func (o *opsFlags) register(fs *pflag.FlagSet, withYes bool) {
 	fs.StringVarP(&o.config, "config", "c", "bridge.yaml", "config file (defaults are used when the default file does not exist)")
 	fs.StringVar(&o.adminAddr, "admin", "", "admin address of the running worker (default: admin.listen of the config)")
 	fs.StringVar(&o.tokenFile, "admin-token-file", "", "file with the admin bearer token (default $"+admin.TokenFileEnv+", then $"+admin.TokenEnv+")")
-	fs.StringVarP(&o.output, "output", "o", "table", "table or json")
+	fs.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	if withYes {
 		fs.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	}
 }
 
-func (o *opsFlags) validate() error {
-	switch o.output {
-	case "table", "json":
+func (o *opsFlags) validate() error { return checkOutput(o.output) }
+
+// checkOutput validates an -o value.
+func checkOutput(format string) error {
+	switch format {
+	case "table", "json", "yaml":
 		return nil
 	}
-	return usageErr(fmt.Errorf("--output %q is not table or json", o.output))
+	return usageErr(fmt.Errorf("--output %q is not table, json or yaml", format))
 }
 
 // loadConfig reads the config; a missing default file means defaults.
@@ -177,10 +183,21 @@ func confirm(cmd *cobra.Command, yes bool, question string) error {
 	return exitError{exitFailure, errors.New("not confirmed")}
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// printAs prints v as JSON or as YAML with the same field names.
+func printAs(w io.Writer, format string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if format == "yaml" {
+		if b, err = sigsyaml.JSONToYAML(b); err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 // startAdmin starts the admin server of a running worker: metrics,
@@ -191,17 +208,25 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 	if err != nil {
 		return nil, err
 	}
+	var metricsToken string
+	if cfg.Metrics.TokenFile != "" {
+		if metricsToken, err = admin.ReadToken(cfg.Metrics.TokenFile); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	checks := make([]admin.Check, 0, 3)
 	for _, c := range b.ReadyChecks() {
 		checks = append(checks, admin.Check{Name: c.Name, Run: c.Run})
 	}
 	srv, err := admin.New(admin.Config{
-		Listen:    cfg.Admin.Listen,
-		Token:     tok,
-		Hosts:     cfg.Admin.Hosts,
-		Gatherer:  m.Registry(),
-		Checks:    checks,
-		Workflows: b.Engine(),
+		Listen:        cfg.Admin.Listen,
+		Token:         tok,
+		Hosts:         cfg.Admin.Hosts,
+		MetricsListen: cfg.Metrics.Listen,
+		MetricsToken:  metricsToken,
+		Gatherer:      m.Registry(),
+		Checks:        checks,
+		Workflows:     b.Engine(),
 		Info: admin.Info{
 			Version:    version,
 			BrokerKind: cfg.Broker.Kind,
@@ -215,6 +240,15 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 	if err != nil {
 		return nil, err
 	}
+	known := knownLabels(cfg)
+	m.InitSeries(known)
+	m.WatchState(admin.State{
+		DLQDepth:      b.DLQDepth,
+		ConsumerLag:   b.ConsumerLag,
+		Checks:        checks,
+		OldestRunning: b.OldestRunning,
+		Sagas:         known.Sagas,
+	})
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
@@ -359,12 +393,12 @@ func readData(cmd *cobra.Command, data, file string) ([]byte, error) {
 }
 
 func report(cmd *cobra.Command, output, what, id string, extra map[string]any) error {
-	if output == "json" {
+	if output != "table" {
 		v := map[string]any{"instanceId": id, "result": what}
 		for k, x := range extra {
 			v[k] = x
 		}
-		return printJSON(cmd.OutOrStdout(), v)
+		return printAs(cmd.OutOrStdout(), output, v)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", what, id)
 	return nil
@@ -403,8 +437,8 @@ func printWorkflow(w io.Writer, output string, d admin.WorkflowDetail) error {
 	if st.Output != "" && json.Unmarshal([]byte(st.Output), &out) == nil && out.Status != "" {
 		v.Outcome = &out
 	}
-	if output == "json" {
-		return printJSON(w, v)
+	if output != "table" {
+		return printAs(w, output, v)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, val string) {
@@ -475,4 +509,30 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// knownLabels are the label values the config names.
+func knownLabels(cfg *config.Config) admin.KnownLabels {
+	k := admin.KnownLabels{
+		Routes:          map[string]string{},
+		EngineOps:       append(slices.Clone(config.Operations), config.ActionStartOrRaise),
+		DivergenceKinds: []string{topics.DivergenceMissingStep, topics.DivergenceOutOfOrder, topics.DivergenceCompensationMissing, topics.DivergenceUnexpectedCompensation, topics.DivergenceStuck},
+	}
+	sagaSet, topicSet := map[string]bool{}, map[string]bool{}
+	for _, r := range cfg.Routes {
+		k.Routes[r.Name] = r.Action()
+		for _, t := range r.Topics {
+			topicSet[t] = true
+		}
+		switch {
+		case r.Start != nil:
+			sagaSet[r.Start.Workflow] = true
+		case r.StartOrRaise != nil:
+			sagaSet[r.StartOrRaise.Workflow] = true
+		}
+	}
+	k.Topics = slices.Sorted(maps.Keys(topicSet))
+	k.Sagas = slices.Sorted(maps.Keys(sagaSet))
+	k.Migrating = slices.Sorted(maps.Keys(cfg.Migration.Workflows))
+	return k
 }

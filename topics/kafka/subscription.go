@@ -64,6 +64,10 @@ type subscription struct {
 
 	// kick wakes the commit loop; capacity 1, so acks coalesce.
 	kick chan struct{}
+
+	// seen knows the records held or just acked, so that fetching them
+	// again after a rebalance does not handle them again.
+	seen *seen
 }
 
 func newSubscription(cfg subscriptionConfig, reader recordReader, logger watermill.LoggerAdapter) *subscription {
@@ -77,6 +81,7 @@ func newSubscription(cfg subscriptionConfig, reader recordReader, logger watermi
 		out:     make(chan *message.Message),
 		tracker: newAckTracker(),
 		kick:    make(chan struct{}, 1),
+		seen:    newSeen(),
 	}
 }
 
@@ -193,6 +198,20 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 		s.mu.Lock()
 		s.tracker.delivered(rec.Partition, rec.Offset)
 		s.mu.Unlock()
+		// Fetched again after the group took the partition away and gave
+		// it back: a record still held is settled by the copy that holds
+		// it (the tracker counts offsets, not copies); one already acked
+		// is acked again, unhandled.
+		if v := s.seen.admit(position{Partition: rec.Partition, Offset: rec.Offset}); v != seenNew {
+			if sl != nil {
+				sl.give()
+			}
+			<-q.space
+			if v == seenAcked {
+				s.acked(rec)
+			}
+			continue
+		}
 		first := s.message(rec)
 		key := string(rec.Key)
 		if s.cfg.key != nil {
@@ -360,6 +379,7 @@ func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec ka
 		select {
 		case <-msg.Acked():
 			cancel()
+			s.seen.acked(position{Partition: rec.Partition, Offset: rec.Offset})
 			s.acked(rec)
 			return
 		case <-msg.Nacked():
@@ -378,6 +398,7 @@ func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec ka
 			// not committed and will be redelivered).
 			select {
 			case <-msg.Acked():
+				s.seen.acked(position{Partition: rec.Partition, Offset: rec.Offset})
 				s.acked(rec)
 			case <-msg.Nacked():
 			case <-graceCtx.Done():

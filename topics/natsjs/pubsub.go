@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -82,6 +84,10 @@ type Config struct {
 	ConfirmAcks bool
 	// Options are extra connection options (credentials, TLS, name).
 	Options []nats.Option
+	// FailFast makes New fail when the first connection attempt fails
+	// (command-line tools); otherwise the connection keeps retrying in the
+	// background, as a worker that starts before its broker needs.
+	FailFast bool
 	// Logger receives Watermill's adapter logs; nil discards them.
 	Logger watermill.LoggerAdapter
 }
@@ -168,10 +174,12 @@ func StreamName(topic string) string {
 
 // PubSub is a connected JetStream publisher and subscriber pair.
 type PubSub struct {
-	conn *nats.Conn
-	js   nats.JetStreamContext
-	pub  *wmnats.Publisher
-	sub  *orderedSubscriber
+	conn   *nats.Conn
+	dialer *recordingDialer
+	url    string
+	js     nats.JetStreamContext
+	pub    *wmnats.Publisher
+	sub    *orderedSubscriber
 
 	mu      sync.Mutex
 	streams map[string]bool
@@ -183,21 +191,28 @@ func New(cfg Config) (*PubSub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	dialer := &recordingDialer{d: net.Dialer{Timeout: nats.DefaultTimeout}}
 	opts := append([]nats.Option{
-		nats.RetryOnFailedConnect(true),
+		nats.RetryOnFailedConnect(!cfg.FailFast),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
+		nats.SetCustomDialer(dialer),
 	}, cfg.Options...)
 	conn, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect: %w", err)
+		if derr := dialer.lastError(); derr != nil && errors.Is(err, nats.ErrNoServers) {
+			// nats.go reports a refused connection as "no servers
+			// available"; say what happened.
+			err = derr
+		}
+		return nil, fmt.Errorf("nats: connect to %s: %w", redact(cfg.URL), err)
 	}
 	js, err := conn.JetStream()
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("nats: jetstream context: %w", err)
 	}
-	ps := &PubSub{conn: conn, js: js, streams: map[string]bool{}}
+	ps := &PubSub{conn: conn, dialer: dialer, url: redact(cfg.URL), js: js, streams: map[string]bool{}}
 
 	jsCfg := wmnats.JetStreamConfig{
 		// Streams are created by EnsureStream (valid names for dotted topics).
@@ -226,14 +241,40 @@ func New(cfg Config) (*PubSub, error) {
 }
 
 // why adds the reason the connection closed (an authorization violation,
-// say: the client gives up on it) to an error that only says it is closed.
+// say: the client gives up on it) to an error that only says it is closed,
+// and the reason it is not connected (a refused dial, say) to one that
+// only says a request timed out.
 func (p *PubSub) why(err error) error {
 	if errors.Is(err, nats.ErrConnectionClosed) {
 		if last := p.conn.LastError(); last != nil {
 			return fmt.Errorf("%w (closed after: %w)", err, last)
 		}
 	}
-	return err
+	return p.notConnected(err)
+}
+
+// notConnected names the connection's trouble when it is not connected.
+func (p *PubSub) notConnected(err error) error {
+	if p.conn.IsConnected() {
+		return err
+	}
+	reason := p.dialer.lastError()
+	if reason == nil {
+		reason = p.conn.LastError()
+	}
+	if reason == nil {
+		return fmt.Errorf("not connected to %s (%s): %w", p.url, p.conn.Status(), err)
+	}
+	return fmt.Errorf("not connected to %s: %w (%w)", p.url, reason, err)
+}
+
+// ConnectError is why the connection to the server is down, nil while it
+// is up.
+func (p *PubSub) ConnectError() error {
+	if p.conn.IsConnected() {
+		return nil
+	}
+	return p.notConnected(errors.New(strings.ToLower(p.conn.Status().String())))
 }
 
 // EnsureStream creates the stream for a topic if it does not exist.
@@ -254,7 +295,7 @@ func (p *PubSub) EnsureStream(topic string) error {
 			Storage:    nats.FileStorage,
 			Duplicates: 2 * time.Minute,
 		}); err != nil && !errors.Is(err, nats.ErrStreamNameAlreadyInUse) {
-			return fmt.Errorf("nats: create stream %s: %w", name, err)
+			return fmt.Errorf("nats: create stream %s: %w", name, p.why(err))
 		}
 	}
 	p.streams[topic] = true
@@ -340,4 +381,40 @@ func (m *deliveryMarshaler) Marshal(topic string, msg *message.Message) (*nats.M
 		out.Header.Del(k)
 	}
 	return out, nil
+}
+
+// recordingDialer dials TCP and remembers the last failure, which nats.go
+// otherwise reduces to "no servers available" or a timeout.
+type recordingDialer struct {
+	d    net.Dialer
+	mu   sync.Mutex
+	last error
+}
+
+func (r *recordingDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := r.d.Dial(network, address)
+	r.mu.Lock()
+	r.last = err
+	r.mu.Unlock()
+	return c, err
+}
+
+func (r *recordingDialer) lastError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// redact drops user:password from each comma-separated URL.
+func redact(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, s := range parts {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.User == nil {
+			continue
+		}
+		u.User = nil
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }

@@ -1,6 +1,8 @@
 package natsjs_test
 
 import (
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +72,34 @@ func TestUniversalPubSub(t *testing.T) {
 				newPubSub,
 			)
 		})
+	}
+}
+
+// TestUnreachableServerNamed: with nothing listening, errors say so ("connection
+// refused" to the URL), not only that a request timed out.
+func TestUnreachableServerNamed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + l.Addr().String()
+	_ = l.Close()
+
+	_, err = natsjs.New(natsjs.Config{URL: url, FailFast: true})
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), url) {
+		t.Errorf("fail-fast connect: %v", err)
+	}
+
+	ps, err := natsjs.New(natsjs.Config{URL: url})
+	if err != nil {
+		t.Fatalf("retrying connect: %v", err)
+	}
+	defer ps.Close()
+	err = ps.EnsureStream("orders.placed")
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), url) {
+		t.Errorf("stream lookup while unreachable: %v", err)
+	}
+	if err := ps.ConnectError(); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("ConnectError: %v", err)
 	}
 }
