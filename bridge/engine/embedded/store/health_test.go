@@ -24,14 +24,20 @@ import (
 )
 
 // runChild runs this test binary's test named run in a child process with
-// the environment env and returns its output.
+// the environment env and returns its output. A child that has not ended
+// after two minutes is killed, and the error says so.
 func runChild(t *testing.T, run string, env ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.v")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+run+"$", "-test.v")
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("child %s killed after 2m: %w", run, err)
+	}
 	return out.String(), err
 }
 
