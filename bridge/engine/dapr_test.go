@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dapr/durabletask-go/api/protos"
 	"github.com/dapr/durabletask-go/workflow"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
@@ -116,5 +119,65 @@ func TestDaprEngineSurvivesSidecarKill(t *testing.T) {
 	// sidecar died on the workflow reminder period, one minute.
 	if st := waitStatusFor(t, e, "k-1", "COMPLETED", 2*time.Minute); st.Output != `"hello bob (ok)"` {
 		t.Fatalf("output after restart %q", st.Output)
+	}
+}
+
+// TestDaprStrandedStartIsDriven: an instance daprd 1.16.0 stranded in
+// PENDING (saved, but no reminder to run it: its sidecar died while it
+// created it) runs once its start event comes again. The repeated start
+// is refused as "already exists" and counts as a duplicate; the engine
+// sees the instance pending and nudges it with an event, which makes
+// daprd run its inbox.
+func TestDaprStrandedStartIsDriven(t *testing.T) {
+	ctx := context.Background()
+	pg := daprtest.StartPostgres(t)
+	sidecar := daprtest.Start(t, daprtest.Options{StateStore: pg})
+	e := startDapr(t, sidecar)
+
+	const id = "stranded-1"
+	started := &protos.HistoryEvent{
+		EventId:   -1,
+		Timestamp: timestamppb.Now(),
+		EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: &protos.ExecutionStartedEvent{
+			Name:  "GreetAfterApproval",
+			Input: wrapperspb.String(`"stranded"`),
+			OrchestrationInstance: &protos.OrchestrationInstance{
+				InstanceId: id, ExecutionId: wrapperspb.String("e0f6e7f2-5b9c-4c3e-9d55-7d1f1b0c2a11"),
+			},
+		}},
+	}
+	if err := pg.StrandStart(ctx, sidecar.AppID(), started); err != nil {
+		t.Fatalf("strand a start: %v", err)
+	}
+	if st, err := e.Get(ctx, id); err != nil || st.RuntimeStatus != "PENDING" {
+		t.Fatalf("stranded instance: %+v %v, want PENDING", st, err)
+	}
+
+	started2, err := e.Start(ctx, "GreetAfterApproval", id, []byte(`"stranded"`))
+	if err != nil || started2 {
+		t.Fatalf("repeated start: started=%v err=%v, want a duplicate", started2, err)
+	}
+	if n := e.PendingNudges(); n != 1 {
+		t.Fatalf("%d pending instances nudged, want 1", n)
+	}
+	waitStatusFor(t, e, id, "RUNNING", 30*time.Second)
+	if err := e.Raise(ctx, id, "approval", []byte(`"ok"`), engine.RaiseOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatusFor(t, e, id, "COMPLETED", 30*time.Second)
+	if st.Output != `"hello stranded (ok)"` {
+		t.Errorf("output %s", st.Output)
+	}
+
+	// A repeated start of an instance that runs nudges nothing.
+	if _, err := e.Start(ctx, "GreetAfterApproval", "running-1", []byte(`"running"`)); err != nil {
+		t.Fatal(err)
+	}
+	waitStatusFor(t, e, "running-1", "RUNNING", 30*time.Second)
+	if started, err := e.Start(ctx, "GreetAfterApproval", "running-1", []byte(`"running"`)); err != nil || started {
+		t.Fatalf("repeated start of a running instance: started=%v err=%v, want a duplicate", started, err)
+	}
+	if n := e.PendingNudges(); n != 1 {
+		t.Errorf("%d pending instances nudged after a repeated start of a running one, want 1", n)
 	}
 }

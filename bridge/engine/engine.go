@@ -250,6 +250,9 @@ type Engine struct {
 	workflows map[string]bool
 
 	duplicateStarts atomic.Int64
+	// pendingNudges counts the pending instances a repeated start nudged
+	// (see drivePending).
+	pendingNudges atomic.Int64
 	// sidecarWedges counts the deadlocked-daprd episodes reported.
 	sidecarWedges atomic.Int64
 }
@@ -556,11 +559,56 @@ func (e *Engine) Start(ctx context.Context, workflowName, instanceID string, inp
 		return true, nil
 	case isAlreadyExists(err):
 		e.duplicateStarts.Add(1)
+		if e.kind == KindDapr {
+			if err := e.drivePending(ctx, instanceID); err != nil {
+				return false, err
+			}
+		}
 		return false, nil
 	default:
 		return false, classify(fmt.Errorf("engine: start %s %s: %w", workflowName, instanceID, err))
 	}
 }
+
+// NudgeEvent is the external event drivePending raises; no saga waits for
+// it, so it only shows in the instance's history.
+const NudgeEvent = "sagabridge.nudge"
+
+// drivePending makes sure that an instance a start found already there
+// will run. daprd 1.16.0 can strand a start: when the sidecar that
+// creates an instance dies, or the workflow actor moves to another
+// sidecar, between saving the instance and arming the reminder that runs
+// it (or the reminder fires elsewhere before the save lands), the
+// instance stays PENDING forever with its start event in its inbox, and
+// every later start is refused as "already exists" (dapr/dapr#10443,
+// fixed after 1.16). The start event that created it was not acknowledged
+// (a start returns once the instance runs), so the broker hands it out
+// again and it comes here. Any event raised on the instance arms a
+// reminder that runs its inbox, start event included, so a pending
+// instance gets NudgeEvent. An instance pending for a good reason (its
+// start still waits for a worker) takes no harm from it. A failure is an
+// error, so that the start event is delivered again.
+func (e *Engine) drivePending(ctx context.Context, instanceID string) error {
+	md, err := e.fetch(ctx, instanceID)
+	switch {
+	case errors.Is(classify(err), ErrNotFound):
+		return nil // purged since
+	case err != nil:
+		return classify(fmt.Errorf("engine: start %s: status of the instance already there: %w", instanceID, err))
+	case md.RuntimeStatus != api.RUNTIME_STATUS_PENDING:
+		return nil
+	}
+	if err := e.client.RaiseEvent(ctx, instanceID, NudgeEvent); err != nil {
+		return classify(fmt.Errorf("engine: start %s: nudge the pending instance: %w", instanceID, err))
+	}
+	e.pendingNudges.Add(1)
+	e.log.Info("a repeated start found its instance pending; raised "+NudgeEvent+" so that daprd runs it",
+		zap.String("instance", instanceID), zap.Time("created", md.GetCreatedAt().AsTime()))
+	return nil
+}
+
+// PendingNudges counts the pending instances drivePending nudged.
+func (e *Engine) PendingNudges() int64 { return e.pendingNudges.Load() }
 
 // RaiseOptions say what a raise must find out.
 type RaiseOptions struct {

@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/proto"
 )
 
 // machinePostgres is where CI machines and developer boxes usually run
@@ -427,4 +430,29 @@ func pgDataRow(body []byte) ([]string, error) {
 		body = body[n:]
 	}
 	return row, nil
+}
+
+// StrandStart writes a workflow instance into the database as daprd 1.16.0
+// leaves one whose start was stranded (dapr/dapr#10443): the instance's
+// metadata (one event in the inbox, generation 1) and its ExecutionStarted
+// event in the inbox, with no history and no reminder to run it. That is
+// the state a sidecar killed while it created the instance left in the
+// scale-out test; daprd reports the instance PENDING and refuses another
+// start of its ID as "already exists". daprd must not have loaded the
+// instance yet.
+func (pg *Postgres) StrandStart(ctx context.Context, appID string, started *protos.HistoryEvent) error {
+	inbox, err := proto.Marshal(started)
+	if err != nil {
+		return err
+	}
+	id := started.GetExecutionStarted().GetOrchestrationInstance().GetInstanceId()
+	if id == "" {
+		return fmt.Errorf("daprtest: strand start: not an ExecutionStarted event with an instance ID: %v", started)
+	}
+	prefix := appID + "||dapr.internal.default." + appID + ".workflow||" + id + "||"
+	// BackendWorkflowStateMetadata{InboxLength: 1, Generation: 1}.
+	metadata := []byte{0x08, 0x01, 0x18, 0x01}
+	_, err = pg.Query(ctx, fmt.Sprintf("INSERT INTO state (key, value) VALUES ('%s', decode('%x', 'hex')), ('%s', decode('%x', 'hex'))",
+		prefix+"metadata", metadata, prefix+"inbox-000000", inbox))
+	return err
 }
