@@ -132,7 +132,7 @@ func orderSagaEndToEndOn(t *testing.T, s *stack) {
 func checkOutcome(t *testing.T, out topics.Outcome, status string, compensated []string) {
 	t.Helper()
 	if out.Status != status {
-		t.Errorf("%s: status %s, want %s (error %q)", out.InstanceID, out.Status, status, out.Error)
+		t.Errorf("%s: status %s, want %s (error %q; steps %+v)", out.InstanceID, out.Status, status, out.Error, out.Steps)
 	}
 	if !slices.Equal(out.Compensated, compensated) {
 		t.Errorf("%s: compensated %v, want %v (reverse order of the steps)", out.InstanceID, out.Compensated, compensated)
