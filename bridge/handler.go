@@ -435,15 +435,28 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Messa
 	if err != nil {
 		return err
 	}
+	before := time.Now()
 	started, err := h.engine.Start(ctx, wf, id, input)
 	if err != nil {
 		return err
 	}
 	if migrating {
+		// A start of a finished instance is ignored by the engine, which
+		// does not say so; a migrating saga must know, or an instance run
+		// by the legacy flow would be handed off again. Its status tells:
+		// one created before this start was already there. Only migrating
+		// sagas pay this look-up.
+		var st engine.Status
+		if st, err = h.engine.Get(ctx, id); err != nil {
+			return err
+		}
+		if started && st.CreatedAt.Before(before) {
+			started = false
+		}
 		if started {
 			h.metrics.MigrationAssigned(wf, a.Mode)
 		}
-		if err := h.handoff(ctx, log, msg, plan, id, started, a); err != nil {
+		if err := h.handoff(log, msg, plan, st, started, a); err != nil {
 			return err
 		}
 	}
@@ -461,16 +474,12 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Messa
 // handoff passes the start event of an instance the saga does not drive to
 // the legacy flow. A repeated start reads the mode the instance was started
 // with, never today's percentage, so an instance is handed off exactly when
-// its first start said so.
-func (h *handler) handoff(ctx context.Context, log *zap.Logger, msg *message.Message, plan migrate.Plan, id string, started bool, a sagas.Assignment) error {
+// its first start said so; st is the instance's status after the start.
+func (h *handler) handoff(log *zap.Logger, msg *message.Message, plan migrate.Plan, st engine.Status, started bool, a sagas.Assignment) error {
 	if plan.HandoffTopic == "" {
 		return nil
 	}
 	if !started {
-		st, err := h.engine.Get(ctx, id)
-		if err != nil {
-			return err
-		}
 		pinned, err := sagas.AssignmentOf([]byte(st.Input))
 		if err != nil || pinned == nil {
 			// Started before it was migrating: the saga drives it.
