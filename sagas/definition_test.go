@@ -1,6 +1,8 @@
 package sagas_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -126,9 +128,10 @@ func TestLoadDefinitionsFromFiles(t *testing.T) {
 		t.Error("a pattern matching nothing was accepted")
 	}
 	dup, _ := sagas.LoadDefinitions(fstest.MapFS{"a.yaml": {Data: order.YAML()}, "b.yaml": {Data: order.YAML()}}, "*.yaml")
-	if _, err := sagas.NewDefinitions(compensations.Orders(), dup...); err == nil ||
-		!strings.Contains(err.Error(), "b.yaml:6: saga OrderSaga version 1 is also defined at a.yaml:6") {
-		t.Errorf("duplicate version: %v", err)
+	line := 1 + slices.IndexFunc(strings.Split(string(order.YAML()), "\n"), func(l string) bool { return strings.HasPrefix(l, "name:") })
+	want := fmt.Sprintf("b.yaml:%d: saga OrderSaga version 1 is also defined at a.yaml:%d", line, line)
+	if _, err := sagas.NewDefinitions(compensations.Orders(), dup...); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("duplicate version: %v, want %q", err, want)
 	}
 }
 
