@@ -706,3 +706,34 @@ func TestMetricsListener(t *testing.T) {
 		t.Errorf("/healthz with a metrics token set: %d", code)
 	}
 }
+
+// TestMetricsListenerOnLoopbackRefusesForeignHost: a metrics listener on
+// loopback has no token either, so it answers only to the Host names the
+// admin listener does.
+func TestMetricsListenerOnLoopbackRefusesForeignHost(t *testing.T) {
+	srv, err := admin.New(admin.Config{
+		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
+		Gatherer: admin.NewMetrics(admin.MetricsOptions{Version: "t", NoRuntime: true}).Registry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	for host, want := range map[string]int{"": http.StatusOK, "localhost:9091": http.StatusOK, "evil.example:9091": http.StatusMisdirectedRequest} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+srv.MetricsAddr()+"/metrics", nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

@@ -97,7 +97,14 @@ func (s *Server) startMetrics() error {
 	if s.cfg.MetricsListen == "" {
 		return nil
 	}
-	l, err := serve(s.probeRoutes(), s.cfg.MetricsListen, s.log)
+	h := s.probeRoutes()
+	if IsLoopback(s.cfg.MetricsListen) {
+		// Token-less on loopback: a rebound page must not read it either.
+		// Off loopback the listener is for scrapers and probes, which
+		// reach it by any address.
+		h = browserGuard(h, allowedHosts(s.cfg.MetricsListen, s.cfg.Hosts))
+	}
+	l, err := serve(h, s.cfg.MetricsListen, s.log)
 	if err != nil {
 		return fmt.Errorf("metrics: listen: %w", err)
 	}

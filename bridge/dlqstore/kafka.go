@@ -223,6 +223,12 @@ func (s *KafkaStore) Replay(ctx context.Context, opts ReplayOptions) (ReplayResu
 			if opts.Limit > 0 && len(selected) >= opts.Limit {
 				return nil
 			}
+			if opts.Check != nil {
+				if err := opts.Check(it); err != nil {
+					res.keep(it, err) // not acknowledged: it stays listed
+					return nil
+				}
+			}
 			selected = append(selected, it)
 		}
 		return nil

@@ -54,7 +54,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 	var groups []*cobra.Command
 	var walk func(*cobra.Command)
 	walk = func(cmd *cobra.Command) {
-		if cmd.HasAvailableSubCommands() {
+		if cmd.Annotations[groupAnnotation] == "true" {
 			groups = append(groups, cmd)
 		}
 		for _, sub := range cmd.Commands() {

@@ -104,12 +104,20 @@ func newRoot() *cobra.Command {
 	return root
 }
 
+// groupAnnotation marks a command that only groups others: run alone it
+// prints its usage and exits 2.
+const groupAnnotation = "sagabridge/group"
+
 // applyConventions gives every command the same habits: argument errors
 // and unknown subcommands exit 2 (cobra's own would exit 1), a command
 // group run without a subcommand prints its usage and exits 2, and flags
 // with an environment stand-in say so in their help.
 func applyConventions(c *cobra.Command) {
 	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[groupAnnotation] = "true"
 		c.SuggestionsMinimumDistance = 2
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -19,25 +20,46 @@ import (
 // no route consumes would be acked unmatched: it stays in the dead-letter
 // topic, and the replay says why. --any-route replays it anyway.
 func TestReplayKeepsWhatNoRouteHandles(t *testing.T) {
-	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	t.Run("nats", func(t *testing.T) {
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		ps, err := natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: "replay-test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ps.Close() })
+		replayKeepsWhatNoRouteHandles(t, map[string]any{"kind": "nats", "nats": map[string]any{"url": srv.ClientURL()}},
+			ps.Publisher(), ps.EnsureStream)
+	})
+	t.Run("kafka", func(t *testing.T) {
+		k, err := kafka.StartEmbedded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(k.Close)
+		ps := mustKafkaClient(t, k.Brokers(), "replay-test")
+		// The client creates a topic by publishing to it, as a producer would.
+		ensure := func(topic string) error {
+			return ps.Publisher().Publish(topic, message.NewMessage("create-"+topic, []byte(`{}`)))
+		}
+		replayKeepsWhatNoRouteHandles(t, map[string]any{"kind": "kafka", "kafka": map[string]any{"brokers": k.Brokers(), "autoCreateTopics": true}},
+			ps.Publisher(), ensure)
+	})
+}
+
+func replayKeepsWhatNoRouteHandles(t *testing.T, broker map[string]any, pub message.Publisher, ensure func(topic string) error) {
 	dir := t.TempDir()
-	cfgPath := writeConfig(t, dir, map[string]any{"kind": "nats", "nats": map[string]any{"url": srv.ClientURL()}}, embeddedEngine(dir), "127.0.0.1:0")
-	ps, err := natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: "replay-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ps.Close() })
+	cfgPath := writeConfig(t, dir, broker, embeddedEngine(dir), "127.0.0.1:0")
 	deadLetter := func(id, topic, typ, route string) {
 		t.Helper()
 		body, err := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": "s", "type": typ, "data": map[string]any{"orderId": id}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ps.EnsureStream(topic); err != nil {
+		if err := ensure(topic); err != nil {
 			t.Fatal(err)
 		}
 		out, err := dlq.NewMessage(message.NewMessage(id, body), dlq.Failure{Kind: dlq.KindEngine, Reason: "engine refused", Route: route,
@@ -45,7 +67,7 @@ func TestReplayKeepsWhatNoRouteHandles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ps.Publisher().Publish(topics.DeadLetter, out); err != nil {
+		if err := pub.Publish(topics.DeadLetter, out); err != nil {
 			t.Fatal(err)
 		}
 	}
