@@ -45,8 +45,11 @@ func (b *Bridge) DLQDepth(ctx context.Context) (int64, error) {
 }
 
 // ConsumerLag is, per routed topic, how many messages the worker's
-// consumer group has not been handed yet: what KEDA's NATS JetStream and
-// Kafka scalers read as lag.
+// consumer group has not acknowledged yet: not delivered, or delivered and
+// still in flight, parked or held behind their instance. It is what KEDA's
+// scalers read as lag (deploy/autoscaling): on NATS the consumer's pending
+// plus ack-pending messages, on Kafka the records after the group's
+// committed offsets.
 func (b *Bridge) ConsumerLag(ctx context.Context) (map[string]int64, error) {
 	if b.cfg.Broker.Kind == "kafka" {
 		return b.kafkaState.lag(ctx, b.cfg, b.router.Topics())
@@ -71,7 +74,7 @@ func (b *Bridge) ConsumerLag(ctx context.Context) (map[string]int64, error) {
 			errs = append(errs, fmt.Errorf("consumer lag of %s: %w", topic, err))
 			continue
 		}
-		out[topic] = int64(info.NumPending)
+		out[topic] = int64(info.NumPending) + int64(info.NumAckPending)
 	}
 	return out, errors.Join(errs...)
 }

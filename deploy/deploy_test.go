@@ -7,6 +7,7 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -153,6 +154,17 @@ type rendered struct {
 	components     []*daprComponent
 	configurations map[string]*daprConfiguration
 	resiliencies   []*daprResiliency
+	// KEDA objects (deploy/autoscaling): as rendered, for validation
+	// against KEDA's CRDs, and decoded.
+	keda          []renderedObject
+	scaledObjects []*scaledObject
+	triggerAuths  map[string]*triggerAuthentication
+}
+
+// renderedObject is one rendered object's JSON.
+type renderedObject struct {
+	id   string
+	json []byte
 }
 
 // decodeStrict decodes as the API server does: field names match case
@@ -169,7 +181,8 @@ func render(t *testing.T, dir string) rendered {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	out := rendered{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}, configurations: map[string]*daprConfiguration{}}
+	out := rendered{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
+		configurations: map[string]*daprConfiguration{}, triggerAuths: map[string]*triggerAuthentication{}}
 	for _, r := range m.Resources() {
 		b, err := r.MarshalJSON()
 		if err != nil {
@@ -217,6 +230,24 @@ func render(t *testing.T, dir string) rendered {
 			c := &daprResiliency{}
 			out.resiliencies = append(out.resiliencies, c)
 			obj = c
+		case "keda.sh/v1alpha1 ScaledObject":
+			// Checked against KEDA's CRD schema (autoscaling_test.go); the
+			// type picks out what the checks compare.
+			out.keda = append(out.keda, renderedObject{id: id, json: b})
+			so := &scaledObject{}
+			out.scaledObjects = append(out.scaledObjects, so)
+			if err := json.Unmarshal(b, so); err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+			continue
+		case "keda.sh/v1alpha1 TriggerAuthentication":
+			out.keda = append(out.keda, renderedObject{id: id, json: b})
+			ta := &triggerAuthentication{}
+			out.triggerAuths[r.GetName()] = ta
+			if err := json.Unmarshal(b, ta); err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+			continue
 		default:
 			t.Errorf("%s: no type to check it against; add one to deploy_test.go", id)
 			continue

@@ -27,7 +27,7 @@ var (
 	dlqDepthDesc = prometheus.NewDesc(Namespace+"_dlq_messages",
 		"Messages on the dead-letter topic now.", nil, nil)
 	lagDesc = prometheus.NewDesc(Namespace+"_consumer_lag_messages",
-		"Messages of a routed topic the worker's consumer group has not been handed yet.", []string{"topic"}, nil)
+		"Messages of a routed topic the worker's consumer group has not acknowledged yet (waiting, in flight, parked): what KEDA scales on.", []string{"topic"}, nil)
 	readyDesc = prometheus.NewDesc(Namespace+"_ready",
 		"1 when every readiness check passes (what /readyz answers 200 for), else 0.", nil, nil)
 	checkDesc = prometheus.NewDesc(Namespace+"_ready_check",
