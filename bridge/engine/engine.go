@@ -23,10 +23,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 	"github.com/dapr/durabletask-go/api"
 	"github.com/dapr/durabletask-go/api/protos"
 	"github.com/dapr/durabletask-go/workflow"
-	dapr "github.com/dapr/go-sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -394,7 +394,9 @@ func (e *Engine) SidecarWedges() int64 { return e.sidecarWedges.Load() }
 // sidecar without an actor state store is refused, because every workflow
 // start on it would wait until its deadline and fail without a reason.
 func (e *Engine) checkSidecar(ctx context.Context) error {
-	md, err := dapr.NewClientWithConnection(e.conn).GetMetadata(ctx)
+	// The runtime API's own client: go-sdk's prints to stdout, past the
+	// worker's logger, when $DAPR_API_TOKEN is set.
+	md, err := runtimev1.NewDaprClient(e.conn).GetMetadata(ctx, &runtimev1.GetMetadataRequest{})
 	if status.Code(err) == codes.Unimplemented {
 		// A task hub that serves durabletask's protocol alone (the fault
 		// tests run the embedded hub as a process of its own).
@@ -404,14 +406,17 @@ func (e *Engine) checkSidecar(ctx context.Context) error {
 	if err != nil {
 		return classify(fmt.Errorf("engine: daprd metadata: %w", err))
 	}
-	version := md.ExtendedMetadata["daprRuntimeVersion"]
-	for _, c := range md.RegisteredComponents {
-		if slices.Contains(c.Capabilities, "ACTOR") {
-			e.log.Info("daprd", zap.String("version", version), zap.String("actor_state_store", c.Name+" ("+c.Type+")"))
+	version := md.GetRuntimeVersion()
+	if version == "" {
+		version = md.GetExtendedMetadata()["daprRuntimeVersion"]
+	}
+	for _, c := range md.GetRegisteredComponents() {
+		if slices.Contains(c.GetCapabilities(), "ACTOR") {
+			e.log.Info("daprd", zap.String("version", version), zap.String("actor_state_store", c.GetName()+" ("+c.GetType()+")"))
 			return nil
 		}
 	}
-	return fmt.Errorf("engine: daprd %s (app %s) has no actor state store; workflows need one: set actorStateStore: \"true\" on a state store component (deploy/dapr has one for PostgreSQL)", version, md.ID)
+	return fmt.Errorf("engine: daprd %s (app %s) has no actor state store; workflows need one: set actorStateStore: \"true\" on a state store component (deploy/dapr has one for PostgreSQL)", version, md.GetId())
 }
 
 // startRetention opens the record of finished sagas to purge and sweeps

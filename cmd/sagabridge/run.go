@@ -94,7 +94,8 @@ func newLogger(level string, console bool) (*zap.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	// durabletask-go prints a few lines with the standard log package.
-	zap.RedirectStdLog(log.Named("durabletask"))
+	// A library that prints with the standard log package goes through
+	// zap too (at info: such lines carry no level).
+	zap.RedirectStdLog(log.Named("stdlog"))
 	return log, nil
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,7 +27,9 @@ import (
 // balanced, and nothing was dead-lettered. An event acked without effect
 // would leave its order without an outcome; a consumer removed at shutdown
 // would replay every stored event, and the replies of finished sagas would
-// land in the dead-letter topic.
+// land in the dead-letter topic. The worker logs at info: every line is a
+// JSON record, the engine library's included, and the stop warns of
+// nothing (the work it abandons runs again after the restart).
 func TestWorkerSIGTERMMidLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
@@ -62,7 +66,7 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 	go func() { defer wg.Done(); _ = parts.Run(ctx) }()
 	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
 
-	w := startWorker(t, cfgPath, logPath)
+	w := startWorker(t, cfgPath, logPath, workerLogLevelEnv+"=info")
 	orders := map[string]simulated.Order{}
 	for i := 1; i <= n; i++ {
 		o := simulated.Order{OrderID: "term-" + itoa(i), Amount: float64(i), FailPayment: i%4 == 0}
@@ -87,6 +91,7 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("worker still running 60s after SIGTERM")
 	}
+	checkStopLog(t, logPath)
 	before := watcher.Count()
 	t.Logf("SIGTERM after %d of %d outcomes; exited 0 after %s", before, n, time.Since(sent).Round(time.Millisecond))
 	if before >= n {
@@ -148,5 +153,32 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 		return nil
 	}); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
+	}
+}
+
+// checkStopLog: every line of the worker's log is a JSON record with an
+// RFC 3339 time and a level, and none is at warn or above.
+func checkStopLog(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec struct {
+			Level  string `json:"level"`
+			TS     string `json:"ts"`
+			Logger string `json:"logger"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Level == "" {
+			t.Errorf("log line is not a zap record: %s", line)
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339Nano, rec.TS); err != nil {
+			t.Errorf("log time %q is not RFC 3339: %s", rec.TS, line)
+		}
+		if rec.Level != "debug" && rec.Level != "info" {
+			t.Errorf("a stop logged at %s: %s", rec.Level, line)
+		}
 	}
 }

@@ -20,13 +20,16 @@ func (l zapLogger) Info(v ...any)                  { l.s.Info(v...) }
 func (l zapLogger) Infof(format string, v ...any)  { l.s.Infof(format, v...) }
 func (l zapLogger) Warn(v ...any)                  { l.s.Warn(v...) }
 
-// Warnf demotes the cancellation notices durabletask prints while stopping
-// (work in flight is abandoned and runs again at the next start), and the
-// notice of a timer that fires after its orchestration completed: every
-// wait with a timeout leaves one, and nothing is lost.
+// Warnf demotes the notices durabletask prints while stopping (work in
+// flight is abandoned and runs again at the next start: "cancel…", and
+// "failed before receiving orchestration/activity result", which the
+// executor logs only when its context ends), and the notice of a timer
+// that fires after its orchestration completed: every wait with a timeout
+// leaves one, and nothing is lost.
 func (l zapLogger) Warnf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
-	if strings.Contains(msg, "cancel") || strings.Contains(msg, "orchestration already completed; dropping work item") {
+	if strings.Contains(msg, "cancel") || strings.Contains(msg, "failed before receiving") ||
+		strings.Contains(msg, "orchestration already completed; dropping work item") {
 		l.s.Debug(msg)
 		return
 	}
