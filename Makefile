@@ -28,6 +28,10 @@ run: ## Run the OrderSaga demo: embedded NATS, embedded engine, simulated servic
 test: lint fuzz dapr ## Lint, fuzz briefly, then every test with the race detector
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 
+.PHONY: test-dapr-replica-kill
+test-dapr-replica-kill: dapr ## A replica's daprd SIGKILLed mid-run (loses a few sagas on daprd 1.16.0: deploy/dapr/README.md)
+	SAGABRIDGE_TEST_REPLICA_KILL=1 $(GO) test -race -count=1 -timeout 30m -run '^TestDaprReplicaKilled$$' -v ./bridge
+
 FUZZTIME ?= 10s
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
