@@ -25,7 +25,7 @@ run: ## Run the OrderSaga demo: embedded NATS, embedded engine, simulated servic
 	$(GO) run ./cmd/sagabridge dev --data data/dev
 
 .PHONY: test
-test: lint fuzz dapr ## Lint, fuzz briefly, then every test with the race detector
+test: lint vulncheck fuzz dapr ## Lint, known vulnerabilities, fuzz briefly, then every test with the race detector
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 
 .PHONY: test-dapr-replica-kill
