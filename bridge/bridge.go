@@ -87,6 +87,9 @@ type Bridge struct {
 	consuming  atomic.Bool
 	running    *runningSagas
 	kafkaState kafkaState
+	// sagaTopics are every topic the sagas publish progress and outcomes
+	// to: the config's and those saga files name.
+	sagaTopics []string
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -100,12 +103,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range cat.warnings(cfg, router, opts.Workflows == nil) {
+		log.Warn(w)
+	}
 	reg := engine.Registry{Workflows: cat.workflows, Activities: map[string]workflow.Activity{}, Patches: opts.Patches}
 	metrics := opts.Metrics
 	if metrics == nil {
 		metrics = NopMetrics{}
 	}
-	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}, running: newRunningSagas(maxRunningSagas)}
+	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}, running: newRunningSagas(maxRunningSagas),
+		sagaTopics: cat.eventTopics(cfg.Outcomes)}
 	if len(cfg.Migration.Workflows) > 0 {
 		b.migration = migrate.NewPlanner(cfg.Migration)
 	}
@@ -134,7 +141,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 			e.Finished(id, status, at)
 		}
 	}
-	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr, log: log.Named("sagas"), finished: finished})
+	acts, err := sagas.NewActivities(eventPublisher{pub: b.broker.Publisher(), metrics: metrics, tracer: tr, log: log.Named("sagas"), finished: finished},
+		sagas.DefaultTopics{Outcomes: cfg.Outcomes.Topic, Progress: cfg.Outcomes.ProgressTopic})
 	if err != nil {
 		return nil, err
 	}

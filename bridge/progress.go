@@ -30,7 +30,7 @@ type progressSink interface {
 // advisory: what is missed while disconnected is not replayed, and the
 // next event of the instance (or its outcome) corrects the sink.
 func (b *Bridge) feedProgress(ctx context.Context, sink progressSink) error {
-	subjects := []string{sagas.DefaultProgressTopic, b.cfg.Outcomes.Topic}
+	subjects := b.sagaTopics
 	apply := func(payload []byte) {
 		var ev topics.CloudEvent
 		if err := json.Unmarshal(payload, &ev); err != nil {

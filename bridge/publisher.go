@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/zap"
 
+	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -32,7 +33,15 @@ type eventPublisher struct {
 	finished func(instanceID, status string, at time.Time)
 }
 
-func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topics.CloudEvent) (err error) {
+// Publish sends ev as a CloudEvent in structured mode.
+func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topics.CloudEvent) error {
+	return p.PublishMessage(ctx, topic, key, ev, sagas.MessageOptions{})
+}
+
+// PublishMessage sends ev shaped as a saga step's Message says: its data
+// alone as plain JSON, or the CloudEvent, with the step's headers. The
+// message id is the event id either way.
+func (p eventPublisher) PublishMessage(ctx context.Context, topic, key string, ev topics.CloudEvent, o sagas.MessageOptions) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -41,12 +50,25 @@ func (p eventPublisher) Publish(ctx context.Context, topic, key string, ev topic
 	_, span, traceParent := p.tracer.startPublish(ctx, topic, key, ev.TraceParent, ev.ID, ev.Type)
 	defer func() { endSpan(span, err) }()
 	ev.TraceParent = traceParent
-	body, err := ev.Marshal()
-	if err != nil {
-		return err
+	var msg *message.Message
+	if o.Plain {
+		body := []byte(ev.Data)
+		if len(body) == 0 {
+			body = []byte("null")
+		}
+		msg = message.NewMessage(ev.ID, body)
+		msg.Metadata.Set(metaContentType, "application/json")
+	} else {
+		body, err := ev.Marshal()
+		if err != nil {
+			return err
+		}
+		msg = message.NewMessage(ev.ID, body)
+		msg.Metadata.Set(metaContentType, "application/cloudevents+json")
 	}
-	msg := message.NewMessage(ev.ID, body)
-	msg.Metadata.Set(metaContentType, "application/cloudevents+json")
+	for k, v := range o.Headers {
+		msg.Metadata.Set(k, v)
+	}
 	if key != "" {
 		msg.Metadata.Set(metaPartitionKey, key)
 	}

@@ -128,7 +128,13 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 
 	// The engine keeps the saga's last word as the custom status: the
 	// outcome's status, which the runtime status (COMPLETED) does not say.
+	// The outcome is published before the workflow finishes, so an
+	// instance is read once its runtime status says it has.
 	for id, o := range want {
+		waitFor(t, 30*time.Second, id+" to finish in the engine", func() bool {
+			st, err := s.bridge.Engine().Get(t.Context(), id)
+			return err == nil && st.RuntimeStatus == "COMPLETED"
+		})
 		st, err := s.bridge.Engine().Get(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)

@@ -28,6 +28,9 @@ type ProgressFailureObserver interface {
 
 // PublishRequest is the input of the Publish activity.
 type PublishRequest struct {
+	// Topic is where Event goes; empty means the worker's default topic
+	// for the event: DefaultTopics.Progress for a progress event,
+	// DefaultTopics.Outcomes for anything else (an outcome).
 	Topic string            `json:"topic"`
 	Key   string            `json:"key"`
 	Event topics.CloudEvent `json:"event"`
@@ -36,22 +39,46 @@ type PublishRequest struct {
 	// sends the command, so progress costs the engine no extra work.
 	ProgressTopic string             `json:"progressTopic,omitempty"`
 	Progress      *topics.CloudEvent `json:"progress,omitempty"`
+	// Options, when set, shape the message (a step's Message): the
+	// publisher must be a MessagePublisher.
+	Options *MessageOptions `json:"options,omitempty"`
+}
+
+// DefaultTopics are where a saga's outcome and progress events go when the
+// saga names no topic of its own. The worker's configuration sets them
+// (bridge.yaml's outcomes block); zero values mean topics.Outcomes and
+// DefaultProgressTopic.
+type DefaultTopics struct {
+	Outcomes string
+	Progress string
+}
+
+func (d DefaultTopics) withDefaults() DefaultTopics {
+	if d.Outcomes == "" {
+		d.Outcomes = topics.Outcomes
+	}
+	if d.Progress == "" {
+		d.Progress = DefaultProgressTopic
+	}
+	return d
 }
 
 // Activities are the side effects sagas perform (Registered names them).
 type Activities struct {
-	pub Publisher
+	pub    Publisher
+	topics DefaultTopics
 }
 
 // PublishActivity is the name Activities.Publish is registered under.
 const PublishActivity = "sagabridge.publish"
 
-// NewActivities builds the activities on a publisher.
-func NewActivities(pub Publisher) (*Activities, error) {
+// NewActivities builds the activities on a publisher; defaults are the
+// topics of sagas that name none.
+func NewActivities(pub Publisher, defaults DefaultTopics) (*Activities, error) {
 	if pub == nil {
 		return nil, errors.New("sagas: publisher is required")
 	}
-	return &Activities{pub: pub}, nil
+	return &Activities{pub: pub, topics: defaults.withDefaults()}, nil
 }
 
 // Publish sends one event (and the progress event riding with it). It runs
@@ -65,7 +92,16 @@ func (a *Activities) Publish(ctx workflow.ActivityContext) (any, error) {
 	if err := ctx.GetInput(&req); err != nil {
 		return nil, fmt.Errorf("publish: decode input: %w", err)
 	}
-	if err := a.pub.Publish(ctx.Context(), req.Topic, req.Key, req.Event); err != nil {
+	if req.Topic == "" {
+		req.Topic = a.topics.Outcomes
+		if req.Event.Type == ProgressType {
+			req.Topic = a.topics.Progress
+		}
+	}
+	if req.ProgressTopic == "" {
+		req.ProgressTopic = a.topics.Progress
+	}
+	if err := a.send(ctx.Context(), req); err != nil {
 		if req.Event.Type == ProgressType {
 			a.progressFailed(req.Topic, req.Event, err)
 			return nil, nil
@@ -78,6 +114,17 @@ func (a *Activities) Publish(ctx workflow.ActivityContext) (any, error) {
 		}
 	}
 	return nil, nil
+}
+
+func (a *Activities) send(ctx context.Context, req PublishRequest) error {
+	if req.Options == nil {
+		return a.pub.Publish(ctx, req.Topic, req.Key, req.Event)
+	}
+	mp, ok := a.pub.(MessagePublisher)
+	if !ok {
+		return fmt.Errorf("the publisher (%T) cannot send plain messages or headers: %w", a.pub, errors.ErrUnsupported)
+	}
+	return mp.PublishMessage(ctx, req.Topic, req.Key, req.Event, *req.Options)
 }
 
 func (a *Activities) progressFailed(topic string, ev topics.CloudEvent, err error) {

@@ -24,7 +24,7 @@ func (r *run) compensate(st *Step) error {
 		if c.IsCommand() {
 			// The compensation carries the saga's input, as the step did.
 			t = r.startCommand(commandCall{
-				step: st.Name, spec: c.Command, undo: true, attempt: attempt,
+				step: st.Name, spec: c.Command, undo: true, attempt: attempt, message: st.UndoMessage, rule: st.UndoReply,
 				timeout: c.Timeout, payload: r.state.Input,
 			}, &prog)
 		} else {

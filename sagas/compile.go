@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/cel-go/cel"
+
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -55,6 +57,19 @@ type compiler struct {
 	comps *compensations.Registry
 	lines map[*Step]int // where each compiled step was written
 	errs  []error
+	cel   *cel.Env
+}
+
+// env is the CEL environment of the saga's expressions, made once.
+func (c *compiler) env() *cel.Env {
+	if c.cel == nil {
+		env, err := stepEnv()
+		if err != nil {
+			panic(fmt.Sprintf("sagas: cel environment: %v", err)) // fixed declarations: a bug
+		}
+		c.cel = env
+	}
+	return c.cel
 }
 
 // mark records the lines of a compiled step and its members.
@@ -90,13 +105,26 @@ func (c *compiler) fail(line int, step, format string, args ...any) {
 func (c *compiler) step(sd StepDef, later []string) (Step, StepDef) {
 	st := Step{Name: sd.Name, Timeout: time.Duration(sd.Timeout)}
 	if sd.Command != nil {
-		st.Command = *sd.Command
+		st.Command = sd.Command.spec()
 		if st.Command == (topics.CommandSpec{}) {
 			c.fail(sd.line, sd.Name, "command needs topic, type and replyEvent")
+		}
+		var errs []error
+		st.Message, errs = messageOf(c.env(), sd.Command)
+		for _, err := range errs {
+			c.fail(sd.line, sd.Name, "command: %v", err)
 		}
 	}
 	if sd.Reply != nil {
 		st.Reply = sd.Reply.rule()
+		rule, result, errs := replyOf(c.env(), sd.Reply)
+		for _, err := range errs {
+			c.fail(sd.line, sd.Name, "%v", err)
+		}
+		if rule != nil {
+			st.Reply = rule
+		}
+		st.ReplyResult = result
 	}
 	if sd.Activity != nil {
 		st.Activity = &Activity{Name: sd.Activity.Name, Params: sd.Activity.Params}
@@ -126,6 +154,26 @@ func (c *compiler) step(sd StepDef, later []string) (Step, StepDef) {
 		if comp, written, ok := c.compensation(sd); ok {
 			st.Compensation, rd.Compensation = &comp, &written
 		}
+		if cmd := sd.Compensation.Command; cmd != nil {
+			var errs []error
+			st.UndoMessage, errs = messageOf(c.env(), cmd)
+			for _, err := range errs {
+				c.fail(sd.Compensation.line, sd.Name, "compensation command: %v", err)
+			}
+		}
+		if rd := sd.Compensation.Reply; rd != nil {
+			st.UndoReply = rd.rule()
+			rule, result, errs := replyOf(c.env(), rd)
+			for _, err := range errs {
+				c.fail(sd.Compensation.line, sd.Name, "compensation %v", err)
+			}
+			if rule != nil {
+				st.UndoReply = rule
+			}
+			if result != nil {
+				c.fail(sd.Compensation.line, sd.Name, "compensation reply: a compensation has no result")
+			}
+		}
 	}
 	if len(sd.Decide) > 0 {
 		st.Decide = c.rules(sd, later)
@@ -152,13 +200,13 @@ func (c *compiler) compensation(sd StepDef) (compensations.Compensation, Compens
 				MaxBackoff: Duration(comp.Backoff.Max), Multiplier: comp.Backoff.Multiplier}}
 		if comp.IsCommand() {
 			cmd := comp.Command
-			written.Command = &cmd
+			written.Command = &CommandDef{Topic: cmd.Topic, Type: cmd.Type, ReplyEvent: cmd.ReplyEvent}
 		}
 		return comp, written, true
 	}
 	comp := compensations.Compensation{Name: cd.Name, Activity: cd.Activity, Timeout: time.Duration(cd.Timeout)}
 	if cd.Command != nil {
-		comp.Command = *cd.Command
+		comp.Command = cd.Command.spec()
 	}
 	if cd.Retry != nil {
 		comp.MaxAttempts, comp.Backoff = cd.Retry.MaxAttempts, cd.Retry.backoff()

@@ -2,6 +2,7 @@ package sagas
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -33,15 +34,15 @@ type Definition struct {
 // StepDef is one step: exactly one of command, activity, child, wait or
 // parallel, or only decide (a branch).
 type StepDef struct {
-	Name     string              `yaml:"name" json:"name"`
-	Command  *topics.CommandSpec `yaml:"command,omitempty" json:"command,omitempty"`
-	Reply    *ReplyDef           `yaml:"reply,omitempty" json:"reply,omitempty"`
-	Activity *ActivityDef        `yaml:"activity,omitempty" json:"activity,omitempty"`
-	Child    *ChildDef           `yaml:"child,omitempty" json:"child,omitempty"`
-	Wait     *WaitDef            `yaml:"wait,omitempty" json:"wait,omitempty"`
-	Parallel []StepDef           `yaml:"parallel,omitempty" json:"parallel,omitempty"`
-	Timeout  Duration            `yaml:"timeout,omitempty" json:"timeout,omitempty"`
-	Retry    *RetryDef           `yaml:"retry,omitempty" json:"retry,omitempty"`
+	Name     string       `yaml:"name" json:"name"`
+	Command  *CommandDef  `yaml:"command,omitempty" json:"command,omitempty"`
+	Reply    *ReplyDef    `yaml:"reply,omitempty" json:"reply,omitempty"`
+	Activity *ActivityDef `yaml:"activity,omitempty" json:"activity,omitempty"`
+	Child    *ChildDef    `yaml:"child,omitempty" json:"child,omitempty"`
+	Wait     *WaitDef     `yaml:"wait,omitempty" json:"wait,omitempty"`
+	Parallel []StepDef    `yaml:"parallel,omitempty" json:"parallel,omitempty"`
+	Timeout  Duration     `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Retry    *RetryDef    `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// Compensation is the name of a registered compensation, or one
 	// written out in place.
 	Compensation *CompensationDef `yaml:"compensation,omitempty" json:"compensation,omitempty"`
@@ -50,24 +51,83 @@ type StepDef struct {
 	Decide []RuleDef `yaml:"decide,omitempty" json:"decide,omitempty"`
 
 	line int
+	// decodeErrs are the step's type errors ("line N: …"), kept here so
+	// that the step itself is kept: the decoder drops a list item that
+	// fails, and the step's other problems would go unreported.
+	decodeErrs []string
+}
+
+// keep stashes a decoding's type errors in errs and reports success, so
+// that the value is kept with what did decode; other errors pass.
+func keep(err error, errs *[]string) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		*errs = append(*errs, te.Errors...)
+		return nil
+	}
+	return err
 }
 
 // UnmarshalYAML records the step's line for messages.
 func (s *StepDef) UnmarshalYAML(n *yaml.Node) error {
 	type plain StepDef
-	if err := n.Decode((*plain)(s)); err != nil {
-		return err
-	}
+	err := n.Decode((*plain)(s))
 	s.line = n.Line
-	return nil
+	return keep(err, &s.decodeErrs)
+}
+
+// Command formats.
+const (
+	// FormatCloudEvents sends a CloudEvent in structured mode (the default).
+	FormatCloudEvents = "cloudevents"
+	// FormatJSON sends the data alone, as plain JSON.
+	FormatJSON = "json"
+)
+
+// CommandDef is where a command goes, what it looks like, and the event
+// its reply comes back as. Without format, data and headers it is the
+// default command: a CloudEvent of type Type whose data is a
+// topics.Command carrying the saga's input.
+type CommandDef struct {
+	// Topic receives the command.
+	Topic string `yaml:"topic" json:"topic"`
+	// Type is the CloudEvent type (format cloudevents).
+	Type string `yaml:"type" json:"type"`
+	// ReplyEvent is the event the step waits for: a raise route raises
+	// the participant's reply on the instance under this name.
+	ReplyEvent string `yaml:"replyEvent" json:"replyEvent"`
+	// Format is cloudevents (default) or json: the data alone, no envelope.
+	Format string `yaml:"format,omitempty" json:"format,omitempty" enum:",cloudevents,json"`
+	// Data is CEL building the command's data (the whole body for format
+	// json) from input, results, instanceId, saga, step, attempt,
+	// idempotencyKey and commandId; empty sends a topics.Command.
+	Data string `yaml:"data,omitempty" json:"data,omitempty"`
+	// Headers are message headers, each a CEL string expression over the
+	// same variables.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+}
+
+// spec is the runtime's part of it.
+func (c CommandDef) spec() topics.CommandSpec {
+	return topics.CommandSpec{Topic: c.Topic, Type: c.Type, ReplyEvent: c.ReplyEvent}
 }
 
 // ReplyDef says how to read a command's reply payload. The defaults read a
-// topics.Reply: status "ok" succeeds, reason says why not.
+// topics.Reply: status "ok" succeeds, reason says why not. Success,
+// reason and result are CEL over reply (the reply's payload), the
+// alternative to the field names.
 type ReplyDef struct {
 	StatusField string   `yaml:"statusField,omitempty" json:"statusField,omitempty"`
 	OK          []string `yaml:"ok,omitempty" json:"ok,omitempty"`
 	ReasonField string   `yaml:"reasonField,omitempty" json:"reasonField,omitempty"`
+	// Success is CEL (bool) over reply: true completes the step, false
+	// fails it for good.
+	Success string `yaml:"success,omitempty" json:"success,omitempty"`
+	// Reason is CEL (string) over reply: why a reply is a failure.
+	Reason string `yaml:"reason,omitempty" json:"reason,omitempty"`
+	// Result is CEL over reply: the step's result, what later steps read
+	// as results.<step>; default the whole reply.
+	Result string `yaml:"result,omitempty" json:"result,omitempty"`
 }
 
 // ActivityDef calls an activity by the name it is registered under.
@@ -103,14 +163,17 @@ type RetryDef struct {
 // CompensationDef is a compensation by reference ("release-inventory") or
 // written out.
 type CompensationDef struct {
-	Ref      string              `yaml:"-" json:"ref,omitempty"`
-	Name     string              `yaml:"name" json:"name,omitempty"`
-	Command  *topics.CommandSpec `yaml:"command,omitempty" json:"command,omitempty"`
-	Activity string              `yaml:"activity,omitempty" json:"activity,omitempty"`
-	Timeout  Duration            `yaml:"timeout,omitempty" json:"timeout,omitempty"`
-	Retry    *RetryDef           `yaml:"retry,omitempty" json:"retry,omitempty"`
+	Ref     string      `yaml:"-" json:"ref,omitempty"`
+	Name    string      `yaml:"name" json:"name,omitempty"`
+	Command *CommandDef `yaml:"command,omitempty" json:"command,omitempty"`
+	// Reply reads the compensation command's reply, as a step's does.
+	Reply    *ReplyDef `yaml:"reply,omitempty" json:"reply,omitempty"`
+	Activity string    `yaml:"activity,omitempty" json:"activity,omitempty"`
+	Timeout  Duration  `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Retry    *RetryDef `yaml:"retry,omitempty" json:"retry,omitempty"`
 
-	line int
+	line       int
+	decodeErrs []string
 }
 
 // UnmarshalYAML accepts a name or a mapping.
@@ -122,11 +185,9 @@ func (c *CompensationDef) UnmarshalYAML(n *yaml.Node) error {
 	}
 	type plain CompensationDef
 	line := c.line
-	if err := n.Decode((*plain)(c)); err != nil {
-		return err
-	}
+	err := n.Decode((*plain)(c))
 	c.line = line
-	return nil
+	return keep(err, &c.decodeErrs)
 }
 
 // RuleDef is one decision rule.
@@ -150,8 +211,10 @@ type Duration time.Duration
 
 // UnmarshalYAML parses "30s".
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	// A *yaml.TypeError lets the decoder go on and report the other
+	// problems of the file too.
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: a duration is a string such as 30s", n.Line)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: a duration is a string such as 30s", n.Line)}}
 	}
 	if n.Value == "0" {
 		*d = 0
@@ -159,7 +222,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: duration %q: write it with a unit, such as 30s or 5m", n.Line, n.Value)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: duration %q: write it with a unit, such as 30s or 5m", n.Line, n.Value)}}
 	}
 	*d = Duration(v)
 	return nil

@@ -131,6 +131,23 @@ func (d *Definitions) get(name string, version int) (loaded, bool) {
 // Names lists the loaded sagas, sorted.
 func (d *Definitions) Names() []string { return slices.Sorted(maps.Keys(d.latest)) }
 
+// Topics lists, sorted and without repeats, the outcome and progress
+// topics the loaded sagas name for themselves (outcomeTopic,
+// progressTopic); sagas that name none use the worker's.
+func (d *Definitions) Topics() (outcomes, progress []string) {
+	for _, l := range d.byKey {
+		if t := l.def.OutcomeTopic; t != "" {
+			outcomes = append(outcomes, t)
+		}
+		if t := l.def.ProgressTopic; t != "" && !l.def.NoProgress {
+			progress = append(progress, t)
+		}
+	}
+	slices.Sort(outcomes)
+	slices.Sort(progress)
+	return slices.Compact(outcomes), slices.Compact(progress)
+}
+
 // Versions lists the loaded versions of a saga, in order.
 func (d *Definitions) Versions(name string) []int {
 	var out []int

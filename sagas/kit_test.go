@@ -60,7 +60,7 @@ func newKit(t *testing.T, opts kitOptions) *kit {
 	}
 	k.parts = newParticipants(k)
 	k.pub.onPublish = k.parts.handle
-	acts, err := sagas.NewActivities(k.pub)
+	acts, err := sagas.NewActivities(k.pub, sagas.DefaultTopics{})
 	if err != nil {
 		t.Fatal(err)
 	}

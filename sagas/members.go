@@ -121,6 +121,7 @@ func (r *run) start(m *member, prog **progressEvent) try {
 	case st.isCommand():
 		return r.startCommand(commandCall{
 			step: st.Name, spec: st.Command, rule: st.Reply, attempt: m.attempt,
+			message: st.Message, result: st.ReplyResult,
 			timeout: st.Timeout, payload: payload,
 		}, prog)
 	case st.Activity != nil:

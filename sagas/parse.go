@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sagabridge/sagabridge/internal/confspec"
 )
 
 // ParseDefinitions reads the definitions in one YAML file: one document
@@ -28,7 +32,7 @@ func ParseDefinitions(file string, data []byte) ([]Definition, error) {
 			break
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+			errs = append(errs, confspec.SyntaxError(file, data, err))
 			break
 		}
 		got, err := ParseDefinitionNode(file, &doc)
@@ -56,19 +60,13 @@ func ParseDefinitionNode(file string, n *yaml.Node) ([]Definition, error) {
 		var errs []error
 		for _, item := range n.Content {
 			d, err := parseOne(file, item)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
 			defs = append(defs, d)
+			errs = append(errs, err)
 		}
 		return defs, errors.Join(errs...)
 	case yaml.MappingNode:
 		d, err := parseOne(file, n)
-		if err != nil {
-			return nil, err
-		}
-		return []Definition{d}, nil
+		return []Definition{d}, err
 	case yaml.ScalarNode:
 		if n.Tag == "!!null" {
 			return nil, nil
@@ -77,21 +75,71 @@ func ParseDefinitionNode(file string, n *yaml.Node) ([]Definition, error) {
 	return nil, fmt.Errorf("%s:%d: a saga definition is a mapping", file, n.Line)
 }
 
+// parseOne decodes one definition. It goes on past unknown keys and bad
+// values, so that one run reports them all; the definition is returned
+// (as far as it decoded) with the errors, so NewDefinitions can report
+// what else is wrong with it.
 func parseOne(file string, n *yaml.Node) (Definition, error) {
-	if errs := checkKeys(file, n, reflect.TypeFor[Definition]()); len(errs) > 0 {
-		return Definition{}, errors.Join(errs...)
-	}
+	errs := checkKeys(file, n, reflect.TypeFor[Definition]())
 	var d Definition
 	if err := n.Decode(&d); err != nil {
-		return Definition{}, fmt.Errorf("%s: %w", file, err)
+		errs = append(errs, positioned(file, err))
+	}
+	var stashed []string
+	var walk func(steps []StepDef)
+	walk = func(steps []StepDef) {
+		for _, st := range steps {
+			stashed = append(stashed, st.decodeErrs...)
+			if st.Compensation != nil {
+				stashed = append(stashed, st.Compensation.decodeErrs...)
+			}
+			walk(st.Parallel)
+		}
+	}
+	walk(d.Steps)
+	if len(stashed) > 0 {
+		errs = append(errs, positioned(file, &yaml.TypeError{Errors: stashed}))
 	}
 	d.file, d.Source = file, fmt.Sprintf("%s:%d", file, n.Line)
-	return d, nil
+	return d, errors.Join(errs...)
 }
+
+// positioned rewrites yaml.v3's "line N: msg" as "file:N: msg".
+func positioned(file string, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	errs := make([]error, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		if rest, ok := strings.CutPrefix(e, "line "); ok {
+			if n, msg, ok := strings.Cut(rest, ": "); ok {
+				errs = append(errs, fmt.Errorf("%s:%s: %s", file, n, msg))
+				continue
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", file, e))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrNoSagaFiles: a pattern of saga files matches no file.
+var ErrNoSagaFiles = errors.New("no file matches")
 
 // LoadDefinitions parses every file of fsys matching the patterns
 // (fs.Glob syntax) and reports every problem of every file.
 func LoadDefinitions(fsys fs.FS, patterns ...string) ([]Definition, error) {
+	return loadDefinitions(fsys, func(f string) string { return f }, patterns)
+}
+
+// LoadDefinitionsIn is LoadDefinitions on the directory dir (patterns
+// relative to it), naming files in messages by their path with dir, so
+// that file:line opens the file from where the program runs.
+func LoadDefinitionsIn(dir string, patterns ...string) ([]Definition, error) {
+	return loadDefinitions(os.DirFS(dir), func(f string) string { return filepath.Join(dir, f) }, patterns)
+}
+
+func loadDefinitions(fsys fs.FS, name func(string) string, patterns []string) ([]Definition, error) {
 	var files []string
 	var errs []error
 	for _, p := range patterns {
@@ -101,7 +149,7 @@ func LoadDefinitions(fsys fs.FS, patterns ...string) ([]Definition, error) {
 			continue
 		}
 		if len(m) == 0 {
-			errs = append(errs, fmt.Errorf("saga files %q: no file matches", p))
+			errs = append(errs, fmt.Errorf("saga files %q: %w", p, ErrNoSagaFiles))
 		}
 		files = append(files, m...)
 	}
@@ -113,10 +161,10 @@ func LoadDefinitions(fsys fs.FS, patterns ...string) ([]Definition, error) {
 		}
 		data, err := fs.ReadFile(fsys, f)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("saga file %s: %w", name(f), err))
 			continue
 		}
-		got, err := ParseDefinitions(f, data)
+		got, err := ParseDefinitions(name(f), data)
 		defs = append(defs, got...)
 		if err != nil {
 			errs = append(errs, err)

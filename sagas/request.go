@@ -19,12 +19,16 @@ type Request struct {
 	// for compensations), like a command's event id: dedupe on it. The
 	// engine runs an activity at least once: a worker that dies while an
 	// activity runs makes the engine run it again.
-	ID         string `json:"id"`
-	InstanceID string `json:"instanceId"`
-	Saga       string `json:"saga"`
-	Step       string `json:"step"`
-	Attempt    int    `json:"attempt"`
-	Compensate bool   `json:"compensate,omitempty"`
+	ID string `json:"id"`
+	// IdempotencyKey is the same for every attempt of the step, also
+	// across worker restarts ("<instance>/<step>", "<instance>/<step>/undo"
+	// for a compensation): dedupe on it to act once per step.
+	IdempotencyKey string `json:"idempotencyKey"`
+	InstanceID     string `json:"instanceId"`
+	Saga           string `json:"saga"`
+	Step           string `json:"step"`
+	Attempt        int    `json:"attempt"`
+	Compensate     bool   `json:"compensate,omitempty"`
 	// Deadline is when the step's timeout ends (zero: none). The engine
 	// cannot cancel a running activity; the activity honours it, best with
 	// RequestContext.

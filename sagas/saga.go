@@ -19,9 +19,13 @@ type Saga struct {
 	// workflow name (OrderSagaV2).
 	Version int
 	Steps   []Step
-	// OutcomeTopic receives the outcome event; default topics.Outcomes.
+	// OutcomeTopic receives the outcome event; empty sends it to the
+	// worker's outcome topic (DefaultTopics.Outcomes: bridge.yaml's
+	// outcomes.topic).
 	OutcomeTopic string
-	// ProgressTopic receives progress events; default DefaultProgressTopic.
+	// ProgressTopic receives progress events; empty sends them to the
+	// worker's progress topic (DefaultTopics.Progress: bridge.yaml's
+	// outcomes.progressTopic).
 	ProgressTopic string
 	// NoProgress turns progress events off, for sagas where one broker
 	// message per step matters more than being able to see where they are.
@@ -44,6 +48,17 @@ type Step struct {
 	// Reply decides whether a command's reply is a success. nil reads a
 	// topics.Reply: status "ok" succeeds, anything else fails with reason.
 	Reply ReplyRule
+	// Message shapes the command as its participant expects it (its own
+	// data, headers, plain JSON); nil sends a topics.Command CloudEvent.
+	Message *Message
+	// ReplyResult extracts the step's result from a successful reply; nil
+	// keeps the whole reply payload. It must be a pure function.
+	ReplyResult func(payload json.RawMessage) (json.RawMessage, error)
+	// UndoMessage shapes the command of a command Compensation, as
+	// Message does the step's, and UndoReply reads its reply (nil: a
+	// topics.Reply).
+	UndoMessage *Message
+	UndoReply   ReplyRule
 	// Activity calls a registered activity with a Request. An error is
 	// retried (unless Permanent); after the last attempt the step failed
 	// and is not compensated: an activity that fails must leave nothing
@@ -190,16 +205,9 @@ func (st *Step) attempts() int {
 	return max(st.MaxAttempts, 1)
 }
 
-func (s Saga) outcomeTopic() string {
-	if s.OutcomeTopic != "" {
-		return s.OutcomeTopic
-	}
-	return topics.Outcomes
-}
+// outcomeTopic and progressTopic are "" when the saga names none: the
+// Publish activity then sends to the worker's topics, which the
+// orchestrator cannot know (they are configuration, not history).
+func (s Saga) outcomeTopic() string { return s.OutcomeTopic }
 
-func (s Saga) progressTopic() string {
-	if s.ProgressTopic != "" {
-		return s.ProgressTopic
-	}
-	return DefaultProgressTopic
-}
+func (s Saga) progressTopic() string { return s.ProgressTopic }

@@ -17,6 +17,8 @@ type commandCall struct {
 	step    string
 	spec    topics.CommandSpec
 	rule    ReplyRule
+	message *Message
+	result  func(json.RawMessage) (json.RawMessage, error)
 	undo    bool
 	attempt int
 	timeout time.Duration
@@ -41,13 +43,28 @@ func (r *run) startCommand(c commandCall, prog **progressEvent) try {
 		Attempt:    c.attempt,
 		Compensate: c.undo,
 		Payload:    c.payload,
+
+		IdempotencyKey: topics.IdempotencyKey(r.id, c.step, c.undo),
 	}
 	ev, err := topics.NewCloudEvent(topics.CommandID(r.id, c.step, c.undo, c.attempt), topics.Source,
 		c.spec.Type, r.id, r.now(), data)
 	if err != nil {
 		return done(failed("%v", err))
 	}
+	ev.IdempotencyKey = data.IdempotencyKey
 	req := PublishRequest{Topic: c.spec.Topic, Key: r.id, Event: ev}
+	if c.message != nil {
+		r.state.Step, r.state.Attempt, r.state.Now = c.step, c.attempt, r.now()
+		ref := CommandRef{
+			ID: ev.ID, IdempotencyKey: data.IdempotencyKey, InstanceID: r.id, Saga: r.saga.Name,
+			Step: c.step, Attempt: c.attempt, Compensate: c.undo,
+		}
+		if err := c.message.shape(r.state, ref, &req.Event, &req); err != nil {
+			// A mapping that cannot be evaluated sends nothing: the step
+			// (or compensation) fails with why.
+			return done(failed("%v", err))
+		}
+	}
 	if *prog != nil {
 		req.ProgressTopic, req.Progress = r.saga.progressTopic(), &(*prog).ev
 		*prog = nil
@@ -82,6 +99,13 @@ func (t *commandTry) result() verdict {
 		// A participant that refuses a step did nothing; one that refuses
 		// to undo may manage later, so a compensation asks again.
 		return verdict{retry: t.c.undo, status: StepFailed, err: reason}
+	}
+	if t.c.result != nil {
+		res, err := t.c.result(raw)
+		if err != nil {
+			return verdict{effect: true, status: StepFailed, err: fmt.Sprintf("result of the reply: %v", err)}
+		}
+		raw = res
 	}
 	return verdict{ok: true, data: raw}
 }
@@ -118,15 +142,16 @@ type activityTry struct{ t awaitable }
 
 func (r *run) startActivity(c activityCall) try {
 	req := Request{
-		ID:          topics.CommandID(r.id, c.step, c.undo, c.attempt),
-		InstanceID:  r.id,
-		Saga:        r.saga.Name,
-		Step:        c.step,
-		Attempt:     c.attempt,
-		Compensate:  c.undo,
-		Payload:     c.payload,
-		Result:      c.result,
-		TraceParent: r.trace.TraceParent,
+		ID:             topics.CommandID(r.id, c.step, c.undo, c.attempt),
+		IdempotencyKey: topics.IdempotencyKey(r.id, c.step, c.undo),
+		InstanceID:     r.id,
+		Saga:           r.saga.Name,
+		Step:           c.step,
+		Attempt:        c.attempt,
+		Compensate:     c.undo,
+		Payload:        c.payload,
+		Result:         c.result,
+		TraceParent:    r.trace.TraceParent,
 	}
 	if c.timeout > 0 {
 		req.Deadline = r.now().Add(c.timeout)

@@ -13,15 +13,18 @@ const SpecVersion = "1.0"
 // CloudEvent is a CloudEvents 1.0 event in structured JSON mode. Data is kept
 // raw so that a payload passes through the bridge byte for byte.
 type CloudEvent struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject,omitempty"`
-	Time            time.Time       `json:"time,omitzero"`
-	DataContentType string          `json:"datacontenttype,omitempty"`
-	TraceParent     string          `json:"traceparent,omitempty"`
-	Data            json.RawMessage `json:"data,omitempty"`
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject,omitempty"`
+	Time            time.Time `json:"time,omitzero"`
+	DataContentType string    `json:"datacontenttype,omitempty"`
+	TraceParent     string    `json:"traceparent,omitempty"`
+	// IdempotencyKey (extension attribute idempotencykey) is on commands:
+	// the same for every attempt of a step; see Command.
+	IdempotencyKey string          `json:"idempotencykey,omitempty"`
+	Data           json.RawMessage `json:"data,omitempty"`
 }
 
 // NewCloudEvent builds a JSON CloudEvent; data is marshalled with encoding/json.

@@ -9,12 +9,17 @@ import (
 // participant. The event id is derived from instance, step and attempt, so a
 // participant that sees the same id twice can answer without acting twice.
 type Command struct {
-	InstanceID string          `json:"instanceId"`
-	Saga       string          `json:"saga"`
-	Step       string          `json:"step"`
-	Attempt    int             `json:"attempt"`
-	Compensate bool            `json:"compensate,omitempty"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
+	InstanceID string `json:"instanceId"`
+	Saga       string `json:"saga"`
+	Step       string `json:"step"`
+	// IdempotencyKey is the same for every attempt of the step, also
+	// across worker restarts: "<instance>/<step>" ("<instance>/<step>/undo"
+	// for its compensation). Participants dedupe on it: a reply to any
+	// attempt completes the step.
+	IdempotencyKey string          `json:"idempotencyKey"`
+	Attempt        int             `json:"attempt"`
+	Compensate     bool            `json:"compensate,omitempty"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
 }
 
 // Reply is the data a participant sends back. The bridge raises it on the
@@ -41,6 +46,15 @@ type CommandSpec struct {
 	Topic      string `json:"topic" yaml:"topic"`
 	Type       string `json:"type" yaml:"type"`
 	ReplyEvent string `json:"replyEvent" yaml:"replyEvent"`
+}
+
+// IdempotencyKey is the key a command carries for every attempt of its
+// step (or of the step's compensation).
+func IdempotencyKey(instanceID, step string, compensate bool) string {
+	if compensate {
+		return instanceID + "/" + step + "/undo"
+	}
+	return instanceID + "/" + step
 }
 
 // CommandID is the deterministic CloudEvent id of a command: participants

@@ -248,11 +248,14 @@ type Routing struct {
 	Mode string `yaml:"mode" enum:"all,first"`
 }
 
-// Outcomes configures where saga outcomes go.
+// Outcomes configures where saga outcomes and progress events go.
 type Outcomes struct {
-	// Topic receives every saga's outcome event (completed, compensated,
-	// failed).
+	// Topic receives the outcome event (completed, compensated, failed)
+	// of every saga that names no outcomeTopic of its own.
 	Topic string `yaml:"topic"`
+	// ProgressTopic receives the progress events of every saga that names
+	// no progressTopic of its own.
+	ProgressTopic string `yaml:"progressTopic"`
 }
 
 // DLQ configures the dead-letter topic.
@@ -531,7 +534,7 @@ func parse(name string, b []byte, lookup func(string) (string, bool)) (*Config, 
 	cfg := &Config{file: name}
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, confspec.SyntaxError(name, b, err)
 	}
 	cfg.root = &root
 	used := map[string]string{}
@@ -653,6 +656,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Outcomes.Topic == "" {
 		c.Outcomes.Topic = "sagabridge.outcomes"
+	}
+	if c.Outcomes.ProgressTopic == "" {
+		c.Outcomes.ProgressTopic = "sagabridge.progress"
 	}
 	if c.DLQ.Topic == "" {
 		c.DLQ.Topic = "sagabridge.dlq"

@@ -16,10 +16,12 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
@@ -280,6 +282,11 @@ func (c *compiler) compile(expr, field string, want outKind) (cel.Program, error
 		return nil, iss.Err()
 	}
 	out := ast.OutputType()
+	if _, isAttr := eventAttribute(ast); isAttr && out.Kind() == types.DynKind {
+		// event is a map of dyn, so the checker cannot type event.type;
+		// the attributes are strings, which a match must not be.
+		out = types.StringType
+	}
 	ok := out.Kind() == types.DynKind || want == kindAny ||
 		(want == kindBool && out.Kind() == types.BoolKind) ||
 		(want == kindString && out.Kind() == types.StringKind)
@@ -295,6 +302,41 @@ func (c *compiler) compile(expr, field string, want outKind) (cel.Program, error
 		return nil, err
 	}
 	return prg, nil
+}
+
+// stringAttributes are the event attributes that always hold a string.
+var stringAttributes = []string{"specversion", "id", "source", "type", "subject", "datacontenttype", "dataschema", "time"}
+
+// eventAttribute reports whether the whole expression is one of the
+// event's string attributes (event.type, event["id"]).
+func eventAttribute(a *cel.Ast) (string, bool) {
+	e := a.NativeRep().Expr()
+	var operand celast.Expr
+	var field string
+	switch e.Kind() {
+	case celast.SelectKind:
+		sel := e.AsSelect()
+		if sel.IsTestOnly() {
+			return "", false
+		}
+		operand, field = sel.Operand(), sel.FieldName()
+	case celast.CallKind:
+		call := e.AsCall()
+		if call.FunctionName() != "_[_]" || len(call.Args()) != 2 || call.Args()[1].Kind() != celast.LiteralKind {
+			return "", false
+		}
+		k, ok := call.Args()[1].AsLiteral().Value().(string)
+		if !ok {
+			return "", false
+		}
+		operand, field = call.Args()[0], k
+	default:
+		return "", false
+	}
+	if operand.Kind() != celast.IdentKind || operand.AsIdent() != "event" || !slices.Contains(stringAttributes, field) {
+		return "", false
+	}
+	return field, true
 }
 
 func (c *compiler) program(expr, field string, want outKind) cel.Program {
@@ -332,7 +374,22 @@ func (c *compiler) value(expr, field string, allowLiteral bool) *value {
 	if expr == "event.data" {
 		return &value{rawData: true}
 	}
+	if allowLiteral && len(expr) > 1 && expr[0] == '"' {
+		if lit, err := strconv.Unquote(expr); err == nil {
+			return &value{literal: lit}
+		}
+	}
 	return &value{prg: prg}
+}
+
+// LiteralEventName is the event name a raise or startOrRaise route
+// raises when it is the same for every event (a plain word or a quoted
+// string); ok is false when the name is computed.
+func (r *Route) LiteralEventName() (name string, ok bool) {
+	if r.eventName == nil || r.eventName.prg != nil || r.eventName.rawData {
+		return "", false
+	}
+	return r.eventName.literal, true
 }
 
 // Route evaluates the routes of a topic against an event. It returns no

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
-	"github.com/sagabridge/sagabridge/bridge/config"
 )
 
 func newRunCmd() *cobra.Command {
@@ -28,7 +27,8 @@ func newRunCmd() *cobra.Command {
 				return exitError{exitUsage, err}
 			}
 			defer func() { _ = log.Sync() }()
-			cfg, err := config.Load(file)
+			// validate's loader: the same problems, messages and exit code.
+			cfg, _, err := loadConfig(file)
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
@@ -40,6 +40,10 @@ func newRunCmd() *cobra.Command {
 			defer stopTracing()
 			metrics := admin.NewMetrics(admin.MetricsOptions{Version: version})
 			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics, TracerProvider: tp})
+			if errors.Is(err, bridge.ErrConfig) {
+				// What validate reports, with its exit code.
+				return exitError{exitUsage, err}
+			}
 			if err != nil {
 				return err
 			}

@@ -12,10 +12,11 @@ import (
 
 // validation is `validate -o json|yaml`.
 type validation struct {
-	File   string   `json:"file"`
-	OK     bool     `json:"ok"`
-	Routes int      `json:"routes"`
-	Errors []string `json:"errors,omitempty"`
+	File     string   `json:"file"`
+	OK       bool     `json:"ok"`
+	Routes   int      `json:"routes"`
+	Errors   []string `json:"errors,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func newValidateCmd() *cobra.Command {
@@ -28,12 +29,7 @@ func newValidateCmd() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			cfg, err := config.Load(file)
-			if cfg != nil {
-				// Report the routes' and sagas' problems beside the
-				// structural ones.
-				err = errors.Join(err, bridge.Validate(cfg, bridge.Options{}))
-			}
+			cfg, warnings, err := loadConfig(file)
 			if output != "table" {
 				v := validation{File: file, OK: err == nil}
 				if cfg != nil {
@@ -42,15 +38,21 @@ func newValidateCmd() *cobra.Command {
 				for _, e := range flatten(err) {
 					v.Errors = append(v.Errors, e.Error())
 				}
+				v.Warnings = warnings
 				if perr := printAs(cmd.OutOrStdout(), output, v); perr != nil {
 					return perr
+				}
+			}
+			if output == "table" {
+				for _, w := range warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), w)
 				}
 			}
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
 			if output == "table" {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d routes\n", file, len(cfg.Routes))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d routes, %d warnings\n", file, len(cfg.Routes), len(warnings))
 			}
 			return nil
 		},
@@ -58,6 +60,20 @@ func newValidateCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&file, "config", "c", "bridge.yaml", "config file")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	return cmd
+}
+
+// loadConfig is what `validate` and `run` both load: bridge.yaml, its
+// saga files, routes and compensations, every problem at once (the
+// routes' and sagas' beside the file's own), and the warnings. cfg is
+// nil when the file could not be read or parsed.
+func loadConfig(file string) (cfg *config.Config, warnings []string, err error) {
+	cfg, err = config.Load(file)
+	if cfg != nil {
+		var more error
+		warnings, more = bridge.CheckConfig(cfg, bridge.Options{})
+		err = errors.Join(err, more)
+	}
+	return cfg, warnings, err
 }
 
 // flatten lists the errors errors.Join put together, depth first.
