@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,12 @@ type Options struct {
 	// LegacySkipRelease makes the legacy inventory service skip releasing
 	// stock, so the shadow saga has something to report.
 	LegacySkipRelease bool
+	// Config, when set, is a user's bridge.yaml (with its saga files):
+	// dev runs it instead of the demo, on the in-process broker of kind
+	// Broker and the embedded engine, with no simulated services and no
+	// orders of its own; the user publishes to it. Orders, Rate,
+	// PaymentFailShare and Legacy do not apply.
+	Config string
 	// Out receives one line per outcome and the summary.
 	Out    io.Writer
 	Logger *zap.Logger
@@ -102,6 +109,9 @@ func (o Options) Validate() error {
 	}
 	if _, _, err := o.migration(); err != nil {
 		errs = append(errs, err)
+	}
+	if o.Config != "" && o.Legacy != "" {
+		errs = append(errs, errors.New("dev: legacy runs the demo's choreography; it does not apply to a config of your own"))
 	}
 	if o.PaymentFailShare < 0 || o.PaymentFailShare > 1 {
 		errs = append(errs, fmt.Errorf("dev: payment fail share %v is not within 0..1", o.PaymentFailShare))
@@ -320,6 +330,102 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	return finish(sum, lat, watcher, opts.Out, began, migrating), nil
 }
 
+// RunConfig runs the user's config (opts.Config) on the in-process broker
+// and the embedded engine until ctx ends, printing each outcome published
+// to the config's outcome topic. It prints the broker's address so that
+// the user's producers and participants connect to it.
+func RunConfig(ctx context.Context, opts Options) error {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	cfg, err := config.Load(opts.Config)
+	if err != nil {
+		return err
+	}
+	eb, err := startBroker(cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer eb.stop()
+	cfg.Engine.Kind = "embedded"
+	cfg.Engine.Embedded.DBPath = filepath.Join(opts.DataDir, "workflows.db")
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: opts.Logger, TracerProvider: opts.TracerProvider,
+		NATSServer: eb.nats, Metrics: opts.Metrics})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Close(context.Background()) }()
+	if opts.Serve != nil {
+		stop, err := opts.Serve(runCtx, cfg, b)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = stop(ctx)
+		}()
+	} else {
+		fmt.Fprintf(opts.Out, "broker     %s\n\n", eb.address)
+	}
+	watch, err := eb.connect("dev-outcome-watcher")
+	if err != nil {
+		return err
+	}
+	defer watch.Close()
+	notify := make(chan simulated.Received, 64)
+	watcher := simulated.NewWatcher(notify)
+	runErr := make(chan error, 2)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, f := range []func() error{
+		func() error { return b.Run(runCtx) },
+		func() error { return watcher.Run(runCtx, watch.Subscriber(), cfg.Outcomes.Topic) },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+				runErr <- err
+			}
+		}()
+	}
+	fmt.Fprintf(opts.Out, "running %s: publish to %v; outcomes on %s\n", opts.Config, routedTopics(cfg), cfg.Outcomes.Topic)
+	for {
+		select {
+		case r := <-notify:
+			line := fmt.Sprintf("%-22s %-12s", r.Outcome.InstanceID, r.Outcome.Status)
+			if r.Outcome.Error != "" {
+				line += "  " + r.Outcome.Error
+			}
+			if len(r.Outcome.Compensated) > 0 {
+				line += fmt.Sprintf("  (undone: %v)", r.Outcome.Compensated)
+			}
+			fmt.Fprintln(opts.Out, line)
+		case err := <-runErr:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func routedTopics(cfg *config.Config) []string {
+	var out []string
+	for _, r := range cfg.Routes {
+		for _, t := range r.Topics {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
 // embeddedBroker is the broker dev runs in its own process.
 type embeddedBroker struct {
 	// connect makes a client with its own consumer group.
@@ -328,6 +434,8 @@ type embeddedBroker struct {
 	// nats is the nats-server (nil on Kafka): the bridge and the clients
 	// connect to it in-process.
 	nats *natsjs.Server
+	// address is where other processes reach the broker.
+	address string
 }
 
 // startBroker starts the embedded broker and points cfg at it.
@@ -343,7 +451,7 @@ func startBroker(cfg *config.Config, opts Options) (embeddedBroker, error) {
 		connect := func(group string) (bridge.Broker, error) {
 			return kafka.NewGroupClient(k.Brokers(), group)
 		}
-		return embeddedBroker{connect: connect, stop: k.Close}, nil
+		return embeddedBroker{connect: connect, stop: k.Close, address: "kafka://" + strings.Join(k.Brokers(), ",")}, nil
 	}
 	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(opts.DataDir, "nats")})
 	if err != nil {
@@ -355,7 +463,7 @@ func startBroker(cfg *config.Config, opts Options) (embeddedBroker, error) {
 		return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 8,
 			Options: []nats.Option{srv.InProcess()}})
 	}
-	return embeddedBroker{connect: connect, stop: srv.Shutdown, nats: srv}, nil
+	return embeddedBroker{connect: connect, stop: srv.Shutdown, nats: srv, address: srv.ClientURL()}, nil
 }
 
 func finish(sum Summary, lat []time.Duration, w *simulated.Watcher, out io.Writer, began time.Time, migrating []topics.Outcome) Summary {

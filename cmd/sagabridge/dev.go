@@ -19,12 +19,16 @@ func newDevCmd() *cobra.Command {
 	var level, adminListen string
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the OrderSaga demo: embedded NATS, embedded engine, simulated services",
+		Short: "Run the OrderSaga demo, or your own config (-c), on an embedded broker and engine",
 		Long: `Run the OrderSaga demo: an embedded broker, the embedded engine, simulated
 legacy services and a stream of orders whose outcomes are printed as they
 arrive. The admin API and metrics are served on --admin, so the other
 commands (workflow get, dlq list, publish) work against it with no config.
-Ctrl-C (or SIGTERM) stops it, prints the summary and exits 0.`,
+Ctrl-C (or SIGTERM) stops it, prints the summary and exits 0.
+
+With -c, dev runs your own bridge.yaml and saga files instead, on the
+in-process broker (--broker nats or kafka; it prints the address to
+publish to) and the embedded engine, and prints each outcome.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := opts.Validate(); err != nil {
@@ -60,7 +64,11 @@ Ctrl-C (or SIGTERM) stops it, prints the summary and exits 0.`,
 					broker, adm.URL(), adm.MetricsURL())
 				return adm.Shutdown, nil
 			}
-			_, err = devenv.Run(cmd.Context(), opts)
+			if opts.Config != "" {
+				err = devenv.RunConfig(cmd.Context(), opts)
+			} else {
+				_, err = devenv.Run(cmd.Context(), opts)
+			}
 			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				// Interrupted, as the user asked: the summary is printed.
 				return nil
@@ -70,6 +78,7 @@ Ctrl-C (or SIGTERM) stops it, prints the summary and exits 0.`,
 	}
 	cmd.Flags().StringVar(&opts.DataDir, "data", "data/dev", "directory for the NATS store and the workflow database")
 	cmd.Flags().StringVar(&opts.Broker, "broker", "nats", "embedded broker: nats or kafka")
+	cmd.Flags().StringVarP(&opts.Config, "config", "c", "", "run this bridge.yaml (and its saga files) instead of the demo, on the embedded broker and engine")
 	cmd.Flags().IntVar(&opts.Orders, "orders", 40, "orders to publish (0: until interrupted)")
 	cmd.Flags().Float64Var(&opts.Rate, "rate", 20, "orders per second")
 	cmd.Flags().Float64Var(&opts.PaymentFailShare, "fail-share", 0.25, "share of orders whose payment is declined (0..1)")
