@@ -328,6 +328,27 @@ type memPublisher struct {
 	after func(topic string, ev topics.CloudEvent) error
 	// progressFailures counts ProgressFailed calls.
 	progressFailures int
+	// options are the MessageOptions of shaped commands, by event id.
+	options map[string]sagas.MessageOptions
+}
+
+// PublishMessage records how a shaped command is to be sent, then
+// publishes it as Publish does.
+func (p *memPublisher) PublishMessage(ctx context.Context, topic, key string, ev topics.CloudEvent, o sagas.MessageOptions) error {
+	p.mu.Lock()
+	if p.options == nil {
+		p.options = map[string]sagas.MessageOptions{}
+	}
+	p.options[ev.ID] = o
+	p.mu.Unlock()
+	return p.Publish(ctx, topic, key, ev)
+}
+
+func (p *memPublisher) optionsOf(id string) (sagas.MessageOptions, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, ok := p.options[id]
+	return o, ok
 }
 
 // ProgressFailed makes memPublisher a sagas.ProgressFailureObserver.
