@@ -81,7 +81,7 @@ func counter(t *testing.T, g prometheus.Gatherer, name string, labels map[string
 // dead letter read back from the DLQ topic has the precise kind, the
 // reason names the problem, the counter of its kind went up by one, the
 // worker still runs, and the good order published after it completes.
-// README "Bad input" lists the same rows.
+// docs/semantics.md "Bad input" lists the same rows.
 func TestBadInputCatalogue(t *testing.T) {
 	for _, newKit := range brokers(t) {
 		kit := newKit(t)

@@ -262,8 +262,7 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 		return nil
 	}
 	// Decisions run in route order. A retry runs them all again: starts are
-	// idempotent, and a raise may then be delivered twice (see README,
-	// Guarantees).
+	// idempotent, and a raise may then be delivered twice (see docs/guarantees.md).
 	for _, dec := range decisions {
 		if err := h.act(ctx, msg, d, dec); err != nil {
 			return err

@@ -163,8 +163,8 @@ func kafkaCrashBroker(t *testing.T, _ string) crashBroker {
 // while the worker dies and a new worker connects to it. daprd 1.16.0
 // deadlocks when its only worker dies with work in flight (see
 // engine.watchSidecar; in every run here with 100 orders); the new worker
-// reports it, and the test then kills and restarts daprd as the README's
-// Operations says.
+// reports it, and the test then kills and restarts daprd as docs/operations.md
+// says.
 func TestWorkerSIGKILLMidFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
@@ -332,7 +332,7 @@ func itoa(i int) string {
 	return string(rune('0'+i/100%10)) + string(rune('0'+i/10%10)) + string(rune('0'+i%10))
 }
 
-// restartWedgedSidecar does what README's Operations says to do when the
+// restartWedgedSidecar does what docs/operations.md says to do when the
 // worker reports daprd wedged (engine.WedgedMessage in its log): kill
 // daprd and start it again, as deleting the pod would.
 func restartWedgedSidecar(t *testing.T, sidecar *daprtest.Sidecar, workerLog string) {
