@@ -208,6 +208,16 @@ func (p *proc) signal(sig syscall.Signal, grace time.Duration) {
 
 func (p *proc) kill() { p.signal(syscall.SIGKILL, 0) }
 
+// pid is the running process's id, 0 when none runs.
+func (p *proc) pid() int {
+	if p == nil || p.exited() {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
 // tail returns the last n lines of the log.
 func (p *proc) tail(n int) string {
 	f, err := os.Open(p.logPath)
@@ -358,6 +368,10 @@ func startService(t testing.TB, name, bin string, n int, args func(ports []int, 
 // Addr is host:port of the placement gRPC API.
 func (p *Placement) Addr() string { return p.addr }
 
+// Pid is placement's process id (0 when it is not running), for
+// benchmarks that read its CPU time.
+func (p *Placement) Pid() int { return p.p.pid() }
+
 // Scheduler is a running Dapr scheduler (one embedded etcd member). daprd
 // keeps actor reminders, which drive workflows, in the scheduler instead
 // of in the actor state store, where every reminder of an actor type
@@ -392,6 +406,9 @@ func StartScheduler(t testing.TB) *Scheduler {
 
 // Addr is host:port of the scheduler's gRPC API.
 func (s *Scheduler) Addr() string { return s.addr }
+
+// Pid is the scheduler's process id (0 when it is not running).
+func (s *Scheduler) Pid() int { return s.p.pid() }
 
 // Options configure a sidecar. The zero value is a sidecar with its own
 // placement, scheduler and database, and a unique app ID.
@@ -600,6 +617,9 @@ func (s *Sidecar) Placement() *Placement { return s.placement }
 
 // Kill sends SIGKILL to daprd and waits until it is gone.
 func (s *Sidecar) Kill() { s.p.kill() }
+
+// Pid is daprd's process id (0 when it is not running).
+func (s *Sidecar) Pid() int { return s.p.pid() }
 
 // Stop shuts daprd down gracefully (SIGTERM), then kills it if it lingers.
 func (s *Sidecar) Stop() { s.p.signal(syscall.SIGTERM, 10*time.Second) }

@@ -174,6 +174,10 @@ func postgresAvailable() bool {
 // Addr is host:port of the server.
 func (pg *Postgres) Addr() string { return pg.addr }
 
+// Pid is the postmaster's process id when the server is the test's own
+// (StartPostgresServer), else 0: the machine's server is shared.
+func (pg *Postgres) Pid() int { return pg.p.pid() }
+
 // Database is the test's database on the server.
 func (pg *Postgres) Database() string { return pg.database }
 
