@@ -154,24 +154,27 @@ func celBoolean(p cel.Program, vars map[string]any) (bool, error) {
 	return bool(b), nil
 }
 
+// failAt reports a problem of the key (a dotted path such as
+// "headers.X-Client", "" for the block) of a command or reply.
+type failAt func(key string, err error)
+
 // messageOf compiles a command's mapping; nil when it sets none.
-func messageOf(env *cel.Env, cd *CommandDef) (*Message, []error) {
+func messageOf(env *cel.Env, cd *CommandDef, fail failAt) *Message {
 	if cd == nil || (cd.Format == "" && cd.Data == "" && len(cd.Headers) == 0) {
-		return nil, nil
+		return nil
 	}
-	var errs []error
 	m := &Message{}
 	switch cd.Format {
 	case "", FormatCloudEvents:
 	case FormatJSON:
 		m.Plain = true
 	default:
-		errs = append(errs, fmt.Errorf("format %q is not %s or %s", cd.Format, FormatCloudEvents, FormatJSON))
+		fail("format", fmt.Errorf("format %q is not %s or %s", cd.Format, FormatCloudEvents, FormatJSON))
 	}
 	if cd.Data != "" {
 		p, err := celProgram(env, cd.Data, celAny)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("data: %w", err))
+			fail("data", fmt.Errorf("data: %w", err))
 		} else {
 			m.Data = func(s *State, c CommandRef) (any, error) {
 				vars, err := celVars(s, c, nil)
@@ -182,14 +185,14 @@ func messageOf(env *cel.Env, cd *CommandDef) (*Message, []error) {
 			}
 		}
 	} else if m.Plain {
-		errs = append(errs, errors.New("format json needs data: the body to send"))
+		fail("format", errors.New("format json needs data: the body to send"))
 	}
 	if len(cd.Headers) > 0 {
 		progs := map[string]cel.Program{}
 		for _, k := range sortedKeys(cd.Headers) {
 			p, err := celProgram(env, cd.Headers[k], celString)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("headers: %s: %w", k, err))
+				fail("headers."+k, fmt.Errorf("headers: %s: %w", k, err))
 				continue
 			}
 			progs[k] = p
@@ -208,13 +211,12 @@ func messageOf(env *cel.Env, cd *CommandDef) (*Message, []error) {
 			return out, nil
 		}
 	}
-	return m, errs
+	return m
 }
 
 // replyOf compiles a reply's CEL: success (bool), reason (string) and
 // result (any); the rule is nil when success is not set.
-func replyOf(env *cel.Env, rd *ReplyDef) (ReplyRule, func(json.RawMessage) (json.RawMessage, error), []error) {
-	var errs []error
+func replyOf(env *cel.Env, rd *ReplyDef, fail failAt) (ReplyRule, func(json.RawMessage) (json.RawMessage, error)) {
 	var rule ReplyRule
 	var result func(json.RawMessage) (json.RawMessage, error)
 	vars := func(payload json.RawMessage) (map[string]any, error) {
@@ -222,16 +224,16 @@ func replyOf(env *cel.Env, rd *ReplyDef) (ReplyRule, func(json.RawMessage) (json
 	}
 	if rd.Success != "" {
 		if rd.StatusField != "" || len(rd.OK) > 0 || rd.ReasonField != "" {
-			errs = append(errs, errors.New("reply: success replaces statusField, ok and reasonField; set one or the other"))
+			fail("success", errors.New("reply: success replaces statusField, ok and reasonField; set one or the other"))
 		}
 		ok, err := celProgram(env, rd.Success, celBool)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("reply: success: %w", err))
+			fail("success", fmt.Errorf("reply: success: %w", err))
 		}
 		var why cel.Program
 		if rd.Reason != "" {
 			if why, err = celProgram(env, rd.Reason, celString); err != nil {
-				errs = append(errs, fmt.Errorf("reply: reason: %w", err))
+				fail("reason", fmt.Errorf("reply: reason: %w", err))
 			}
 		}
 		if ok != nil {
@@ -256,12 +258,12 @@ func replyOf(env *cel.Env, rd *ReplyDef) (ReplyRule, func(json.RawMessage) (json
 			}
 		}
 	} else if rd.Reason != "" {
-		errs = append(errs, errors.New("reply: reason needs success"))
+		fail("reason", errors.New("reply: reason needs success"))
 	}
 	if rd.Result != "" {
 		p, err := celProgram(env, rd.Result, celAny)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("reply: result: %w", err))
+			fail("result", fmt.Errorf("reply: result: %w", err))
 		} else {
 			result = func(payload json.RawMessage) (json.RawMessage, error) {
 				v, err := vars(payload)
@@ -272,7 +274,7 @@ func replyOf(env *cel.Env, rd *ReplyDef) (ReplyRule, func(json.RawMessage) (json
 			}
 		}
 	}
-	return rule, result, errs
+	return rule, result
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

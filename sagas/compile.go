@@ -109,18 +109,15 @@ func (c *compiler) step(sd StepDef, later []string) (Step, StepDef) {
 		if st.Command == (topics.CommandSpec{}) {
 			c.fail(sd.line, sd.Name, "command needs topic, type and replyEvent")
 		}
-		var errs []error
-		st.Message, errs = messageOf(c.env(), sd.Command)
-		for _, err := range errs {
-			c.fail(sd.line, sd.Name, "command: %v", err)
-		}
+		st.Message = messageOf(c.env(), sd.Command, func(key string, err error) {
+			c.fail(lineOf(sd.Command.lines, key, sd.line), sd.Name, "command: %v", err)
+		})
 	}
 	if sd.Reply != nil {
 		st.Reply = sd.Reply.rule()
-		rule, result, errs := replyOf(c.env(), sd.Reply)
-		for _, err := range errs {
-			c.fail(sd.line, sd.Name, "%v", err)
-		}
+		rule, result := replyOf(c.env(), sd.Reply, func(key string, err error) {
+			c.fail(lineOf(sd.Reply.lines, key, sd.line), sd.Name, "%v", err)
+		})
 		if rule != nil {
 			st.Reply = rule
 		}
@@ -155,18 +152,15 @@ func (c *compiler) step(sd StepDef, later []string) (Step, StepDef) {
 			st.Compensation, rd.Compensation = &comp, &written
 		}
 		if cmd := sd.Compensation.Command; cmd != nil {
-			var errs []error
-			st.UndoMessage, errs = messageOf(c.env(), cmd)
-			for _, err := range errs {
-				c.fail(sd.Compensation.line, sd.Name, "compensation command: %v", err)
-			}
+			st.UndoMessage = messageOf(c.env(), cmd, func(key string, err error) {
+				c.fail(lineOf(cmd.lines, key, sd.Compensation.line), sd.Name, "compensation command: %v", err)
+			})
 		}
 		if rd := sd.Compensation.Reply; rd != nil {
 			st.UndoReply = rd.rule()
-			rule, result, errs := replyOf(c.env(), rd)
-			for _, err := range errs {
-				c.fail(sd.Compensation.line, sd.Name, "compensation %v", err)
-			}
+			rule, result := replyOf(c.env(), rd, func(key string, err error) {
+				c.fail(lineOf(rd.lines, key, sd.Compensation.line), sd.Name, "compensation %v", err)
+			})
 			if rule != nil {
 				st.UndoReply = rule
 			}
@@ -179,6 +173,14 @@ func (c *compiler) step(sd StepDef, later []string) (Step, StepDef) {
 		st.Decide = c.rules(sd, later)
 	}
 	return st, rd
+}
+
+// lineOf is the line of key in a block, or def when it is not known.
+func lineOf(lines map[string]int, key string, def int) int {
+	if l, ok := lines[key]; ok {
+		return l
+	}
+	return def
 }
 
 func (r *RetryDef) backoff() Backoff {

@@ -105,6 +105,37 @@ type CommandDef struct {
 	// Headers are message headers, each a CEL string expression over the
 	// same variables.
 	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+
+	// lines are where each key was written ("headers.X" for a header),
+	// for messages.
+	lines map[string]int
+}
+
+// UnmarshalYAML records the keys' lines.
+func (c *CommandDef) UnmarshalYAML(n *yaml.Node) error {
+	type plain CommandDef
+	err := n.Decode((*plain)(c))
+	c.lines = keyLines(n)
+	return err
+}
+
+// keyLines maps each key of a mapping, and of the mappings in it
+// ("headers.X"), to its line.
+func keyLines(n *yaml.Node) map[string]int {
+	out := map[string]int{}
+	if n.Kind != yaml.MappingNode {
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		out[k.Value] = k.Line
+		if v.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				out[k.Value+"."+v.Content[j].Value] = v.Content[j].Line
+			}
+		}
+	}
+	return out
 }
 
 // spec is the runtime's part of it.
@@ -128,6 +159,16 @@ type ReplyDef struct {
 	// Result is CEL over reply: the step's result, what later steps read
 	// as results.<step>; default the whole reply.
 	Result string `yaml:"result,omitempty" json:"result,omitempty"`
+
+	lines map[string]int
+}
+
+// UnmarshalYAML records the keys' lines.
+func (r *ReplyDef) UnmarshalYAML(n *yaml.Node) error {
+	type plain ReplyDef
+	err := n.Decode((*plain)(r))
+	r.lines = keyLines(n)
+	return err
 }
 
 // ActivityDef calls an activity by the name it is registered under.

@@ -93,8 +93,8 @@ func TestValidateLoadsWhatRunLoads(t *testing.T) {
 				"    timeout: 30s\n    reply: {success: size(reply.outcome)}\n", 1) +
 				"  - name: pay\n    command: {topic: p, type: p, replyEvent: p.reply, headers: {X-Try: attempt}}\n    timeout: 30s\n",
 			errs: []string{
-				`trip.yaml:4: saga Trip v1 step book: reply: success: must be a bool, expression is int`,
-				`trip.yaml:9: saga Trip v1 step pay: command: headers: X-Try: must be a string, expression is int`,
+				`trip.yaml:7: saga Trip v1 step book: reply: success: must be a bool, expression is int`,
+				`trip.yaml:10: saga Trip v1 step pay: command: headers: X-Try: must be a string, expression is int`,
 			},
 		},
 		{
