@@ -167,6 +167,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		pub:        b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
+		maxInput:   cfg.Limits.MaxInputBytes,
 		access:     router.Access(),
 		startInput: cat.startInput,
 		timeout:    cfg.Broker.AckWait * 3 / 4,

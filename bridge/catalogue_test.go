@@ -97,6 +97,7 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 	kit.configure(cfg)
 	cfg.Engine.Embedded.DBPath = t.TempDir() + "/workflows.db"
 	cfg.Limits.MaxPayloadBytes = 16 << 10
+	cfg.Limits.MaxInputBytes = 8 << 10
 	metrics := admin.NewMetrics(admin.MetricsOptions{NoRuntime: true})
 	reg := metrics.Registry()
 	s := startStack(t, kit, cfg, stackOptions{participants: true, metrics: metrics})
@@ -166,6 +167,12 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 			kind: dlq.KindDecode, words: []string{"not valid UTF-8"}},
 		{name: "payload over the size limit", topic: topics.OrdersPlaced, body: order(map[string]any{"orderId": "big", "pad": strings.Repeat("x", 20<<10)}),
 			kind: dlq.KindTooLarge, words: []string{"exceeds the 16384 byte limit"}},
+		{name: "workflow input over limits.maxInputBytes", topic: topics.OrdersPlaced,
+			body: order(map[string]any{"orderId": "big-input", "amount": 1, "pad": strings.Repeat("x", 10<<10)}),
+			kind: dlq.KindTooLarge, route: "order-placed", words: []string{"workflow input of 102", "exceeds limits.maxInputBytes 8192"}},
+		{name: "raise payload over limits.maxInputBytes", topic: "catalogue.events",
+			body: catalogue("cat.late", map[string]any{"orderId": finished, "pad": strings.Repeat("x", 10<<10)}),
+			kind: dlq.KindTooLarge, route: "catalogue-late-reply", words: []string{"event payload for late.reply of 102", "exceeds limits.maxInputBytes 8192"}},
 		{name: "deeply nested JSON", topic: topics.OrdersPlaced, body: order(json.RawMessage(deep)),
 			kind: dlq.KindDecode, words: []string{"JSON nested 101 deep, limit 64"}},
 		{name: "CEL error: missing field", topic: topics.OrdersPlaced, body: order(map[string]any{"amount": 3}),

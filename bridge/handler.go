@@ -137,6 +137,7 @@ type handler struct {
 	pub        message.Publisher
 	dlqTopic   string
 	maxPayload int
+	maxInput   int
 	// access is the route-level allow-list; nil allows everything.
 	access *access.Policy
 	// startInput turns a route's input into the workflow's start input: a
@@ -301,6 +302,9 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 	// on the happy path at info level is never.
 	log := h.log.WithLazy(zap.String("route", rt.Name), zap.String("topic", d.topic),
 		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
+	if f, ok := h.tooLargeInput(dec); !ok {
+		return h.dead(msg, d, f)
+	}
 	ctx, span := h.tracer.startEngine(ctx, d.span, rt.Name, rt.Action, dec.InstanceID, rt.Workflow)
 	var err error
 	defer func() { endSpan(span, err) }()
@@ -390,6 +394,28 @@ func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec
 		fail.Reason = fmt.Sprintf("engine refused %d times: %v", refusals, err)
 	}
 	return h.dead(msg, d, fail)
+}
+
+// tooLargeInput refuses a start input or raise payload over
+// limits.maxInputBytes before it reaches the engine: there it would end
+// in a saga history the engine cannot hand over (see sagas.
+// DefaultMaxHistoryBytes), a saga that never ends.
+func (h *handler) tooLargeInput(dec route.Decision) (dlq.Failure, bool) {
+	var what string
+	var n int
+	switch rt := dec.Route; {
+	case h.maxInput <= 0: // handlers built without a config
+		return dlq.Failure{}, true
+	case (rt.Action == config.ActionStart || rt.Action == config.ActionStartOrRaise) && len(dec.Input) > h.maxInput:
+		what, n = "workflow input", len(dec.Input)
+	case (rt.Action == config.ActionRaise || rt.Action == config.ActionStartOrRaise) && len(dec.Payload) > h.maxInput:
+		what, n = "event payload for "+dec.EventName, len(dec.Payload)
+	default:
+		return dlq.Failure{}, true
+	}
+	return dlq.Failure{Kind: dlq.KindTooLarge, Route: dec.Route.Name, Reason: fmt.Sprintf(
+		"%s of %d bytes exceeds limits.maxInputBytes %d: a saga keeps its input and events in its history, which the engine hands over in messages of at most 4 MiB",
+		what, n, h.maxInput)}, false
 }
 
 // authorize asks the access policy whether the route may perform op on

@@ -34,7 +34,14 @@ func TestRuntimeOnDaprd(t *testing.T) {
 		"ThreeSteps": ThreeSteps, "ParallelSaga": ParallelSaga, "ParentSaga": ParentSaga, "ShippingSaga": ShippingSaga,
 		"PatientApprovalSaga": PatientApprovalSaga, "LegacySaga": LegacySaga, "ActivitySaga": ActivitySaga,
 	})
-	k := newKit(t, kitOptions{dapr: sidecar, activities: sh.activities(), workflows: wfs})
+	wfs["BigSaga"] = func(ctx *workflow.WorkflowContext) (any, error) { return sagas.Run(ctx, bigSaga(0)) }
+	acts := sh.activities()
+	maps.Copy(acts, (&bigShop{}).activities())
+	k := newKit(t, kitOptions{dapr: sidecar, activities: acts, workflows: wfs})
+	// The history budget of TestHistoryBudget, where it matters most:
+	// daprd refuses gRPC messages over 4 MiB.
+	k.startRaw("BigSaga", "d-big-retries", bigInput(t, 500_000, false))
+	k.startRaw("BigSaga", "d-big-undo", bigInput(t, 900_000, true))
 	k.startSaga("ThreeSteps", "d-c-fails", plan{Fail: []string{"c"}})
 	k.startSaga("ThreeSteps", "d-stuck", plan{Fail: []string{"c"}, RefuseUndo: []string{"a"}})
 	k.startSaga("ParallelSaga", "d-par", plan{After: map[string][]string{"p1": {"p2", "p3"}}, Fail: []string{"p2"}})
@@ -64,6 +71,8 @@ func TestRuntimeOnDaprd(t *testing.T) {
 		{id: "d-legacy", status: topics.StatusCompleted},
 		{id: "d-act", status: topics.StatusCompleted},
 		{id: "d-yaml", status: topics.StatusCompleted},
+		{id: "d-big-retries", status: topics.StatusCompensated, compensated: []string{"hold"}},
+		{id: "d-big-undo", status: topics.StatusFailed, notUndone: []string{"hold"}},
 	} {
 		t.Run(c.id, func(t *testing.T) {
 			out := k.outcome(c.id)

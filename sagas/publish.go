@@ -29,7 +29,11 @@ func (r *run) callActivity(name string, input any) awaitable {
 	if err != nil {
 		return failedTask{fmt.Errorf("activity %s: marshal input: %w", name, err)}
 	}
-	return r.ctx.CallActivity(name, workflow.WithRawActivityInput(wrapperspb.String(string(raw))))
+	if err := r.hist.room("the input of activity "+name, len(raw)); err != nil {
+		return failedTask{err}
+	}
+	r.hist.add(len(raw))
+	return sizedTask{h: r.hist, t: r.ctx.CallActivity(name, workflow.WithRawActivityInput(wrapperspb.String(string(raw))))}
 }
 
 func (r *run) callPublish(req PublishRequest) awaitable {
@@ -55,7 +59,7 @@ func (r *run) awaitPublish(t awaitable, req PublishRequest) error {
 		if err == nil {
 			return nil
 		}
-		if attempt >= publishAttempts {
+		if attempt >= publishAttempts || isHistoryFull(err) {
 			return err
 		}
 		if err := r.sleep(delay); err != nil {
@@ -74,13 +78,14 @@ func (r *run) publish(topic string, ev topics.CloudEvent) error {
 
 // sleep waits on a durable timer.
 func (r *run) sleep(d time.Duration) error {
-	return r.ctx.CreateTimer(d).Await(nil)
+	r.hist.add(0) // TimerCreated; TimerFired is counted by Await
+	return sizedTask{h: r.hist, t: r.ctx.CreateTimer(d)}.Await(nil)
 }
 
 // PublishDurably is the saga runtime's publish for Func steps: it runs the
 // Publish activity and retries with durable timers while the broker
 // refuses (for about 45 minutes). The event id must be deterministic.
 func PublishDurably(ctx *workflow.WorkflowContext, topic string, ev topics.CloudEvent) error {
-	r := &run{ctx: ctx, id: ctx.ID(), trace: traceOf(ctx)}
+	r := &run{ctx: ctx, id: ctx.ID(), trace: traceOf(ctx), hist: newHistory(0, 0)}
 	return r.publish(topic, ev)
 }

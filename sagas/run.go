@@ -75,6 +75,7 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 		saga:  s,
 		id:    ctx.ID(),
 		trace: traceOf(ctx),
+		hist:  newHistory(s.MaxHistoryBytes, len(input)),
 		state: &State{
 			InstanceID: ctx.ID(),
 			Saga:       s.Name,
@@ -92,6 +93,7 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 	if r.failure != "" {
 		r.out.Error = r.failure
 		r.out.Status = topics.StatusCompensated
+		r.hist.phase = phaseBackward
 		r.backward()
 	}
 	if len(r.childNotUndone) > 0 {
@@ -99,6 +101,7 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 		r.out.NotUndone = append(r.out.NotUndone, r.childNotUndone...)
 	}
 	r.out.FinishedAt = ctx.CurrentTimeUTC()
+	r.hist.phase = phaseOutcome
 
 	ev, err := topics.NewCloudEvent(topics.OutcomeID(r.id, r.out.Status), topics.Source,
 		topics.OutcomeType(r.out.Status), r.id, r.out.FinishedAt, r.out)
@@ -124,6 +127,9 @@ type run struct {
 	trace TracedInput
 	state *State
 	out   topics.Outcome
+	// hist estimates the history's size, so that the saga stops before
+	// the engine can no longer hand it over.
+	hist *history
 
 	// done lists the steps whose effect may exist and that have a
 	// compensation, in the order they finished: backward runs over it in

@@ -30,6 +30,12 @@ type Saga struct {
 	// NoProgress turns progress events off, for sagas where one broker
 	// message per step matters more than being able to see where they are.
 	NoProgress bool
+	// MaxHistoryBytes bounds the saga's history as the runtime estimates
+	// it (0: DefaultMaxHistoryBytes). A step or compensation that would
+	// pass it is not scheduled and fails with ErrHistoryFull: steps may
+	// use three quarters, compensations all but 64 KiB, which is kept for
+	// the outcome. Raise it only with the engine's message limit.
+	MaxHistoryBytes int
 }
 
 // Step is one forward action, how to retry it, and how to undo it.

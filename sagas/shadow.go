@@ -31,7 +31,7 @@ func runShadow(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *
 	if a.Observe == nil || a.Observe.Event == "" {
 		return topics.Outcome{}, fmt.Errorf("saga %s: shadow mode without an observation event", s.Name)
 	}
-	r := &run{ctx: ctx, saga: s, id: ctx.ID(), trace: traceOf(ctx)}
+	r := &run{ctx: ctx, saga: s, id: ctx.ID(), trace: traceOf(ctx), hist: newHistory(s.MaxHistoryBytes, len(input))}
 	out := topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentTimeUTC(), TraceParent: r.trace.TraceParent}
 	sh := newShadow(s, a.Observe, workflowFeed{ctx: ctx, event: a.Observe.Event}, ctx.CurrentTimeUTC)
 	sh.follow(&out)

@@ -74,7 +74,7 @@ func (r *run) startCommand(c commandCall, prog **progressEvent) try {
 
 func (t *commandTry) settle() {
 	if t.err = t.r.awaitPublish(t.pub, t.req); t.err == nil {
-		t.wait = t.r.ctx.WaitForExternalEvent(t.c.spec.ReplyEvent, t.c.timeout)
+		t.wait = t.r.waitEvent(t.c.spec.ReplyEvent, t.c.timeout)
 	}
 }
 
@@ -171,7 +171,7 @@ func (t activityTry) settle() {}
 func (t activityTry) result() verdict {
 	var out json.RawMessage
 	if err := t.t.Await(&out); err != nil {
-		return verdict{retry: !IsPermanent(err), status: StepFailed, err: activityError(err)}
+		return verdict{retry: !IsPermanent(err) && !isHistoryFull(err), status: StepFailed, err: activityError(err)}
 	}
 	return verdict{ok: true, data: out}
 }
@@ -199,8 +199,12 @@ func (r *run) startChild(st *Step, attempt int, payload json.RawMessage) try {
 		input = raw
 	}
 	input = r.traced(input)
+	if err := r.hist.room("the input of child "+id, len(input)); err != nil {
+		return done(failed("%v", err))
+	}
+	r.hist.add(len(input))
 	t := r.ctx.CallChildWorkflow(wf, workflow.WithRawChildWorkflowInput(wrapperspb.String(string(input))), workflow.WithChildWorkflowInstanceID(id))
-	return childTry{id: id, t: t}
+	return childTry{id: id, t: sizedTask{h: r.hist, t: t}}
 }
 
 func (t childTry) settle() {}
@@ -237,7 +241,7 @@ type waitTry struct {
 }
 
 func (r *run) startWait(st *Step) try {
-	return waitTry{st: st, t: r.ctx.WaitForExternalEvent(st.Wait.Event, st.Timeout)}
+	return waitTry{st: st, t: r.waitEvent(st.Wait.Event, st.Timeout)}
 }
 
 func (t waitTry) settle() {}
@@ -271,4 +275,12 @@ func (t *funcTry) result() verdict {
 		return failed("result of %s: %v", t.st.Name, err)
 	}
 	return verdict{ok: true, data: raw}
+}
+
+// waitEvent waits for an external event, counting its payload into the
+// history when it is awaited. An event cannot be refused: it is in the
+// history once raised; the next step scheduled finds the room it took.
+func (r *run) waitEvent(name string, timeout time.Duration) awaitable {
+	r.hist.add(0) // the timeout's timer
+	return sizedTask{h: r.hist, t: r.ctx.WaitForExternalEvent(name, timeout)}
 }

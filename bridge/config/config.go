@@ -295,6 +295,16 @@ type Limits struct {
 	// MaxPayloadBytes is the largest event the bridge handles; a larger
 	// one is dead-lettered (kind too-large).
 	MaxPayloadBytes int `yaml:"maxPayloadBytes"`
+	// MaxInputBytes is the largest workflow input a start hands the engine,
+	// and the largest payload a raise does; a larger one is dead-lettered
+	// (kind too-large). A saga copies its input into its history at every
+	// step and keeps every event it receives, and the engines hand that
+	// history to the worker in one message of at most 4 MiB (daprd's
+	// --max-body-size). The default, 128 KiB, lets the example OrderSaga
+	// use every attempt of its steps and compensations (20 copies of its
+	// input) within the saga runtime's 3 MiB history budget
+	// (docs/failure-modes.md).
+	MaxInputBytes int `yaml:"maxInputBytes"`
 	// MaxInstanceIDLen is the longest workflow instance ID a route may
 	// compute; a longer one dead-letters the event.
 	MaxInstanceIDLen int `yaml:"maxInstanceIdLength"`
@@ -669,6 +679,9 @@ func (c *Config) setDefaults() {
 	if c.Limits.MaxPayloadBytes == 0 {
 		c.Limits.MaxPayloadBytes = 1 << 20
 	}
+	if c.Limits.MaxInputBytes == 0 {
+		c.Limits.MaxInputBytes = 128 << 10
+	}
 	if c.Limits.MaxEvalCost == 0 {
 		c.Limits.MaxEvalCost = 1_000_000
 	}
@@ -744,6 +757,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxPayloadBytes < 1 {
 		bad([]any{"limits", "maxPayloadBytes"}, "must be positive")
+	}
+	if c.Limits.MaxInputBytes < 1 {
+		bad([]any{"limits", "maxInputBytes"}, "must be positive")
 	}
 	if c.Limits.EvalTimeout < 0 {
 		bad([]any{"limits", "evalTimeout"}, "must not be negative")

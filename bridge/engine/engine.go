@@ -492,6 +492,9 @@ var waitForReadyMethods = map[string]bool{
 func dial(addr, token string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// daprd sends work items up to its --max-body-size, which an
+		// operator may raise past gRPC's default 4 MiB.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(embedded.MaxMessageBytes), grpc.MaxCallSendMsgSize(embedded.MaxMessageBytes)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectDelay},
 			MinConnectTimeout: 5 * time.Second,

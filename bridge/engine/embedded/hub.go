@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 	// (waiting cost ~0.5 ms of CPU per saga in smaller group commits:
 	// store BenchmarkSagaGrpc against BenchmarkSagaGrpcWaitStart).
 	exec, register := backend.NewGrpcExecutor(be, dtLog, backend.WithSkipWaitForInstanceStart())
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(MaxMessageBytes))
 	register(srv)
 	par := backend.WithMaxParallelism(int32(cfg.Parallelism))
 	worker := backend.NewTaskHubWorker(be,
@@ -172,6 +172,15 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 
 // gracefulStopLimit bounds how long Stop lets open gRPC calls finish.
 const gracefulStopLimit = 5 * time.Second
+
+// MaxMessageBytes bounds one gRPC message between the hub and the worker.
+// A work item carries the instance's whole history, and gRPC's default of
+// 4 MiB is also daprd's (--max-body-size): the saga runtime keeps its
+// histories under 3 MiB (sagas.DefaultMaxHistoryBytes) on both engines,
+// and the hub's larger bound leaves room for what the runtime cannot
+// count (events raised that no step waits for, Func steps), so that such
+// an instance is still handed over rather than retried forever.
+const MaxMessageBytes = 16 << 20
 
 // hubBufferBytes is each in-memory connection's buffer per direction; a
 // writer blocks while it is full, as on a socket.
