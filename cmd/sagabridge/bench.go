@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,13 +17,19 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var opts benchmark.Options
-	var brokers, modes, conc, out, commit, level, cpuProfile string
+	var brokers, modes, conc, out, commit, level, cpuProfile, output string
 	var brokerProcess bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure sagas/s and latency through the bridge and directly against the engine",
-		Args:  cobra.NoArgs,
+		Long: `Measure sagas/s and latency through the bridge and directly against the engine.
+With -o json or yaml the report (what --out writes to bench.json) goes to
+stdout and the progress lines to stderr.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			log, err := newLogger(level, true)
 			if err != nil {
 				return exitError{exitUsage, err}
@@ -47,7 +54,7 @@ func newBenchCmd() *cobra.Command {
 			if err := opts.Validate(); err != nil {
 				return usageErr(err)
 			}
-			w := cmd.OutOrStdout()
+			w := progressWriter(cmd, output)
 			opts.Progress = func(r benchmark.Result) {
 				fmt.Fprintf(w, "  %-5s %-6s in flight %3d: %6.0f sagas/s, p50 %.1f ms, p99 %.1f ms\n",
 					r.Broker, r.Mode, r.Concurrency, r.PerSecond, r.P50Ms, r.P99Ms)
@@ -69,9 +76,15 @@ func newBenchCmd() *cobra.Command {
 			}
 			rep.Commit = commit
 			rep.Machine = fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-			fmt.Fprintf(w, "\n%s — %s — commit %s\n", rep.Date, rep.Machine, rep.Commit)
-			if err := rep.WriteTable(w); err != nil {
-				return err
+			if output != "table" {
+				if err := printAs(cmd.OutOrStdout(), output, rep); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(w, "\n%s — %s — commit %s\n", rep.Date, rep.Machine, rep.Commit)
+				if err := rep.WriteTable(w); err != nil {
+					return err
+				}
 			}
 			if out != "" {
 				if err := os.MkdirAll(out, 0o755); err != nil {
@@ -100,6 +113,7 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&commit, "commit", "", "commit recorded in the report")
 	cmd.Flags().StringVar(&level, "log-level", "error", "log level")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.Flags().BoolVar(&brokerProcess, "broker-process", false,
 		"run the broker in a process of its own (this binary), reached over loopback TCP; the CPU column is then the worker's alone")
 	cmd.AddCommand(newBenchBrokerCmd(), newBenchLongCmd())
@@ -108,18 +122,24 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchLongCmd() *cobra.Command {
 	var opts benchmark.LongOptions
-	var out, commit, level string
+	var out, commit, level, output string
 	cmd := &cobra.Command{
 		Use:   "long",
 		Short: "Run many sagas through the embedded engine: throughput, database and memory per window, restart, parked sagas",
-		Args:  cobra.NoArgs,
+		Long: `Run many sagas through the embedded engine: throughput, database and memory
+per window, restart, parked sagas. With -o json or yaml the report (what
+--out writes to long.json) goes to stdout and the progress lines to stderr.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			log, err := newLogger(level, true)
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
 			opts.Logger = log
-			w := cmd.OutOrStdout()
+			w := progressWriter(cmd, output)
 			opts.Progress = func(x benchmark.Window) {
 				fmt.Fprintf(w, "  window %2d (%8d sagas, %6.0f s): %6.0f sagas/s, p99 %.1f ms, RSS %.0f MiB, database %.1f MiB\n",
 					x.Index, x.Done, x.AtSeconds, x.PerSecond, x.P99Ms, x.RSSMiB, x.DBMiB)
@@ -130,7 +150,11 @@ func newBenchLongCmd() *cobra.Command {
 			}
 			rep.Commit = commit
 			rep.Machine = fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-			if err := rep.WriteTable(w); err != nil {
+			if output != "table" {
+				if err := printAs(cmd.OutOrStdout(), output, rep); err != nil {
+					return err
+				}
+			} else if err := rep.WriteTable(w); err != nil {
 				return err
 			}
 			if out != "" {
@@ -156,7 +180,17 @@ func newBenchLongCmd() *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "directory for long.json and long.svg")
 	cmd.Flags().StringVar(&commit, "commit", "", "commit recorded in the report")
 	cmd.Flags().StringVar(&level, "log-level", "error", "log level")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	return cmd
+}
+
+// progressWriter is where a benchmark's progress lines go: stdout beside
+// the table, stderr when stdout carries a JSON or YAML report.
+func progressWriter(cmd *cobra.Command, output string) io.Writer {
+	if output == "table" {
+		return cmd.OutOrStdout()
+	}
+	return cmd.ErrOrStderr()
 }
 
 // newBenchBrokerCmd is the broker process of `bench --broker-process`.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -43,6 +44,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"dev", "--broker", "bogus"},
 		{"dev", "--rate", "fast"},
 		{"bench", "--brokers", "bogus"},
+		{"bench", "-o", "xml"},
+		{"bench", "long", "-o", "xml"},
+		{"vet", "-o", "xml"},
 	} {
 		if _, _, code := c.run("", args...); code != exitUsage {
 			t.Errorf("sagabridge %s: exit %d, want %d", strings.Join(args, " "), code, exitUsage)
@@ -107,6 +111,26 @@ func TestVersionAndOutputFormats(t *testing.T) {
 	}
 	if out := c.must("migrate", "bucket", "order-1", "-o", "json"); !strings.Contains(out, `"bucket":`) {
 		t.Errorf("migrate bucket -o json: %s", out)
+	}
+
+	// bench -o json: the report alone on stdout (its progress lines go
+	// to stderr), from a real run of a few sagas.
+	out, errOut, code := c.run("", "bench", "--brokers", "nats", "--modes", "direct", "--concurrency", "1",
+		"--sagas", "3", "--parked", "0", "--data", t.TempDir(), "-o", "json")
+	var rep struct {
+		Machine string `json:"machine"`
+		Results []struct {
+			Broker, Mode string
+			Sagas        int
+			PerSecond    float64 `json:"sagasPerSecond"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || len(rep.Results) != 1 ||
+		rep.Results[0].Mode != "direct" || rep.Results[0].Sagas < 3 || rep.Results[0].PerSecond <= 0 || rep.Machine == "" {
+		t.Errorf("bench -o json: exit %d, %+v (%v)\nstdout:\n%s\nstderr:\n%s", code, rep, err, out, errOut)
+	}
+	if !strings.Contains(errOut, "in flight") {
+		t.Errorf("bench -o json: no progress line on stderr: %q", errOut)
 	}
 }
 

@@ -2,6 +2,7 @@ package workflowcheck
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/tools/go/analysis"
 	"golang.org/x/tools/go/analysis/checker"
 	"golang.org/x/tools/go/packages"
+	"sigs.k8s.io/yaml"
 )
 
 // Exit codes returned by Main, following go vet's conventions.
@@ -37,8 +39,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	flags.SetOutput(stderr)
 	dir := flags.String("C", "", "load packages from `dir` instead of the current directory")
 	tests := flags.Bool("test", true, "also check _test.go files")
+	var output string
+	for _, name := range []string{"o", "output"} {
+		flags.StringVar(&output, name, "table", "output format: table (file:line:col: message lines), json or yaml")
+	}
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vet [-C dir] [-test=false] [packages]\n\n"+
+		fmt.Fprintf(stderr, "usage: vet [-C dir] [-test=false] [-o table|json|yaml] [packages]\n\n"+
 			"Reports non-deterministic code in Dapr workflow functions.\n"+
 			"Exit status: 0 clean, 1 findings, 2 usage or load error.\n\n")
 		flags.PrintDefaults()
@@ -47,6 +53,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitClean
 		}
+		return ExitError
+	}
+	if output != "table" && output != "json" && output != "yaml" {
+		fmt.Fprintf(stderr, "workflowcheck: -o %q is not table, json or yaml\n", output)
 		return ExitError
 	}
 	patterns := flags.Args()
@@ -127,8 +137,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	// so the same finding can appear twice.
 	slices.SortFunc(findings, finding.compare)
 	findings = slices.Compact(findings)
-	for _, f := range findings {
-		fmt.Fprintf(stdout, "%s:%d:%d: %s\n", f.file, f.line, f.col, f.msg)
+	if err := writeFindings(stdout, output, findings); err != nil {
+		fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
+		return ExitError
 	}
 	if code == ExitClean && len(findings) > 0 {
 		code = ExitDiagnostics
@@ -141,6 +152,43 @@ type finding struct {
 	file      string
 	line, col int
 	msg       string
+}
+
+// writeFindings prints the findings as vet does (one line each, which
+// editors jump to), or as a JSON or YAML list for scripts: an empty list
+// when the check is clean, so the output always parses.
+func writeFindings(w io.Writer, format string, findings []finding) error {
+	if format == "table" {
+		for _, f := range findings {
+			if _, err := fmt.Fprintf(w, "%s:%d:%d: %s\n", f.file, f.line, f.col, f.msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	type entry struct {
+		File    string `json:"file"`
+		Line    int    `json:"line"`
+		Column  int    `json:"column"`
+		Message string `json:"message"`
+	}
+	list := make([]entry, 0, len(findings))
+	for _, f := range findings {
+		list = append(list, entry{f.file, f.line, f.col, f.msg})
+	}
+	b, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return err
+	}
+	if format == "yaml" {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+	} else {
+		b = append(b, '\n')
+	}
+	_, err = w.Write(b)
+	return err
 }
 
 func (a finding) compare(b finding) int {

@@ -2,10 +2,14 @@ package workflowcheck_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/sagabridge/sagabridge/sagas/workflowcheck"
 )
@@ -115,6 +119,40 @@ func TestMainFindings(t *testing.T) {
 	// A clean package in the same module is clean on its own.
 	if code, stdout, stderr := runMain(t, "-C", dir, "./other"); code != workflowcheck.ExitClean {
 		t.Fatalf("Main ./other = %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestMainOutputFormats: -o json and -o yaml list the same findings as
+// the vet lines, and an empty list when clean; an unknown format is a
+// usage error.
+func TestMainOutputFormats(t *testing.T) {
+	dir := newModule(t, map[string]string{"flows/flows.go": dirtyFlow, "clean/clean.go": strings.Replace(cleanFlow, "package flows", "package clean", 1)})
+	type entry struct {
+		File    string `json:"file"`
+		Line    int    `json:"line"`
+		Column  int    `json:"column"`
+		Message string `json:"message"`
+	}
+	want := []entry{{filepath.Join("flows", "flows.go"), 10, 9, "time.Now in workflow function OrderSaga: not replay-safe; use ctx.CurrentTimeUTC()"}}
+	for _, format := range []string{"json", "yaml", "output=json"} {
+		args := []string{"-C", dir, "-o", format, "./flows"}
+		if format == "output=json" {
+			args = []string{"-C", dir, "-output=json", "./flows"}
+		}
+		code, stdout, stderr := runMain(t, args...)
+		var got []entry
+		if err := yaml.Unmarshal([]byte(stdout), &got); err != nil || code != workflowcheck.ExitDiagnostics || !reflect.DeepEqual(got, want) {
+			t.Errorf("-o %s = %d, %+v (%v)\nstdout:\n%s\nstderr:\n%s", format, code, got, err, stdout, stderr)
+		}
+		if format == "json" && !json.Valid([]byte(stdout)) {
+			t.Errorf("-o json is not JSON:\n%s", stdout)
+		}
+	}
+	if code, stdout, stderr := runMain(t, "-C", dir, "-o", "json", "./clean"); code != workflowcheck.ExitClean || strings.TrimSpace(stdout) != "[]" {
+		t.Errorf("-o json on a clean package = %d, stdout %q, stderr %q; want 0 and []", code, stdout, stderr)
+	}
+	if code, _, stderr := runMain(t, "-o", "xml"); code != workflowcheck.ExitError || !strings.Contains(stderr, "xml") {
+		t.Errorf("-o xml = %d, stderr %q; want 2 naming the format", code, stderr)
 	}
 }
 
