@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -188,12 +189,38 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("engine: kind %q is not %q or %q", c.Kind, KindEmbedded, KindDapr))
 	}
+	if c.Kind == KindDapr && c.Dapr.APIToken != "" && !localEndpoint(c.Dapr.GRPCEndpoint) {
+		// The connection to daprd has no TLS: the token would cross the
+		// network in clear text, readable by anyone on the path, and it
+		// grants the whole Dapr API.
+		errs = append(errs, fmt.Errorf("engine: the Dapr API token would be sent in plaintext to %s, which is not a loopback address (the worker talks to daprd without TLS): run daprd as the worker's sidecar on 127.0.0.1, as Dapr's injector does", c.Dapr.GRPCEndpoint))
+	}
 	for status, p := range c.Retention.periods() {
 		if p < 0 {
 			errs = append(errs, fmt.Errorf("engine: retention of %s sagas %s is negative", status, p))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// localEndpoint reports whether a gRPC target stays on this machine: a
+// unix socket, localhost or a loopback address.
+func localEndpoint(target string) bool {
+	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "unix-abstract:") {
+		return true
+	}
+	if i := strings.Index(target, "://"); i >= 0 {
+		target = strings.TrimPrefix(target[i+3:], "/")
+	}
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		host = target
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Registry is what the worker runs, each workflow and activity under the

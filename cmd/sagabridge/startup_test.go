@@ -13,7 +13,8 @@ import (
 // TestStartupFailuresSayWhy: a worker that cannot start exits 1 with the
 // cause on stderr, not with a nil-pointer panic from its own cleanup: the
 // database is held by another worker, dbPath cannot be a file, the Dapr
-// API token file is missing.
+// API token file is missing, the token would go in plaintext to a daprd
+// off loopback.
 func TestStartupFailuresSayWhy(t *testing.T) {
 	srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: t.TempDir()})
 	if err != nil {
@@ -38,6 +39,10 @@ func TestStartupFailuresSayWhy(t *testing.T) {
 	if err := os.WriteFile(notADir, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("secret-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name  string
 		eng   map[string]any
@@ -49,6 +54,11 @@ func TestStartupFailuresSayWhy(t *testing.T) {
 		{name: "Dapr API token file missing", eng: map[string]any{"kind": "dapr", "dapr": map[string]any{
 			"grpcEndpoint": "127.0.0.1:1", "apiTokenFile": filepath.Join(t.TempDir(), "no-such-token")}},
 			words: []string{"api token", "no-such-token", "no such file"}},
+		// 192.0.2.1 is TEST-NET-1: nothing answers there, and nothing is
+		// sent: the worker refuses before it connects.
+		{name: "Dapr API token for a daprd off loopback", eng: map[string]any{"kind": "dapr", "dapr": map[string]any{
+			"grpcEndpoint": "192.0.2.1:50001", "apiTokenFile": tokenFile}},
+			words: []string{"Dapr API token would be sent in plaintext to 192.0.2.1:50001"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
