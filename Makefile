@@ -88,9 +88,9 @@ bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, rou
 	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./bridge/benchmark
 
 .PHONY: bench-long
-bench-long: ## A million sagas through the embedded engine (throughput, database, RSS per 100k), restart, 100k parked: docs/bench/long.json and long.svg (long; not in make test)
+bench-long: ## A million sagas through the embedded engine, retention 1m (throughput, database, instances kept, RSS per 100k), restart, 100k parked: docs/bench/long.json and long.svg (long; not in make test)
 	$(GO) run ./cmd/sagabridge bench long --sagas 1000000 --window 100000 --concurrency 128 --parked 100000 \
-	  --data data/bench-long --out docs/bench --commit $$(git rev-parse --short HEAD)
+	  --retention 1m --data data/bench-long --out docs/bench --commit $$(git rev-parse --short HEAD)
 
 # The harness is a module of its own (bench/peers): Temporal's server and
 # DBOS stay out of the product's go.mod. The first run builds Temporal's

@@ -60,7 +60,11 @@ type Options struct {
 	// EngineParallelism and BrokerConcurrency tune the bridge under test.
 	EngineParallelism int
 	BrokerConcurrency int
-	Logger            *zap.Logger
+	// Retention, when set, is the engine's retention period for every
+	// outcome (engine.retention.completed, compensated and failed; 0 keeps
+	// them all); nil leaves the configuration's defaults.
+	Retention *time.Duration
+	Logger    *zap.Logger
 	// Progress receives a line per finished measurement; may be nil.
 	Progress func(Result)
 }
@@ -251,6 +255,12 @@ func startEnvAt(ctx context.Context, opts Options, broker, dir string) (*env, er
 	cfg.Broker.Concurrency = opts.BrokerConcurrency
 	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
 	cfg.Engine.Embedded.Parallelism = opts.EngineParallelism
+	if opts.Retention != nil {
+		r := &cfg.Engine.Retention
+		for _, p := range []**time.Duration{&r.Completed, &r.Compensated, &r.Failed} {
+			*p = new(*opts.Retention)
+		}
+	}
 	engineKind := "embedded"
 	if opts.DaprGRPC != "" {
 		engineKind = "dapr"

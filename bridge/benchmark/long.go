@@ -33,7 +33,11 @@ type LongOptions struct {
 	// event before approving them all (0: skip).
 	Parked  int
 	DataDir string
-	Logger  *zap.Logger
+	// Retention, when set, is the engine's retention period for every
+	// saga outcome (0 keeps them all); nil leaves the configuration's
+	// defaults (72 hours and more: nothing is purged within a run).
+	Retention *time.Duration
+	Logger    *zap.Logger
 	// Progress receives each window as it finishes; may be nil.
 	Progress func(Window)
 }
@@ -65,6 +69,9 @@ func (o LongOptions) Validate() error {
 	if o.Parked < 0 {
 		errs = append(errs, fmt.Errorf("bench long: parked %d is negative", o.Parked))
 	}
+	if o.Retention != nil && *o.Retention < 0 {
+		errs = append(errs, fmt.Errorf("bench long: retention %s is negative", *o.Retention))
+	}
 	return errors.Join(errs...)
 }
 
@@ -79,6 +86,10 @@ type Window struct {
 	CPUPer1k  float64 `json:"cpuSecondsPer1000"`
 	RSSMiB    float64 `json:"rssMiB"`
 	DBMiB     float64 `json:"dbMiB"` // database, WAL and shared-memory files
+	// Instances is how many instances the store holds at the window's
+	// end: every saga so far without retention, about one retention
+	// period's worth with it.
+	Instances int `json:"instances"`
 }
 
 // LongParked is the parked case of the long run.
@@ -104,6 +115,7 @@ type LongReport struct {
 	Load        []string    `json:"loadAverage"`
 	Sagas       int         `json:"sagas"`
 	Concurrency int         `json:"concurrency"`
+	Retention   string      `json:"retention"` // every outcome's period, or "defaults"
 	Windows     []Window    `json:"windows"`
 	LastToFirst float64     `json:"lastToFirst"` // last window's sagas/s over the first's
 	Restart     float64     `json:"restartSeconds"`
@@ -120,9 +132,12 @@ func RunLong(ctx context.Context, opts LongOptions) (LongReport, error) {
 	}
 	rep := LongReport{
 		Date: time.Now().UTC().Format(time.RFC3339), Load: []string{loadAverage()},
-		Sagas: opts.Sagas, Concurrency: opts.Concurrency,
+		Sagas: opts.Sagas, Concurrency: opts.Concurrency, Retention: "defaults",
 	}
-	envOpts := Options{DataDir: opts.DataDir, Logger: opts.Logger}
+	if opts.Retention != nil {
+		rep.Retention = opts.Retention.String()
+	}
+	envOpts := Options{DataDir: opts.DataDir, Logger: opts.Logger, Retention: opts.Retention}
 	envOpts.setDefaults()
 	dir := filepath.Join(opts.DataDir, "long-"+time.Now().UTC().Format("20060102T150405"))
 	e, err := startEnvAt(ctx, envOpts, "nats", dir)
@@ -141,10 +156,15 @@ func RunLong(ctx context.Context, opts LongOptions) (LongReport, error) {
 			return rep, fmt.Errorf("bench long window %d: %w", i+1, err)
 		}
 		r := e.summarize(ModeDirect, opts.Concurrency, []sample{sm})
+		kept, err := e.bridge.Engine().Store().CountInstances(ctx)
+		if err != nil {
+			e.close()
+			return rep, fmt.Errorf("bench long window %d: %w", i+1, err)
+		}
 		w := Window{
 			Index: i + 1, Done: (i + 1) * opts.Window, AtSeconds: time.Since(start).Seconds(),
 			PerSecond: r.PerSecond, P50Ms: r.P50Ms, P99Ms: r.P99Ms, CPUPer1k: r.CPUSecondsPer1k,
-			RSSMiB: currentRSSMiB(), DBMiB: dbMiB(dir),
+			RSSMiB: currentRSSMiB(), DBMiB: dbMiB(dir), Instances: kept,
 		}
 		rep.Windows = append(rep.Windows, w)
 		if opts.Progress != nil {
@@ -320,12 +340,12 @@ func loadAverage() string {
 // WriteTable prints the windows, the restart and the parked case.
 func (r LongReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "\n%s — %s — commit %s — load average %s\n", r.Date, r.Machine, r.Commit, strings.Join(r.Load, " → "))
-	fmt.Fprintf(w, "%d sagas, %d in flight\n\n", r.Sagas, r.Concurrency)
+	fmt.Fprintf(w, "%d sagas, %d in flight, retention %s\n\n", r.Sagas, r.Concurrency, r.Retention)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "window\tsagas done\tat s\tsagas/s\tp50 ms\tp99 ms\tCPU s/1k\tRSS MiB\tdatabase MiB\t")
+	fmt.Fprintln(tw, "window\tsagas done\tat s\tsagas/s\tp50 ms\tp99 ms\tCPU s/1k\tRSS MiB\tdatabase MiB\tinstances kept\t")
 	for _, x := range r.Windows {
-		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%.1f\t%.1f\t%.2f\t%.0f\t%.1f\t\n",
-			x.Index, x.Done, x.AtSeconds, x.PerSecond, x.P50Ms, x.P99Ms, x.CPUPer1k, x.RSSMiB, x.DBMiB)
+		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%.1f\t%.1f\t%.2f\t%.0f\t%.1f\t%d\t\n",
+			x.Index, x.Done, x.AtSeconds, x.PerSecond, x.P50Ms, x.P99Ms, x.CPUPer1k, x.RSSMiB, x.DBMiB, x.Instances)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -564,6 +564,15 @@ func (e *Engine) Client() *workflow.Client { return e.client }
 // DuplicateStarts counts starts of instance IDs that already existed.
 func (e *Engine) DuplicateStarts() int64 { return e.duplicateStarts.Load() }
 
+// Store is the embedded engine's store, for what the workflow API does not
+// offer (counting, listing with filters); nil on daprd.
+func (e *Engine) Store() *store.Backend {
+	if e.hub == nil {
+		return nil
+	}
+	return e.hub.Store()
+}
+
 // reuseFinished makes a start of an instance ID that has finished do
 // nothing: a start event redelivered after its saga ended must not run the
 // saga again. A start of an ID that runs is refused ("already exists") by

@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -123,6 +124,7 @@ stdout and the progress lines to stderr.`,
 func newBenchLongCmd() *cobra.Command {
 	var opts benchmark.LongOptions
 	var out, commit, level, output string
+	var retention time.Duration
 	cmd := &cobra.Command{
 		Use:   "long",
 		Short: "Run many sagas through the embedded engine: throughput, database and memory per window, restart, parked sagas",
@@ -139,10 +141,16 @@ per window, restart, parked sagas. With -o json or yaml the report (what
 				return exitError{exitUsage, err}
 			}
 			opts.Logger = log
+			if cmd.Flags().Changed("retention") {
+				opts.Retention = &retention
+			}
+			if err := opts.Validate(); err != nil {
+				return exitError{exitUsage, err}
+			}
 			w := progressWriter(cmd, output)
 			opts.Progress = func(x benchmark.Window) {
-				fmt.Fprintf(w, "  window %2d (%8d sagas, %6.0f s): %6.0f sagas/s, p99 %.1f ms, RSS %.0f MiB, database %.1f MiB\n",
-					x.Index, x.Done, x.AtSeconds, x.PerSecond, x.P99Ms, x.RSSMiB, x.DBMiB)
+				fmt.Fprintf(w, "  window %2d (%8d sagas, %6.0f s): %6.0f sagas/s, p99 %.1f ms, RSS %.0f MiB, database %.1f MiB, %d instances kept\n",
+					x.Index, x.Done, x.AtSeconds, x.PerSecond, x.P99Ms, x.RSSMiB, x.DBMiB, x.Instances)
 			}
 			rep, err := benchmark.RunLong(cmd.Context(), opts)
 			if err != nil {
@@ -177,6 +185,8 @@ per window, restart, parked sagas. With -o json or yaml the report (what
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 128, "sagas in flight")
 	cmd.Flags().IntVar(&opts.Parked, "parked", 100_000, "sagas left waiting for their event, then approved (0: skip)")
 	cmd.Flags().StringVar(&opts.DataDir, "data", "data/bench-long", "directory for the database and broker store")
+	cmd.Flags().DurationVar(&retention, "retention", 0,
+		"purge finished sagas this long after they finished, whatever their outcome (engine.retention.*; 0 keeps them all); unset: the configuration's defaults, which purge nothing within a run")
 	cmd.Flags().StringVar(&out, "out", "", "directory for long.json and long.svg")
 	cmd.Flags().StringVar(&commit, "commit", "", "commit recorded in the report")
 	cmd.Flags().StringVar(&level, "log-level", "error", "log level")

@@ -255,3 +255,20 @@ func (r *reader) cached(q string) (*stmt, error) {
 	r.queries[q] = s
 	return s, nil
 }
+
+// CountInstances is how many instances the store holds, whatever their
+// status: with retention on, it stays about one retention period's worth.
+func (b *Backend) CountInstances(ctx context.Context) (int, error) {
+	var n int
+	err := b.read(ctx, func(r *reader) error {
+		s, err := r.cached(`SELECT COUNT(*) FROM sb_instances`)
+		if err != nil {
+			return err
+		}
+		return s.query(func() error { n = int(s.int64(0)); return nil })
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: count instances: %w", err)
+	}
+	return n, nil
+}

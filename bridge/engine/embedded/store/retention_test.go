@@ -103,6 +103,13 @@ func TestRetentionRules(t *testing.T) {
 		waitStatus(t, h.be, api.InstanceID(id), st)
 	}
 	waitStatus(t, h.be, "busy-child", api.RUNTIME_STATUS_RUNNING)
+	countIs := func(want int) {
+		t.Helper()
+		if n, err := h.be.CountInstances(ctx); err != nil || n != want {
+			t.Errorf("CountInstances: %d %v, want %d", n, err, want)
+		}
+	}
+	countIs(9)
 	time.Sleep(5 * time.Millisecond) // past the completed age
 	n, err := h.be.Sweep(ctx)
 	if err != nil {
@@ -111,6 +118,7 @@ func TestRetentionRules(t *testing.T) {
 	if n != 3 {
 		t.Errorf("sweep deleted %d instances, want 3 (done, family, family-child)", n)
 	}
+	countIs(6)
 	for id, want := range map[string]bool{
 		"done": false, "family": false, "family-child": false,
 		"failed": true, "running": true, "terminated": true, "compensated": true, "busy": true, "busy-child": true,
@@ -128,6 +136,7 @@ func TestRetentionRules(t *testing.T) {
 	if n, err := h.be.Sweep(ctx); err != nil || n != 2 {
 		t.Fatalf("second sweep: %d %v, want busy and its child", n, err)
 	}
+	countIs(4)
 }
 
 // TestRetentionInBackground: with an interval set, sweeps run by
