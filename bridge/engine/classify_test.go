@@ -20,6 +20,9 @@ func TestClassify(t *testing.T) {
 		// daprd, after its only worker died.
 		{"failed to raise event: rpc error: code = Unknown desc = failed to create actor: actor type dapr.internal.default.app.workflow not registered", ErrUnavailable},
 		{"rpc error: code = Unknown desc = the state store is not configured to use the actor runtime", ErrUnavailable},
+		// daprd 1.16.0 stopping its actor runtime under the call (it lost
+		// placement after a SIGSTOP).
+		{"failed to start orchestrator: rpc error: code = Unknown desc = lock closed", ErrUnavailable},
 		{"failed to start orchestrator: rpc error: code = Unknown desc = an active workflow with ID 'o-1' already exists", nil},
 	} {
 		got := classify(errors.New(c.msg))

@@ -869,12 +869,16 @@ func classify(err error) error {
 		return errors.Join(err, ErrNotFound)
 	case strings.Contains(msg, "did not find address for actor"),
 		strings.Contains(msg, "actor type") && strings.Contains(msg, "not registered"),
-		strings.Contains(msg, "not configured to use the actor runtime"):
+		strings.Contains(msg, "not configured to use the actor runtime"),
+		strings.Contains(msg, "lock closed"), strings.Contains(msg, "actor is closed"):
 		// daprd with no worker connected (none yet, or one that died and
 		// whose successor is not placed yet): placement knows no host for
 		// the workflow's actor, or daprd unregistered the workflow actor
 		// types when the last worker left. Not a refusal: it passes once a
 		// worker is connected, so it must not use up the refusal budget.
+		// "lock closed": daprd's actor runtime shutting down under the
+		// call (daprd 1.16.0 does so when it loses placement, after a
+		// pause: see TestEngineUnavailable/dapr-paused).
 		return errors.Join(err, ErrUnavailable)
 	}
 	if s, ok := status.FromError(err); ok {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -366,19 +367,70 @@ func TestEngineUnavailable(t *testing.T) {
 	t.Run("embedded-hub", func(t *testing.T) {
 		dir := t.TempDir()
 		hub := startHub(t, dir)
-		engineDown(t, dir, grpcEngine(hub.addr, dir), hub.kill, func() { hub.start(t) })
+		engineDown(t, dir, grpcEngine(hub.addr, dir), hub.kill, func() { hub.start(t) }, engineOutage)
 	})
 	t.Run("dapr", func(t *testing.T) {
 		dir := t.TempDir()
 		sidecar := startSidecar(t)
-		engineDown(t, dir, grpcEngine(sidecar.GRPCAddr(), dir), sidecar.Kill, sidecar.Restart)
+		engineDown(t, dir, grpcEngine(sidecar.GRPCAddr(), dir), sidecar.Kill, sidecar.Restart, engineOutage)
+	})
+	// daprd frozen (SIGSTOP), not dead: its connections stay open and
+	// every call hangs instead of being refused. Calls end at the
+	// handler's deadline as an outage; after SIGCONT daprd goes on with
+	// the same state and the worker's open stream.
+	t.Run("dapr-paused", func(t *testing.T) {
+		dir := t.TempDir()
+		sidecar := startSidecar(t)
+		engineDown(t, dir, grpcEngine(sidecar.GRPCAddr(), dir), sidecar.Pause, func() { continueSidecar(t, sidecar) }, pauseOutage)
 	})
 }
 
-// engineOutage is how long the engine stays away.
-const engineOutage = 30 * time.Second
+// continueSidecar lets a paused daprd run again. daprd 1.16.0 paused past
+// placement's heartbeat timeout does not recover: on SIGCONT it finds its
+// placement stream gone, fails to deactivate its actors ("actor is
+// closed, cannot handle lock"), stops its actor runtime and workflow
+// engine and closes its API port, while the process lives on (seen in
+// every run here). The worker holds the events meanwhile, as in any
+// outage; the remedy is the one for daprd's wedge, kill daprd (in
+// Kubernetes, the pod), and the test applies it once daprd says its actor
+// runtime stopped.
+func continueSidecar(t *testing.T, s *daprtest.Sidecar) {
+	t.Helper()
+	mark := len(s.Log())
+	s.Continue()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(s.Log()[mark:], "Actor runtime stopped") {
+			t.Logf("daprd stopped its actor runtime after SIGCONT (its /v1.0/healthz: %s); killing and restarting it", sidecarHealth(s))
+			s.Restart()
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Log("daprd went on after SIGCONT")
+}
 
-func engineDown(t *testing.T, dir string, eng map[string]any, kill, restart func()) {
+// sidecarHealth is what daprd's health endpoint (the one Kubernetes
+// probes) answers.
+func sidecarHealth(s *daprtest.Sidecar) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + s.HTTPAddr() + "/v1.0/healthz")
+	if err != nil {
+		return err.Error()
+	}
+	_ = resp.Body.Close()
+	return resp.Status
+}
+
+// engineOutage is how long the engine stays away; pauseOutage how long
+// daprd stays frozen (longer than the handler's deadline and the broker's
+// ack wait, so events are redelivered while it is).
+const (
+	engineOutage = 30 * time.Second
+	pauseOutage  = 15 * time.Second
+)
+
+func engineDown(t *testing.T, dir string, eng map[string]any, kill, restart func(), outage time.Duration) {
 	const n = 100
 	rng := seededRand(t)
 	br := natsRestartable(t, dir)
@@ -400,7 +452,7 @@ func engineDown(t *testing.T, dir string, eng map[string]any, kill, restart func
 	time.Sleep(2 * time.Second)
 	frozen := rig.watcher.Count()
 	rig.publish(t, randomOrders(rng, "during", n/2, 0.2, 0.1))
-	for time.Since(downAt) < engineOutage {
+	for time.Since(downAt) < outage {
 		if ready(admin) {
 			t.Fatalf("/readyz reports ready %s after the engine died", time.Since(downAt).Round(time.Millisecond))
 		}

@@ -218,6 +218,16 @@ func (p *proc) pid() int {
 	return p.cmd.Process.Pid
 }
 
+// send delivers sig and returns at once.
+func (p *proc) send(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(sig)
+	}
+}
+
 // tail returns the last n lines of the log.
 func (p *proc) tail(n int) string {
 	f, err := os.Open(p.logPath)
@@ -620,6 +630,13 @@ func (s *Sidecar) Kill() { s.p.kill() }
 
 // Pid is daprd's process id (0 when it is not running).
 func (s *Sidecar) Pid() int { return s.p.pid() }
+
+// Pause freezes daprd with SIGSTOP: its sockets stay open and nothing
+// answers on them, as with a process stuck in swap or a frozen VM.
+func (s *Sidecar) Pause() { s.p.send(syscall.SIGSTOP) }
+
+// Continue lets a paused daprd run again (SIGCONT).
+func (s *Sidecar) Continue() { s.p.send(syscall.SIGCONT) }
 
 // Stop shuts daprd down gracefully (SIGTERM), then kills it if it lingers.
 func (s *Sidecar) Stop() { s.p.signal(syscall.SIGTERM, 10*time.Second) }
