@@ -104,7 +104,7 @@ bench-peers: ## The same saga on sagabridge, Temporal and DBOS in one run: table
 # placement, scheduler, PostgreSQL and the consumer group. Built with -tags
 # scale, so `go test ./...` leaves them out. Without -race: up to four
 # worker and daprd pairs share the cores, and the code they run is raced
-# in `make test`. On daprd 1.16.0 it loses about one saga a run to daprd
+# in `make test`. On daprd 1.16.0 it loses a few sagas a run to daprd
 # (docs/sizing.md, deploy/dapr/README.md), so CI does not run it yet.
 .PHONY: test-scale
 test-scale: dapr ## Elastic replicas on daprd: 1→4→1 worker+daprd pairs, one killed, under load, on NATS and Kafka (fails on daprd 1.16.0: docs/sizing.md)
