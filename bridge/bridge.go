@@ -475,6 +475,21 @@ func (b *Bridge) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
+	// Watermill's router stops by itself when its handlers stop, which
+	// they do when ctx ends; a router without handlers (a config with no
+	// routes) waits for one to be added and has to be closed.
+	ran := make(chan struct{})
+	defer close(ran)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-ran:
+			return
+		}
+		if err := r.Close(); err != nil {
+			b.log.Warn("router close", zap.Error(err))
+		}
+	}()
 	defer b.consuming.Store(false)
 	if err := r.Run(ctx); err != nil {
 		return fmt.Errorf("router: %w", err)
