@@ -105,16 +105,15 @@ func orderSagaEndToEndOn(t *testing.T, s *stack, engineKind string) {
 		}
 	}
 
-	// A start the engine took but answered too late for the client (daprd
-	// on a loaded machine) comes again and is counted as a duplicate, so
-	// the split between the two counters moves; none is started twice and
-	// every delivery is counted as one or the other.
+	// On daprd the split between the two counters moves: a start the
+	// engine took but answered too late for the client comes again and is
+	// counted as a duplicate, and a re-sent start that finds its instance
+	// finished is ignored by the reuse policy without a word, so it counts
+	// as a start. Every delivery is counted as one or the other; that no
+	// order ran twice is what the outcomes and the participants' books show.
 	st := s.bridge.Stats().Snapshot()
 	if engineKind != "dapr" && st.Started != int64(n) {
-		t.Errorf("started %d workflows, want %d (the embedded engine answers every start)", st.Started, n)
-	}
-	if st.Started > int64(n) || st.Started == 0 {
-		t.Errorf("started %d workflows, want at most %d (and some)", st.Started, n)
+		t.Errorf("started %d workflows, want %d", st.Started, n)
 	}
 	if st.Started+st.DuplicateStarts < int64(n+dups) {
 		t.Errorf("started %d + duplicate starts %d, want at least %d orders + %d re-sent", st.Started, st.DuplicateStarts, n, dups)
