@@ -21,8 +21,8 @@ build: ## Build bin/sagabridge (static, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sagabridge
 
 .PHONY: run
-run: ## Run the OrderSaga demo: embedded NATS, embedded engine, simulated services
-	$(GO) run ./cmd/sagabridge dev --data data/dev
+run: ## Run the OrderSaga demo (embedded NATS, engine, simulated services), then serve the console until Ctrl-C
+	$(GO) run ./cmd/sagabridge dev --data data/dev --linger
 
 .PHONY: test
 test: lint vulncheck fuzz dapr ## Lint, known vulnerabilities, fuzz briefly, then every test with the race detector
@@ -45,6 +45,10 @@ test-short: ## Tests without the process-killing ones, no race detector
 .PHONY: test-race
 test-race: ## Tests with the race detector
 	$(GO) test -race -count=1 $(PKGS)
+
+.PHONY: screenshots
+screenshots: ## Write docs/console/*.png: the console in headless Chromium (TestConsole)
+	$(GO) test -count=1 -run '^TestConsole$$' ./cmd/sagabridge -args -console-screenshots $(CURDIR)/docs/console
 
 .PHONY: schema
 schema: ## Write docs/schema/*.schema.json and docs/configuration.md from the config types

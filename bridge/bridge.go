@@ -29,6 +29,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/envelope"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/bridge/route"
+	"github.com/sagabridge/sagabridge/bridge/sagaview"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -90,6 +91,11 @@ type Bridge struct {
 	// sagaTopics are every topic the sagas publish progress and outcomes
 	// to: the config's and those saga files name.
 	sagaTopics []string
+	// sagaView lists instances and tells their histories; progressLog
+	// keeps the progress events its timelines use on daprd (nil on the
+	// embedded engine, which keeps histories).
+	sagaView    *sagaview.Service
+	progressLog *sagaview.ProgressLog
 }
 
 // New validates the config, connects the broker, starts the engine and
@@ -157,6 +163,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		return nil, err
 	}
 	eng.Store(b.engine)
+	if b.engine.Kind() == engine.KindDapr {
+		b.progressLog = sagaview.NewProgressLog(sagaview.DefaultLogInstances, sagaview.DefaultLogEvents)
+	}
+	if b.sagaView, err = sagaview.New(b.engine, b.progressLog); err != nil {
+		return nil, err
+	}
 	b.handler = &handler{
 		router:    router,
 		engine:    b.engine,
@@ -464,7 +476,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 		r.AddConsumerHandler("route_"+topic, topic, b.broker.Subscriber(), b.handler.Handle)
 	}
 	if _, ok := b.broker.(interface{ Conn() *nats.Conn }); ok || b.cfg.Broker.Kind == "kafka" {
-		stop := b.runProgress(ctx, b.running)
+		sinks := progressSinks{b.running}
+		if b.progressLog != nil {
+			sinks = append(sinks, b.progressLog, rememberSink{b})
+		}
+		stop := b.runProgress(ctx, sinks)
 		defer stop()
 	}
 	b.log.Info("bridge consuming", zap.Strings("topics", b.router.Topics()))

@@ -105,5 +105,6 @@ func (r *run) setStatus(p Progress) {
 func (r *run) finalStatus() {
 	p := progressOfOutcome(r.out)
 	p.Outcome = nil // the workflow's output holds it
+	p.Version = r.saga.Version
 	r.setStatus(p)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/bridge/sagaview"
 )
 
 // ErrUnreachable means no admin server answered: most likely no worker runs
@@ -204,4 +205,33 @@ func ReadToken(path string) (string, error) {
 		return "", fmt.Errorf("admin token: %s is empty", path)
 	}
 	return tok, nil
+}
+
+// List lists saga instances (GET /v1/workflows); counts asks for the
+// counts per status too.
+func (c *Client) List(ctx context.Context, f sagaview.Filter, counts bool) (WorkflowList, error) {
+	var out WorkflowList
+	path := "/v1/workflows"
+	if q := ListQuery(f, counts).Encode(); q != "" {
+		path += "?" + q
+	}
+	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// History returns an instance's timeline.
+func (c *Client) History(ctx context.Context, instanceID string) (sagaview.History, error) {
+	var out sagaview.History
+	return out, c.do(ctx, http.MethodGet, wfPath(instanceID, "history"), nil, &out)
+}
+
+// DeadLetters lists dead letters; query holds the filters of GET /v1/dlq.
+func (c *Client) DeadLetters(ctx context.Context, query url.Values) (DeadLetterList, error) {
+	var out DeadLetterList
+	return out, c.do(ctx, http.MethodGet, "/v1/dlq?"+query.Encode(), nil, &out)
+}
+
+// DeadLetterAction replays or purges dead letters (op "replay" or "purge").
+func (c *Client) DeadLetterAction(ctx context.Context, op string, a DeadLetterAction) (DeadLetterResult, error) {
+	var out DeadLetterResult
+	return out, c.do(ctx, http.MethodPost, "/v1/dlq/"+url.PathEscape(op), a, &out)
 }

@@ -19,6 +19,13 @@
 //	POST   /v1/workflows/{id}/suspend      {"reason": "..."}
 //	POST   /v1/workflows/{id}/resume       {"reason": "..."}
 //	DELETE /v1/workflows/{id}              purge a finished instance
+//	GET    /v1/workflows?saga=&status=…    saga instances, newest first (sagaview.Filter; counts=true adds counts per status)
+//	GET    /v1/workflows/{id}/history      an instance's timeline (sagaview.History)
+//	GET    /v1/dlq?kind=&route=&topic=…    dead letters (DeadLetterList)
+//	GET    /v1/dlq/{ref}                   one dead letter with headers and payload
+//	POST   /v1/dlq/replay|purge            {"refs": [...]} or {"all": true}
+//	GET    /v1/migration/report?since=1h   the migration report (migrate.Report)
+//	GET    /ui/                            the web console (console.go)
 //
 // On a non-loopback address a bearer token is required (New refuses to
 // start without one); when a token is set, every endpoint but /healthz and
@@ -49,6 +56,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/bridge/engine"
 )
 
@@ -114,6 +122,18 @@ type Config struct {
 	// /readyz and /metrics only, with no token unless MetricsToken is set.
 	MetricsListen string
 	MetricsToken  string
+	// Sagas serves GET /v1/workflows (list) and /v1/workflows/{id}/history;
+	// nil answers 404 there.
+	Sagas Sagas
+	// DeadLetters serves /v1/dlq; nil answers 404 there. ReplayCheck, when
+	// set, may refuse to replay a message (no route would handle it now).
+	DeadLetters DeadLetters
+	ReplayCheck func(dlqstore.Item) error
+	// Migration serves /v1/migration/report; nil answers 404 there.
+	Migration MigrationReport
+	// Console serves the web console's files under /ui/ (see console.go);
+	// nil serves no console.
+	Console http.Handler
 	// Info is served on /v1/info.
 	Info Info
 	// OpTimeout bounds one workflow operation (default 15s).
@@ -207,6 +227,21 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/info", s.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.cfg.Info)
 	})))
+	if s.cfg.Sagas != nil {
+		mux.Handle("GET /v1/workflows", s.auth(s.call(s.listWorkflows)))
+		mux.Handle("GET /v1/workflows/{id}/history", s.auth(s.op(s.workflowHistory)))
+	}
+	if s.cfg.DeadLetters != nil {
+		mux.Handle("GET /v1/dlq", s.auth(s.call(s.listDeadLetters)))
+		mux.Handle("GET /v1/dlq/{ref...}", s.auth(s.call(s.getDeadLetter)))
+		mux.Handle("POST /v1/dlq/{op}", s.auth(s.call(s.dlqAction)))
+	}
+	if s.cfg.Migration != nil {
+		mux.Handle("GET /v1/migration/report", s.auth(s.call(s.migrationReport)))
+	}
+	if s.cfg.Console != nil {
+		s.mountConsole(mux)
+	}
 	if s.cfg.Workflows != nil {
 		mux.Handle("GET /v1/workflows/{id}", s.auth(s.op(s.getWorkflow)))
 		mux.Handle("POST /v1/workflows/{id}/{op}", s.auth(s.op(s.controlWorkflow)))
@@ -279,8 +314,11 @@ func (s *Server) authorized(r *http.Request) bool {
 	if s.cfg.Token == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+	}
+	// The console's session (see console.go); a write needs its header too.
+	return s.cfg.Console != nil && s.sessionOK(r) && (!writes(r.Method) || r.Header.Get(ConsoleHeader) != "")
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {
@@ -375,31 +413,39 @@ const maxBody = 2 << 20
 
 // op runs one workflow operation with a timeout and maps engine errors.
 func (s *Server) op(f func(ctx context.Context, r *http.Request, id string) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.call(func(ctx context.Context, r *http.Request) (any, error) {
 		id := r.PathValue("id")
 		if id == "" {
-			writeJSON(w, http.StatusBadRequest, apiError{Error: "instance ID is empty", Kind: KindBadRequest})
-			return
+			return nil, badRequest{errors.New("instance ID is empty")}
 		}
+		out, err := f(ctx, r, id)
+		if err != nil && errors.Is(err, engine.ErrNotFound) {
+			// The engine's own words are a gRPC status; the caller
+			// only needs to know the instance is not there.
+			return nil, notFound{fmt.Errorf("workflow instance %s not found", id)}
+		}
+		return out, err
+	})
+}
+
+// call runs one operation with a timeout and maps its errors.
+func (s *Server) call(f func(ctx context.Context, r *http.Request) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.OpTimeout)
 		defer cancel()
-		out, err := f(ctx, r, id)
+		out, err := f(ctx, r)
 		if err != nil {
 			code, kind := errorCode(err)
 			if code >= 500 {
-				s.log.Warn("admin workflow operation failed", zap.String("path", r.URL.Path), zap.Error(err))
+				s.log.Warn("admin operation failed", zap.String("path", r.URL.Path), zap.Error(err))
 			}
-			msg := err.Error()
-			if kind == KindNotFound {
-				// The engine's own words are a gRPC status; the caller
-				// only needs to know the instance is not there.
-				msg = fmt.Sprintf("workflow instance %s not found", id)
-			}
-			writeJSON(w, code, apiError{Error: msg, Kind: kind})
+			writeJSON(w, code, apiError{Error: err.Error(), Kind: kind})
 			return
 		}
-		s.log.Info("admin workflow operation", zap.String("method", r.Method), zap.String("path", r.URL.Path))
+		if r.Method != http.MethodGet {
+			s.log.Info("admin operation", zap.String("method", r.Method), zap.String("path", r.URL.Path))
+		}
 		if out == nil {
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -408,14 +454,30 @@ func (s *Server) op(f func(ctx context.Context, r *http.Request, id string) (any
 	})
 }
 
+// decodeBody reads a JSON body into v; an empty body leaves v as it is.
+func decodeBody(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest{fmt.Errorf("request body: %w", err)}
+	}
+	return nil
+}
+
 type badRequest struct{ error }
+
+type notFound struct{ error }
 
 func errorCode(err error) (int, string) {
 	var br badRequest
+	var nf notFound
 	switch {
 	case errors.As(err, &br):
 		return http.StatusBadRequest, KindBadRequest
-	case errors.Is(err, engine.ErrNotFound):
+	case errors.As(err, &nf), errors.Is(err, engine.ErrNotFound):
 		return http.StatusNotFound, KindNotFound
 	case errors.Is(err, engine.ErrFinished):
 		return http.StatusConflict, KindFinished
@@ -460,12 +522,8 @@ type ControlRequest struct {
 
 func (s *Server) controlWorkflow(ctx context.Context, r *http.Request, id string) (any, error) {
 	var req ControlRequest
-	if r.ContentLength != 0 {
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return nil, badRequest{fmt.Errorf("request body: %w", err)}
-		}
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
 	}
 	wf := s.cfg.Workflows
 	switch op := r.PathValue("op"); op {

@@ -63,6 +63,9 @@ type Options struct {
 	// orders of its own; the user publishes to it. Orders, Rate,
 	// PaymentFailShare and Legacy do not apply.
 	Config string
+	// Linger keeps the worker, and what Serve started, running after the
+	// orders until ctx ends, so the console can be looked at.
+	Linger bool
 	// Out receives one line per outcome and the summary.
 	Out    io.Writer
 	Logger *zap.Logger
@@ -327,7 +330,17 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 			return finish(sum, lat, watcher, opts.Out, began, migrating), ctx.Err()
 		}
 	}
-	return finish(sum, lat, watcher, opts.Out, began, migrating), nil
+	sum = finish(sum, lat, watcher, opts.Out, began, migrating)
+	if opts.Linger {
+		fmt.Fprintln(opts.Out, "\nstill serving the admin API and the console; Ctrl-C stops")
+		select {
+		case err := <-runErr:
+			return sum, err
+		case <-ctx.Done():
+			return sum, ctx.Err()
+		}
+	}
+	return sum, nil
 }
 
 // RunConfig runs the user's config (opts.Config) on the in-process broker

@@ -79,6 +79,8 @@ type Item struct {
 
 // Filter selects dead-letter messages; zero fields select everything.
 type Filter struct {
+	// Ref selects the one message with this Item.Ref.
+	Ref   string
 	Route string
 	// Reason is a case-insensitive substring of the failure reason.
 	Reason string
@@ -97,6 +99,9 @@ func (f Filter) IsZero() bool { return f == Filter{} }
 // Match applies the filter.
 func (f Filter) Match(it Item) bool {
 	e := it.Entry.Failure
+	if f.Ref != "" && it.Ref != f.Ref {
+		return false
+	}
 	if f.Route != "" && e.Route != f.Route {
 		return false
 	}
@@ -145,6 +150,7 @@ func (f Filter) String() string {
 			parts = append(parts, k+"="+strconv.Quote(v))
 		}
 	}
+	add("ref", f.Ref)
 	add("route", f.Route)
 	add("reason", f.Reason)
 	add("kind", f.Kind)

@@ -282,6 +282,8 @@ type Engine struct {
 	pendingNudges atomic.Int64
 	// sidecarWedges counts the deadlocked-daprd episodes reported.
 	sidecarWedges atomic.Int64
+	// record is what List walks on daprd (see Remember).
+	record *instanceRecord
 }
 
 // New starts the engine (the embedded hub when so configured), registers
@@ -294,7 +296,8 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 	if log == nil {
 		log = zap.NewNop()
 	}
-	e := &Engine{kind: cfg.Kind, log: log, workflows: make(map[string]bool, len(reg.Workflows)), stopWorker: func() {}}
+	e := &Engine{kind: cfg.Kind, log: log, workflows: make(map[string]bool, len(reg.Workflows)), stopWorker: func() {},
+		record: newInstanceRecord(DefaultRecordSize)}
 	r := workflow.NewRegistry()
 	for name, w := range reg.Workflows {
 		if err := r.AddWorkflowN(name, w); err != nil {
@@ -600,8 +603,10 @@ func (e *Engine) Start(ctx context.Context, workflowName, instanceID string, inp
 	_, err = e.client.ScheduleWorkflow(ctx, workflowName, opts...)
 	switch {
 	case err == nil:
+		e.Remember(instanceID, workflowName, time.Now())
 		return true, nil
 	case isAlreadyExists(err):
+		e.Remember(instanceID, workflowName, time.Now())
 		e.duplicateStarts.Add(1)
 		if e.kind == KindDapr {
 			if err := e.drivePending(ctx, instanceID); err != nil {
@@ -709,8 +714,10 @@ type Status struct {
 	RuntimeStatus string    `json:"status"`
 	CreatedAt     time.Time `json:"createdAt"`
 	LastUpdatedAt time.Time `json:"lastUpdatedAt"`
-	Input         string    `json:"input,omitempty"`
-	Output        string    `json:"output,omitempty"`
+	// CompletedAt is when a finished instance finished.
+	CompletedAt time.Time `json:"completedAt,omitzero"`
+	Input       string    `json:"input,omitempty"`
+	Output      string    `json:"output,omitempty"`
 	// CustomStatus is what the workflow last set with SetCustomStatus
 	// (a saga: where it is, as JSON).
 	CustomStatus string `json:"customStatus,omitempty"`
@@ -732,23 +739,7 @@ func (e *Engine) Get(ctx context.Context, instanceID string) (Status, error) {
 	if err != nil {
 		return Status{}, classify(fmt.Errorf("engine: get %s: %w", instanceID, err))
 	}
-	s := Status{
-		InstanceID:    md.InstanceId,
-		Workflow:      md.Name,
-		RuntimeStatus: statusName(md.RuntimeStatus),
-		CreatedAt:     md.GetCreatedAt().AsTime(),
-		LastUpdatedAt: md.GetLastUpdatedAt().AsTime(),
-		Input:         md.GetInput().GetValue(),
-		Output:        md.GetOutput().GetValue(),
-		CustomStatus:  md.GetCustomStatus().GetValue(),
-	}
-	if s.InstanceID == "" {
-		s.InstanceID = instanceID
-	}
-	if md.FailureDetails != nil {
-		s.Failure = md.FailureDetails.ErrorMessage
-	}
-	return s, nil
+	return statusOf(md, instanceID), nil
 }
 
 // Terminate stops an instance and the child workflows it started; its

@@ -60,8 +60,8 @@ publish to) and the embedded engine, and prints each outcome.`,
 				if cfg.Broker.Kind == "kafka" {
 					broker = "kafka://" + strings.Join(cfg.Broker.Kafka.Brokers, ",")
 				}
-				fmt.Fprintf(out, "broker     %s\nadmin API  %s  (sagabridge workflow get ID, sagabridge dlq list)\nmetrics    %s/metrics\n\n",
-					broker, adm.URL(), adm.MetricsURL())
+				fmt.Fprintf(out, "broker     %s\nadmin API  %s  (sagabridge workflow list, sagabridge dlq list)\nmetrics    %s/metrics\nconsole    %s/ui/\n\n",
+					broker, adm.URL(), adm.MetricsURL(), adm.URL())
 				return adm.Shutdown, nil
 			}
 			if opts.Config != "" {
@@ -84,6 +84,7 @@ publish to) and the embedded engine, and prints each outcome.`,
 	cmd.Flags().Float64Var(&opts.PaymentFailShare, "fail-share", 0.25, "share of orders whose payment is declined (0..1)")
 	cmd.Flags().StringVar(&opts.Legacy, "legacy", "", "run the legacy order choreography beside a migrating OrderSaga: shadow, canary:<percent> or active")
 	cmd.Flags().BoolVar(&opts.LegacySkipRelease, "legacy-skip-release", false, "make the legacy inventory service skip releasing stock (a shadow saga reports it)")
+	cmd.Flags().BoolVar(&opts.Linger, "linger", false, "after the orders, keep serving the admin API and the console until interrupted")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	cmd.Flags().StringVar(&adminListen, "admin", admin.DefaultListen, "address to serve the admin API and metrics on (what the other commands' --admin reach)")
 	return cmd

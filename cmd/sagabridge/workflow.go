@@ -24,6 +24,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/bridge/console"
 	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -214,6 +215,10 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
+	replayCheck, err := b.ReplayChecker()
+	if err != nil {
+		return nil, err
+	}
 	checks := make([]admin.Check, 0, 3)
 	for _, c := range b.ReadyChecks() {
 		checks = append(checks, admin.Check{Name: c.Name, Run: c.Run})
@@ -227,6 +232,11 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 		Gatherer:      m.Registry(),
 		Checks:        checks,
 		Workflows:     b.Engine(),
+		Sagas:         b.Sagas(),
+		DeadLetters:   b.DeadLetters(),
+		ReplayCheck:   replayCheck,
+		Migration:     b.MigrationReport,
+		Console:       console.Handler(),
 		Info: admin.Info{
 			Version:    version,
 			BrokerKind: cfg.Broker.Kind,
@@ -352,7 +362,7 @@ holds the workflows. Exit codes: 0 done, 1 failed, 2 usage, 3 no such instance.`
 		}
 		return c
 	}
-	cmd.AddCommand(get, raise,
+	cmd.AddCommand(get, raise, newWorkflowListCmd(client, &o), newWorkflowHistoryCmd(client, &o),
 		control("terminate", "Terminate an instance (asks for confirmation)", "terminated", true,
 			func(c *admin.Client, ctx context.Context, id, r string) error { return c.Terminate(ctx, id, r) }),
 		control("suspend", "Suspend an instance", "suspended", false,
