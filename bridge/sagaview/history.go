@@ -235,6 +235,11 @@ func labelTimers(out []Entry) {
 				break
 			}
 		}
+		if n := i + 1; out[i].Kind == EntryTimer && n < len(out) && out[n].Kind == EntryStep && out[n].Name == sagas.KindWait && out[n].At.Equal(out[i].At) {
+			out[i].Step = out[n].Step
+			out[i].Detail = "timeout of " + out[n].Step + ": " + out[i].Detail
+			continue
+		}
 		if out[i].Kind == EntryTimer {
 			for j := i - 1; j >= 0; j-- {
 				if p := out[j]; p.Kind == EntryCommand || p.Kind == EntryCompensate && p.Topic != "" {
@@ -252,10 +257,16 @@ func labelTimers(out []Entry) {
 // startInput is the saga's input without the wrapping that migration and
 // tracing add.
 func startInput(raw string) json.RawMessage {
-	if in, _, err := sagas.SplitInput(json.RawMessage(raw)); err == nil && len(in) > 0 {
-		return in
+	in, _, err := sagas.SplitInput(json.RawMessage(raw))
+	if err != nil || len(in) == 0 {
+		return jsonOrString(raw)
 	}
-	return jsonOrString(raw)
+	// A declarative saga's input is pinned to its version.
+	var d sagas.DeclarativeInput
+	if json.Unmarshal(in, &d) == nil && d.Version > 0 && d.Digest != "" && len(d.Input) > 0 {
+		return d.Input
+	}
+	return in
 }
 
 // task reads a scheduled activity; ok is false for a progress publish.

@@ -55,13 +55,33 @@ steps:
     timeout: 1h
 `
 
+// fragileSaga fails and cannot undo: its second step times out, and the
+// compensation of its first goes to a topic nobody answers.
+const fragileSaga = `name: Fragile
+version: 1
+steps:
+  - name: hold
+    wait: {event: go}
+    timeout: 1h
+    compensation:
+      name: release-hold
+      command: {topic: nobody.commands, type: hold.release, replyEvent: hold.released}
+      timeout: 200ms
+      retry: {maxAttempts: 1}
+  - name: never
+    wait: {event: never}
+    timeout: 300ms
+`
+
 // writeConsoleConfig is the dev config plus the Approval saga, its routes
 // (a raise on an approval that does not exist yet is dead-lettered after
 // a second), and a known admin address.
 func writeConsoleConfig(t *testing.T, dir, natsURL, adminAddr string) string {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "approval.yaml"), []byte(approvalSaga), 0o600); err != nil {
-		t.Fatal(err)
+	for name, def := range map[string]string{"approval.yaml": approvalSaga, "fragile.yaml": fragileSaga} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(def), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var cfg map[string]any
 	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
@@ -70,12 +90,16 @@ func writeConsoleConfig(t *testing.T, dir, natsURL, adminAddr string) string {
 	cfg["broker"] = map[string]any{"kind": "nats", "nats": map[string]any{"url": natsURL}}
 	cfg["engine"] = map[string]any{"kind": "embedded", "embedded": map[string]any{"dbPath": filepath.Join(dir, "workflows.db")}}
 	cfg["admin"] = map[string]any{"listen": adminAddr}
-	cfg["sagas"] = []any{"approval.yaml"}
+	cfg["sagas"] = []any{"approval.yaml", "fragile.yaml"}
 	cfg["routes"] = append(cfg["routes"].([]any),
 		map[string]any{"name": "approval-requested", "topics": []any{"approvals.requested"}, "match": `event.type == "approval.requested"`,
 			"start": map[string]any{"workflow": "Approval", "instanceId": `"approval-" + event.data.id`}},
 		map[string]any{"name": "approval-given", "topics": []any{"approvals.given"}, "match": `event.type == "approval.given"`,
 			"raise": map[string]any{"instanceId": `"approval-" + event.data.id`, "eventName": "approved"}, "parkWindow": "1s"},
+		map[string]any{"name": "fragile-requested", "topics": []any{"fragile.requested"}, "match": `event.type == "fragile.requested"`,
+			"start": map[string]any{"workflow": "Fragile", "instanceId": `"fragile-" + event.data.id`}},
+		map[string]any{"name": "fragile-go", "topics": []any{"fragile.go"}, "match": `event.type == "fragile.go"`,
+			"raise": map[string]any{"instanceId": `"fragile-" + event.data.id`, "eventName": "go"}},
 	)
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -146,10 +170,15 @@ func TestConsole(t *testing.T) {
 	}
 
 	pub(topics.OrdersPlaced, "order.placed", "evt-c-1", `{"orderId":"c-1","amount":5}`)
-	pub(topics.OrdersPlaced, "order.placed", "evt-c-2", `{"orderId":"c-2","amount":6,"failPayment":true}`)
+	pub(topics.OrdersPlaced, "order.placed", "evt-c-2", `{"orderId":"c-2","amount":6,"failShipping":true}`)
 	pub("approvals.given", "approval.given", "evt-a-1-given", `{"id":"a-1"}`) // before its saga: dead-lettered
 	pub(topics.OrdersPlaced, "order.placed", "evt-bad", `{"orderId":7}`)      // route-eval dead letter
-	waitUntil(t, 30*time.Second, "two order outcomes", func() bool { return watcher.Count() >= 2 })
+	pub("fragile.requested", "fragile.requested", "evt-f-1", `{"id":"f-1"}`)
+	pub("fragile.go", "fragile.go", "evt-f-1-go", `{"id":"f-1"}`)
+	waitUntil(t, 30*time.Second, "three outcomes", func() bool { return watcher.Count() >= 3 })
+	if got := watcher.Outcomes()["fragile-f-1"]; len(got) != 1 || got[0].Outcome.Status != topics.StatusFailed {
+		t.Errorf("fragile-f-1: %+v, want a failed outcome", got)
+	}
 	var letters admin.DeadLetterList
 	waitUntil(t, 30*time.Second, "two dead letters", func() bool {
 		letters, err = adm.DeadLetters(ctx, nil)
@@ -176,16 +205,16 @@ func TestConsole(t *testing.T) {
 			t.Errorf("waiting instance: %+v", in)
 		}
 	}
-	waitUntil(t, 10*time.Second, "order-c-2 to complete in the engine", func() bool {
-		l, err := adm.List(ctx, sagaview.Filter{Statuses: []string{sagaview.Compensated}}, false)
-		return err == nil && len(l.Instances) == 1
+	waitUntil(t, 10*time.Second, "order-c-2 and fragile-f-1 to complete in the engine", func() bool {
+		l, err := adm.List(ctx, sagaview.Filter{Statuses: []string{sagaview.Compensated, sagaview.Failed}}, false)
+		return err == nil && len(l.Instances) == 2
 	})
 
 	// The CLI: list with filters and formats, history of the compensated saga.
 	all := decodeJSON[admin.WorkflowList](t, c.must("workflow", "list", "--counts", "-o", "json"))
-	if ids := instanceIDs(all.Instances); !slices.Equal(ids, []string{"approval-a-2", "approval-a-1", "order-c-2", "order-c-1"}) ||
+	if ids := instanceIDs(all.Instances); !slices.Equal(ids, []string{"approval-a-2", "approval-a-1", "fragile-f-1", "order-c-2", "order-c-1"}) ||
 		all.Source != "engine" || all.Counts == nil || all.Counts.Counts[sagaview.Completed] != 1 ||
-		all.Counts.Counts[sagaview.Compensated] != 1 || all.Counts.Counts[sagaview.Waiting] != 2 || !all.Counts.Complete {
+		all.Counts.Counts[sagaview.Compensated] != 1 || all.Counts.Counts[sagaview.Waiting] != 2 || all.Counts.Counts[sagaview.Failed] != 1 || !all.Counts.Complete {
 		t.Errorf("workflow list -o json: %v %+v", ids, all.Counts)
 	}
 	for _, tc := range []struct {
@@ -195,11 +224,12 @@ func TestConsole(t *testing.T) {
 		{[]string{"--saga", "OrderSaga"}, []string{"order-c-2", "order-c-1"}},
 		{[]string{"--status", "compensated,completed"}, []string{"order-c-2", "order-c-1"}},
 		{[]string{"--saga", "Approval", "--version", "2", "--step", "wait-approval"}, []string{"approval-a-2", "approval-a-1"}},
-		{[]string{"--version", "1"}, nil},
+		{[]string{"--version", "1"}, []string{"fragile-f-1"}},
+		{[]string{"--status", "failed"}, []string{"fragile-f-1"}},
 		{[]string{"-q", "A-1"}, []string{"approval-a-1"}},
 		{[]string{"--id-prefix", "order-"}, []string{"order-c-2", "order-c-1"}},
 		{[]string{"--started-from", "1h", "--finished-to", "1h"}, nil},
-		{[]string{"--finished-from", "1h"}, []string{"order-c-2", "order-c-1"}},
+		{[]string{"--finished-from", "1h"}, []string{"fragile-f-1", "order-c-2", "order-c-1"}},
 	} {
 		got := decodeJSON[admin.WorkflowList](t, c.must(append([]string{"workflow", "list", "-o", "json"}, tc.args...)...))
 		if ids := instanceIDs(got.Instances); !slices.Equal(ids, tc.want) {
@@ -212,11 +242,11 @@ func TestConsole(t *testing.T) {
 		t.Errorf("paging: %v then %v", instanceIDs(page1.Instances), instanceIDs(page2.Instances))
 	}
 	var asYAML map[string]any
-	if err := yaml.Unmarshal([]byte(c.must("workflow", "list", "-o", "yaml")), &asYAML); err != nil || len(asYAML["instances"].([]any)) != 4 {
+	if err := yaml.Unmarshal([]byte(c.must("workflow", "list", "-o", "yaml")), &asYAML); err != nil || len(asYAML["instances"].([]any)) != 5 {
 		t.Errorf("workflow list -o yaml: %v %v", err, asYAML)
 	}
 	if table := c.must("workflow", "list", "--counts"); !strings.Contains(table, "approval-a-1") || !strings.Contains(table, "event approved") ||
-		!strings.Contains(table, "counts: waiting 2, completed 1, compensated 1") {
+		!strings.Contains(table, "counts: waiting 2, completed 1, compensated 1, failed 1") {
 		t.Errorf("workflow list table:\n%s", table)
 	}
 	c.code(exitUsage, "workflow", "list", "--status", "sleeping")
@@ -233,11 +263,14 @@ func TestConsole(t *testing.T) {
 		}
 	}
 	want := []string{"started ", "command reserve-inventory order-c-2/reserve-inventory/1", "command charge-payment order-c-2/charge-payment/1",
+		"command create-shipment order-c-2/create-shipment/1", "compensation charge-payment order-c-2/charge-payment/undo/1",
 		"compensation reserve-inventory order-c-2/reserve-inventory/undo/1", "outcome compensated"}
 	if !slices.Equal(steps, want) || h.Source != sagaview.HistoryFromEngine || h.Outcome == nil || h.Outcome.Status != topics.StatusCompensated {
 		t.Errorf("history of order-c-2:\n%s\nwant\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
 	}
-	if got := barsOf(h.Bars); !slices.Equal(got, []string{"reserve-inventory done", "charge-payment failed", "undo reserve-inventory compensated"}) {
+	threeSteps := []string{"reserve-inventory done", "charge-payment done", "create-shipment failed",
+		"undo charge-payment compensated", "undo reserve-inventory compensated"}
+	if got := barsOf(h.Bars); !slices.Equal(got, threeSteps) {
 		t.Errorf("bars: %v", got)
 	}
 	if table := c.must("workflow", "history", "order-c-2"); !strings.Contains(table, "order-c-2/reserve-inventory/undo/1") || !strings.Contains(table, "outcome   compensated") {
@@ -292,11 +325,11 @@ func TestConsole(t *testing.T) {
 	// The sagas page: counts and rows.
 	do("the sagas page", chromedp.WaitVisible(css(`#counts .count[data-status="waiting"]`)), shot("sagas.png"))
 	counts := evalJS[map[string]string](t, bctx, `Object.fromEntries([...document.querySelectorAll("#counts .count")].map(c => [c.dataset.status, c.querySelector("b").textContent]))`)
-	if counts["completed"] != "1" || counts["compensated"] != "1" || counts["waiting"] != "2" || counts["failed"] != "0" {
+	if counts["completed"] != "1" || counts["compensated"] != "1" || counts["waiting"] != "2" || counts["failed"] != "1" {
 		t.Errorf("counts on the page: %v", counts)
 	}
 	rows := strs(`[...document.querySelectorAll("#instances tbody tr")].map(r => r.dataset.id + " " + r.querySelector(".status").textContent)`)
-	if want := []string{"approval-a-2 waiting", "approval-a-1 waiting", "order-c-2 compensated", "order-c-1 completed"}; !slices.Equal(rows, want) {
+	if want := []string{"approval-a-2 waiting", "approval-a-1 waiting", "fragile-f-1 failed", "order-c-2 compensated", "order-c-1 completed"}; !slices.Equal(rows, want) {
 		t.Errorf("rows: %v, want %v", rows, want)
 	}
 	do("a status filter", chromedp.Click(css(`#counts .count[data-status="compensated"]`)), chromedp.WaitNotPresent(css(`#instances tr[data-id="order-c-1"]`)))
@@ -308,12 +341,19 @@ func TestConsole(t *testing.T) {
 	do("the compensated saga", chromedp.Click(css(`#instances tr[data-id="order-c-2"] a`)), chromedp.WaitVisible(css("rect.bar")),
 		chromedp.WaitVisible(css("#entries tbody tr")), shot("saga-compensated.png"))
 	bars := strs(`[...document.querySelectorAll("rect.bar")].map(r => (r.dataset.compensation === "true" ? "undo " : "") + r.dataset.step + " " + r.dataset.status)`)
-	if want := []string{"reserve-inventory done", "charge-payment failed", "undo reserve-inventory compensated"}; !slices.Equal(bars, want) {
-		t.Errorf("bars of order-c-2: %v, want %v", bars, want)
+	if !slices.Equal(bars, threeSteps) {
+		t.Errorf("bars of order-c-2: %v, want %v", bars, threeSteps)
 	}
 	if kinds := strs(`[...document.querySelectorAll("#entries tbody tr")].map(r => r.dataset.kind)`); len(kinds) == 0 || kinds[0] != "started" ||
 		!slices.Contains(kinds, "compensation") || !slices.Contains(kinds, "outcome") {
 		t.Errorf("entries of order-c-2: %v", kinds)
+	}
+
+	// The saga that could not undo.
+	do("the failed saga", chromedp.Navigate(base+"/ui/saga.html?id=fragile-f-1"), chromedp.WaitVisible(css("rect.bar")), shot("saga-failed.png"))
+	if bars := strs(`[...document.querySelectorAll("rect.bar")].map(r => (r.dataset.compensation === "true" ? "undo " : "") + r.dataset.step + " " + r.dataset.status)`); !slices.Equal(bars,
+		[]string{"hold done", "never timed-out", "undo hold compensation-failed"}) {
+		t.Errorf("bars of fragile-f-1: %v", bars)
 	}
 
 	// A waiting saga: its step highlighted; terminate the other from the page.
