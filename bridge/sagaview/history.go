@@ -99,7 +99,7 @@ func (s *Service) History(ctx context.Context, instanceID string) (History, erro
 	if st.Workflow == "" && st.RuntimeStatus == "" {
 		return History{}, fmt.Errorf("workflow instance %s: %w", instanceID, engine.ErrNotFound)
 	}
-	h := History{Instance: Describe(st), Input: jsonOrString(st.Input), Entries: []Entry{}, Bars: []Bar{}}
+	h := History{Instance: Describe(st), Input: startInput(st.Input), Entries: []Entry{}, Bars: []Bar{}}
 	if o, err := sagas.ProgressFromOutput(st.Output); err == nil && o.Outcome != nil {
 		h.Outcome = o.Outcome
 	}
@@ -235,7 +235,7 @@ func labelTimers(out []Entry) {
 				break
 			}
 		}
-		if n := i + 1; out[i].Kind == EntryTimer && n < len(out) && out[n].Kind == EntryStep && out[n].Name == sagas.KindWait && out[n].At.Equal(out[i].At) {
+		if n := i + 1; out[i].Kind == EntryTimer && n < len(out) && out[n].Kind == EntryStep && out[n].Name == sagas.KindWait && out[n].At.Sub(out[i].At).Abs() < 50*time.Millisecond {
 			out[i].Step = out[n].Step
 			out[i].Detail = "timeout of " + out[n].Step + ": " + out[i].Detail
 			continue
