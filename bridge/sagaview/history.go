@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -392,7 +393,28 @@ func bars(entries []Entry, out *topics.Outcome, in Instance) []Bar {
 			b.Status = sagas.StepDone
 		}
 	}
+	if out != nil {
+		inSagaOrder(res, out.Steps)
+	}
 	return res
+}
+
+// inSagaOrder puts the forward bars in the order the outcome lists the
+// steps, compensations after them as they ran. The entries' order is not
+// enough: a wait step whose event was raised before the saga's first turn
+// finishes without a progress entry of its own, so its first entry comes
+// after the next step's.
+func inSagaOrder(res []Bar, steps []topics.StepResult) {
+	rank := func(b Bar) int {
+		if b.Compensation {
+			return len(steps)
+		}
+		if i := slices.IndexFunc(steps, func(s topics.StepResult) bool { return s.Name == b.Step }); i >= 0 {
+			return i
+		}
+		return len(steps)
+	}
+	slices.SortStableFunc(res, func(a, b Bar) int { return rank(a) - rank(b) })
 }
 
 func clip(s string) string {
