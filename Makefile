@@ -93,7 +93,7 @@ bench: dapr ## Benchmarks, printing figures (broker adapters vs raw clients, rou
 	  --parked 10000 --data data/bench --out docs/bench --commit $$(git rev-parse --short HEAD)
 	$(GO) run ./cmd/sagabridge bench --broker-process --brokers nats,kafka --concurrency 1,8,32,128 --sagas 2000 \
 	  --parked 0 --data data/bench
-	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./bridge/benchmark
+	$(GO) test -run '^$$' -bench '^BenchmarkSagasDapr$$' -benchtime 1x -count 1 ./cmd/sagabridge/internal/benchmark
 
 .PHONY: bench-long
 bench-long: ## A million sagas through the embedded engine, retention 1m (throughput, database, instances kept, RSS per 100k), restart, 100k parked: docs/bench/long.json and long.svg (long; not in make test)

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
@@ -61,7 +61,7 @@ func TestAccessPolicyDeniesTerminate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "ticket.yaml"), []byte(ticketFlow), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(filepath.Join(dir, "access.yaml"), append(devenv.ConfigYAML(), accessRoutes...))
+	cfg, err := config.Parse(filepath.Join(dir, "access.yaml"), append(order.BridgeYAML(), accessRoutes...))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

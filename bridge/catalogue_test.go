@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +13,8 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
-	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -90,7 +90,7 @@ func TestBadInputCatalogue(t *testing.T) {
 }
 
 func badInputCatalogue(t *testing.T, kit brokerKit) {
-	cfg, err := config.Parse("catalogue.yaml", append(devenv.ConfigYAML(), catalogueRoutes...))
+	cfg, err := config.Parse("catalogue.yaml", append(order.BridgeYAML(), catalogueRoutes...))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

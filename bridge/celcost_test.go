@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"encoding/json"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -37,7 +37,7 @@ func TestExpensiveRouteIsDeadLettered(t *testing.T) {
 }
 
 func expensiveRouteIsDeadLettered(t *testing.T, kit brokerKit) {
-	cfg, err := config.Parse("cel.yaml", append(devenv.ConfigYAML(), heavyRoute...))
+	cfg, err := config.Parse("cel.yaml", append(order.BridgeYAML(), heavyRoute...))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -211,7 +211,7 @@ func TestDeadLetterAlwaysStored(t *testing.T) {
 
 func deadLetterConfig(t *testing.T, kit dlqKit) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse("dlq.yaml", append(devenv.ConfigYAML(), deadLetterRoutes...))
+	cfg, err := config.Parse("dlq.yaml", append(order.BridgeYAML(), deadLetterRoutes...))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
 	"github.com/sagabridge/sagabridge/bridge/route"
+	"github.com/sagabridge/sagabridge/engine"
 )
 
 // slowEngine holds every Start until released and records how many ran at

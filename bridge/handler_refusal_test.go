@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
 	"github.com/sagabridge/sagabridge/bridge/route"
+	"github.com/sagabridge/sagabridge/engine"
 )
 
 // outageThenRefusal is an engine that is unavailable for its first calls,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"net"
 	"path/filepath"
 	"sync"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -115,7 +115,7 @@ func kafkaKit(t *testing.T) brokerKit {
 // a fresh workflow database.
 func devConfig(t *testing.T, kit brokerKit, dir string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse("dev.yaml", devenv.ConfigYAML())
+	cfg, err := config.Parse("dev.yaml", order.BridgeYAML())
 	if err != nil {
 		t.Fatalf("dev config: %v", err)
 	}

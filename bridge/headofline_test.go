@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
@@ -83,7 +83,7 @@ func TestOneInstanceDoesNotHoldUpOthers(t *testing.T) {
 }
 
 func oneInstanceDoesNotHoldUpOthers(t *testing.T, kit brokerKit) {
-	cfg, err := config.Parse("hol.yaml", append(devenv.ConfigYAML(), holRoutes...))
+	cfg, err := config.Parse("hol.yaml", append(order.BridgeYAML(), holRoutes...))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

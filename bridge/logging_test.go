@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"net"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 )
 
 func TestRepeatLimiter(t *testing.T) {
@@ -68,7 +68,7 @@ func TestUnreachableKafkaLogsEachKindOnce(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	cfg, err := config.Parse("dev.yaml", devenv.ConfigYAML())
+	cfg, err := config.Parse("dev.yaml", order.BridgeYAML())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"errors"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"math"
 	"sync"
 	"testing"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order/legacy"
@@ -29,7 +29,7 @@ const handoffTopic = "legacy.orders.placed"
 func migrationConfig(t *testing.T, kit brokerKit, dir, mode string, percent int, timeout time.Duration) *config.Config {
 	t.Helper()
 	cfg := devConfig(t, kit, dir)
-	if err := devenv.WithMigration(cfg, mode, percent); err != nil {
+	if err := cfg.MergeMigration("migration.yaml", order.MigrationYAML(), "OrderSaga", mode, percent); err != nil {
 		t.Fatal(err)
 	}
 	w := cfg.Migration.Workflows["OrderSaga"]

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -36,7 +35,7 @@ func outcomeTopicsFromConfig(t *testing.T, kit brokerKit) {
 	if err := os.WriteFile(filepath.Join(dir, "flow.yaml"), []byte(flow), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	yml := strings.Replace(string(devenv.ConfigYAML()), "outcomes:\n  topic: sagabridge.outcomes\n",
+	yml := strings.Replace(string(order.BridgeYAML()), "outcomes:\n  topic: sagabridge.outcomes\n",
 		"outcomes:\n  topic: shop.outcomes\n  progressTopic: shop.progress\n", 1)
 	yml += `
 sagas: [flow.yaml]

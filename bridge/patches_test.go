@@ -2,13 +2,13 @@ package bridge_test
 
 import (
 	"errors"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"strings"
 	"testing"
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
-	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/engine"
 )
 
 // TestPatchedWorkflowRefusedOnDaprd: a Go workflow that declares patches
@@ -19,7 +19,7 @@ import (
 func TestPatchedWorkflowRefusedOnDaprd(t *testing.T) {
 	opts := bridge.Options{Patches: map[string][]string{"OrderSaga": {"fraud-check"}}}
 	for _, kind := range []string{"embedded", "dapr"} {
-		cfg, err := config.Parse("bridge.yaml", devenv.ConfigYAML())
+		cfg, err := config.Parse("bridge.yaml", order.BridgeYAML())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -27,7 +26,7 @@ func TestDeclarativeSagaFromConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "order-v2.yaml"), []byte(v2), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	routes := strings.Replace(string(devenv.ConfigYAML()), `    start:
+	routes := strings.Replace(string(order.BridgeYAML()), `    start:
       workflow: OrderSaga
       instanceId: '"order-" + event.data.orderId'`, `    start:
       workflow: OrderFlow
@@ -75,7 +74,7 @@ func TestDeclarativeSagaNamedLikeAGoWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "bridge.yaml")
-	cfg, err := config.Parse(path, append(devenv.ConfigYAML(), "\nsagas: [order.yaml]\n"...))
+	cfg, err := config.Parse(path, append(order.BridgeYAML(), "\nsagas: [order.yaml]\n"...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +92,7 @@ func TestDeclarativeSagaNamedLikeAGoWorkflow(t *testing.T) {
 		{"workflow: OrderSaga\n      version: 1", `workflow "OrderSaga" is a Go workflow; only declarative sagas have versions`},
 		{"workflow: OrderFlow\n      version: 1", ""},
 	} {
-		doc := strings.Replace(string(devenv.ConfigYAML()), "workflow: OrderSaga", c.start, 1) + "\nsagas: [order.yaml]\n"
+		doc := strings.Replace(string(order.BridgeYAML()), "workflow: OrderSaga", c.start, 1) + "\nsagas: [order.yaml]\n"
 		cfg, err := config.Parse(path, []byte(doc))
 		if err != nil {
 			t.Fatal(err)

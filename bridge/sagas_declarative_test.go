@@ -14,7 +14,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -41,7 +40,7 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 	if err := os.WriteFile(filepath.Join(dir, "order.yaml"), order.YAML(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(filepath.Join(dir, "dev.yaml"), append(devenv.ConfigYAML(), "\nsagas: [order.yaml]\n"...))
+	cfg, err := config.Parse(filepath.Join(dir, "dev.yaml"), append(order.BridgeYAML(), "\nsagas: [order.yaml]\n"...))
 	if err != nil {
 		t.Fatal(err)
 	}

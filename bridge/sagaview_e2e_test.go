@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
+	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 )

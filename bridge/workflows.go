@@ -13,9 +13,9 @@ import (
 	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/route"
 	"github.com/sagabridge/sagabridge/compensations"
+	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 )

@@ -16,8 +16,8 @@ import (
 
 	"github.com/dapr/durabletask-go/workflow"
 
-	"github.com/sagabridge/sagabridge/bridge/engine"
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"

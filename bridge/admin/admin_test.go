@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"io"
 	"net"
 	"net/http"
@@ -22,9 +23,8 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
-	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -50,7 +50,7 @@ func startStack(t *testing.T, storeDir string, participants bool) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown() })
-	cfg, err := config.Parse("dev.yaml", devenv.ConfigYAML())
+	cfg, err := config.Parse("dev.yaml", order.BridgeYAML())
 	if err != nil {
 		t.Fatal(err)
 	}

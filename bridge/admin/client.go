@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sagabridge/sagabridge/bridge/engine"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
+	"github.com/sagabridge/sagabridge/engine"
 )
 
 // ErrUnreachable means no admin server answered: most likely no worker runs

@@ -57,7 +57,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
-	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/engine"
 )
 
 // DefaultListen is where the admin server listens unless configured.

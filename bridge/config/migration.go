@@ -1,10 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"sort"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Migration moves workflows off a legacy choreography one at a time: per
@@ -166,4 +169,28 @@ func (c *Config) MigrationChanges(next *Config) error {
 		}
 	}
 	return nil
+}
+
+// MergeMigration adds a fragment's routes and migration block (named name
+// in errors) to c, sets workflow's mode and percent, and checks the whole
+// again: a base config and a migration fragment load as one file would.
+func (c *Config) MergeMigration(name string, fragment []byte, workflow, mode string, percent int) error {
+	var frag struct {
+		Routes    []Route   `yaml:"routes"`
+		Migration Migration `yaml:"migration"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(fragment))
+	dec.KnownFields(true)
+	if err := dec.Decode(&frag); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	w, ok := frag.Migration.Workflows[workflow]
+	if !ok {
+		return fmt.Errorf("%s: no migration for workflow %q", name, workflow)
+	}
+	w.Mode, w.Percent = mode, percent
+	frag.Migration.Workflows[workflow] = w
+	c.Routes = append(c.Routes, frag.Routes...)
+	c.Migration = frag.Migration
+	return c.Normalize()
 }

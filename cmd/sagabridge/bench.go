@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sagabridge/sagabridge/bridge/benchmark"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/internal/benchmark"
 )
 
 func newBenchCmd() *cobra.Command {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,7 +17,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sagabridge/sagabridge/bridge/admin"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -84,7 +84,7 @@ func writeConsoleConfig(t *testing.T, dir, natsURL, adminAddr string) string {
 		}
 	}
 	var cfg map[string]any
-	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
+	if err := yaml.Unmarshal(order.BridgeYAML(), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg["broker"] = map[string]any{"kind": "nats", "nats": map[string]any{"url": natsURL}}

@@ -11,7 +11,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/internal/devenv"
 )
 
 func newDevCmd() *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -22,9 +23,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sagabridge/sagabridge/bridge"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -161,7 +161,7 @@ func writeConfig(t *testing.T, dir string, broker, eng map[string]any, adminAddr
 func writeConfigSections(t *testing.T, dir string, sections map[string]any) string {
 	t.Helper()
 	var cfg map[string]any
-	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
+	if err := yaml.Unmarshal(order.BridgeYAML(), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range sections {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,9 +18,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sagabridge/sagabridge/bridge/admin"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
-	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -42,7 +42,7 @@ func freeAddr(t *testing.T) string {
 func writeOpsConfig(t *testing.T, path string, broker map[string]any, dbPath, adminAddr string) {
 	t.Helper()
 	var cfg map[string]any
-	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
+	if err := yaml.Unmarshal(order.BridgeYAML(), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg["broker"] = broker

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,14 +15,13 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
-// addMigration adds the OrderSaga's migration wiring (bridge/devenv's
+// addMigration adds the OrderSaga's migration wiring (cmd/sagabridge/internal/devenv's
 // migration.yaml) to a worker config file, in mode with percent and the
 // shadow's legacy step timeout.
 func addMigration(t *testing.T, cfgPath, mode string, percent int, timeout string) {
@@ -32,7 +32,7 @@ func addMigration(t *testing.T, cfgPath, mode string, percent int, timeout strin
 		err = yaml.Unmarshal(b, &cfg)
 	}
 	if err == nil {
-		err = yaml.Unmarshal(devenv.MigrationYAML(), &frag)
+		err = yaml.Unmarshal(order.MigrationYAML(), &frag)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"io"
 	"net"
 	"net/http"
@@ -30,9 +31,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sagabridge/sagabridge/bridge"
-	"github.com/sagabridge/sagabridge/bridge/devenv"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
-	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -382,7 +382,7 @@ func freePortTB(t testing.TB) int {
 func writeConfigTB(t testing.TB, dir string, sections map[string]any) string {
 	t.Helper()
 	var cfg map[string]any
-	if err := yaml.Unmarshal(devenv.ConfigYAML(), &cfg); err != nil {
+	if err := yaml.Unmarshal(order.BridgeYAML(), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range sections {

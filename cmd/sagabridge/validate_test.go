@@ -50,7 +50,7 @@ routes:
 
 	root = newRoot()
 	root.SetOut(&out)
-	root.SetArgs([]string{"validate", "-c", "../../bridge/devenv/dev.yaml"})
+	root.SetArgs([]string{"validate", "-c", "../../sagas/order/bridge.yaml"})
 	if err := root.Execute(); err != nil {
 		t.Fatalf("dev.yaml: %v", err)
 	}

@@ -211,7 +211,7 @@ func TestSchemaRefusesWhatTheLoaderRefuses(t *testing.T) {
 // fragments are bridge configs that only load merged into another; the
 // schema still checks them.
 var fragments = map[string]string{
-	"bridge/devenv/migration.yaml": "merged into dev.yaml by `sagabridge dev --legacy` (devenv.WithMigration)",
+	"sagas/order/migration.yaml": "merged into bridge.yaml by `sagabridge dev --legacy` (config.MergeMigration)",
 }
 
 // classify says whether a YAML file is a bridge config, a saga file, or

@@ -7,7 +7,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/sagabridge/sagabridge/bridge/benchmark"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/internal/benchmark"
 )
 
 // brokerHelperEnv makes this test binary serve a broker instead of running

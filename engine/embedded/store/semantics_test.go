@@ -21,7 +21,7 @@ import (
 	"github.com/dapr/durabletask-go/task"
 	"github.com/dapr/durabletask-go/workflow"
 
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
+	"github.com/sagabridge/sagabridge/engine/embedded/store"
 )
 
 // familyRegistry: Parent starts Child (which waits for "go") and waits

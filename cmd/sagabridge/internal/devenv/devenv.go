@@ -25,18 +25,13 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/legacy"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
-
-//go:embed dev.yaml
-var devYAML []byte
-
-// ConfigYAML is the embedded dev configuration.
-func ConfigYAML() []byte { return append([]byte(nil), devYAML...) }
 
 // Options tune a dev run.
 type Options struct {
@@ -156,7 +151,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		return Summary{}, err
 	}
 	log := opts.Logger
-	cfg, err := config.Parse("dev.yaml (embedded)", devYAML)
+	cfg, err := config.Parse("sagas/order/bridge.yaml (embedded)", order.BridgeYAML())
 	if err != nil {
 		return Summary{}, err
 	}

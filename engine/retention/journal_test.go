@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/bridge/engine/retention"
+	"github.com/sagabridge/sagabridge/engine/retention"
 )
 
 var (

@@ -18,7 +18,7 @@ import (
 	"github.com/dapr/durabletask-go/backend/runtimestate"
 	"github.com/dapr/durabletask-go/task"
 
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
+	"github.com/sagabridge/sagabridge/engine/embedded/store"
 )
 
 func open(t testing.TB, path string) *store.Backend {

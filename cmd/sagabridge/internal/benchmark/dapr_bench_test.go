@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sagabridge/sagabridge/bridge/benchmark"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/internal/benchmark"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 )
 
@@ -17,7 +17,7 @@ import (
 // at 1 and 32 in flight. SAGABRIDGE_BENCH_DAPR_SAGAS sets the sagas per
 // case (default 300; a small count checks that it runs):
 //
-//	make dapr && go test -run '^$' -bench BenchmarkSagasDapr -benchtime 1x ./bridge/benchmark
+//	make dapr && go test -run '^$' -bench BenchmarkSagasDapr -benchtime 1x ./cmd/sagabridge/internal/benchmark
 func BenchmarkSagasDapr(b *testing.B) {
 	shared := daprtest.Options{
 		Placement:  daprtest.StartPlacement(b),

@@ -10,8 +10,8 @@ import (
 	"github.com/dapr/durabletask-go/workflow"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/sagabridge/sagabridge/bridge/engine"
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/engine/embedded"
 )
 
 func Greet(ctx workflow.ActivityContext) (any, error) {

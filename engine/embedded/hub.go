@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
+	"github.com/sagabridge/sagabridge/engine/embedded/store"
 )
 
 // Config configures the embedded task hub.

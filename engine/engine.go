@@ -38,9 +38,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
-	"github.com/sagabridge/sagabridge/bridge/engine/retention"
+	"github.com/sagabridge/sagabridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/engine/embedded/store"
+	"github.com/sagabridge/sagabridge/engine/retention"
 	"github.com/sagabridge/sagabridge/topics"
 )
 

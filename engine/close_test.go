@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/bridge/engine"
+	"github.com/sagabridge/sagabridge/engine"
 )
 
 // TestCloseWithWorkInFlightReturns closes the embedded engine while

@@ -15,7 +15,7 @@ import (
 	"github.com/dapr/durabletask-go/backend"
 	"github.com/dapr/durabletask-go/workflow"
 
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
+	"github.com/sagabridge/sagabridge/engine/embedded/store"
 )
 
 // ErrNoHistory: the engine serves no instance history (daprd 1.16 has no

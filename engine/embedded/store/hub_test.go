@@ -15,7 +15,7 @@ import (
 	"github.com/dapr/durabletask-go/task"
 	"github.com/dapr/durabletask-go/workflow"
 
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded/store"
+	"github.com/sagabridge/sagabridge/engine/embedded/store"
 )
 
 // testHub runs the store with durabletask's own workers and its in-process

@@ -12,8 +12,8 @@ import (
 
 	"github.com/dapr/durabletask-go/workflow"
 
-	"github.com/sagabridge/sagabridge/bridge/engine"
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/engine/embedded"
 )
 
 // BenchmarkEmbeddedRetention runs b.N small sagas (an activity, then the
@@ -23,7 +23,7 @@ import (
 // database's size as it goes: it grows for one period, then stays flat.
 // For the record (not part of make test):
 //
-//	go test -run '^$' -bench '^BenchmarkEmbeddedRetention$' -benchtime 200000x ./bridge/engine
+//	go test -run '^$' -bench '^BenchmarkEmbeddedRetention$' -benchtime 200000x ./engine
 func BenchmarkEmbeddedRetention(b *testing.B) {
 	age := 10 * time.Second
 	if s := os.Getenv("RETENTION_AGE"); s != "" {

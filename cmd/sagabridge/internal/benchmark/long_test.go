@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/bridge/benchmark"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/internal/benchmark"
 )
 
 func TestRunLongMeasuresWindowsRestartAndParkedSagas(t *testing.T) {

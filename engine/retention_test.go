@@ -9,8 +9,8 @@ import (
 
 	"github.com/dapr/durabletask-go/workflow"
 
-	"github.com/sagabridge/sagabridge/bridge/engine"
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/engine/embedded"
 )
 
 // finishAs is a workflow that ends with the custom status a saga leaves:

@@ -7,7 +7,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/sagabridge/sagabridge/bridge/engine/embedded"
+	"github.com/sagabridge/sagabridge/engine/embedded"
 )
 
 // TestLoggerLevels: durabletask's lines keep their level, but for the
