@@ -154,10 +154,15 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, 2006-01-02) or a duration (90m)", s)
 }
 
+// dlqCmd holds the flags every dlq subcommand shares.
+type dlqCmd struct {
+	o        opsFlags
+	bf       brokerFlags
+	dlqTopic string
+}
+
 func newDLQCmd() *cobra.Command {
-	var o opsFlags
-	var bf brokerFlags
-	var dlqTopic string
+	d := &dlqCmd{}
 	cmd := &cobra.Command{
 		Use:   "dlq",
 		Short: "List, show, replay and purge dead-letter messages",
@@ -182,234 +187,261 @@ again (at least once).
 Exit codes: 0 done, 1 failed, 2 usage, 3 no such message.`,
 	}
 	cmd.SetFlagErrorFunc(flagUsageErr)
-	o.register(cmd.PersistentFlags(), true)
-	bf.register(cmd)
-	cmd.PersistentFlags().StringVar(&dlqTopic, "dlq-topic", "", "dead-letter topic (default: dlq.topic of the config)")
+	d.o.register(cmd.PersistentFlags(), true)
+	d.bf.register(cmd)
+	cmd.PersistentFlags().StringVar(&d.dlqTopic, "dlq-topic", "", "dead-letter topic (default: dlq.topic of the config)")
+	cmd.AddCommand(d.listCmd(), d.showCmd(), d.replayCmd(), d.purgeCmd())
+	return cmd
+}
 
-	open := func(cmd *cobra.Command) (dlqStore, func(), error) {
-		if err := o.validate(); err != nil {
-			return nil, nil, err
-		}
-		cfg, err := o.loadConfig(cmd)
-		if err != nil {
-			return nil, nil, err
-		}
-		topic := dlqTopic
-		if topic == "" {
-			topic = cfg.DLQ.Topic
-		}
-		if onKafka(cfg, &bf) {
-			st, err := dlqstore.OpenKafka(bridge.KafkaConnection(cfg.Broker.Kafka), topic)
-			if err != nil {
-				return nil, nil, exitError{exitFailure, err}
-			}
-			return st, func() { _ = st.Close() }, nil
-		}
-		ps, err := connectNATS(cmd, &o, &bf, cfg)
-		if err != nil {
-			return nil, nil, err
-		}
-		st, err := dlqstore.Open(ps.Conn(), topic)
-		if err != nil {
-			_ = ps.Close()
-			return nil, nil, err
-		}
-		return st, func() { _ = ps.Close() }, nil
+// open connects to the dead-letter topic of the config (or --dlq-topic) on
+// the config's broker; done closes the connection.
+func (d *dlqCmd) open(cmd *cobra.Command) (dlqStore, func(), error) {
+	if err := d.o.validate(); err != nil {
+		return nil, nil, err
 	}
+	cfg, err := d.o.loadConfig(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	topic := d.dlqTopic
+	if topic == "" {
+		topic = cfg.DLQ.Topic
+	}
+	if onKafka(cfg, &d.bf) {
+		st, err := dlqstore.OpenKafka(bridge.KafkaConnection(cfg.Broker.Kafka), topic)
+		if err != nil {
+			return nil, nil, exitError{exitFailure, err}
+		}
+		return st, func() { _ = st.Close() }, nil
+	}
+	ps, err := connectNATS(cmd, &d.o, &d.bf, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	nst, err := dlqstore.Open(ps.Conn(), topic)
+	if err != nil {
+		_ = ps.Close()
+		return nil, nil, err
+	}
+	return nst, func() { _ = ps.Close() }, nil
+}
 
-	var lf dlqFilterFlags
-	var listLimit int
-	list := &cobra.Command{
+func (d *dlqCmd) listCmd() *cobra.Command {
+	var f dlqFilterFlags
+	var limit int
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List dead-letter messages, oldest first",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := lf.filter(time.Now())
-			if err != nil {
-				return err
-			}
-			st, done, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			views := []dlqView{}
-			err = st.List(cmd.Context(), f, func(it dlqstore.Item) error {
-				if listLimit > 0 && len(views) >= listLimit {
-					return dlqstore.ErrStop
-				}
-				views = append(views, newDLQView(it, false))
-				return nil
-			})
-			if err != nil {
-				return opErr(err)
-			}
-			if o.output != "table" {
-				return printAs(cmd.OutOrStdout(), o.output, views)
-			}
-			return printDLQTable(cmd.OutOrStdout(), views)
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return d.list(cmd, f, limit) },
 	}
-	lf.register(list)
-	list.Flags().IntVar(&listLimit, "limit", 0, "list at most this many (0: all)")
+	f.register(cmd)
+	cmd.Flags().IntVar(&limit, "limit", 0, "list at most this many (0: all)")
+	return cmd
+}
 
-	show := &cobra.Command{
+func (d *dlqCmd) list(cmd *cobra.Command, ff dlqFilterFlags, limit int) error {
+	f, err := ff.filter(time.Now())
+	if err != nil {
+		return err
+	}
+	st, done, err := d.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer done()
+	views := []dlqView{}
+	err = st.List(cmd.Context(), f, func(it dlqstore.Item) error {
+		if limit > 0 && len(views) >= limit {
+			return dlqstore.ErrStop
+		}
+		views = append(views, newDLQView(it, false))
+		return nil
+	})
+	if err != nil {
+		return opErr(err)
+	}
+	if d.o.output != "table" {
+		return printAs(cmd.OutOrStdout(), d.o.output, views)
+	}
+	return printDLQTable(cmd.OutOrStdout(), views)
+}
+
+func (d *dlqCmd) showCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "show ID",
 		Short: "Show one dead-letter message with its headers and payload",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			st, done, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			it, err := st.Get(cmd.Context(), args[0])
-			if errors.Is(err, dlqstore.ErrNotFound) {
-				return exitError{exitNotFound, err}
-			}
-			if err != nil {
-				return opErr(err)
-			}
-			v := newDLQView(it, true)
-			if o.output != "table" {
-				return printAs(cmd.OutOrStdout(), o.output, v)
-			}
-			return printDLQDetail(cmd.OutOrStdout(), v)
-		},
+		RunE:  func(cmd *cobra.Command, args []string) error { return d.show(cmd, args[0]) },
 	}
+}
 
-	var rf dlqFilterFlags
-	var ro dlqstore.ReplayOptions
-	var every int
-	var noProgress, anyRoute bool
-	// replayCheck keeps entries that no route of the config would handle
-	// now; without routes in the config there is nothing to judge by.
-	replayCheck := func(cmd *cobra.Command) (func(dlqstore.Item) error, error) {
-		cfg, err := o.loadConfig(cmd)
-		if err != nil || len(cfg.Routes) == 0 {
-			return nil, err
-		}
-		check, err := bridge.ReplayCheck(cfg)
-		if err != nil {
-			return nil, usageErr(err)
-		}
-		return func(it dlqstore.Item) error {
-			if it.Entry.Truncated != "" {
-				return nil // the original is replayed from its stream, as it was
-			}
-			err := check(it.Entry.Failure.OriginTopic, it.Entry.Payload, it.Entry.Metadata)
-			if err != nil && it.Entry.Failure.Route != "" {
-				return fmt.Errorf("%w; it was dead-lettered by route %s (--any-route replays it anyway)", err, it.Entry.Failure.Route)
-			}
-			if err != nil {
-				return fmt.Errorf("%w (--any-route replays it anyway)", err)
-			}
-			return nil
-		}, nil
+func (d *dlqCmd) show(cmd *cobra.Command, id string) error {
+	st, done, err := d.open(cmd)
+	if err != nil {
+		return err
 	}
-	replay := &cobra.Command{
+	defer done()
+	it, err := st.Get(cmd.Context(), id)
+	if errors.Is(err, dlqstore.ErrNotFound) {
+		return exitError{exitNotFound, err}
+	}
+	if err != nil {
+		return opErr(err)
+	}
+	v := newDLQView(it, true)
+	if d.o.output != "table" {
+		return printAs(cmd.OutOrStdout(), d.o.output, v)
+	}
+	return printDLQDetail(cmd.OutOrStdout(), v)
+}
+
+// dlqReplayFlags are the flags of dlq replay.
+type dlqReplayFlags struct {
+	filter               dlqFilterFlags
+	opts                 dlqstore.ReplayOptions
+	every                int
+	noProgress, anyRoute bool
+}
+
+func (d *dlqCmd) replayCmd() *cobra.Command {
+	var rf dlqReplayFlags
+	cmd := &cobra.Command{
 		Use:   "replay",
 		Short: "Re-publish dead-letter messages to their origin topics",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := rf.filter(time.Now())
-			if err != nil {
-				return err
-			}
-			if ro.Rate < 0 || ro.Limit < 0 {
-				return usageErr(errors.New("--rate and --limit must not be negative"))
-			}
-			st, done, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			opts := ro
-			opts.Filter = f
-			opts.ConsumerKey = st.Topic() + "\x00" + rf.key()
-			if !anyRoute {
-				if opts.Check, err = replayCheck(cmd); err != nil {
-					return err
-				}
-			}
-			var prog *progress
-			if !noProgress {
-				total, _ := st.Count(cmd.Context())
-				prog = newProgress(cmd.ErrOrStderr(), int(total), every, opts.DryRun)
-				opts.Progress = prog.update
-			}
-			res, err := st.Replay(cmd.Context(), opts)
-			if prog != nil {
-				prog.finish(res)
-			}
-			if perr := printReplay(cmd.OutOrStdout(), o.output, res, opts.DryRun); perr != nil && err == nil {
-				err = perr
-			}
-			if err != nil {
-				if errors.Is(err, context.Canceled) {
-					return exitError{exitFailure, errors.New("interrupted; run the same command again to resume")}
-				}
-				return opErr(err)
-			}
-			return nil
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return d.replay(cmd, &rf) },
 	}
-	rf.register(replay)
-	replay.Flags().Float64Var(&ro.Rate, "rate", 0, "re-publishes per second (0: as fast as the broker takes them)")
-	replay.Flags().IntVar(&ro.Limit, "limit", 0, "stop after this many re-publishes; a rerun continues (0: all)")
-	replay.Flags().BoolVar(&ro.DryRun, "dry-run", false, "only count what would be replayed")
-	replay.Flags().StringVar(&ro.Consumer, "consumer", "", "durable consumer name (default: derived from the filters, so a rerun resumes)")
-	replay.Flags().IntVar(&every, "progress-every", 100, "without a terminal, print a progress line every N messages")
-	replay.Flags().BoolVar(&noProgress, "no-progress", false, "print no progress")
-	replay.Flags().BoolVar(&anyRoute, "any-route", false, "replay also what no route of the config would handle now (it is acked unmatched, so lost)")
+	rf.filter.register(cmd)
+	fs := cmd.Flags()
+	fs.Float64Var(&rf.opts.Rate, "rate", 0, "re-publishes per second (0: as fast as the broker takes them)")
+	fs.IntVar(&rf.opts.Limit, "limit", 0, "stop after this many re-publishes; a rerun continues (0: all)")
+	fs.BoolVar(&rf.opts.DryRun, "dry-run", false, "only count what would be replayed")
+	fs.StringVar(&rf.opts.Consumer, "consumer", "", "durable consumer name (default: derived from the filters, so a rerun resumes)")
+	fs.IntVar(&rf.every, "progress-every", 100, "without a terminal, print a progress line every N messages")
+	fs.BoolVar(&rf.noProgress, "no-progress", false, "print no progress")
+	fs.BoolVar(&rf.anyRoute, "any-route", false, "replay also what no route of the config would handle now (it is acked unmatched, so lost)")
+	return cmd
+}
 
-	var pf dlqFilterFlags
-	purge := &cobra.Command{
+func (d *dlqCmd) replay(cmd *cobra.Command, rf *dlqReplayFlags) error {
+	f, err := rf.filter.filter(time.Now())
+	if err != nil {
+		return err
+	}
+	if rf.opts.Rate < 0 || rf.opts.Limit < 0 {
+		return usageErr(errors.New("--rate and --limit must not be negative"))
+	}
+	st, done, err := d.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer done()
+	opts := rf.opts
+	opts.Filter = f
+	opts.ConsumerKey = st.Topic() + "\x00" + rf.filter.key()
+	if !rf.anyRoute {
+		if opts.Check, err = d.replayCheck(cmd); err != nil {
+			return err
+		}
+	}
+	var prog *progress
+	if !rf.noProgress {
+		total, _ := st.Count(cmd.Context())
+		prog = newProgress(cmd.ErrOrStderr(), int(total), rf.every, opts.DryRun)
+		opts.Progress = prog.update
+	}
+	res, err := st.Replay(cmd.Context(), opts)
+	if prog != nil {
+		prog.finish(res)
+	}
+	if perr := printReplay(cmd.OutOrStdout(), d.o.output, res, opts.DryRun); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return exitError{exitFailure, errors.New("interrupted; run the same command again to resume")}
+		}
+		return opErr(err)
+	}
+	return nil
+}
+
+// replayCheck keeps entries that no route of the config would handle
+// now; without routes in the config there is nothing to judge by.
+func (d *dlqCmd) replayCheck(cmd *cobra.Command) (func(dlqstore.Item) error, error) {
+	cfg, err := d.o.loadConfig(cmd)
+	if err != nil || len(cfg.Routes) == 0 {
+		return nil, err
+	}
+	check, err := bridge.ReplayCheck(cfg)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return func(it dlqstore.Item) error {
+		if it.Entry.Truncated != "" {
+			return nil // the original is replayed from its stream, as it was
+		}
+		err := check(it.Entry.Failure.OriginTopic, it.Entry.Payload, it.Entry.Metadata)
+		if err != nil && it.Entry.Failure.Route != "" {
+			return fmt.Errorf("%w; it was dead-lettered by route %s (--any-route replays it anyway)", err, it.Entry.Failure.Route)
+		}
+		if err != nil {
+			return fmt.Errorf("%w (--any-route replays it anyway)", err)
+		}
+		return nil
+	}, nil
+}
+
+func (d *dlqCmd) purgeCmd() *cobra.Command {
+	var f dlqFilterFlags
+	cmd := &cobra.Command{
 		Use:   "purge",
 		Short: "Delete dead-letter messages (all, or those the filters select)",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := pf.filter(time.Now())
-			if err != nil {
-				return err
-			}
-			st, done, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			n := 0
-			if f.IsZero() {
-				c, err := st.Count(cmd.Context())
-				if err != nil {
-					return opErr(err)
-				}
-				n = int(c)
-			} else if err := st.List(cmd.Context(), f, func(dlqstore.Item) error { n++; return nil }); err != nil {
-				return opErr(err)
-			}
-			if n > 0 {
-				if err := confirm(cmd, o.yes, fmt.Sprintf("delete %d dead-letter message(s) from %s (%s)", n, st.Topic(), f)); err != nil {
-					return err
-				}
-			}
-			purged := 0
-			if n > 0 {
-				if purged, err = st.Purge(cmd.Context(), f); err != nil {
-					return opErr(err)
-				}
-			}
-			if o.output != "table" {
-				return printAs(cmd.OutOrStdout(), o.output, map[string]any{"purged": purged, "topic": st.Topic()})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "purged %d dead-letter message(s) from %s\n", purged, st.Topic())
-			return nil
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return d.purge(cmd, f) },
 	}
-	pf.register(purge)
-
-	cmd.AddCommand(list, show, replay, purge)
+	f.register(cmd)
 	return cmd
+}
+
+func (d *dlqCmd) purge(cmd *cobra.Command, ff dlqFilterFlags) error {
+	f, err := ff.filter(time.Now())
+	if err != nil {
+		return err
+	}
+	st, done, err := d.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer done()
+	n := 0
+	if f.IsZero() {
+		c, err := st.Count(cmd.Context())
+		if err != nil {
+			return opErr(err)
+		}
+		n = int(c)
+	} else if err := st.List(cmd.Context(), f, func(dlqstore.Item) error { n++; return nil }); err != nil {
+		return opErr(err)
+	}
+	if n > 0 {
+		if err := confirm(cmd, d.o.yes, fmt.Sprintf("delete %d dead-letter message(s) from %s (%s)", n, st.Topic(), f)); err != nil {
+			return err
+		}
+	}
+	purged := 0
+	if n > 0 {
+		if purged, err = st.Purge(cmd.Context(), f); err != nil {
+			return opErr(err)
+		}
+	}
+	if d.o.output != "table" {
+		return printAs(cmd.OutOrStdout(), d.o.output, map[string]any{"purged": purged, "topic": st.Topic()})
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "purged %d dead-letter message(s) from %s\n", purged, st.Topic())
+	return nil
 }
 
 // dlqView is one dead-letter message as printed.
