@@ -62,12 +62,17 @@ schema: ## Write docs/schema/*.schema.json and docs/configuration.md from the co
 # go mod tidy -diff prints what tidy would change and fails, changing
 # nothing. bench/peers is a module of its own whose check would fetch
 # Temporal and DBOS; tidy it by hand when its imports change.
-lint: ## gofmt, go mod tidy (checked, not applied), go vet and the workflow determinism check
+lint: ## gofmt, go mod tidy (checked, not applied), go vet, the workflow determinism check; prints the house figures
 	@fmt_out="$$(gofmt -l $$(git ls-files '*.go' | grep -v testdata))"; \
 	  if [ -n "$$fmt_out" ]; then echo "gofmt needed:"; echo "$$fmt_out"; exit 1; fi
 	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet $(PKGS)
 	$(GO) run ./cmd/sagabridge vet ./sagas/... ./bridge/...
+	@$(GO) run ./internal/housecheck
+
+.PHONY: house
+house: ## Print the layout's figures: lines per folder, functions over 80 lines, bridge's adapter imports
+	$(GO) run ./internal/housecheck
 
 # Known vulnerabilities: govulncheck against a database built from
 # golang.org/x/vulndb at VULNDB_VERSION, which the Go module proxy serves
