@@ -27,41 +27,41 @@ const (
 // embedded in PublisherConfig and SubscriberConfig.
 type Connection struct {
 	// Brokers are bootstrap addresses, host:port. Required.
-	Brokers []string `yaml:"brokers" json:"brokers"`
+	Brokers []string `json:"brokers"`
 	// ClientID is sent to the brokers (quotas, broker logs). Default "sagabridge".
-	ClientID string `yaml:"client_id" json:"client_id"`
+	ClientID string `json:"client_id"`
 	// TLS configures transport encryption.
-	TLS TLSConfig `yaml:"tls" json:"tls"`
+	TLS TLSConfig `json:"tls"`
 	// SASL configures authentication.
-	SASL SASLConfig `yaml:"sasl" json:"sasl"`
+	SASL SASLConfig `json:"sasl"`
 	// DialTimeout bounds connecting to a broker. Default 10s.
-	DialTimeout time.Duration `yaml:"dial_timeout" json:"dial_timeout"`
+	DialTimeout time.Duration `json:"dial_timeout"`
 }
 
 // TLSConfig configures TLS towards the brokers.
 type TLSConfig struct {
 	// Enable turns TLS on. With no CAFile the system roots are used.
-	Enable bool `yaml:"enable" json:"enable"`
+	Enable bool `json:"enable"`
 	// CAFile is a PEM bundle of CAs to trust instead of the system roots.
-	CAFile string `yaml:"ca_file" json:"ca_file"`
+	CAFile string `json:"ca_file"`
 	// CertFile and KeyFile are a PEM client certificate and key (mTLS); both or neither.
-	CertFile string `yaml:"cert_file" json:"cert_file"`
-	KeyFile  string `yaml:"key_file" json:"key_file"`
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 	// InsecureSkipVerify disables server certificate checks. Tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify"`
+	InsecureSkipVerify bool `json:"insecure_skip_verify"`
 }
 
 // SASLConfig configures SASL authentication.
 type SASLConfig struct {
 	// Mechanism is "" (no SASL), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-	Mechanism string `yaml:"mechanism" json:"mechanism"`
-	Username  string `yaml:"username" json:"username"`
+	Mechanism string `json:"mechanism"`
+	Username  string `json:"username"`
 	// Password, or PasswordFile: a file whose content (trailing newline
 	// trimmed) is the password, as mounted from a Kubernetes secret. Exactly
 	// one of them when Mechanism is set. The file is read once, when the
 	// publisher or subscriber is built.
-	Password     Secret `yaml:"password" json:"password"`
-	PasswordFile string `yaml:"password_file" json:"password_file"`
+	Password     Secret `json:"password"`
+	PasswordFile string `json:"password_file"`
 }
 
 // TopicCreation says whether and how missing topics are created. It is
@@ -71,13 +71,13 @@ type TopicCreation struct {
 	// create a missing topic. Default false: production topics are usually
 	// provisioned with their own partition counts and retention, and a typo
 	// in a topic name should fail loudly rather than create a new topic.
-	AutoCreateTopics bool `yaml:"auto_create_topics" json:"auto_create_topics"`
+	AutoCreateTopics bool `json:"auto_create_topics"`
 	// TopicPartitions for created topics. Default 1, which keeps the whole
 	// topic in order.
-	TopicPartitions int `yaml:"topic_partitions" json:"topic_partitions"`
+	TopicPartitions int `json:"topic_partitions"`
 	// TopicReplicationFactor for created topics. Default -1: the broker's
 	// default.replication.factor.
-	TopicReplicationFactor int `yaml:"topic_replication_factor" json:"topic_replication_factor"`
+	TopicReplicationFactor int `json:"topic_replication_factor"`
 }
 
 func (c *Connection) setDefaults() {

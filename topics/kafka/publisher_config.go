@@ -17,21 +17,21 @@ const (
 // PublisherConfig configures a Publisher. Zero values take the defaults
 // documented on each field.
 type PublisherConfig struct {
-	Connection    `yaml:",inline" json:",inline"`
-	TopicCreation `yaml:",inline" json:",inline"`
+	Connection    `json:",inline"`
+	TopicCreation `json:",inline"`
 
 	// KeyMetadataField names the metadata field used as the record key.
 	// Default "partition_key". A message without it gets a nil key.
-	KeyMetadataField string `yaml:"key_metadata_field" json:"key_metadata_field"`
+	KeyMetadataField string `json:"key_metadata_field"`
 	// BatchTimeout is how long kafka-go's writer waits to fill a batch before
 	// sending it. Publish is synchronous, so this is added to every call's
 	// latency; kafka-go's own default of 1s would make a single Publish take
 	// a second. Default 200µs: under load batches fill within that anyway
 	// (measured: the same CPU per saga at 128 in flight as with 2ms), and
 	// one saga alone went from 7.2 to 3.9 ms p50 end to end.
-	BatchTimeout time.Duration `yaml:"batch_timeout" json:"batch_timeout"`
+	BatchTimeout time.Duration `json:"batch_timeout"`
 	// WriteTimeout bounds one write to a broker. Default 10s.
-	WriteTimeout time.Duration `yaml:"write_timeout" json:"write_timeout"`
+	WriteTimeout time.Duration `json:"write_timeout"`
 }
 
 func (c *PublisherConfig) setDefaults() {

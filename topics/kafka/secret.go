@@ -7,9 +7,9 @@ import (
 
 const redacted = "[REDACTED]"
 
-// Secret is a credential. It is a string underneath so that configs can be
-// filled from YAML or JSON as usual, but every way of printing it (any fmt
-// verb, %#v, JSON/YAML/text marshalling, slog) yields [REDACTED], so a config
+// Secret is a credential. It is a string underneath so that a config can
+// be written as a literal, but every way of printing it (any fmt verb,
+// %#v, JSON/YAML/text marshalling, slog) yields [REDACTED], so a config
 // that ends up in a log line or an error message cannot leak it. Use Reveal
 // where the value is really needed.
 type Secret string

@@ -32,65 +32,65 @@ type KeyFunc func(topic string, msg *message.Message) string
 // SubscriberConfig configures a Subscriber. Zero values take the defaults
 // documented on each field.
 type SubscriberConfig struct {
-	Connection    `yaml:",inline" json:",inline"`
-	TopicCreation `yaml:",inline" json:",inline"`
+	Connection    `json:",inline"`
+	TopicCreation `json:",inline"`
 
 	// ConsumerGroup is the Kafka group every Subscribe call joins. Empty
 	// means a unique throwaway group per Subscribe call (every subscription
 	// sees every message; nothing is shared between replicas).
-	ConsumerGroup string `yaml:"consumer_group" json:"consumer_group"`
+	ConsumerGroup string `json:"consumer_group"`
 	// GroupPerTopic joins "<ConsumerGroup>.<topic>" instead of one group for
 	// every topic. kafka-go rebalances a whole group whenever one of its
 	// readers joins or leaves, redelivering what the others had prefetched;
 	// a group per topic keeps one topic's subscription from disturbing the
 	// others'.
-	GroupPerTopic bool `yaml:"group_per_topic" json:"group_per_topic"`
+	GroupPerTopic bool `json:"group_per_topic"`
 	// StartOffset is where a group with no committed offset starts:
 	// "earliest" (default: nothing published before the group existed is
 	// missed) or "latest".
-	StartOffset string `yaml:"start_offset" json:"start_offset"`
+	StartOffset string `json:"start_offset"`
 	// KeyMetadataField names the metadata field a record key is copied into
 	// when no header already set it. Default "partition_key".
-	KeyMetadataField string `yaml:"key_metadata_field" json:"key_metadata_field"`
+	KeyMetadataField string `json:"key_metadata_field"`
 	// NackResendSleep is the pause before a nacked message is delivered
 	// again. Default 100ms.
-	NackResendSleep time.Duration `yaml:"nack_resend_sleep" json:"nack_resend_sleep"`
+	NackResendSleep time.Duration `json:"nack_resend_sleep"`
 	// NackResendMax, when above NackResendSleep, makes the pause double
 	// after each further nack of the same message up to this. Default: no
 	// growth.
-	NackResendMax time.Duration `yaml:"nack_resend_max" json:"nack_resend_max"`
+	NackResendMax time.Duration `json:"nack_resend_max"`
 	// MaxBacklog bounds the messages held waiting behind a busy key (one
 	// in flight or waiting to be resent). They wait without taking one of
 	// the Concurrency places, so one busy key does not hold up the others
 	// until this many wait. Default 4096.
-	MaxBacklog int `yaml:"max_backlog" json:"max_backlog"`
+	MaxBacklog int `json:"max_backlog"`
 	// Concurrency is how many messages one Subscribe call hands out before
 	// any is acked. Default 1: one at a time, the whole partition in order.
 	// Above 1, messages with the same record key are still handed out one
 	// at a time in partition order; messages with different keys (or no
 	// key) overlap. Offsets are committed only up to the first unacked
 	// message of each partition whatever the setting.
-	Concurrency int `yaml:"concurrency" json:"concurrency"`
+	Concurrency int `json:"concurrency"`
 	// Key, when set, replaces the record key as the ordering key above:
 	// messages with the same non-empty key are handed out one at a time,
 	// an empty key runs beside anything. It sees the message the handler
 	// will get on the first delivery (a redelivery after a nack is a copy).
-	Key KeyFunc `yaml:"-" json:"-"`
+	Key KeyFunc `json:"-"`
 	// CloseTimeout bounds shutdown of one subscription: waiting for the
 	// in-flight messages' acks plus the final commit. Default 10s.
-	CloseTimeout time.Duration `yaml:"close_timeout" json:"close_timeout"`
+	CloseTimeout time.Duration `json:"close_timeout"`
 	// MaxWait is how long one fetch waits on the broker for new records.
 	// Short values make shutdown and rebalances prompt. Default 500ms.
-	MaxWait time.Duration `yaml:"max_wait" json:"max_wait"`
+	MaxWait time.Duration `json:"max_wait"`
 	// QueueCapacity is kafka-go's prefetch queue size. Default 100.
-	QueueCapacity int `yaml:"queue_capacity" json:"queue_capacity"`
+	QueueCapacity int `json:"queue_capacity"`
 	// HeartbeatInterval, SessionTimeout, RebalanceTimeout and
 	// JoinGroupBackoff tune group membership (defaults 3s, 30s, 30s, 2s). A
 	// member notices a rebalance at its next heartbeat.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" json:"heartbeat_interval"`
-	SessionTimeout    time.Duration `yaml:"session_timeout" json:"session_timeout"`
-	RebalanceTimeout  time.Duration `yaml:"rebalance_timeout" json:"rebalance_timeout"`
-	JoinGroupBackoff  time.Duration `yaml:"join_group_backoff" json:"join_group_backoff"`
+	HeartbeatInterval time.Duration `json:"heartbeat_interval"`
+	SessionTimeout    time.Duration `json:"session_timeout"`
+	RebalanceTimeout  time.Duration `json:"rebalance_timeout"`
+	JoinGroupBackoff  time.Duration `json:"join_group_backoff"`
 }
 
 func (c *SubscriberConfig) setDefaults() {
