@@ -3,10 +3,11 @@ package bridge_test
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +17,6 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
-	"github.com/sagabridge/sagabridge/topics"
 )
 
 // catalogueRoutes are added to the dev routes for inputs the dev routes
@@ -120,13 +120,13 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 	goodOrder(t)
 	finished := fmt.Sprintf("cat-good-%d", good)
 
-	order := func(data any) []byte {
+	orderEvent := func(data any) []byte {
 		return cloudEvent(t, map[string]any{"id": "evt-" + t.Name(), "type": "order.placed", "data": data})
 	}
 	catalogue := func(typ string, data any) []byte {
 		return cloudEvent(t, map[string]any{"id": "evt-" + t.Name(), "type": typ, "data": data})
 	}
-	full := order(map[string]any{"orderId": "trunc-1", "amount": 1})
+	full := orderEvent(map[string]any{"orderId": "trunc-1", "amount": 1})
 	deep := strings.Repeat("[", 100) + strings.Repeat("]", 100)
 
 	rows := []struct {
@@ -138,46 +138,46 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 		route   string
 		words   []string
 	}{
-		{name: "malformed JSON", topic: topics.OrdersPlaced, body: []byte(`{"specversion": "1.0", id: 'x'}`),
+		{name: "malformed JSON", topic: order.OrdersPlaced, body: []byte(`{"specversion": "1.0", id: 'x'}`),
 			kind: dlq.KindDecode, words: []string{"malformed JSON", "invalid character"}},
-		{name: "truncated CloudEvent", topic: topics.OrdersPlaced, body: full[:len(full)/2],
+		{name: "truncated CloudEvent", topic: order.OrdersPlaced, body: full[:len(full)/2],
 			kind: dlq.KindDecode, words: []string{"malformed JSON", "unexpected end of JSON input"}},
-		{name: "wrong specversion", topic: topics.OrdersPlaced,
+		{name: "wrong specversion", topic: order.OrdersPlaced,
 			body: cloudEvent(t, map[string]any{"specversion": "0.3", "id": "e", "type": "order.placed", "data": map[string]any{"orderId": "x"}}),
 			kind: dlq.KindDecode, words: []string{`specversion "0.3" is not 1.0`}},
-		{name: "no specversion on a CloudEvent topic", topic: topics.OrdersPlaced,
+		{name: "no specversion on a CloudEvent topic", topic: order.OrdersPlaced,
 			body: []byte(`{"id":"e","type":"order.placed","data":{"orderId":"x"}}`),
 			kind: dlq.KindDecode, words: []string{"not a CloudEvent", "no route on topic orders.placed reads plain JSON"}},
-		{name: "missing id", topic: topics.OrdersPlaced,
+		{name: "missing id", topic: order.OrdersPlaced,
 			body: cloudEvent(t, map[string]any{"type": "order.placed", "data": map[string]any{"orderId": "x"}}),
 			kind: dlq.KindDecode, words: []string{"cloudevent id is missing"}},
-		{name: "missing type", topic: topics.OrdersPlaced,
+		{name: "missing type", topic: order.OrdersPlaced,
 			body: cloudEvent(t, map[string]any{"id": "e", "data": map[string]any{"orderId": "x"}}),
 			kind: dlq.KindDecode, words: []string{"cloudevent type is missing"}},
-		{name: "wrong content type (structured)", topic: topics.OrdersPlaced,
+		{name: "wrong content type (structured)", topic: order.OrdersPlaced,
 			body: cloudEvent(t, map[string]any{"id": "e", "type": "order.placed", "datacontenttype": "application/xml", "data": "<order/>"}),
 			kind: dlq.KindDecode, words: []string{`datacontenttype "application/xml" is not JSON`}},
-		{name: "wrong content type (binary)", topic: topics.OrdersPlaced, body: []byte(`<order id="1"/>`),
+		{name: "wrong content type (binary)", topic: order.OrdersPlaced, body: []byte(`<order id="1"/>`),
 			headers: map[string]string{"ce-specversion": "1.0", "ce-id": "e", "ce-source": "s", "ce-type": "order.placed", "Content-Type": "application/xml"},
 			kind:    dlq.KindDecode, words: []string{`datacontenttype "application/xml" is not JSON`}},
-		{name: "one attribute in two headers", topic: topics.OrdersPlaced, body: []byte(`{"orderId":"two-types"}`),
+		{name: "one attribute in two headers", topic: order.OrdersPlaced, body: []byte(`{"orderId":"two-types"}`),
 			headers: map[string]string{"ce-specversion": "1.0", "ce-id": "e", "ce-source": "s", "ce-type": "order.placed", "Ce-Type": "order.cancelled"},
 			kind:    dlq.KindDecode, words: []string{`headers "Ce-Type" and "ce-type" both carry the cloudevent attribute type`}},
-		{name: "invalid UTF-8", topic: topics.OrdersPlaced, body: append(order(map[string]any{"orderId": "u"})[:20:20], 0xff, 0xfe, '"', '}'),
+		{name: "invalid UTF-8", topic: order.OrdersPlaced, body: append(orderEvent(map[string]any{"orderId": "u"})[:20:20], 0xff, 0xfe, '"', '}'),
 			kind: dlq.KindDecode, words: []string{"not valid UTF-8"}},
-		{name: "payload over the size limit", topic: topics.OrdersPlaced, body: order(map[string]any{"orderId": "big", "pad": strings.Repeat("x", 20<<10)}),
+		{name: "payload over the size limit", topic: order.OrdersPlaced, body: orderEvent(map[string]any{"orderId": "big", "pad": strings.Repeat("x", 20<<10)}),
 			kind: dlq.KindTooLarge, words: []string{"exceeds the 16384 byte limit"}},
-		{name: "workflow input over limits.maxInputBytes", topic: topics.OrdersPlaced,
-			body: order(map[string]any{"orderId": "big-input", "amount": 1, "pad": strings.Repeat("x", 10<<10)}),
+		{name: "workflow input over limits.maxInputBytes", topic: order.OrdersPlaced,
+			body: orderEvent(map[string]any{"orderId": "big-input", "amount": 1, "pad": strings.Repeat("x", 10<<10)}),
 			kind: dlq.KindTooLarge, route: "order-placed", words: []string{"workflow input of 102", "exceeds limits.maxInputBytes 8192"}},
 		{name: "raise payload over limits.maxInputBytes", topic: "catalogue.events",
 			body: catalogue("cat.late", map[string]any{"orderId": finished, "pad": strings.Repeat("x", 10<<10)}),
 			kind: dlq.KindTooLarge, route: "catalogue-late-reply", words: []string{"event payload for late.reply of 102", "exceeds limits.maxInputBytes 8192"}},
-		{name: "deeply nested JSON", topic: topics.OrdersPlaced, body: order(json.RawMessage(deep)),
+		{name: "deeply nested JSON", topic: order.OrdersPlaced, body: orderEvent(json.RawMessage(deep)),
 			kind: dlq.KindDecode, words: []string{"JSON nested 101 deep, limit 64"}},
-		{name: "CEL error: missing field", topic: topics.OrdersPlaced, body: order(map[string]any{"amount": 3}),
+		{name: "CEL error: missing field", topic: order.OrdersPlaced, body: orderEvent(map[string]any{"amount": 3}),
 			kind: dlq.KindEval, route: "order-placed", words: []string{"route order-placed", "instanceId", "no such key: orderId"}},
-		{name: "CEL error: wrong type", topic: topics.OrdersPlaced, body: order(map[string]any{"orderId": 7}),
+		{name: "CEL error: wrong type", topic: order.OrdersPlaced, body: orderEvent(map[string]any{"orderId": 7}),
 			kind: dlq.KindEval, route: "order-placed", words: []string{"route order-placed", `instanceId "order-" + event.data.orderId`, "no such overload", "an operand has a type"}},
 		{name: "instance ID empty", topic: "catalogue.events", body: catalogue("cat.start", map[string]any{"id": ""}),
 			kind: dlq.KindEval, route: "catalogue-start", words: []string{"route catalogue-start", "instanceId evaluated to an empty string"}},
@@ -192,7 +192,7 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 		{name: "raise on a finished instance", topic: "catalogue.events", body: catalogue("cat.late", map[string]any{"orderId": finished}),
 			kind: dlq.KindFinished, route: "catalogue-late-reply",
 			words: []string{"raise late.reply on order-" + finished, "COMPLETED", "has finished"}},
-		{name: "duplicate event id", topic: topics.OrdersPlaced},
+		{name: "duplicate event id", topic: order.OrdersPlaced},
 	}
 	for i, row := range rows {
 		t.Run(row.name, func(t *testing.T) {

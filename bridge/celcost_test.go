@@ -2,17 +2,17 @@ package bridge_test
 
 import (
 	"encoding/json"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
-	"github.com/sagabridge/sagabridge/topics"
 )
 
 // heavyRoute reads a list against another in the event: cheap for the
@@ -56,7 +56,7 @@ func expensiveRouteIsDeadLettered(t *testing.T, kit brokerKit) {
 		t.Fatal(err)
 	}
 	sent := time.Now()
-	if err := s.client.Publisher().Publish(topics.OrdersPlaced, message.NewMessage("heavy-1", body)); err != nil {
+	if err := s.client.Publisher().Publish(order.OrdersPlaced, message.NewMessage("heavy-1", body)); err != nil {
 		t.Fatal(err)
 	}
 	o := simulated.Order{OrderID: "after-heavy", Amount: 1, Quantity: 1, SKU: "sku-1"}

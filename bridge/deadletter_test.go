@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats-server/v2/server"
@@ -23,7 +24,6 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
-	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -273,7 +273,7 @@ func deadLetterAlwaysStored(t *testing.T, kit dlqKit) {
 		truncated bool
 	}
 	rows := []row{
-		{name: "a header twice", topic: topics.OrdersPlaced,
+		{name: "a header twice", topic: order.OrdersPlaced,
 			body: func(int) []byte { return []byte(`{"orderId":"` + payloadMarker + `"}`) },
 			hdr: func(i int) nats.Header {
 				return nats.Header{"ce-specversion": {"1.0"}, "ce-id": {fmt.Sprintf("dup-hdr-%d", i)}, "ce-source": {"s"},
@@ -281,12 +281,12 @@ func deadLetterAlwaysStored(t *testing.T, kit dlqKit) {
 					"X-Customer": {payloadMarker, payloadMarker + "-2"}}
 			},
 			kind: dlq.KindDecode, words: []string{`header "X-Customer" (2 values), "ce-type" (2 values) repeated`}},
-		{name: "specversion of 66 KB", topic: topics.OrdersPlaced,
+		{name: "specversion of 66 KB", topic: order.OrdersPlaced,
 			body: func(i int) []byte {
 				return event(map[string]any{"id": fmt.Sprintf("sv-%d", i), "specversion": big, "data": map[string]any{"orderId": payloadMarker}})
 			},
 			kind: dlq.KindDecode, words: []string{"specversion"}},
-		{name: "id of 66 KB", topic: topics.OrdersPlaced,
+		{name: "id of 66 KB", topic: order.OrdersPlaced,
 			body: func(i int) []byte {
 				return event(map[string]any{"id": fmt.Sprint(i) + big, "data": map[string]any{"note": payloadMarker}})
 			},
@@ -296,13 +296,13 @@ func deadLetterAlwaysStored(t *testing.T, kit dlqKit) {
 				return event(map[string]any{"id": fmt.Sprintf("ty-%d", i), "type": "big." + big, "data": map[string]any{"note": payloadMarker}})
 			},
 			kind: dlq.KindEval, words: []string{"no such key: id"}},
-		{name: "a number of a million digits echoed into the reason", topic: topics.OrdersPlaced,
+		{name: "a number of a million digits echoed into the reason", topic: order.OrdersPlaced,
 			body: func(i int) []byte {
 				return []byte(`{"specversion":"1.0","id":"num-` + fmt.Sprint(i) + `","source":"s","type":"order.placed","data":{"note":"` +
 					payloadMarker + `","orderId":` + strings.Repeat("9", 1_000_000) + `}}`)
 			},
 			kind: dlq.KindDecode, words: []string{"cannot unmarshal number"}},
-		{name: "payload of 1,048,401 bytes", topic: topics.OrdersPlaced,
+		{name: "payload of 1,048,401 bytes", topic: order.OrdersPlaced,
 			body: func(i int) []byte { return sized(fmt.Sprintf("near-limit-%d", i), 1_048_401) },
 			kind: dlq.KindEval, words: []string{"no such key: orderId"}, truncated: true},
 	}
@@ -387,13 +387,13 @@ func deadLetterIdentity(t *testing.T, kit dlqKit) {
 	// until their window ends (5 minutes, longer than the test). Fewer
 	// than the topic's concurrency: on Kafka each parked one holds a slot.
 	for i := range 2 {
-		kit.publishRaw(t, topics.PaymentReplies, binary(fmt.Sprintf("early-%d", i), "payment.charged"),
+		kit.publishRaw(t, order.PaymentReplies, binary(fmt.Sprintf("early-%d", i), "payment.charged"),
 			[]byte(fmt.Sprintf(`{"orderId":"missing-%d"}`, i)))
 	}
 	time.Sleep(3 * time.Second) // a few retries each
 	body := []byte(`{"no":"orderId"}`)
-	kit.publishRaw(t, topics.PaymentReplies, binary("same-body-1", "payment.charged"), body)
-	kit.publishRaw(t, topics.PaymentReplies, binary("same-body-2", "payment.charged"), body)
+	kit.publishRaw(t, order.PaymentReplies, binary("same-body-1", "payment.charged"), body)
+	kit.publishRaw(t, order.PaymentReplies, binary("same-body-2", "payment.charged"), body)
 	got := map[string]deadLetter{}
 	for len(got) < 2 {
 		e := nextDeadLetter(t, dead, 30*time.Second)
@@ -437,12 +437,12 @@ func deadLetterUnstorable(t *testing.T, kit dlqKit) {
 	dead := subscribeDLQ(t, s, cfg.DLQ.Topic)
 
 	bad := message.NewMessage("unstorable-1", []byte(`{"specversion":"1.0","id":"unstorable-1","source":"s","type":"order.placed","data":{"note":"`+payloadMarker+`"}}`))
-	if err := s.client.Publisher().Publish(topics.OrdersPlaced, bad); err != nil {
+	if err := s.client.Publisher().Publish(order.OrdersPlaced, bad); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "/readyz to say the topic stopped", func() bool { return readyErr(s.bridge) != nil })
 	t.Logf("not ready: %v", readyErr(s.bridge))
-	if !strings.Contains(readyErr(s.bridge).Error(), topics.OrdersPlaced) {
+	if !strings.Contains(readyErr(s.bridge).Error(), order.OrdersPlaced) {
 		t.Errorf("/readyz does not name the topic: %v", readyErr(s.bridge))
 	}
 	stuck := simulated.Order{OrderID: "dl-after-stall", Amount: 1, Quantity: 1, SKU: "sku-1"}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -159,9 +160,9 @@ func TestEarlyReplyIsParked(t *testing.T) {
 			o := simulated.Order{OrderID: "early-1", Amount: 5}
 			id := "order-" + o.OrderID
 			for _, r := range []struct{ topic, typ, step string }{
-				{topics.InventoryReplies, "inventory.reserved", "reserve-inventory"},
-				{topics.PaymentReplies, "payment.charged", "charge-payment"},
-				{topics.ShippingReplies, "shipping.created", "create-shipment"},
+				{order.InventoryReplies, "inventory.reserved", "reserve-inventory"},
+				{order.PaymentReplies, "payment.charged", "charge-payment"},
+				{order.ShippingReplies, "shipping.created", "create-shipment"},
 			} {
 				publishReply(t, s, r.topic, r.typ, simulated.ReplyData{
 					Reply:   topics.Reply{InstanceID: id, Step: r.step, Status: topics.ReplyOK},

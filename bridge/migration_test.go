@@ -3,11 +3,12 @@ package bridge_test
 import (
 	"context"
 	"errors"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"math"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -128,7 +129,7 @@ func TestShadowSagaFollowsLegacyChoreography(t *testing.T) {
 			kit := natsKit(t)
 			cfg := migrationConfig(t, kit, t.TempDir(), config.MigrationShadow, 0, tc.timeout)
 			metrics := admin.NewMetrics(admin.MetricsOptions{NoRuntime: true})
-			commands := countMessages(t, kit, "test-commands", topics.InventoryCommands, topics.PaymentCommands, topics.ShippingCommands)
+			commands := countMessages(t, kit, "test-commands", order.InventoryCommands, order.PaymentCommands, order.ShippingCommands)
 			shadow := watch(t, kit, "test-shadow", topics.ShadowOutcomes)
 			divergences := watch(t, kit, "test-divergences", topics.Divergences)
 			s := startStack(t, kit, cfg, stackOptions{metrics: metrics})

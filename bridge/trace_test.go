@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -32,7 +33,7 @@ func TestTraceFollowsTheSaga(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	commands, err := s.client.Subscriber().Subscribe(t.Context(), topics.InventoryCommands)
+	commands, err := s.client.Subscriber().Subscribe(t.Context(), order.InventoryCommands)
 	if err != nil {
 		t.Fatal(err)
 	}

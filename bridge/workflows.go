@@ -14,7 +14,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/route"
-	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
@@ -82,7 +81,7 @@ type catalogue struct {
 // that the routes are checked too.
 func newCatalogue(cfg *config.Config, goWorkflows map[string]workflow.Workflow, builtIn bool) (catalogue, error) {
 	parsed, parseErr := loadSagaFiles(cfg)
-	defs, defErr := sagas.NewDefinitions(compensations.Orders(), parsed...)
+	defs, defErr := sagas.NewDefinitions(order.Compensations(), parsed...)
 	all := maps.Clone(goWorkflows)
 	if all == nil {
 		all = map[string]workflow.Workflow{}

@@ -66,14 +66,22 @@ func TestCompensationValidate(t *testing.T) {
 }
 
 func TestRegistry(t *testing.T) {
-	r := compensations.Orders()
+	backoff := compensations.Backoff{Initial: time.Second, Max: 30 * time.Second, Multiplier: 2}
+	release := compensations.Compensation{Name: "release-inventory", Timeout: 10 * time.Second, MaxAttempts: 5, Backoff: backoff,
+		Command: topics.CommandSpec{Topic: "inventory.commands", Type: "inventory.release", ReplyEvent: "release-inventory.reply"}}
+	refund := compensations.Compensation{Name: "refund-payment", Timeout: 10 * time.Second, MaxAttempts: 5, Backoff: backoff,
+		Command: topics.CommandSpec{Topic: "payment.commands", Type: "payment.refund", ReplyEvent: "refund-payment.reply"}}
+	r, err := compensations.NewRegistry(release, refund)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := strings.Join(r.Names(), ","); got != "refund-payment,release-inventory" {
 		t.Fatalf("names %s", got)
 	}
 	if c, ok := r.Get("refund-payment"); !ok || c.Attempts() != 5 || c.Backoff.Delay(1) != time.Second {
 		t.Errorf("refund-payment %+v", c)
 	}
-	_, err := compensations.NewRegistry(compensations.ReleaseInventory(), compensations.ReleaseInventory(), compensations.Compensation{})
+	_, err = compensations.NewRegistry(release, release, compensations.Compensation{})
 	if err == nil || !strings.Contains(err.Error(), "registered twice") || !strings.Contains(err.Error(), "name is required") {
 		t.Errorf("error %v", err)
 	}

@@ -37,7 +37,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas"
-	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -541,7 +541,7 @@ func (p *podEnv) hostPort(t *testing.T, c corev1.Container, port string) int {
 // worker starts (the overlay does not auto-create them).
 func provisionedTopics(cfg *config.Config) []string {
 	ts := []string{cfg.Outcomes.Topic, cfg.DLQ.Topic, sagas.DefaultProgressTopic,
-		topics.InventoryCommands, topics.PaymentCommands, topics.ShippingCommands}
+		order.InventoryCommands, order.PaymentCommands, order.ShippingCommands}
 	for _, r := range cfg.Routes {
 		ts = append(ts, r.Topics...)
 	}

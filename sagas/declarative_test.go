@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -18,15 +17,15 @@ var orderReplies = map[string]string{
 	"inventory.reserve": order.ReserveInventoryReply,
 	"payment.charge":    order.ChargePaymentReply,
 	"shipping.create":   order.CreateShipmentReply,
-	"inventory.release": compensations.ReleaseInventoryReply,
-	"payment.refund":    compensations.RefundPaymentReply,
+	"inventory.release": order.ReleaseInventoryReply,
+	"payment.refund":    order.RefundPaymentReply,
 }
 
 // answerOrders plays inventory, payment and shipping on the kit's broker.
 func answerOrders(k *kit) {
 	k.alsoOnPublish(func(topic string, ev topics.CloudEvent) {
 		switch topic {
-		case topics.InventoryCommands, topics.PaymentCommands, topics.ShippingCommands:
+		case order.InventoryCommands, order.PaymentCommands, order.ShippingCommands:
 		default:
 			return
 		}
@@ -102,7 +101,7 @@ func sameParts(o topics.Outcome) topics.Outcome {
 // orderCommands lists an instance's commands as topic|type|id-suffix|payload.
 func orderCommands(k *kit, id string) []string {
 	var out []string
-	for _, topic := range []string{topics.InventoryCommands, topics.PaymentCommands, topics.ShippingCommands} {
+	for _, topic := range []string{order.InventoryCommands, order.PaymentCommands, order.ShippingCommands} {
 		for _, ev := range distinct(k.pub.on(topic)) {
 			var c topics.Command
 			if json.Unmarshal(ev.Data, &c) != nil || c.InstanceID != id {

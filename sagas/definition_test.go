@@ -7,7 +7,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/topics"
@@ -81,7 +80,7 @@ steps: []
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	_, err = sagas.NewDefinitions(compensations.Orders(), defs...)
+	_, err = sagas.NewDefinitions(order.Compensations(), defs...)
 	for _, want := range []string{
 		"meaning.yaml:2: saga Meaning: version must be 1 or more",
 		`meaning.yaml:6: saga Meaning v0 step a: compensation "no-such-undo" is not registered (known: refund-payment, release-inventory)`,
@@ -119,7 +118,7 @@ func TestLoadDefinitionsFromFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := sagas.NewDefinitions(compensations.Orders(), defs...)
+	d, err := sagas.NewDefinitions(order.Compensations(), defs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +129,7 @@ func TestLoadDefinitionsFromFiles(t *testing.T) {
 	dup, _ := sagas.LoadDefinitions(fstest.MapFS{"a.yaml": {Data: order.YAML()}, "b.yaml": {Data: order.YAML()}}, "*.yaml")
 	line := 1 + slices.IndexFunc(strings.Split(string(order.YAML()), "\n"), func(l string) bool { return strings.HasPrefix(l, "name:") })
 	want := fmt.Sprintf("b.yaml:%d: saga OrderSaga version 1 is also defined at a.yaml:%d", line, line)
-	if _, err := sagas.NewDefinitions(compensations.Orders(), dup...); err == nil || !strings.Contains(err.Error(), want) {
+	if _, err := sagas.NewDefinitions(order.Compensations(), dup...); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("duplicate version: %v, want %q", err, want)
 	}
 }

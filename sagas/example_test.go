@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 )
@@ -16,7 +15,7 @@ func ExampleDefinitions_StartInput() {
 	if err != nil {
 		panic(err)
 	}
-	registry, err := sagas.NewDefinitions(compensations.Orders(), defs...)
+	registry, err := sagas.NewDefinitions(order.Compensations(), defs...)
 	if err != nil {
 		panic(err)
 	}

@@ -29,7 +29,11 @@ func (f *scriptFeed) next(timeout time.Duration) (Observation, bool) {
 }
 
 func shadowOrderSaga() (Saga, *Observe) {
-	release, refund := compensations.ReleaseInventory(), compensations.RefundPayment()
+	undo := func(name, topic string) compensations.Compensation {
+		return compensations.Compensation{Name: name, Timeout: time.Second, MaxAttempts: 5,
+			Command: topics.CommandSpec{Topic: topic, Type: name, ReplyEvent: name + ".reply"}}
+	}
+	release, refund := undo("release-inventory", "inv"), undo("refund-payment", "pay")
 	s := Saga{Name: "OrderSaga", Steps: []Step{
 		{Name: "reserve", Command: topics.CommandSpec{Topic: "inv", Type: "reserve", ReplyEvent: "r1"}, Timeout: time.Second, Compensation: &release},
 		{Name: "charge", Command: topics.CommandSpec{Topic: "pay", Type: "charge", ReplyEvent: "r2"}, Timeout: time.Second, Compensation: &refund},

@@ -3,15 +3,6 @@ package topics
 // Default topic names. Every one of them can be changed in the config; these
 // are what `sagabridge dev` and the examples use.
 const (
-	OrdersPlaced = "orders.placed"
-
-	InventoryCommands = "inventory.commands"
-	InventoryReplies  = "inventory.replies"
-	PaymentCommands   = "payment.commands"
-	PaymentReplies    = "payment.replies"
-	ShippingCommands  = "shipping.commands"
-	ShippingReplies   = "shipping.replies"
-
 	Outcomes   = "sagabridge.outcomes"
 	DeadLetter = "sagabridge.dlq"
 )

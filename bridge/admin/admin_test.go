@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	dto "github.com/prometheus/client_model/go"
@@ -200,7 +201,7 @@ func TestMetricsAfterKnownRun(t *testing.T) {
 	const n = 10
 	for i := 1; i <= n; i++ {
 		o := simulated.Order{OrderID: fmt.Sprintf("m-%02d", i), Amount: float64(i), FailPayment: i%5 == 0}
-		if err := simulated.PublishOrder(s.client.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+		if err := simulated.PublishOrder(s.client.Publisher(), order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -211,7 +212,7 @@ func TestMetricsAfterKnownRun(t *testing.T) {
 	}
 	dup.UUID = "again-" + dup.UUID
 	bad := message.NewMessage("bad-1", []byte("{not json"))
-	if err := s.client.Publisher().Publish(topics.OrdersPlaced, dup, bad); err != nil {
+	if err := s.client.Publisher().Publish(order.OrdersPlaced, dup, bad); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Minute, "10 outcomes", func() bool { return s.watcher.Count() >= n })
@@ -231,7 +232,7 @@ func TestMetricsAfterKnownRun(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", name, labels, got, want)
 		}
 	}
-	check(n+2, "sagabridge_events_consumed_total", "topic", topics.OrdersPlaced)
+	check(n+2, "sagabridge_events_consumed_total", "topic", order.OrdersPlaced)
 	check(n+1, "sagabridge_events_routed_total", "route", "order-placed", "action", "start")
 	check(1, "sagabridge_duplicate_starts_total", "route", "order-placed")
 	check(1, "sagabridge_events_dead_lettered_total", "kind", dlq.KindDecode)
@@ -248,9 +249,9 @@ func TestMetricsAfterKnownRun(t *testing.T) {
 	check(n-2, "sagabridge_events_routed_total", "route", "shipping-created-or-refused", "action", "raise")
 	check(2, "sagabridge_events_routed_total", "route", "inventory-released", "action", "raise")
 	check(1, "sagabridge_build_info", "version", "test")
-	if value(fams, "sagabridge_handler_duration_seconds", "topic", topics.OrdersPlaced, "result", "ack") != n+2 {
-		t.Errorf("handler histogram for %s: %v acks", topics.OrdersPlaced,
-			value(fams, "sagabridge_handler_duration_seconds", "topic", topics.OrdersPlaced, "result", "ack"))
+	if value(fams, "sagabridge_handler_duration_seconds", "topic", order.OrdersPlaced, "result", "ack") != n+2 {
+		t.Errorf("handler histogram for %s: %v acks", order.OrdersPlaced,
+			value(fams, "sagabridge_handler_duration_seconds", "topic", order.OrdersPlaced, "result", "ack"))
 	}
 	if fams["go_goroutines"] == nil || fams["process_cpu_seconds_total"] == nil {
 		t.Error("runtime collectors missing")
@@ -543,7 +544,7 @@ func TestRedactURL(t *testing.T) {
 func TestAdminRefusesBrowserRequests(t *testing.T) {
 	s := startStack(t, t.TempDir(), false)
 	o := simulated.Order{OrderID: "csrf-1", Amount: 7, Quantity: 1, SKU: "sku-secret"}
-	if err := simulated.PublishOrder(s.client.Publisher(), topics.OrdersPlaced, "evt-csrf-1", o); err != nil {
+	if err := simulated.PublishOrder(s.client.Publisher(), order.OrdersPlaced, "evt-csrf-1", o); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

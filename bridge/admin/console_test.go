@@ -13,8 +13,8 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/console"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
-	"github.com/sagabridge/sagabridge/topics"
 )
 
 // TestConsoleAuth: off loopback the console and its API need the token,
@@ -24,7 +24,7 @@ import (
 func TestConsoleAuth(t *testing.T) {
 	s := startStack(t, t.TempDir(), false)
 	o := simulated.Order{OrderID: "ui-1", Amount: 7, Quantity: 1, SKU: "sku-1"}
-	if err := simulated.PublishOrder(s.client.Publisher(), topics.OrdersPlaced, "evt-ui-1", o); err != nil {
+	if err := simulated.PublishOrder(s.client.Publisher(), order.OrdersPlaced, "evt-ui-1", o); err != nil {
 		t.Fatal(err)
 	}
 	const token = "s3cret-token"

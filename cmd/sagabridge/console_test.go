@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"github.com/chromedp/chromedp"
 	"gopkg.in/yaml.v3"
@@ -169,10 +170,10 @@ func TestConsole(t *testing.T) {
 		c.must("publish", "--topic", topic, "--type", typ, "--id", id, "--data", data)
 	}
 
-	pub(topics.OrdersPlaced, "order.placed", "evt-c-1", `{"orderId":"c-1","amount":5}`)
-	pub(topics.OrdersPlaced, "order.placed", "evt-c-2", `{"orderId":"c-2","amount":6,"failShipping":true}`)
+	pub(order.OrdersPlaced, "order.placed", "evt-c-1", `{"orderId":"c-1","amount":5}`)
+	pub(order.OrdersPlaced, "order.placed", "evt-c-2", `{"orderId":"c-2","amount":6,"failShipping":true}`)
 	pub("approvals.given", "approval.given", "evt-a-1-given", `{"id":"a-1"}`) // before its saga: dead-lettered
-	pub(topics.OrdersPlaced, "order.placed", "evt-bad", `{"orderId":7}`)      // route-eval dead letter
+	pub(order.OrdersPlaced, "order.placed", "evt-bad", `{"orderId":7}`)       // route-eval dead letter
 	pub("fragile.requested", "fragile.requested", "evt-f-1", `{"id":"f-1"}`)
 	pub("fragile.go", "fragile.go", "evt-f-1-go", `{"id":"f-1"}`)
 	waitUntil(t, 30*time.Second, "three outcomes", func() bool { return watcher.Count() >= 3 })

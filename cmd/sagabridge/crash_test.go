@@ -17,6 +17,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -277,7 +278,7 @@ func publishOrders(t *testing.T, pub message.Publisher, prefix string, n int) ma
 	for i := 1; i <= n; i++ {
 		o := simulated.Order{OrderID: prefix + "-" + itoa(i), Amount: float64(i), FailPayment: i%4 == 0}
 		orders["order-"+o.OrderID] = o
-		if err := simulated.PublishOrder(pub, topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+		if err := simulated.PublishOrder(pub, order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 			t.Fatal(err)
 		}
 	}

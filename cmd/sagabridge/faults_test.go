@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagabridge/sagabridge/sagas/order"
+
 	"os/signal"
 	"syscall"
 
@@ -27,7 +28,6 @@ import (
 	"github.com/sagabridge/sagabridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
-	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -260,7 +260,7 @@ func seededRand(t *testing.T) *rand.Rand {
 func (r *faultRig) publish(t *testing.T, orders []simulated.Order) {
 	t.Helper()
 	for _, o := range orders {
-		if err := simulated.PublishOrder(r.client.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+		if err := simulated.PublishOrder(r.client.Publisher(), order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 			t.Fatal(err)
 		}
 	}

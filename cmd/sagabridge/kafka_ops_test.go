@@ -12,7 +12,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
-	"github.com/sagabridge/sagabridge/topics"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
@@ -52,7 +52,7 @@ func TestDLQOnKafka(t *testing.T) {
 	// Two events whose instance ID cannot be computed (a number where the
 	// route adds a string): dead-lettered as route-eval.
 	for _, id := range []string{"evt-bad-1", "evt-bad-2"} {
-		c.must("publish", "--topic", topics.OrdersPlaced, "--type", "order.placed", "--id", id, "--data", `{"orderId":7}`)
+		c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", id, "--data", `{"orderId":7}`)
 	}
 	var views []dlqView
 	waitUntil(t, 30*time.Second, "two dead letters", func() bool {
@@ -73,7 +73,7 @@ func TestDLQOnKafka(t *testing.T) {
 		}
 	}
 	for _, v := range views {
-		if v.Kind != dlq.KindEval || v.OriginTopic != topics.OrdersPlaced || !strings.Contains(v.Ref, "/") {
+		if v.Kind != dlq.KindEval || v.OriginTopic != order.OrdersPlaced || !strings.Contains(v.Ref, "/") {
 			t.Errorf("dead letter %+v", v)
 		}
 	}
@@ -100,7 +100,7 @@ func TestDLQOnKafka(t *testing.T) {
 	// Replay one: it is acknowledged, re-published, and dead-lettered
 	// again under a new ref (the saga it raises on still does not exist).
 	r := decodeJSON[replayOut](t, c.must("dlq", "replay", "--limit", "1", "-o", "json", "--no-progress"))
-	if r.Replayed != 1 || r.Topics[topics.OrdersPlaced] != 1 {
+	if r.Replayed != 1 || r.Topics[order.OrdersPlaced] != 1 {
 		t.Errorf("replay: %+v", r)
 	}
 	waitUntil(t, 30*time.Second, "the replayed event dead-lettered again", func() bool {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"gopkg.in/yaml.v3"
 
@@ -193,19 +194,19 @@ func TestOperationsCLI(t *testing.T) {
 	c := cli{t: t, cfg: cfgPath}
 
 	// publish: flags (structured), --binary, and a whole event on stdin.
-	c.must("publish", "--topic", topics.OrdersPlaced, "--type", "order.placed", "--id", "evt-ops-1", "--subject", "ops-1",
+	c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", "evt-ops-1", "--subject", "ops-1",
 		"--data", `{"orderId":"ops-1","amount":5}`)
-	out := c.must("publish", "--topic", topics.OrdersPlaced, "--type", "order.placed", "--id", "evt-ops-2", "--binary",
+	out := c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", "evt-ops-2", "--binary",
 		"--data", `{"orderId":"ops-2","amount":6,"failPayment":true}`, "-o", "json")
 	if v := decodeJSON[map[string]any](t, out); v["mode"] != "binary" || v["id"] != "evt-ops-2" {
 		t.Errorf("publish -o json: %s", out)
 	}
 	ev3 := `{"specversion":"1.0","id":"evt-ops-3","source":"shop","type":"order.placed","data":{"orderId":"ops-3","amount":7}}`
-	if _, errOut, code := c.run(ev3, "publish", "--topic", topics.OrdersPlaced, "--event", "-"); code != exitOK {
+	if _, errOut, code := c.run(ev3, "publish", "--topic", order.OrdersPlaced, "--event", "-"); code != exitOK {
 		t.Fatalf("publish --event -: %d %s", code, errOut)
 	}
-	c.code(exitUsage, "publish", "--topic", topics.OrdersPlaced, "--data", `{"orderId":"x"}`)                     // no type
-	c.code(exitUsage, "publish", "--topic", topics.OrdersPlaced, "--type", "order.placed", "--data", `{not json`) // bad data
+	c.code(exitUsage, "publish", "--topic", order.OrdersPlaced, "--data", `{"orderId":"x"}`)                     // no type
+	c.code(exitUsage, "publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--data", `{not json`) // bad data
 	waitUntil(t, 30*time.Second, "three outcomes", func() bool { return watcher.Count() >= 3 })
 	for id, want := range map[string]string{"order-ops-1": topics.StatusCompleted, "order-ops-2": topics.StatusCompensated, "order-ops-3": topics.StatusCompleted} {
 		if got := watcher.Outcomes()[id]; len(got) != 1 || got[0].Outcome.Status != want {
@@ -252,7 +253,7 @@ func TestOperationsCLI(t *testing.T) {
 	// the step it waits at, from the worker's progress board.
 	stopParts()
 	<-partsDone
-	c.must("publish", "--topic", topics.OrdersPlaced, "--type", "order.placed", "--id", "evt-ops-4",
+	c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", "evt-ops-4",
 		"--data", `{"orderId":"ops-4","amount":8}`)
 	waitUntil(t, 30*time.Second, "order-ops-4's current step", func() bool {
 		out, _, code := c.run("", "workflow", "get", "order-ops-4", "-o", "json")
@@ -272,8 +273,8 @@ func TestOperationsCLI(t *testing.T) {
 	}
 
 	// Dead letters: a CEL error at run time and a raise on a finished saga.
-	c.must("publish", "--topic", topics.OrdersPlaced, "--type", "order.placed", "--id", "evt-bad-id", "--data", `{"orderId":7}`)
-	c.must("publish", "--topic", topics.PaymentReplies, "--type", "payment.charged", "--id", "evt-late-pay", "--data", `{"orderId":"ops-2","status":"ok"}`)
+	c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", "evt-bad-id", "--data", `{"orderId":7}`)
+	c.must("publish", "--topic", order.PaymentReplies, "--type", "payment.charged", "--id", "evt-late-pay", "--data", `{"orderId":"ops-2","status":"ok"}`)
 	var views []dlqView
 	waitUntil(t, 30*time.Second, "two dead letters", func() bool {
 		views = decodeJSON[[]dlqView](t, c.must("dlq", "list", "-o", "json"))
@@ -284,7 +285,7 @@ func TestOperationsCLI(t *testing.T) {
 		kinds[v.Kind] = v
 	}
 	evalDL, finDL := kinds[dlq.KindEval], kinds[dlq.KindFinished]
-	if evalDL.EventID != "evt-bad-id" || evalDL.OriginTopic != topics.OrdersPlaced || finDL.EventID != "evt-late-pay" || finDL.Route != "payment-charged-or-declined" {
+	if evalDL.EventID != "evt-bad-id" || evalDL.OriginTopic != order.OrdersPlaced || finDL.EventID != "evt-late-pay" || finDL.Route != "payment-charged-or-declined" {
 		t.Fatalf("dead letters: %+v", views)
 	}
 	if table := c.must("dlq", "list"); !strings.Contains(table, dlq.KindEval) || !strings.Contains(table, "2 message(s)") {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"gopkg.in/yaml.v3"
 
@@ -84,7 +85,7 @@ func TestSIGHUPChangesCanaryShare(t *testing.T) {
 	client := mustPubSub(t, srv.ClientURL(), "test-observer")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	for topic, seen := range map[string]map[string]bool{"legacy.orders.placed": handedOff, topics.InventoryCommands: commanded} {
+	for topic, seen := range map[string]map[string]bool{"legacy.orders.placed": handedOff, order.InventoryCommands: commanded} {
 		ch, err := client.Subscriber().Subscribe(ctx, topic)
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +114,7 @@ func TestSIGHUPChangesCanaryShare(t *testing.T) {
 	}
 	publish := func(id string) {
 		t.Helper()
-		if err := simulated.PublishOrder(client.Publisher(), topics.OrdersPlaced, "evt-"+id, simulated.Order{OrderID: id, Amount: 1}); err != nil {
+		if err := simulated.PublishOrder(client.Publisher(), order.OrdersPlaced, "evt-"+id, simulated.Order{OrderID: id, Amount: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}

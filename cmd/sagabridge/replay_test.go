@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -71,8 +72,8 @@ func replayKeepsWhatNoRouteHandles(t *testing.T, broker map[string]any, pub mess
 			t.Fatal(err)
 		}
 	}
-	deadLetter("still-routed", topics.OrdersPlaced, "order.placed", "order-placed")
-	deadLetter("route-removed", topics.OrdersPlaced, "order.legacy-placed", "legacy-order-placed")
+	deadLetter("still-routed", order.OrdersPlaced, "order.placed", "order-placed")
+	deadLetter("route-removed", order.OrdersPlaced, "order.legacy-placed", "legacy-order-placed")
 	deadLetter("topic-unrouted", "legacy.orders", "order.placed", "legacy-orders")
 
 	c := cli{t: t, cfg: cfgPath}

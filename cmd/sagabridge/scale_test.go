@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -42,7 +43,7 @@ import (
 
 // routedTopics are the topics of the dev routes; on Kafka they get one
 // partition per replica at most, so every replica can consume.
-var routedTopics = []string{topics.OrdersPlaced, "inventory.replies", "payment.replies", "shipping.replies"}
+var routedTopics = []string{order.OrdersPlaced, "inventory.replies", "payment.replies", "shipping.replies"}
 
 // scaleBroker is the broker the replicas share.
 type scaleBroker struct {
@@ -250,7 +251,7 @@ func startLoad(pub message.Publisher, prefix string, perSecond int) *load {
 			case <-tick.C:
 			}
 			o := orderFor(prefix, i)
-			if err := simulated.PublishOrder(pub, topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+			if err := simulated.PublishOrder(pub, order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 				l.done <- err
 				return
 			}
@@ -829,7 +830,7 @@ func benchReplicas(b *testing.B, pg *daprtest.Postgres, replicas, n int) {
 	for i := 1; i <= 20; i++ {
 		o := orderFor(fmt.Sprintf("warm%d", replicas), i)
 		orders = append(orders, o)
-		if err := simulated.PublishOrder(pub, topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+		if err := simulated.PublishOrder(pub, order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -843,7 +844,7 @@ func benchReplicas(b *testing.B, pg *daprtest.Postgres, replicas, n int) {
 	for i := 1; i <= n; i++ {
 		o := orderFor(fmt.Sprintf("bench%d", replicas), i)
 		orders = append(orders, o)
-		if err := simulated.PublishOrder(pub, topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+		if err := simulated.PublishOrder(pub, order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
-	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
@@ -160,13 +160,13 @@ func secretsNeverLogged(t *testing.T, dir string, br secretBroker, password stri
 	const n = 5
 	for i := 1; i <= n; i++ {
 		o := simulated.Order{OrderID: "secret-" + itoa(i), Amount: float64(i), FailPayment: i == 3}
-		if err := simulated.PublishOrder(client.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+		if err := simulated.PublishOrder(client.Publisher(), order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Bad events: undecodable, and a CEL error at run time.
 	for _, body := range []string{`{"specversion":"1.0","id":`, `{"specversion":"1.0","id":"e","source":"s","type":"order.placed","data":{"amount":1}}`} {
-		if err := client.Publisher().Publish(topics.OrdersPlaced, message.NewMessage(secretValue(t, "bad-"), []byte(body))); err != nil {
+		if err := client.Publisher().Publish(order.OrdersPlaced, message.NewMessage(secretValue(t, "bad-"), []byte(body))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -71,7 +72,7 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		o := simulated.Order{OrderID: "term-" + itoa(i), Amount: float64(i), FailPayment: i%4 == 0}
 		orders["order-"+o.OrderID] = o
-		if err := simulated.PublishOrder(client.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+		if err := simulated.PublishOrder(client.Publisher(), order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,7 +107,7 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, topic := range []string{topics.OrdersPlaced, topics.InventoryReplies, topics.PaymentReplies, topics.ShippingReplies} {
+	for _, topic := range []string{order.OrdersPlaced, order.InventoryReplies, order.PaymentReplies, order.ShippingReplies} {
 		ci, err := js.Consumer(ctx, natsjs.StreamName(topic), "sagabridge_"+natsjs.StreamName(topic))
 		if err != nil {
 			t.Errorf("consumer of %s after SIGTERM: %v", topic, err)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
-	"github.com/sagabridge/sagabridge/topics"
 )
 
 // TestWorkerStoppedAndContinuedHandlesOnce: a worker process SIGSTOPped
@@ -58,7 +58,7 @@ func stoppedAndContinued(t *testing.T, dir string, br crashBroker, stop time.Dur
 	_, watcher := runLegacyServices(t, br.connect, simulated.Config{})
 	client := br.connect(t, "stop-test")
 	o := simulated.Order{OrderID: "stop-1", Amount: 1, Quantity: 1, SKU: "sku-1"}
-	if err := simulated.PublishOrder(client.Publisher(), topics.OrdersPlaced, "evt-stop-1", o); err != nil {
+	if err := simulated.PublishOrder(client.Publisher(), order.OrdersPlaced, "evt-stop-1", o); err != nil {
 		t.Fatal(err)
 	}
 	for len(watcher.Outcomes()["order-stop-1"]) == 0 {
@@ -83,7 +83,7 @@ func stoppedAndContinued(t *testing.T, dir string, br crashBroker, stop time.Dur
 			"type": "payment.charged", "data": map[string]any{"orderId": o.OrderID}})
 		m := message.NewMessage(fmt.Sprintf("late-%d", i), body)
 		m.Metadata.Set("partition_key", o.OrderID)
-		if err := client.Publisher().Publish(topics.PaymentReplies, m); err != nil {
+		if err := client.Publisher().Publish(order.PaymentReplies, m); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,7 +3,6 @@ package order
 import (
 	_ "embed"
 
-	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
 )
 
@@ -26,5 +25,5 @@ func Declarative() (*sagas.Definitions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sagas.NewDefinitions(compensations.Orders(), defs...)
+	return sagas.NewDefinitions(Compensations(), defs...)
 }

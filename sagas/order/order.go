@@ -8,7 +8,6 @@ import (
 
 	"github.com/dapr/durabletask-go/workflow"
 
-	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -23,27 +22,27 @@ const (
 // Saga is the OrderSaga definition. stepTimeout bounds each wait for a
 // participant's reply.
 func Saga(stepTimeout time.Duration) sagas.Saga {
-	release, refund := compensations.ReleaseInventory(), compensations.RefundPayment()
+	release, refund := ReleaseInventory(), RefundPayment()
 	return sagas.Saga{
 		Name: "OrderSaga",
 		Steps: []sagas.Step{
 			{
 				Name:         "reserve-inventory",
-				Command:      topics.CommandSpec{Topic: topics.InventoryCommands, Type: "inventory.reserve", ReplyEvent: ReserveInventoryReply},
+				Command:      topics.CommandSpec{Topic: InventoryCommands, Type: "inventory.reserve", ReplyEvent: ReserveInventoryReply},
 				Timeout:      stepTimeout,
 				MaxAttempts:  3,
 				Compensation: &release,
 			},
 			{
 				Name:         "charge-payment",
-				Command:      topics.CommandSpec{Topic: topics.PaymentCommands, Type: "payment.charge", ReplyEvent: ChargePaymentReply},
+				Command:      topics.CommandSpec{Topic: PaymentCommands, Type: "payment.charge", ReplyEvent: ChargePaymentReply},
 				Timeout:      stepTimeout,
 				MaxAttempts:  3,
 				Compensation: &refund,
 			},
 			{
 				Name:        "create-shipment",
-				Command:     topics.CommandSpec{Topic: topics.ShippingCommands, Type: "shipping.create", ReplyEvent: CreateShipmentReply},
+				Command:     topics.CommandSpec{Topic: ShippingCommands, Type: "shipping.create", ReplyEvent: CreateShipmentReply},
 				Timeout:     stepTimeout,
 				MaxAttempts: 3,
 			},

@@ -17,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/zap"
 
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -133,7 +134,7 @@ func (p *Participants) Ledger() *Ledger { return p.ledger }
 // Run answers commands until ctx ends.
 func (p *Participants) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, t := range []string{topics.InventoryCommands, topics.PaymentCommands, topics.ShippingCommands} {
+	for _, t := range []string{order.InventoryCommands, order.PaymentCommands, order.ShippingCommands} {
 		ch, err := p.sub.Subscribe(ctx, t)
 		if err != nil {
 			return fmt.Errorf("simulated: subscribe %s: %w", t, err)
@@ -203,33 +204,33 @@ func (p *Participants) apply(ev topics.CloudEvent, o Order) (topic, typ, status,
 	switch ev.Type {
 	case "inventory.reserve":
 		l.reserved[o.OrderID] = true
-		return topics.InventoryReplies, "inventory.reserved", ok, ""
+		return order.InventoryReplies, "inventory.reserved", ok, ""
 	case "inventory.release":
 		if first && l.reserved[o.OrderID] {
 			l.releases++
 		}
 		l.reserved[o.OrderID] = false
-		return topics.InventoryReplies, "inventory.released", ok, ""
+		return order.InventoryReplies, "inventory.released", ok, ""
 	case "payment.charge":
 		if o.FailPayment || p.declines(o.OrderID) {
-			return topics.PaymentReplies, "payment.declined", topics.ReplyFailed, "card declined"
+			return order.PaymentReplies, "payment.declined", topics.ReplyFailed, "card declined"
 		}
 		l.charged[o.OrderID] = true
-		return topics.PaymentReplies, "payment.charged", ok, ""
+		return order.PaymentReplies, "payment.charged", ok, ""
 	case "payment.refund":
 		if first && l.charged[o.OrderID] {
 			l.refunds++
 		}
 		l.charged[o.OrderID] = false
-		return topics.PaymentReplies, "payment.refunded", ok, ""
+		return order.PaymentReplies, "payment.refunded", ok, ""
 	case "shipping.create":
 		if o.FailShipping {
-			return topics.ShippingReplies, "shipping.refused", topics.ReplyFailed, "address not deliverable"
+			return order.ShippingReplies, "shipping.refused", topics.ReplyFailed, "address not deliverable"
 		}
 		l.shipped[o.OrderID] = true
-		return topics.ShippingReplies, "shipping.created", ok, ""
+		return order.ShippingReplies, "shipping.created", ok, ""
 	}
-	return topics.InventoryReplies, "unknown.command", topics.ReplyFailed, "unknown command " + ev.Type
+	return order.InventoryReplies, "unknown.command", topics.ReplyFailed, "unknown command " + ev.Type
 }
 
 // declines picks the configured share of orders by a hash of the ID.

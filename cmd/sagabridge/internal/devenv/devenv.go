@@ -277,7 +277,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 			sentMu.Lock()
 			sent["order-"+o.OrderID] = time.Now()
 			sentMu.Unlock()
-			if err := simulated.PublishOrder(services.Publisher(), topics.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+			if err := simulated.PublishOrder(services.Publisher(), order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
 				runErr <- err
 				return
 			}

@@ -1,8 +1,9 @@
-package compensations
+package order
 
 import (
 	"time"
 
+	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -13,16 +14,16 @@ const (
 )
 
 // undoBackoff spaces the attempts of a refused compensation: 1s, 2s, 4s, 8s.
-func undoBackoff() Backoff {
-	return Backoff{Initial: time.Second, Max: 30 * time.Second, Multiplier: 2}
+func undoBackoff() compensations.Backoff {
+	return compensations.Backoff{Initial: time.Second, Max: 30 * time.Second, Multiplier: 2}
 }
 
 // ReleaseInventory gives back the stock a reservation held.
-func ReleaseInventory() Compensation {
-	return Compensation{
+func ReleaseInventory() compensations.Compensation {
+	return compensations.Compensation{
 		Name: "release-inventory",
 		Command: topics.CommandSpec{
-			Topic:      topics.InventoryCommands,
+			Topic:      InventoryCommands,
 			Type:       "inventory.release",
 			ReplyEvent: ReleaseInventoryReply,
 		},
@@ -33,11 +34,11 @@ func ReleaseInventory() Compensation {
 }
 
 // RefundPayment returns a charge.
-func RefundPayment() Compensation {
-	return Compensation{
+func RefundPayment() compensations.Compensation {
+	return compensations.Compensation{
 		Name: "refund-payment",
 		Command: topics.CommandSpec{
-			Topic:      topics.PaymentCommands,
+			Topic:      PaymentCommands,
 			Type:       "payment.refund",
 			ReplyEvent: RefundPaymentReply,
 		},
@@ -47,9 +48,10 @@ func RefundPayment() Compensation {
 	}
 }
 
-// Orders is the registry of the OrderSaga's compensations.
-func Orders() *Registry {
-	r, err := NewRegistry(ReleaseInventory(), RefundPayment())
+// Compensations is the registry of the OrderSaga's compensations, the
+// names order.yaml refers to.
+func Compensations() *compensations.Registry {
+	r, err := compensations.NewRegistry(ReleaseInventory(), RefundPayment())
 	if err != nil {
 		panic(err) // the definitions above are constants; a test covers them
 	}
