@@ -115,6 +115,8 @@ stdout and the progress lines to stderr.`,
 	cmd.Flags().StringVar(&level, "log-level", "error", "log level")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	cmd.Flags().StringVar(&opts.DaprGRPC, "dapr-grpc", "",
+		"run the engine in the daprd sidecar at this host:port (its gRPC API) instead of the embedded one; the parked case is skipped")
 	cmd.Flags().BoolVar(&brokerProcess, "broker-process", false,
 		"run the broker in a process of its own (this binary), reached over loopback TCP; the CPU column is then the worker's alone")
 	cmd.AddCommand(newBenchBrokerCmd(), newBenchLongCmd())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,7 +121,28 @@ func (o Options) Validate() error {
 	if o.Parked < 0 {
 		errs = append(errs, fmt.Errorf("bench: parked %d is negative", o.Parked))
 	}
+	if o.DaprGRPC != "" {
+		if err := checkHostPort(o.DaprGRPC); err != nil {
+			errs = append(errs, fmt.Errorf("bench: daprd gRPC address: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// checkHostPort accepts host:port with a host and a port number: a typo
+// here would otherwise surface as the engine's connection timing out.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	return nil
 }
 
 // Result is one measurement.
