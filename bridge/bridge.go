@@ -212,7 +212,6 @@ func engineConfig(c config.Engine) (engine.Config, error) {
 			DBPath:      c.Embedded.DBPath,
 			Parallelism: c.Embedded.Parallelism,
 			Synchronous: c.Embedded.Synchronous,
-			IdlePoll:    c.Embedded.IdlePoll,
 		},
 		Dapr: engine.DaprConfig{GRPCEndpoint: c.Dapr.GRPCEndpoint, RetentionDir: c.Dapr.RetentionDir},
 	}

@@ -85,7 +85,7 @@ func (k *kit) startEngine() error {
 		began := time.Now()
 		cfg := engine.Config{
 			Kind:     engine.KindEmbedded,
-			Embedded: embedded.Config{DBPath: k.db, IdlePoll: 20 * time.Millisecond, Parallelism: 16},
+			Embedded: embedded.Config{DBPath: k.db, Parallelism: 16},
 		}
 		if k.dapr != nil {
 			cfg = engine.Config{Kind: engine.KindDapr, Dapr: engine.DaprConfig{GRPCEndpoint: k.dapr.GRPCAddr()}}

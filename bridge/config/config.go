@@ -221,10 +221,6 @@ type EngineEmbedded struct {
 	// lose the last commits) or "full" (survives a power cut; group commit
 	// makes it one fsync per batch of writes).
 	Synchronous string `yaml:"synchronous" enum:",normal,full"`
-	// IdlePoll is accepted and ignored: the engine wakes its workers when
-	// work is written and fires timers on time. Configs that set it still
-	// load.
-	IdlePoll time.Duration `yaml:"idlePoll"`
 }
 
 // EngineDapr points at a daprd sidecar.
@@ -555,6 +551,7 @@ func parse(name string, b []byte, lookup func(string) (string, bool)) (*Config, 
 		}
 		return v, ok
 	})
+	errs = append(errs, dropRemovedKeys(name, &root)...)
 	errs = append(errs, confspec.CheckKeys(name, &root, reflect.TypeFor[Config]())...)
 	if len(root.Content) > 0 {
 		if err := root.Decode(cfg); err != nil {
@@ -563,6 +560,54 @@ func parse(name string, b []byte, lookup func(string) (string, bool)) (*Config, 
 	}
 	cfg.setDefaults()
 	return cfg, hideValues(errors.Join(append(errs, cfg.Validate())...), used)
+}
+
+// removedKeys are keys the file took once and takes no more, with what
+// to do instead: a bare "unknown key" would leave the reader guessing
+// whether the setting moved or went away.
+var removedKeys = []struct {
+	path []string
+	why  string
+}{
+	{[]string{"engine", "embedded", "idlePoll"}, "the embedded engine wakes its workers when work is written and fires timers on time, so there is nothing to poll: delete the line"},
+}
+
+// dropRemovedKeys reports each removed key the file sets and takes it out
+// of the tree, so that it is not reported again as unknown.
+func dropRemovedKeys(name string, root *yaml.Node) []error {
+	if len(root.Content) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, rk := range removedKeys {
+		n := root.Content[0]
+		for i, k := range rk.path {
+			if n.Kind != yaml.MappingNode {
+				break
+			}
+			j := mappingKey(n, k)
+			if j < 0 {
+				break
+			}
+			if i < len(rk.path)-1 {
+				n = n.Content[j+1]
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%s:%d: %s is no longer a setting: %s", name, n.Content[j].Line, strings.Join(rk.path, "."), rk.why))
+			n.Content = slices.Delete(n.Content, j, j+2)
+		}
+	}
+	return errs
+}
+
+// mappingKey is the index of key k in mapping n's content, -1 when absent.
+func mappingKey(n *yaml.Node, k string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == k {
+			return i
+		}
+	}
+	return -1
 }
 
 // hideValues writes ${NAME} where an error would print the value of a

@@ -40,6 +40,8 @@ func TestParseReportsEveryProblemWithFileAndLine(t *testing.T) {
     raise: {instanceId: x, eventName: e}
 `, []string{`route "r" lists no topics`, `bridge.yaml:3: route "r": onFinished "shrug"`}},
 		{"type error", "broker:\n  concurrency: lots\n", []string{"bridge.yaml:2: cannot unmarshal"}},
+		{"removed key", "engine:\n  embedded:\n    dbPath: x.db\n    idlePoll: 20ms\n", []string{
+			"bridge.yaml:4: engine.embedded.idlePoll is no longer a setting: the embedded engine wakes its workers when work is written"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := config.Parse("bridge.yaml", []byte(c.yaml))
@@ -192,5 +194,17 @@ func TestBrokerBlocksAndAddresses(t *testing.T) {
 		if _, err := config.Parse("bridge.yaml", []byte(ok)); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
+	}
+}
+
+// TestRemovedKeyReportedOnce: a removed key gets its own message, not a
+// second "unknown key" one, and the rest of the file is still read.
+func TestRemovedKeyReportedOnce(t *testing.T) {
+	cfg, err := config.Parse("bridge.yaml", []byte("engine:\n  embedded:\n    idlePoll: 20ms\n    dbPath: x.db\n"))
+	if err == nil || strings.Contains(err.Error(), "unknown key") || strings.Count(err.Error(), "idlePoll") != 1 {
+		t.Fatalf("error %v: want idlePoll reported once, as removed", err)
+	}
+	if cfg == nil || cfg.Engine.Embedded.DBPath != "x.db" {
+		t.Fatalf("config %+v: the other keys are still read", cfg)
 	}
 }

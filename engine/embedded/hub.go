@@ -31,10 +31,6 @@ type Config struct {
 	// Parallelism is how many orchestration and how many activity work
 	// items run at once (the stock hub runs one).
 	Parallelism int
-	// IdlePoll is no longer used: the store wakes workers when work is
-	// written and fires timers on time. Kept so that configs that set it
-	// still load.
-	IdlePoll time.Duration
 	// Synchronous is SQLite's synchronous pragma in WAL mode: "normal"
 	// (default: a process crash loses nothing, a power cut can lose the
 	// last commits) or "full" (survives a power cut; group commit makes
@@ -55,9 +51,6 @@ func (c *Config) setDefaults() {
 	if c.Parallelism == 0 {
 		c.Parallelism = 64
 	}
-	if c.IdlePoll == 0 {
-		c.IdlePoll = 250 * time.Millisecond
-	}
 	if c.Synchronous == "" {
 		c.Synchronous = "normal"
 	}
@@ -68,9 +61,6 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Parallelism < 1 {
 		errs = append(errs, fmt.Errorf("embedded engine: parallelism %d must be at least 1", c.Parallelism))
-	}
-	if c.IdlePoll < time.Millisecond {
-		errs = append(errs, fmt.Errorf("embedded engine: idlePoll %s is below 1ms", c.IdlePoll))
 	}
 	switch c.Synchronous {
 	case "normal", "full":

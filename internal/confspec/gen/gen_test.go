@@ -54,7 +54,7 @@ func TestEveryKeyDocumented(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"broker.kafka.tls.certFile", "broker.kafka.tls.keyFile", "broker.kafka.tls.insecureSkipVerify",
-		"engine.embedded.idlePoll", "broker.kafka.topicPartitions", "routes[].start.workflow", "migration.workflows.<name>.mode",
+		"engine.embedded.synchronous", "broker.kafka.topicPartitions", "routes[].start.workflow", "migration.workflows.<name>.mode",
 		"access.workflows.<name>.start.routes", "metrics.listen"} {
 		found := false
 		for _, r := range rows {
