@@ -418,22 +418,22 @@ func natsOptions(c config.NATS) ([]nats.Option, error) {
 
 // orderKey orders a topic's messages by workflow instance: the broker
 // adapter hands out messages with the same key one at a time, in order.
-func (b *Bridge) orderKey(topic string, msg *message.Message) string {
+func (b *Bridge) orderKey(topic string, msg *message.Message) (string, any) {
 	if len(msg.Payload) > b.cfg.Limits.MaxPayloadBytes {
-		return ""
+		return "", nil
 	}
 	headers := map[string]string(msg.Metadata)
 	ev, err := envelope.Decode(msg.Payload, headers)
 	if err != nil {
 		b.handler.prepared.put(msg, prepared{decodeErr: err})
-		return ""
+		return "", nil
 	}
 	decisions, err := b.router.Route(topic, ev, headers)
 	b.handler.prepared.put(msg, prepared{ev: ev, decisions: decisions, routeErr: err})
 	if err != nil || len(decisions) == 0 {
-		return ""
+		return "", nil
 	}
-	return decisions[0].InstanceID
+	return decisions[0].InstanceID, nil
 }
 
 // UpdateMigration applies a reloaded config's migration modes and

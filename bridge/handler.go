@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,8 +20,6 @@ import (
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
-	"github.com/sagabridge/sagabridge/topics/kafka"
-	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
 // counts keeps a number per unsettled message (deliveries for brokers that
@@ -193,22 +190,19 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 			h.refused.forget(key)
 		}
 	}()
-	// Deliveries: NATS counts them; for brokers that do not, count here.
+	// Deliveries: the broker's count when it keeps one, else this
+	// worker's.
 	d.attempts = h.tries.next(key)
-	if n, err := strconv.Atoi(msg.Metadata.Get(natsjs.MetaDeliveries)); err == nil && n > d.attempts {
-		d.attempts = n
-	}
+	told, _ := topics.DeliveryOf(msg)
+	d.attempts = max(d.attempts, told.Count)
 	d.refusalKey = key
 	if err := h.stalls.check(topic, d.origin.ID, h.now()); err != nil {
 		h.prepared.take(msg) // not handled now; a redelivery is a new message
 		return fmt.Errorf("%w: %w", errRetryLater, err)
 	}
 	// The time the broker stored the event starts the park window.
-	for _, key := range []string{natsjs.MetaStoredAt, kafka.MetadataTimestamp} {
-		if t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(key)); err == nil {
-			d.first = t
-			break
-		}
+	if !told.StoredAt.IsZero() {
+		d.first = told.StoredAt
 	}
 
 	headers := map[string]string(msg.Metadata)
@@ -233,8 +227,8 @@ func (h *handler) Handle(msg *message.Message) (err error) {
 		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindTooLarge,
 			Reason: fmt.Sprintf("payload of %d bytes exceeds the %d byte limit", len(msg.Payload), h.maxPayload)})
 	}
-	if readErr := msg.Metadata.Get(natsjs.MetaReadError); readErr != "" {
-		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: readErr})
+	if told.ReadError != "" {
+		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: told.ReadError})
 	}
 	if decodeErr != nil {
 		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: decodeErr.Error()})

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // Offsets a group without a committed offset starts from.
@@ -25,9 +25,6 @@ const (
 	defaultRebalanceTimeout  = 30 * time.Second
 	defaultJoinGroupBackoff  = 2 * time.Second
 )
-
-// KeyFunc returns a message's ordering key; see SubscriberConfig.Key.
-type KeyFunc func(topic string, msg *message.Message) string
 
 // SubscriberConfig configures a Subscriber. Zero values take the defaults
 // documented on each field.
@@ -74,8 +71,10 @@ type SubscriberConfig struct {
 	// Key, when set, replaces the record key as the ordering key above:
 	// messages with the same non-empty key are handed out one at a time,
 	// an empty key runs beside anything. It sees the message the handler
-	// will get on the first delivery (a redelivery after a nack is a copy).
-	Key KeyFunc `json:"-"`
+	// will get on the first delivery (a redelivery after a nack is a copy);
+	// what it returns beside the key comes back in every delivery's
+	// topics.Delivery.
+	Key topics.Keyer `json:"-"`
 	// CloseTimeout bounds shutdown of one subscription: waiting for the
 	// in-flight messages' acks plus the final commit. Default 10s.
 	CloseTimeout time.Duration `json:"close_timeout"`

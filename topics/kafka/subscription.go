@@ -10,6 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // recordReader is the part of *kafka.Reader a subscription uses; an
@@ -36,7 +38,7 @@ type subscriptionConfig struct {
 	// (at least 1); one key is never in flight twice.
 	concurrency int
 	// key is the ordering key; nil means the record key.
-	key KeyFunc
+	key topics.Keyer
 	// noCommit is set for throwaway groups: nobody will resume them, and
 	// committed offsets would outlive them on the broker for the offsets
 	// retention period.
@@ -153,7 +155,7 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 			// whole partition stays in order, and an unkeyed record has
 			// nothing to keep its place: both hold the slot.
 			yield := key != "" && !strict
-			s.deliver(msgCtx, stopCtx, graceCtx, p.rec, p.msg, sl, yield)
+			s.deliver(msgCtx, stopCtx, graceCtx, p, sl, yield)
 		},
 		slots: slots,
 		stop:  stopCtx,
@@ -212,19 +214,21 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 			}
 			continue
 		}
-		first := s.message(rec)
-		key := string(rec.Key)
+		p := pendingRecord{rec: rec, msg: s.message(rec), key: string(rec.Key)}
 		if s.cfg.key != nil {
-			key = s.cfg.key(s.cfg.topic, first)
+			p.key, p.keyed = s.cfg.key(s.cfg.topic, p.msg)
 		}
-		q.push(key, pendingRecord{rec: rec, msg: first}, sl)
+		q.push(p.key, p, sl)
 	}
 }
 
-// pendingRecord is a fetched record and the message made of it.
+// pendingRecord is a fetched record, the message made of it, and its
+// ordering key with what the Keyer returned beside it.
 type pendingRecord struct {
-	rec kafka.Message
-	msg *message.Message
+	rec   kafka.Message
+	msg   *message.Message
+	key   string
+	keyed any
 }
 
 // slot is one of the subscription's concurrency places, held by one
@@ -355,7 +359,10 @@ func (q *keyQueues) wait() { q.wg.Wait() }
 // nackResendMax), during which, with yield, the record gives its slot
 // back; nothing later of its key is handed out meanwhile, and nothing
 // after it in its partition is committed, so nothing is skipped.
-func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec kafka.Message, first *message.Message, sl *slot, yield bool) {
+func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, p pendingRecord, sl *slot, yield bool) {
+	rec, first := p.rec, p.msg
+	// Kafka does not count deliveries: these are this subscription's.
+	d := topics.Delivery{Count: 1, StoredAt: rec.Time, Key: p.key, Keyed: p.keyed}
 	fields := watermill.LogFields{
 		"message_uuid": first.UUID,
 		"partition":    rec.Partition,
@@ -367,7 +374,8 @@ func (s *subscription) deliver(msgCtx, stopCtx, graceCtx context.Context, rec ka
 		// acked or nacked once, and a handler may have changed the payload
 		// or metadata.
 		ctx, cancel := context.WithCancel(msgCtx)
-		msg.SetContext(ctx)
+		msg.SetContext(topics.WithDelivery(ctx, d))
+		d.Count++
 
 		select {
 		case s.out <- msg:

@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // fakeReader serves a fixed list of records and records commits, so the
@@ -369,7 +371,8 @@ func keysOf(m map[string]*message.Message) []string {
 
 // TestSubscriptionKeyFuncReplacesTheRecordKey: with a KeyFunc the records'
 // own keys do not matter; the function's key orders, and the handler gets
-// the very message the function saw (the bridge caches its routing on it).
+// the very message the function saw, and what the function returned
+// beside the key comes back in the delivery.
 func TestSubscriptionKeyFuncReplacesTheRecordKey(t *testing.T) {
 	r := newKeyedFakeReader("a", "b", "c")
 	var mu sync.Mutex
@@ -377,11 +380,11 @@ func TestSubscriptionKeyFuncReplacesTheRecordKey(t *testing.T) {
 	s := newSubscription(subscriptionConfig{
 		topic: "t", group: "g", keyField: DefaultKeyMetadataField,
 		nackResendSleep: time.Millisecond, closeTimeout: time.Second, concurrency: 3,
-		key: func(topic string, m *message.Message) string {
+		key: func(topic string, m *message.Message) (string, any) {
 			mu.Lock()
 			defer mu.Unlock()
 			seen[m] = true
-			return "one-instance"
+			return "one-instance", m.UUID + "-keyed"
 		},
 	}, r, watermill.NopLogger{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -399,6 +402,9 @@ func TestSubscriptionKeyFuncReplacesTheRecordKey(t *testing.T) {
 		mu.Unlock()
 		if !keyed {
 			t.Fatalf("%s: not the message the key function saw", m.UUID)
+		}
+		if d, ok := topics.DeliveryOf(m); !ok || d.Key != "one-instance" || d.Keyed != m.UUID+"-keyed" || d.Count != 1 {
+			t.Fatalf("%s: delivery %+v (told: %v), want key one-instance, keyed %s-keyed, count 1", m.UUID, d, ok, m.UUID)
 		}
 		select {
 		case other := <-s.out:

@@ -77,7 +77,9 @@ type Config struct {
 	// others until this many (or 64 MiB of payloads) wait. Default 4096.
 	MaxBacklog int
 	// Key orders messages: the same key is handled one at a time, in order.
-	Key KeyFunc
+	// What it returns beside the key comes back in each delivery's
+	// topics.Delivery. Default PartitionKey.
+	Key topics.Keyer
 	// Retry decides how long a nacked message waits before redelivery.
 	Retry Backoff
 	// ConfirmAcks waits for the server to confirm each ack (DoubleAck).

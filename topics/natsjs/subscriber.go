@@ -15,16 +15,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// KeyFunc returns the ordering key of a message: messages with the same
-// non-empty key are handed out one at a time, in stream order. An empty key
-// means the message may run beside any other.
-type KeyFunc func(topic string, msg *message.Message) string
+	"github.com/sagabridge/sagabridge/topics"
+)
 
 // PartitionKey orders by the partition_key metadata the bridge and the
 // examples set on what they publish.
-func PartitionKey(_ string, msg *message.Message) string { return msg.Metadata.Get("partition_key") }
+func PartitionKey(_ string, msg *message.Message) (string, any) {
+	return msg.Metadata.Get("partition_key"), nil
+}
 
 // orderedSubscriber is a Watermill subscriber on a durable JetStream pull
 // consumer. Watermill-nats's own subscriber blocks a subscription until each
@@ -152,6 +151,12 @@ type pending struct {
 	js  jetstream.Msg
 	msg *message.Message
 	key string
+	// keyed is what the Keyer returned beside the key.
+	keyed any
+	// storedAt is when JetStream stored the message (zero if unknown).
+	storedAt time.Time
+	// readErr says the message could not be carried as it was stored.
+	readErr string
 	// retries counts local redeliveries after a nack (keyed messages only).
 	retries uint64
 	// delivered is the broker's delivery count when this message arrived.
@@ -281,17 +286,24 @@ func (d *dispatch) convert(m jetstream.Msg) *pending {
 	p := &pending{js: m, msg: msg, delivered: 1}
 	if md, err := m.Metadata(); err == nil {
 		p.delivered = md.NumDelivered
+		p.storedAt = md.Timestamp
 		msg.Metadata.Set(MetaStoredAt, md.Timestamp.UTC().Format(time.RFC3339Nano))
 		msg.Metadata.Set(MetaStream, md.Stream)
 		msg.Metadata.Set(MetaStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
 	}
 	msg.Metadata.Set(MetaDeliveries, strconv.FormatUint(p.delivered, 10))
+	p.readErr = readErr
 	if readErr != "" {
 		msg.Metadata.Set(MetaReadError, readErr)
 	} else {
-		p.key = d.sub.cfg.Key(d.topic, msg)
+		p.key, p.keyed = d.sub.cfg.Key(d.topic, msg)
 	}
 	return p
+}
+
+// delivery is what the handler is told about this delivery of p.
+func (p *pending) delivery() topics.Delivery {
+	return topics.Delivery{Count: int(p.delivered + p.retries), StoredAt: p.storedAt, Key: p.key, Keyed: p.keyed, ReadError: p.readErr}
 }
 
 // unmarshal is Watermill's NATS header unmarshaling (the UUID from its
@@ -356,7 +368,7 @@ func (d *dispatch) deliver(ctx context.Context, p *pending) {
 func (d *dispatch) handOut(ctx context.Context, p *pending) (nacked bool) {
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p.msg.SetContext(msgCtx)
+	p.msg.SetContext(topics.WithDelivery(msgCtx, p.delivery()))
 	// Heartbeats keep the server from redelivering the message while it
 	// waits to be handed out or while the handler (which bounds itself
 	// below ackWait) runs. A handler that never answers is no longer
