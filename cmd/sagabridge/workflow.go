@@ -269,8 +269,15 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 	return srv, nil
 }
 
+// workflowCmd holds the flags the workflow subcommands share.
+type workflowCmd struct {
+	o opsFlags
+	// reason backs the --reason flag of terminate, suspend and resume.
+	reason string
+}
+
 func newWorkflowCmd() *cobra.Command {
-	var o opsFlags
+	w := &workflowCmd{}
 	cmd := &cobra.Command{
 		Use:   "workflow",
 		Short: "Inspect and control workflow instances through the running worker",
@@ -282,25 +289,39 @@ database belongs to the worker, and with daprd the worker is the app that
 holds the workflows. Exit codes: 0 done, 1 failed, 2 usage, 3 no such instance.`,
 	}
 	cmd.SetFlagErrorFunc(flagUsageErr)
-	o.register(cmd.PersistentFlags(), true)
+	w.o.register(cmd.PersistentFlags(), true)
+	cmd.AddCommand(w.getCmd(), w.raiseCmd(), newWorkflowListCmd(w.client, &w.o), newWorkflowHistoryCmd(w.client, &w.o),
+		w.controlCmd("terminate", "Terminate an instance (asks for confirmation)", "terminated", true,
+			func(c *admin.Client, ctx context.Context, id, r string) error { return c.Terminate(ctx, id, r) }),
+		w.controlCmd("suspend", "Suspend an instance", "suspended", false,
+			func(c *admin.Client, ctx context.Context, id, r string) error { return c.Suspend(ctx, id, r) }),
+		w.controlCmd("resume", "Resume a suspended instance", "resumed", false,
+			func(c *admin.Client, ctx context.Context, id, r string) error { return c.Resume(ctx, id, r) }),
+		w.controlCmd("purge", "Delete a finished instance's state (asks for confirmation)", "purged", true,
+			func(c *admin.Client, ctx context.Context, id, _ string) error { return c.Purge(ctx, id) }),
+	)
+	return cmd
+}
 
-	client := func(cmd *cobra.Command) (*admin.Client, error) {
-		if err := o.validate(); err != nil {
-			return nil, err
-		}
-		cfg, err := o.loadConfig(cmd)
-		if err != nil {
-			return nil, err
-		}
-		return o.adminClient(cmd, cfg)
+// client validates the flags and connects to the running worker's admin API.
+func (w *workflowCmd) client(cmd *cobra.Command) (*admin.Client, error) {
+	if err := w.o.validate(); err != nil {
+		return nil, err
 	}
+	cfg, err := w.o.loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return w.o.adminClient(cmd, cfg)
+}
 
-	get := &cobra.Command{
+func (w *workflowCmd) getCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "get ID",
 		Short: "Show an instance: status, steps, outcome",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client(cmd)
+			c, err := w.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -308,17 +329,19 @@ holds the workflows. Exit codes: 0 done, 1 failed, 2 usage, 3 no such instance.`
 			if err != nil {
 				return opErr(err)
 			}
-			return printWorkflow(cmd.OutOrStdout(), o.output, d)
+			return printWorkflow(cmd.OutOrStdout(), w.o.output, d)
 		},
 	}
+}
 
+func (w *workflowCmd) raiseCmd() *cobra.Command {
 	var data, dataFile string
 	raise := &cobra.Command{
 		Use:   "raise ID EVENT",
 		Short: "Raise an external event on an instance",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client(cmd)
+			c, err := w.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -329,50 +352,41 @@ holds the workflows. Exit codes: 0 done, 1 failed, 2 usage, 3 no such instance.`
 			if err := c.Raise(cmd.Context(), args[0], args[1], payload); err != nil {
 				return opErr(err)
 			}
-			return report(cmd, o.output, "raised", args[0], map[string]any{"event": args[1]})
+			return report(cmd, w.o.output, "raised", args[0], map[string]any{"event": args[1]})
 		},
 	}
 	raise.Flags().StringVar(&data, "data", "", "event payload (JSON)")
 	raise.Flags().StringVar(&dataFile, "data-file", "", "file with the event payload (JSON); - reads stdin")
+	return raise
+}
 
-	var reason string
-	control := func(use, short, done string, destructive bool, f func(c *admin.Client, ctx context.Context, id, reason string) error) *cobra.Command {
-		c := &cobra.Command{
-			Use:   use + " ID",
-			Short: short,
-			Args:  exactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				cl, err := client(cmd)
-				if err != nil {
+// controlCmd builds a command that applies f to one instance and reports
+// done; a destructive one asks for confirmation first.
+func (w *workflowCmd) controlCmd(use, short, done string, destructive bool, f func(c *admin.Client, ctx context.Context, id, reason string) error) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use + " ID",
+		Short: short,
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := w.client(cmd)
+			if err != nil {
+				return err
+			}
+			if destructive {
+				if err := confirm(cmd, w.o.yes, fmt.Sprintf("%s workflow instance %s", use, args[0])); err != nil {
 					return err
 				}
-				if destructive {
-					if err := confirm(cmd, o.yes, fmt.Sprintf("%s workflow instance %s", use, args[0])); err != nil {
-						return err
-					}
-				}
-				if err := f(cl, cmd.Context(), args[0], reason); err != nil {
-					return opErr(err)
-				}
-				return report(cmd, o.output, done, args[0], nil)
-			},
-		}
-		if use != "purge" {
-			c.Flags().StringVar(&reason, "reason", "sagabridge workflow "+use, "reason recorded with the operation")
-		}
-		return c
+			}
+			if err := f(cl, cmd.Context(), args[0], w.reason); err != nil {
+				return opErr(err)
+			}
+			return report(cmd, w.o.output, done, args[0], nil)
+		},
 	}
-	cmd.AddCommand(get, raise, newWorkflowListCmd(client, &o), newWorkflowHistoryCmd(client, &o),
-		control("terminate", "Terminate an instance (asks for confirmation)", "terminated", true,
-			func(c *admin.Client, ctx context.Context, id, r string) error { return c.Terminate(ctx, id, r) }),
-		control("suspend", "Suspend an instance", "suspended", false,
-			func(c *admin.Client, ctx context.Context, id, r string) error { return c.Suspend(ctx, id, r) }),
-		control("resume", "Resume a suspended instance", "resumed", false,
-			func(c *admin.Client, ctx context.Context, id, r string) error { return c.Resume(ctx, id, r) }),
-		control("purge", "Delete a finished instance's state (asks for confirmation)", "purged", true,
-			func(c *admin.Client, ctx context.Context, id, _ string) error { return c.Purge(ctx, id) }),
-	)
-	return cmd
+	if use != "purge" {
+		c.Flags().StringVar(&w.reason, "reason", "sagabridge workflow "+use, "reason recorded with the operation")
+	}
+	return c
 }
 
 // readData reads a JSON payload from --data or --data-file ("-": stdin).
