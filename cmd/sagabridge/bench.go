@@ -16,10 +16,15 @@ import (
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/internal/benchmark"
 )
 
+// benchFlags are the flags of bench; the string ones complete opts when it runs.
+type benchFlags struct {
+	opts                                                         benchmark.Options
+	brokers, modes, conc, out, commit, level, cpuProfile, output string
+	brokerProcess                                                bool
+}
+
 func newBenchCmd() *cobra.Command {
-	var opts benchmark.Options
-	var brokers, modes, conc, out, commit, level, cpuProfile, output string
-	var brokerProcess bool
+	var f benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure sagas/s and latency through the bridge and directly against the engine",
@@ -27,100 +32,120 @@ func newBenchCmd() *cobra.Command {
 With -o json or yaml the report (what --out writes to bench.json) goes to
 stdout and the progress lines to stderr.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			log, err := newLogger(level, true)
-			if err != nil {
-				return exitError{exitUsage, err}
-			}
-			opts.Logger = log
-			opts.Brokers = strings.Split(brokers, ",")
-			opts.Modes = strings.Split(modes, ",")
-			if brokerProcess {
-				self, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				opts.BrokerCommand = []string{self, "bench", "broker"}
-			}
-			for _, c := range strings.Split(conc, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(c))
-				if err != nil {
-					return exitError{exitUsage, fmt.Errorf("--concurrency: %w", err)}
-				}
-				opts.Concurrency = append(opts.Concurrency, n)
-			}
-			if err := opts.Validate(); err != nil {
-				return usageErr(err)
-			}
-			w := progressWriter(cmd, output)
-			opts.Progress = func(r benchmark.Result) {
-				fmt.Fprintf(w, "  %-5s %-6s in flight %3d: %6.0f sagas/s, p50 %.1f ms, p99 %.1f ms\n",
-					r.Broker, r.Mode, r.Concurrency, r.PerSecond, r.P50Ms, r.P99Ms)
-			}
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
-			}
-			rep, err := benchmark.Run(cmd.Context(), opts)
-			if err != nil {
-				return err
-			}
-			rep.Commit = commit
-			rep.Machine = fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-			if output != "table" {
-				if err := printAs(cmd.OutOrStdout(), output, rep); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintf(w, "\n%s — %s — commit %s\n", rep.Date, rep.Machine, rep.Commit)
-				if err := rep.WriteTable(w); err != nil {
-					return err
-				}
-			}
-			if out != "" {
-				if err := os.MkdirAll(out, 0o755); err != nil {
-					return err
-				}
-				if err := rep.WriteJSON(filepath.Join(out, "bench.json")); err != nil {
-					return err
-				}
-				if err := rep.WriteSVG(filepath.Join(out, "bench.svg")); err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(out, "bench.json"), filepath.Join(out, "bench.svg"))
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, &f) },
 	}
-	cmd.Flags().StringVar(&brokers, "brokers", "nats,kafka", "brokers to measure: nats, kafka")
-	cmd.Flags().StringVar(&modes, "modes", "direct,bridge", "paths to measure: direct (engine client), bridge (events on the broker)")
-	cmd.Flags().StringVar(&conc, "concurrency", "1,8,32,128", "sagas in flight, comma separated")
-	cmd.Flags().IntVar(&opts.Sagas, "sagas", 2000, "sagas per measurement")
-	cmd.Flags().IntVar(&opts.Parked, "parked", 10000, "instances left waiting for an event, for the memory figure (0: skip)")
-	cmd.Flags().StringVar(&opts.DataDir, "data", "data/bench", "directory for databases and broker stores")
-	cmd.Flags().IntVar(&opts.EngineParallelism, "engine-parallelism", 128, "embedded engine work items at once")
-	cmd.Flags().IntVar(&opts.BrokerConcurrency, "broker-concurrency", 128, "messages per topic handled at once")
-	cmd.Flags().StringVar(&out, "out", "", "directory for bench.json and bench.svg")
-	cmd.Flags().StringVar(&commit, "commit", "", "commit recorded in the report")
-	cmd.Flags().StringVar(&level, "log-level", "error", "log level")
-	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
-	cmd.Flags().StringVar(&opts.DaprGRPC, "dapr-grpc", "",
-		"run the engine in the daprd sidecar at this host:port (its gRPC API) instead of the embedded one; the parked case is skipped")
-	cmd.Flags().BoolVar(&brokerProcess, "broker-process", false,
-		"run the broker in a process of its own (this binary), reached over loopback TCP; the CPU column is then the worker's alone")
+	f.register(cmd)
 	cmd.AddCommand(newBenchBrokerCmd(), newBenchLongCmd())
 	return cmd
+}
+
+func (f *benchFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.brokers, "brokers", "nats,kafka", "brokers to measure: nats, kafka")
+	cmd.Flags().StringVar(&f.modes, "modes", "direct,bridge", "paths to measure: direct (engine client), bridge (events on the broker)")
+	cmd.Flags().StringVar(&f.conc, "concurrency", "1,8,32,128", "sagas in flight, comma separated")
+	cmd.Flags().IntVar(&f.opts.Sagas, "sagas", 2000, "sagas per measurement")
+	cmd.Flags().IntVar(&f.opts.Parked, "parked", 10000, "instances left waiting for an event, for the memory figure (0: skip)")
+	cmd.Flags().StringVar(&f.opts.DataDir, "data", "data/bench", "directory for databases and broker stores")
+	cmd.Flags().IntVar(&f.opts.EngineParallelism, "engine-parallelism", 128, "embedded engine work items at once")
+	cmd.Flags().IntVar(&f.opts.BrokerConcurrency, "broker-concurrency", 128, "messages per topic handled at once")
+	cmd.Flags().StringVar(&f.out, "out", "", "directory for bench.json and bench.svg")
+	cmd.Flags().StringVar(&f.commit, "commit", "", "commit recorded in the report")
+	cmd.Flags().StringVar(&f.level, "log-level", "error", "log level")
+	cmd.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof)")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table, json or yaml")
+	cmd.Flags().StringVar(&f.opts.DaprGRPC, "dapr-grpc", "",
+		"run the engine in the daprd sidecar at this host:port (its gRPC API) instead of the embedded one; the parked case is skipped")
+	cmd.Flags().BoolVar(&f.brokerProcess, "broker-process", false,
+		"run the broker in a process of its own (this binary), reached over loopback TCP; the CPU column is then the worker's alone")
+}
+
+// complete fills f.opts from the string flags and validates it.
+func (f *benchFlags) complete() error {
+	log, err := newLogger(f.level, true)
+	if err != nil {
+		return exitError{exitUsage, err}
+	}
+	f.opts.Logger = log
+	f.opts.Brokers = strings.Split(f.brokers, ",")
+	f.opts.Modes = strings.Split(f.modes, ",")
+	if f.brokerProcess {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		f.opts.BrokerCommand = []string{self, "bench", "broker"}
+	}
+	for _, c := range strings.Split(f.conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil {
+			return exitError{exitUsage, fmt.Errorf("--concurrency: %w", err)}
+		}
+		f.opts.Concurrency = append(f.opts.Concurrency, n)
+	}
+	if err := f.opts.Validate(); err != nil {
+		return usageErr(err)
+	}
+	return nil
+}
+
+func runBench(cmd *cobra.Command, f *benchFlags) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	if err := f.complete(); err != nil {
+		return err
+	}
+	w := progressWriter(cmd, f.output)
+	f.opts.Progress = func(r benchmark.Result) {
+		fmt.Fprintf(w, "  %-5s %-6s in flight %3d: %6.0f sagas/s, p50 %.1f ms, p99 %.1f ms\n",
+			r.Broker, r.Mode, r.Concurrency, r.PerSecond, r.P50Ms, r.P99Ms)
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := benchmark.Run(cmd.Context(), f.opts)
+	if err != nil {
+		return err
+	}
+	rep.Commit = f.commit
+	rep.Machine = fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	return writeBenchReport(cmd, w, f.output, f.out, rep)
+}
+
+// writeBenchReport prints the report as -o asks and, with --out, writes
+// bench.json and bench.svg there.
+func writeBenchReport(cmd *cobra.Command, w io.Writer, output, out string, rep benchmark.Report) error {
+	if output != "table" {
+		if err := printAs(cmd.OutOrStdout(), output, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(w, "\n%s — %s — commit %s\n", rep.Date, rep.Machine, rep.Commit)
+		if err := rep.WriteTable(w); err != nil {
+			return err
+		}
+	}
+	if out != "" {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return err
+		}
+		if err := rep.WriteJSON(filepath.Join(out, "bench.json")); err != nil {
+			return err
+		}
+		if err := rep.WriteSVG(filepath.Join(out, "bench.svg")); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(out, "bench.json"), filepath.Join(out, "bench.svg"))
+	}
+	return nil
 }
 
 func newBenchLongCmd() *cobra.Command {
