@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 )
@@ -46,58 +47,16 @@ JetStream drops a second publish of the same id within its duplicate window.
       --data '{"orderId":"o-1","amount":12.5}'
   sagabridge publish --topic payment.replies --event reply.json --binary`,
 		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			ev, err := p.build(cmd)
-			if err != nil {
-				return err
-			}
-			msg, err := p.message(ev)
-			if err != nil {
-				return err
-			}
-			cfg, err := o.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			var pub message.Publisher
-			if onKafka(cfg, &bf) {
-				kp, err := kafka.NewPublisher(kafka.PublisherConfig{
-					Connection:    bridge.KafkaConnection(cfg.Broker.Kafka),
-					TopicCreation: kafka.TopicCreation{AutoCreateTopics: cfg.Broker.Kafka.AutoCreateTopics},
-				}, watermill.NopLogger{})
-				if err != nil {
-					return exitError{exitFailure, err}
-				}
-				pub = kp
-			} else {
-				ps, err := connectNATS(cmd, &o, &bf, cfg)
-				if err != nil {
-					return err
-				}
-				pub = ps.Publisher()
-				defer ps.Close()
-			}
-			defer pub.Close()
-			if err := pub.Publish(p.topic, msg); err != nil {
-				return exitError{exitFailure, fmt.Errorf("publish to %s: %w", p.topic, err)}
-			}
-			mode := "structured"
-			if p.binary {
-				mode = "binary"
-			}
-			if o.output != "table" {
-				return printAs(cmd.OutOrStdout(), o.output, map[string]any{"topic": p.topic, "id": ev.ID, "type": ev.Type, "mode": mode})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "published %s (%s, %s) to %s\n", ev.ID, ev.Type, mode, p.topic)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPublish(cmd, &o, &bf, &p) },
 	}
 	cmd.SetFlagErrorFunc(flagUsageErr)
 	o.register(cmd.Flags(), false)
 	bf.register(cmd)
+	p.register(cmd)
+	return cmd
+}
+
+func (p *publishFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVarP(&p.topic, "topic", "t", "", "topic to publish to (required)")
 	fs.StringVar(&p.typ, "type", "", "CloudEvent type (required unless --event has one)")
@@ -110,7 +69,62 @@ JetStream drops a second publish of the same id within its duplicate window.
 	fs.StringVar(&p.key, "key", "", "partition key (default: the subject)")
 	fs.StringArrayVarP(&p.headers, "header", "H", nil, "extra message header NAME=VALUE (repeatable)")
 	fs.BoolVar(&p.binary, "binary", false, "binary mode: attributes in ce- headers, data as the body")
-	return cmd
+}
+
+func runPublish(cmd *cobra.Command, o *opsFlags, bf *brokerFlags, p *publishFlags) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	ev, err := p.build(cmd)
+	if err != nil {
+		return err
+	}
+	msg, err := p.message(ev)
+	if err != nil {
+		return err
+	}
+	cfg, err := o.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	pub, closePub, err := openPublisher(cmd, o, bf, cfg)
+	if err != nil {
+		return err
+	}
+	defer closePub()
+	if err := pub.Publish(p.topic, msg); err != nil {
+		return exitError{exitFailure, fmt.Errorf("publish to %s: %w", p.topic, err)}
+	}
+	mode := "structured"
+	if p.binary {
+		mode = "binary"
+	}
+	if o.output != "table" {
+		return printAs(cmd.OutOrStdout(), o.output, map[string]any{"topic": p.topic, "id": ev.ID, "type": ev.Type, "mode": mode})
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "published %s (%s, %s) to %s\n", ev.ID, ev.Type, mode, p.topic)
+	return nil
+}
+
+// openPublisher connects a publisher to the config's broker; done closes
+// the publisher, then the NATS connection it runs on.
+func openPublisher(cmd *cobra.Command, o *opsFlags, bf *brokerFlags, cfg *config.Config) (message.Publisher, func(), error) {
+	if onKafka(cfg, bf) {
+		kp, err := kafka.NewPublisher(kafka.PublisherConfig{
+			Connection:    bridge.KafkaConnection(cfg.Broker.Kafka),
+			TopicCreation: kafka.TopicCreation{AutoCreateTopics: cfg.Broker.Kafka.AutoCreateTopics},
+		}, watermill.NopLogger{})
+		if err != nil {
+			return nil, nil, exitError{exitFailure, err}
+		}
+		return kp, func() { _ = kp.Close() }, nil
+	}
+	ps, err := connectNATS(cmd, o, bf, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	np := ps.Publisher()
+	return np, func() { _ = np.Close(); _ = ps.Close() }, nil
 }
 
 func readArg(cmd *cobra.Command, v string) ([]byte, error) {
