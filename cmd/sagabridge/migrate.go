@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -23,11 +24,16 @@ func newMigrateCmd() *cobra.Command {
 	return cmd
 }
 
+// migrateReportFlags are the flags of migrate report.
+type migrateReportFlags struct {
+	o            opsFlags
+	bf           brokerFlags
+	since, until string
+	examples     int
+}
+
 func newMigrateReportCmd() *cobra.Command {
-	var o opsFlags
-	var bf brokerFlags
-	var since, until string
-	var examples int
+	var f migrateReportFlags
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Summarise migrating sagas over a time window: instances, agreeing, diverging by kind, stuck",
@@ -42,71 +48,93 @@ unexpected-compensation, stuck), with example instance IDs to look at with
 'sagabridge workflow get'. The topics are read on the broker (NATS JetStream
 or Kafka) from the window's start.`,
 		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			now := time.Now()
-			from, err := parseWhen(since, now)
-			if err != nil {
-				return usageErr(fmt.Errorf("--since: %w", err))
-			}
-			to := now
-			if until != "" {
-				if to, err = parseWhen(until, now); err != nil {
-					return usageErr(fmt.Errorf("--until: %w", err))
-				}
-			}
-			cfg, err := o.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			var read func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error)
-			if onKafka(cfg, &bf) {
-				r, err := kafka.NewReader(bridge.KafkaConnection(cfg.Broker.Kafka))
-				if err != nil {
-					return exitError{exitFailure, err}
-				}
-				defer r.Close()
-				read = func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error) {
-					return migrate.ReadKafkaOutcomes(ctx, r, topic, since)
-				}
-			} else {
-				ps, err := connectNATS(cmd, &o, &bf, cfg)
-				if err != nil {
-					return err
-				}
-				defer func() { _ = ps.Close() }()
-				js, err := jetstream.New(ps.Conn())
-				if err != nil {
-					return err
-				}
-				read = func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error) {
-					return migrate.ReadOutcomes(ctx, js, topic, since)
-				}
-			}
-			var all []topics.Outcome
-			for _, topic := range []string{cfg.Migration.ShadowOutcomesTopic, cfg.Outcomes.Topic} {
-				got, err := read(cmd.Context(), topic, from)
-				if err != nil {
-					return exitError{exitFailure, err}
-				}
-				all = append(all, got...)
-			}
-			rep := migrate.Summarize(all, from, to, examples)
-			if o.output != "table" {
-				return printAs(cmd.OutOrStdout(), o.output, rep)
-			}
-			return migrate.WriteTable(cmd.OutOrStdout(), rep)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runMigrateReport(cmd, &f) },
 	}
 	cmd.SetFlagErrorFunc(flagUsageErr)
-	o.register(cmd.Flags(), false)
-	bf.register(cmd)
-	cmd.Flags().StringVar(&since, "since", "1h", "window start: RFC 3339 time, date, or a duration ago")
-	cmd.Flags().StringVar(&until, "until", "", "window end (default now)")
-	cmd.Flags().IntVar(&examples, "examples", 3, "instance IDs listed per kind of divergence")
+	f.o.register(cmd.Flags(), false)
+	f.bf.register(cmd)
+	cmd.Flags().StringVar(&f.since, "since", "1h", "window start: RFC 3339 time, date, or a duration ago")
+	cmd.Flags().StringVar(&f.until, "until", "", "window end (default now)")
+	cmd.Flags().IntVar(&f.examples, "examples", 3, "instance IDs listed per kind of divergence")
 	return cmd
+}
+
+func runMigrateReport(cmd *cobra.Command, f *migrateReportFlags) error {
+	if err := f.o.validate(); err != nil {
+		return err
+	}
+	from, to, err := f.window(time.Now())
+	if err != nil {
+		return err
+	}
+	cfg, err := f.o.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	read, done, err := openOutcomeReader(cmd, &f.o, &f.bf, cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var all []topics.Outcome
+	for _, topic := range []string{cfg.Migration.ShadowOutcomesTopic, cfg.Outcomes.Topic} {
+		got, err := read(cmd.Context(), topic, from)
+		if err != nil {
+			return exitError{exitFailure, err}
+		}
+		all = append(all, got...)
+	}
+	rep := migrate.Summarize(all, from, to, f.examples)
+	if f.o.output != "table" {
+		return printAs(cmd.OutOrStdout(), f.o.output, rep)
+	}
+	return migrate.WriteTable(cmd.OutOrStdout(), rep)
+}
+
+// window is the report's time window: --since to --until, or to now.
+func (f *migrateReportFlags) window(now time.Time) (from, to time.Time, err error) {
+	from, err = parseWhen(f.since, now)
+	if err != nil {
+		return from, to, usageErr(fmt.Errorf("--since: %w", err))
+	}
+	to = now
+	if f.until != "" {
+		if to, err = parseWhen(f.until, now); err != nil {
+			return from, to, usageErr(fmt.Errorf("--until: %w", err))
+		}
+	}
+	return from, to, nil
+}
+
+// outcomeReader reads the outcomes stored on a topic since a time.
+type outcomeReader func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error)
+
+// openOutcomeReader connects to the config's broker; done closes the
+// connection.
+func openOutcomeReader(cmd *cobra.Command, o *opsFlags, bf *brokerFlags, cfg *config.Config) (outcomeReader, func(), error) {
+	if onKafka(cfg, bf) {
+		r, err := kafka.NewReader(bridge.KafkaConnection(cfg.Broker.Kafka))
+		if err != nil {
+			return nil, nil, exitError{exitFailure, err}
+		}
+		read := func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error) {
+			return migrate.ReadKafkaOutcomes(ctx, r, topic, since)
+		}
+		return read, func() { r.Close() }, nil
+	}
+	ps, err := connectNATS(cmd, o, bf, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(ps.Conn())
+	if err != nil {
+		_ = ps.Close()
+		return nil, nil, err
+	}
+	read := func(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error) {
+		return migrate.ReadOutcomes(ctx, js, topic, since)
+	}
+	return read, func() { _ = ps.Close() }, nil
 }
 
 func newMigrateBucketCmd() *cobra.Command {
