@@ -10,7 +10,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 )
@@ -26,8 +26,8 @@ func (b *Bridge) Sagas() *sagaview.Service { return b.sagaView }
 // progressSinks feeds several sinks; the first one's answer is returned.
 type progressSinks []progressSink
 
-func (s progressSinks) Apply(ev topics.CloudEvent) (sagas.Progress, error) {
-	var p sagas.Progress
+func (s progressSinks) Apply(ev topics.CloudEvent) (progress.Progress, error) {
+	var p progress.Progress
 	var err error
 	for i, sink := range s {
 		q, e := sink.Apply(ev)
@@ -42,8 +42,8 @@ func (s progressSinks) Apply(ev topics.CloudEvent) (sagas.Progress, error) {
 // which is what lists instances on daprd.
 type rememberSink struct{ b *Bridge }
 
-func (r rememberSink) Apply(ev topics.CloudEvent) (sagas.Progress, error) {
-	p, err := sagas.DecodeProgress(ev)
+func (r rememberSink) Apply(ev topics.CloudEvent) (progress.Progress, error) {
+	p, err := progress.Decode(ev)
 	if err != nil || r.b.engine == nil {
 		return p, err
 	}

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -65,7 +65,7 @@ sagas: [flow.yaml]
 	var mu sync.Mutex
 	seen := map[string][]topics.CloudEvent{}
 	watch := kit.pubsub(t, "test-topics")
-	for _, topic := range []string{"shop.outcomes", "shop.progress", "flow.outcomes", "flow.progress", topics.Outcomes, sagas.DefaultProgressTopic} {
+	for _, topic := range []string{"shop.outcomes", "shop.progress", "flow.outcomes", "flow.progress", topics.Outcomes, progress.DefaultTopic} {
 		ch, err := watch.Subscriber().Subscribe(t.Context(), topic)
 		if err != nil {
 			t.Fatal(err)
@@ -104,8 +104,8 @@ sagas: [flow.yaml]
 			count("flow.outcomes", "order-flow-1", topics.OutcomeCompensated) == 1
 	})
 	waitFor(t, 30*time.Second, "progress on the configured topics", func() bool {
-		return count("shop.progress", "order-go-1", sagas.ProgressType) == 3 &&
-			count("flow.progress", "order-flow-1", sagas.ProgressType) == 3
+		return count("shop.progress", "order-go-1", progress.Type) == 3 &&
+			count("flow.progress", "order-flow-1", progress.Type) == 3
 	})
 	// The outcome goes out before the workflow finishes in the engine.
 	for _, id := range []string{"order-go-1", "order-flow-1"} {
@@ -115,7 +115,7 @@ sagas: [flow.yaml]
 		})
 	}
 	time.Sleep(500 * time.Millisecond) // anything misdirected has arrived by now
-	for _, topic := range []string{topics.Outcomes, sagas.DefaultProgressTopic} {
+	for _, topic := range []string{topics.Outcomes, progress.DefaultTopic} {
 		if n := count(topic, "order-go-1", "") + count(topic, "order-flow-1", ""); n != 0 {
 			t.Errorf("%d events on %s, which the config does not name", n, topic)
 		}
@@ -128,7 +128,7 @@ sagas: [flow.yaml]
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, known := sagas.ProgressOf(id, st.RuntimeStatus, st.Output, st.CustomStatus)
+		p, known := progress.Of(id, st.RuntimeStatus, st.Output, st.CustomStatus)
 		if !known || p.Status != want {
 			t.Errorf("%s: workflow get reads %+v (known %v), want status %s", id, p, known, want)
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 )
@@ -19,7 +19,7 @@ import (
 // progressSink is what the bridge feeds with the progress and outcome
 // events it sees (the running sagas behind the oldest-running gauge).
 type progressSink interface {
-	Apply(ev topics.CloudEvent) (sagas.Progress, error)
+	Apply(ev topics.CloudEvent) (progress.Progress, error)
 }
 
 // feedProgress keeps the sink current until ctx ends. Every replica needs

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -36,15 +36,15 @@ func newRunningSagas(max int) *runningSagas {
 }
 
 // Apply implements progressSink.
-func (r *runningSagas) Apply(ev topics.CloudEvent) (sagas.Progress, error) {
-	p, err := sagas.DecodeProgress(ev)
+func (r *runningSagas) Apply(ev topics.CloudEvent) (progress.Progress, error) {
+	p, err := progress.Decode(ev)
 	if err != nil {
 		return p, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch p.Status {
-	case sagas.ProgressRunning, sagas.ProgressCompensating:
+	case progress.Running, progress.Compensating:
 		if _, known := r.byID[p.InstanceID]; known || len(r.byID) >= r.max {
 			return p, nil
 		}

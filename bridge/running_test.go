@@ -5,17 +5,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
 func TestRunningSagas(t *testing.T) {
 	r := newRunningSagas(2)
 	now := time.Now()
-	progress := func(id, status string, since time.Time) {
+	apply := func(id, status string, since time.Time) {
 		t.Helper()
-		p := sagas.Progress{Saga: "OrderSaga", InstanceID: id, Seq: 1, Status: status, Since: since}
-		ev, err := topics.NewCloudEvent(sagas.ProgressID(id, 1), topics.Source, sagas.ProgressType, id, since, p)
+		p := progress.Progress{Saga: "OrderSaga", InstanceID: id, Seq: 1, Status: status, Since: since}
+		ev, err := topics.NewCloudEvent(progress.ID(id, 1), topics.Source, progress.Type, id, since, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,13 +31,13 @@ func TestRunningSagas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	progress("a", sagas.ProgressRunning, now.Add(-time.Hour))
-	progress("b", sagas.ProgressCompensating, now.Add(-time.Minute))
-	progress("c", sagas.ProgressRunning, now.Add(-2*time.Hour)) // full: not kept
+	apply("a", progress.Running, now.Add(-time.Hour))
+	apply("b", progress.Compensating, now.Add(-time.Minute))
+	apply("c", progress.Running, now.Add(-2*time.Hour)) // full: not kept
 	if got := r.Oldest(now)["OrderSaga"]; got != time.Hour {
 		t.Errorf("oldest %s, want 1h", got)
 	}
-	progress("a", sagas.ProgressRunning, now) // a later event does not make it younger
+	apply("a", progress.Running, now) // a later event does not make it younger
 	if got := r.Oldest(now)["OrderSaga"]; got != time.Hour {
 		t.Errorf("oldest after a later event %s, want 1h", got)
 	}

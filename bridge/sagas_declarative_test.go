@@ -14,9 +14,9 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -54,16 +54,16 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 	// No Go workflows: OrderSaga is the declared one.
 	s := startDeclarativeStack(t, kit, cfg, map[string]workflow.Workflow{})
 
-	board, err := sagas.NewProgressBoard(n)
+	board, err := progress.NewBoard(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	progress, err := kit.pubsub(t, "test-progress").Subscriber().Subscribe(t.Context(), sagas.DefaultProgressTopic)
+	progressMsgs, err := kit.pubsub(t, "test-progress").Subscriber().Subscribe(t.Context(), progress.DefaultTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() {
-		for msg := range progress {
+		for msg := range progressMsgs {
 			var ev topics.CloudEvent
 			if json.Unmarshal(msg.Payload, &ev) == nil {
 				_, _ = board.Apply(ev)
@@ -121,7 +121,7 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 		return true
 	})
 	p, _ := board.Get("order-" + orderID("yaml", 7))
-	if p.Status != sagas.ProgressCompensating || p.Step != "reserve-inventory" || p.WaitingFor[0] != "event release-inventory.reply" {
+	if p.Status != progress.Compensating || p.Step != "reserve-inventory" || p.WaitingFor[0] != "event release-inventory.reply" {
 		t.Errorf("last progress of a shipping failure: %+v", p)
 	}
 
@@ -138,7 +138,7 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var last sagas.Progress
+		var last progress.Progress
 		if err := json.Unmarshal([]byte(st.CustomStatus), &last); err != nil {
 			t.Fatalf("%s: custom status %q: %v", id, st.CustomStatus, err)
 		}

@@ -36,8 +36,8 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
-	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -540,7 +540,7 @@ func (p *podEnv) hostPort(t *testing.T, c corev1.Container, port string) int {
 // provisionedTopics are the topics a production Kafka has before the
 // worker starts (the overlay does not auto-create them).
 func provisionedTopics(cfg *config.Config) []string {
-	ts := []string{cfg.Outcomes.Topic, cfg.DLQ.Topic, sagas.DefaultProgressTopic,
+	ts := []string{cfg.Outcomes.Topic, cfg.DLQ.Topic, progress.DefaultTopic,
 		order.InventoryCommands, order.PaymentCommands, order.ShippingCommands}
 	for _, r := range cfg.Routes {
 		ts = append(ts, r.Topics...)

@@ -86,7 +86,7 @@ func (r Retention) periods() map[string]time.Duration {
 // store is the embedded store's retention for these periods (nil when
 // every period is zero). The store knows runtime statuses: COMPLETED
 // covers every saga outcome (the outcome is in the custom status, see
-// sagas.Progress), so the store is asked to consider COMPLETED instances
+// progress.Progress), so the store is asked to consider COMPLETED instances
 // after the shortest period and Keep holds each one to its outcome's
 // period. A workflow that FAILED (its outcome could not be published)
 // keeps the failed period; TERMINATED, the compensated one.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dapr/durabletask-go/workflow"
 
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -47,7 +48,7 @@ type PublishRequest struct {
 // DefaultTopics are where a saga's outcome and progress events go when the
 // saga names no topic of its own. The worker's configuration sets them
 // (bridge.yaml's outcomes block); zero values mean topics.Outcomes and
-// DefaultProgressTopic.
+// progress.DefaultTopic.
 type DefaultTopics struct {
 	Outcomes string
 	Progress string
@@ -58,7 +59,7 @@ func (d DefaultTopics) withDefaults() DefaultTopics {
 		d.Outcomes = topics.Outcomes
 	}
 	if d.Progress == "" {
-		d.Progress = DefaultProgressTopic
+		d.Progress = progress.DefaultTopic
 	}
 	return d
 }
@@ -94,7 +95,7 @@ func (a *Activities) Publish(ctx workflow.ActivityContext) (any, error) {
 	}
 	if req.Topic == "" {
 		req.Topic = a.topics.Outcomes
-		if req.Event.Type == ProgressType {
+		if req.Event.Type == progress.Type {
 			req.Topic = a.topics.Progress
 		}
 	}
@@ -102,7 +103,7 @@ func (a *Activities) Publish(ctx workflow.ActivityContext) (any, error) {
 		req.ProgressTopic = a.topics.Progress
 	}
 	if err := a.send(ctx.Context(), req); err != nil {
-		if req.Event.Type == ProgressType {
+		if req.Event.Type == progress.Type {
 			a.progressFailed(req.Topic, req.Event, err)
 			return nil, nil
 		}

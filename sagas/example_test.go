@@ -6,6 +6,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 )
 
 // Loading declarative sagas and building the input that starts one,
@@ -31,8 +32,8 @@ func ExampleDefinitions_StartInput() {
 
 // A progress event, as `sagabridge workflow get` would print it.
 func ExampleProgress_String() {
-	p := sagas.Progress{
-		Saga: "OrderSaga", InstanceID: "order-1", Seq: 2, Status: sagas.ProgressRunning,
+	p := progress.Progress{
+		Saga: "OrderSaga", InstanceID: "order-1", Seq: 2, Status: progress.Running,
 		Step: "charge-payment", Kind: sagas.KindCommand, Attempt: 2,
 		WaitingFor: []string{"event charge-payment.reply"},
 	}

@@ -3,6 +3,8 @@ package sagas
 import (
 	"fmt"
 	"time"
+
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // verdict is how one attempt of a step (or of a compensation) ended.
@@ -15,7 +17,7 @@ type verdict struct {
 	// succeed (a command nobody answered), so it is compensated too.
 	effect   bool
 	timedOut bool
-	status   string // StepFailed or StepTimedOut when !ok
+	status   string // topics.StepFailed or topics.StepTimedOut when !ok
 	err      string
 	data     []byte // the step's result
 	// notUndone is what a failed child saga could not undo.
@@ -31,7 +33,7 @@ func (v verdict) describe() string {
 }
 
 func failed(format string, args ...any) verdict {
-	return verdict{status: StepFailed, err: fmt.Sprintf(format, args...)}
+	return verdict{status: topics.StepFailed, err: fmt.Sprintf(format, args...)}
 }
 
 // try is one attempt of a step, split in three phases so that a parallel

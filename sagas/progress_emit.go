@@ -3,6 +3,7 @@ package sagas
 import (
 	"encoding/json"
 
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -13,7 +14,7 @@ type progressEvent struct{ ev topics.CloudEvent }
 // workflow's custom status and returns the progress event describing it;
 // nil when the saga publishes no progress events.
 func (r *run) stepProgress(group *Step, pending []*member) *progressEvent {
-	p := r.progressBase(ProgressRunning)
+	p := r.progressBase(progress.Running)
 	p.Step, p.Kind = group.Name, group.Kind()
 	for _, m := range pending {
 		p.Attempt = max(p.Attempt, m.attempt)
@@ -26,7 +27,7 @@ func (r *run) stepProgress(group *Step, pending []*member) *progressEvent {
 // compensation.
 func (r *run) undoProgress(st *Step, attempt int) *progressEvent {
 	c := st.Compensation
-	p := r.progressBase(ProgressCompensating)
+	p := r.progressBase(progress.Compensating)
 	p.Step, p.Kind, p.Attempt = st.Name, "compensation", attempt
 	if c.IsCommand() {
 		p.WaitingFor = []string{"event " + c.Command.ReplyEvent}
@@ -36,14 +37,14 @@ func (r *run) undoProgress(st *Step, attempt int) *progressEvent {
 	return r.progressEvent(p)
 }
 
-func (r *run) progressBase(status string) Progress {
+func (r *run) progressBase(status string) progress.Progress {
 	r.seq++
-	p := Progress{
+	p := progress.Progress{
 		Saga: r.saga.Name, Version: r.saga.Version, InstanceID: r.id,
 		Seq: r.seq, Status: status, Since: r.now(),
 	}
 	for _, s := range r.out.Steps {
-		if s.Status == StepDone {
+		if s.Status == topics.StepDone {
 			p.Done = append(p.Done, s.Name)
 		}
 	}
@@ -67,12 +68,12 @@ func (r *run) waitingFor(st *Step, attempt int) string {
 // progressEvent sets p as the workflow's custom status, where `workflow
 // get` reads it on either engine, and builds its progress event unless the
 // saga publishes none.
-func (r *run) progressEvent(p Progress) *progressEvent {
+func (r *run) progressEvent(p progress.Progress) *progressEvent {
 	r.setStatus(p)
 	if r.saga.NoProgress {
 		return nil
 	}
-	ev, err := topics.NewCloudEvent(ProgressID(r.id, p.Seq), topics.Source, ProgressType, r.id, p.Since, p)
+	ev, err := topics.NewCloudEvent(progress.ID(r.id, p.Seq), topics.Source, progress.Type, r.id, p.Since, p)
 	if err != nil {
 		return nil // Progress always marshals; progress is advisory anyway
 	}
@@ -90,7 +91,7 @@ func (r *run) fireProgress(p *progressEvent) {
 
 // setStatus makes p the workflow's custom status. The engine stores it with
 // the next step of the history, so it costs no call of its own.
-func (r *run) setStatus(p Progress) {
+func (r *run) setStatus(p progress.Progress) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return // Progress always marshals
@@ -103,7 +104,7 @@ func (r *run) setStatus(p Progress) {
 // an operator listing instances) tells a compensated saga from a
 // completed one: the engine calls both COMPLETED.
 func (r *run) finalStatus() {
-	p := progressOfOutcome(r.out)
+	p := progress.FromOutcome(r.out)
 	p.Outcome = nil // the workflow's output holds it
 	p.Version = r.saga.Version
 	r.setStatus(p)

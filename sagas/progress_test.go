@@ -9,6 +9,7 @@ import (
 	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -19,18 +20,18 @@ func QuietSaga(ctx *workflow.WorkflowContext) (any, error) {
 	return sagas.Run(ctx, s)
 }
 
-func progressOf(t *testing.T, k *kit, id string) []sagas.Progress {
+func progressOf(t *testing.T, k *kit, id string) []progress.Progress {
 	t.Helper()
-	var out []sagas.Progress
-	for _, ev := range distinct(k.pub.on(sagas.DefaultProgressTopic)) {
+	var out []progress.Progress
+	for _, ev := range distinct(k.pub.on(progress.DefaultTopic)) {
 		if ev.Subject != id {
 			continue
 		}
-		p, err := sagas.DecodeProgress(ev)
+		p, err := progress.Decode(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev.ID != sagas.ProgressID(id, p.Seq) || ev.Type != sagas.ProgressType {
+		if ev.ID != progress.ID(id, p.Seq) || ev.Type != progress.Type {
 			t.Errorf("progress event id %s type %s", ev.ID, ev.Type)
 		}
 		out = append(out, p)
@@ -68,27 +69,27 @@ func TestProgressEvents(t *testing.T) {
 		}
 		k.pub.mu.Unlock()
 		for i, topic := range order {
-			if topic == sagas.DefaultProgressTopic && (i == 0 || order[i-1] != cmdTopic) {
+			if topic == progress.DefaultTopic && (i == 0 || order[i-1] != cmdTopic) {
 				t.Errorf("progress event %d not right after a command: %v", i, order)
 			}
 		}
 	})
 
 	t.Run("a waiting saga shows what it waits for", func(t *testing.T) {
-		board, err := sagas.NewProgressBoard(10)
+		board, err := progress.NewBoard(10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var p sagas.Progress
+		var p progress.Progress
 		waitUntil(t, 10*time.Second, "the approval step's progress", func() bool {
-			for _, ev := range k.pub.on(sagas.DefaultProgressTopic) {
+			for _, ev := range k.pub.on(progress.DefaultTopic) {
 				_, _ = board.Apply(ev)
 			}
 			var ok bool
 			p, ok = board.Get("prog-wait")
 			return ok && p.Step == "approval"
 		})
-		if p.Status != sagas.ProgressRunning || p.Kind != sagas.KindWait || p.WaitingFor[0] != "event approval" ||
+		if p.Status != progress.Running || p.Kind != sagas.KindWait || p.WaitingFor[0] != "event approval" ||
 			len(p.Done) != 1 || p.Done[0] != "hold" || p.Since.IsZero() {
 			t.Errorf("progress %+v", p)
 		}
@@ -101,7 +102,7 @@ func TestProgressEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fromEngine, known := sagas.ProgressOf("prog-wait", running.RuntimeStatus, running.Output, running.CustomStatus)
+		fromEngine, known := progress.Of("prog-wait", running.RuntimeStatus, running.Output, running.CustomStatus)
 		if !known || fromEngine.Step != "approval" || fromEngine.WaitingFor[0] != "event approval" || fromEngine.Seq != p.Seq {
 			t.Errorf("ProgressOf a running saga, from the engine: %+v (%q)", fromEngine, running.CustomStatus)
 		}
@@ -110,9 +111,9 @@ func TestProgressEvents(t *testing.T) {
 		k.outcome("prog-wait")
 
 		// The outcome event is the last word, whatever order events arrive in.
-		evs := append(distinct(k.pub.on(sagas.DefaultProgressTopic)), distinct(k.pub.on(topics.Outcomes))...)
+		evs := append(distinct(k.pub.on(progress.DefaultTopic)), distinct(k.pub.on(topics.Outcomes))...)
 		rand.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
-		board, _ = sagas.NewProgressBoard(10)
+		board, _ = progress.NewBoard(10)
 		for _, ev := range evs {
 			_, _ = board.Apply(ev)
 		}
@@ -122,19 +123,19 @@ func TestProgressEvents(t *testing.T) {
 		}
 		// The same from the engine's record of the finished workflow.
 		st := k.wait("prog-wait", time.Second)
-		fromOutput, err := sagas.ProgressFromOutput(st.Output)
+		fromOutput, err := progress.FromOutput(st.Output)
 		if err != nil || fromOutput.Status != topics.StatusCompleted || len(fromOutput.Done) != 3 {
 			t.Errorf("progress from output %+v, %v", fromOutput, err)
 		}
 		// What `workflow get` combines: the outcome beats the custom status,
 		// which holds the outcome's status once the saga finished.
-		if got, known := sagas.ProgressOf("prog-wait", st.RuntimeStatus, st.Output, st.CustomStatus); !known || !got.Finished() {
+		if got, known := progress.Of("prog-wait", st.RuntimeStatus, st.Output, st.CustomStatus); !known || !got.Finished() {
 			t.Errorf("ProgressOf a finished saga: %+v", got)
 		}
-		if got, _ := sagas.ProgressOf("prog-wait", st.RuntimeStatus, "", st.CustomStatus); got.Status != topics.StatusCompleted {
+		if got, _ := progress.Of("prog-wait", st.RuntimeStatus, "", st.CustomStatus); got.Status != topics.StatusCompleted {
 			t.Errorf("custom status of a finished saga: %+v (%q)", got, st.CustomStatus)
 		}
-		if got, known := sagas.ProgressOf("x", "FAILED", "", ""); known || got.Status != "failed" {
+		if got, known := progress.Of("x", "FAILED", "", ""); known || got.Status != "failed" {
 			t.Errorf("ProgressOf a failed workflow: %+v", got)
 		}
 	})
@@ -146,7 +147,7 @@ func TestProgressEvents(t *testing.T) {
 		}
 		// The engine still keeps where it is, at no broker cost.
 		st := k.wait("prog-quiet", time.Second)
-		if got, known := sagas.ProgressOf("prog-quiet", st.RuntimeStatus, "", st.CustomStatus); !known || got.Status != topics.StatusCompleted {
+		if got, known := progress.Of("prog-quiet", st.RuntimeStatus, "", st.CustomStatus); !known || got.Status != topics.StatusCompleted {
 			t.Errorf("custom status of a quiet saga: %+v (%q)", got, st.CustomStatus)
 		}
 	})
@@ -157,7 +158,7 @@ func TestProgressEvents(t *testing.T) {
 func TestProgressNeverHoldsASagaUp(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"PatientApprovalSaga": PatientApprovalSaga}})
 	k.pub.fail = func(topic string, _ topics.CloudEvent) error {
-		if topic == sagas.DefaultProgressTopic {
+		if topic == progress.DefaultTopic {
 			return errors.New("no such topic")
 		}
 		return nil
@@ -172,32 +173,6 @@ func TestProgressNeverHoldsASagaUp(t *testing.T) {
 		defer k.pub.mu.Unlock()
 		return k.pub.progressFailures == 3 // hold, approval (fire-and-forget), ship
 	})
-}
-
-func TestProgressBoardForgetsOldest(t *testing.T) {
-	board, err := sagas.NewProgressBoard(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, id := range []string{"x", "y", "z"} {
-		ev, err := topics.NewCloudEvent(sagas.ProgressID(id, 1), topics.Source, sagas.ProgressType, id, time.Now(),
-			sagas.Progress{InstanceID: id, Seq: 1, Status: sagas.ProgressRunning, Step: "s"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := board.Apply(ev); err != nil {
-			t.Fatalf("apply %d: %v", i, err)
-		}
-	}
-	if _, ok := board.Get("x"); ok {
-		t.Error("oldest instance kept")
-	}
-	if _, ok := board.Get("z"); !ok {
-		t.Error("newest instance dropped")
-	}
-	if _, err := board.Apply(topics.CloudEvent{ID: "1", Type: "other"}); err == nil {
-		t.Error("an unrelated event was accepted")
-	}
 }
 
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {

@@ -11,15 +11,6 @@ import (
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// Step statuses in an outcome.
-const (
-	StepDone               = "done"
-	StepFailed             = "failed"
-	StepTimedOut           = "timed-out"
-	StepCompensated        = "compensated"
-	StepCompensationFailed = "compensation-failed"
-)
-
 // publishAttempts bounds how long a saga keeps trying to publish one event
 // while the broker is down: with the backoff below, about 45 minutes. After
 // that the workflow fails and shows up as FAILED in `sagabridge workflow get`.
@@ -228,7 +219,7 @@ func (r *run) step(st *Step) Decision {
 // record lists a finished step in the outcome, keeps its result and, when
 // its effect may exist, remembers it for compensation.
 func (r *run) record(st *Step, v verdict) {
-	res := topics.StepResult{Name: st.Name, Status: StepDone}
+	res := topics.StepResult{Name: st.Name, Status: topics.StepDone}
 	if !v.ok {
 		res.Status, res.Error = v.status, v.err
 	}
@@ -267,11 +258,11 @@ func (r *run) backward() {
 		if err := r.compensate(d.st); err != nil {
 			r.out.Status = topics.StatusFailed
 			r.out.NotUndone = append(r.out.NotUndone, d.st.Name)
-			r.out.Steps[d.idx].Status = StepCompensationFailed
+			r.out.Steps[d.idx].Status = topics.StepCompensationFailed
 			r.out.Steps[d.idx].Error = err.Error()
 			continue
 		}
 		r.out.Compensated = append(r.out.Compensated, d.st.Name)
-		r.out.Steps[d.idx].Status = StepCompensated
+		r.out.Steps[d.idx].Status = topics.StepCompensated
 	}
 }

@@ -138,7 +138,7 @@ func TestCompensationFailureEndsFailed(t *testing.T) {
 	eq(t, "compensated", out.Compensated, []string{"b"})
 	eq(t, "commands", k.pub.commandsOf("stuck"),
 		[]string{"a.do#1", "b.do#1", "c.do#1", "b.undo#1", "a.undo#1", "a.undo#2", "a.undo#3"})
-	if s := out.Steps[0]; s.Status != sagas.StepCompensationFailed ||
+	if s := out.Steps[0]; s.Status != topics.StepCompensationFailed ||
 		s.Error != "undo-a not confirmed after 3 attempts: cannot undo a" {
 		t.Errorf("step a %+v", s)
 	}

@@ -10,10 +10,6 @@ import (
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// StepMissing is a shadow outcome's status for a step the legacy flow
-// went past without performing.
-const StepMissing = "missing"
-
 // defaultObserveTimeout bounds the wait for a legacy step whose saga step
 // has no timeout of its own.
 const defaultObserveTimeout = 5 * time.Minute
@@ -240,18 +236,18 @@ func (sh *shadow) follow(out *topics.Outcome) {
 	stuck := false
 	for i, st := range sh.steps {
 		if _, mapped := sh.obs.Steps[st.Name]; !mapped {
-			out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: StepDone, Error: "not observed: no legacy events mapped to this step"})
+			out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: topics.StepDone, Error: "not observed: no legacy events mapped to this step"})
 			continue
 		}
 		o, ok := sh.await(func(r legacyRef) bool { return r.step == i && r.role != roleUndone }, sh.timeout(st))
 		if !ok {
 			if later := sh.laterForward(i); later != "" {
 				sh.diverge(topics.DivergenceMissingStep, st.Name, "the legacy flow went on to %s without %s", later, st.Name)
-				out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: StepMissing})
+				out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: topics.StepMissing})
 				continue
 			}
 			sh.diverge(topics.DivergenceStuck, st.Name, "no legacy event for step %s within %s", st.Name, sh.timeout(st))
-			out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: StepTimedOut, Error: "legacy flow stuck"})
+			out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: topics.StepTimedOut, Error: "legacy flow stuck"})
 			failure, stuck = fmt.Sprintf("step %s timed out: the legacy flow showed no progress", st.Name), true
 			break
 		}
@@ -268,11 +264,11 @@ func (sh *shadow) follow(out *topics.Outcome) {
 			}
 		}
 		if o.ref.role == roleFailed {
-			out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: StepFailed, Error: "legacy: " + o.Type})
+			out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: topics.StepFailed, Error: "legacy: " + o.Type})
 			failure = fmt.Sprintf("step %s failed: legacy: %s", st.Name, o.Type)
 			break
 		}
-		out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: StepDone})
+		out.Steps = append(out.Steps, topics.StepResult{Name: st.Name, Status: topics.StepDone})
 		if st.Compensation != nil {
 			done = append(done, kept{step: i, idx: len(out.Steps) - 1})
 		}
@@ -297,7 +293,7 @@ func (sh *shadow) follow(out *topics.Outcome) {
 				if !ok {
 					sh.diverge(topics.DivergenceCompensationMissing, st.Name,
 						"the saga would undo %s; the legacy flow did not within %s", st.Name, sh.timeout(st))
-					res.Status = StepCompensationFailed
+					res.Status = topics.StepCompensationFailed
 					res.Error = "legacy flow did not undo it"
 					continue
 				}
@@ -308,7 +304,7 @@ func (sh *shadow) follow(out *topics.Outcome) {
 					}
 				}
 				undone[d.step] = true
-				res.Status = StepCompensated
+				res.Status = topics.StepCompensated
 				out.Compensated = append(out.Compensated, st.Name)
 			}
 		}

@@ -87,7 +87,7 @@ func (t *commandTry) result() verdict {
 	var raw json.RawMessage
 	if err := t.wait.Await(&raw); err != nil {
 		return verdict{
-			retry: true, effect: true, timedOut: true, status: StepTimedOut,
+			retry: true, effect: true, timedOut: true, status: topics.StepTimedOut,
 			err: fmt.Sprintf("no reply after %d attempts of %s", t.c.attempt, t.c.timeout),
 		}
 	}
@@ -98,12 +98,12 @@ func (t *commandTry) result() verdict {
 	if ok, reason := rule(raw); !ok {
 		// A participant that refuses a step did nothing; one that refuses
 		// to undo may manage later, so a compensation asks again.
-		return verdict{retry: t.c.undo, status: StepFailed, err: reason}
+		return verdict{retry: t.c.undo, status: topics.StepFailed, err: reason}
 	}
 	if t.c.result != nil {
 		res, err := t.c.result(raw)
 		if err != nil {
-			return verdict{effect: true, status: StepFailed, err: fmt.Sprintf("result of the reply: %v", err)}
+			return verdict{effect: true, status: topics.StepFailed, err: fmt.Sprintf("result of the reply: %v", err)}
 		}
 		raw = res
 	}
@@ -171,7 +171,7 @@ func (t activityTry) settle() {}
 func (t activityTry) result() verdict {
 	var out json.RawMessage
 	if err := t.t.Await(&out); err != nil {
-		return verdict{retry: !IsPermanent(err) && !isHistoryFull(err), status: StepFailed, err: activityError(err)}
+		return verdict{retry: !IsPermanent(err) && !isHistoryFull(err), status: topics.StepFailed, err: activityError(err)}
 	}
 	return verdict{ok: true, data: out}
 }
@@ -215,19 +215,19 @@ func (t childTry) result() verdict {
 		// The child workflow failed (not its saga: it could not even
 		// publish its outcome). What it did is unknown: retry, and undo
 		// this step if it never succeeds.
-		return verdict{retry: true, effect: true, status: StepFailed, err: fmt.Sprintf("child %s: %s", t.id, activityError(err))}
+		return verdict{retry: true, effect: true, status: topics.StepFailed, err: fmt.Sprintf("child %s: %s", t.id, activityError(err))}
 	}
 	var o topics.Outcome
 	if err := json.Unmarshal(raw, &o); err != nil {
-		return verdict{effect: true, status: StepFailed, err: fmt.Sprintf("child %s: undecodable outcome: %v", t.id, err)}
+		return verdict{effect: true, status: topics.StepFailed, err: fmt.Sprintf("child %s: undecodable outcome: %v", t.id, err)}
 	}
 	switch o.Status {
 	case topics.StatusCompleted:
 		return verdict{ok: true, data: raw}
 	case topics.StatusCompensated:
-		return verdict{status: StepFailed, err: fmt.Sprintf("child %s compensated: %s", t.id, o.Error)}
+		return verdict{status: topics.StepFailed, err: fmt.Sprintf("child %s compensated: %s", t.id, o.Error)}
 	}
-	v := verdict{status: StepFailed, err: fmt.Sprintf("child %s %s: %s", t.id, o.Status, o.Error)}
+	v := verdict{status: topics.StepFailed, err: fmt.Sprintf("child %s %s: %s", t.id, o.Status, o.Error)}
 	for _, n := range o.NotUndone {
 		v.notUndone = append(v.notUndone, o.InstanceID+"/"+n)
 	}
@@ -249,7 +249,7 @@ func (t waitTry) settle() {}
 func (t waitTry) result() verdict {
 	var raw json.RawMessage
 	if err := t.t.Await(&raw); err != nil {
-		return verdict{timedOut: true, status: StepTimedOut, err: fmt.Sprintf("no %s event within %s", t.st.Wait.Event, t.st.Timeout)}
+		return verdict{timedOut: true, status: topics.StepTimedOut, err: fmt.Sprintf("no %s event within %s", t.st.Wait.Event, t.st.Timeout)}
 	}
 	return verdict{ok: true, data: raw}
 }
@@ -268,7 +268,7 @@ func (t *funcTry) result() verdict {
 	r.state.Step, r.state.Attempt, r.state.Now = t.st.Name, t.attempt, r.now()
 	v, err := t.st.Func(r.ctx, r.state)
 	if err != nil {
-		return verdict{retry: !IsPermanent(err), status: StepFailed, err: activityError(err)}
+		return verdict{retry: !IsPermanent(err), status: topics.StepFailed, err: activityError(err)}
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {

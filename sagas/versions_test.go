@@ -10,6 +10,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -85,8 +86,8 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	start(k, v1, "old-2", 1)
 	waitUntil(t, 10*time.Second, "both v1 instances at the gate", func() bool {
 		at := 0
-		for _, ev := range k.pub.on(sagas.DefaultProgressTopic) {
-			if p, err := sagas.DecodeProgress(ev); err == nil && p.Step == "gate" {
+		for _, ev := range k.pub.on(progress.DefaultTopic) {
+			if p, err := progress.Decode(ev); err == nil && p.Step == "gate" {
 				at++
 			}
 		}

@@ -60,6 +60,18 @@ type Outcome struct {
 // StepResult is what happened to one step.
 type StepResult struct {
 	Name   string `json:"name"`
-	Status string `json:"status"` // done, failed, timed-out, compensated, compensation-failed
+	Status string `json:"status"` // one of the Step statuses below
 	Error  string `json:"error,omitempty"`
 }
+
+// Step statuses in an outcome.
+const (
+	StepDone               = "done"
+	StepFailed             = "failed"
+	StepTimedOut           = "timed-out"
+	StepCompensated        = "compensated"
+	StepCompensationFailed = "compensation-failed"
+	// StepMissing is a shadow outcome's status for a step the legacy flow
+	// went past without performing.
+	StepMissing = "missing"
+)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -101,7 +102,7 @@ func (s *Service) History(ctx context.Context, instanceID string) (History, erro
 		return History{}, fmt.Errorf("workflow instance %s: %w", instanceID, engine.ErrNotFound)
 	}
 	h := History{Instance: Describe(st), Input: startInput(st.Input), Entries: []Entry{}, Bars: []Bar{}}
-	if o, err := sagas.ProgressFromOutput(st.Output); err == nil && o.Outcome != nil {
+	if o, err := progress.FromOutput(st.Output); err == nil && o.Outcome != nil {
 		h.Outcome = o.Outcome
 	}
 	events, err := s.eng.History(ctx, instanceID)
@@ -281,11 +282,11 @@ func task(ev engine.HistoryEvent) (Entry, bool) {
 		}
 		e.Topic, e.Key, e.Name = req.Topic, req.Event.ID, req.Event.Type
 		switch {
-		case req.Event.Type == sagas.ProgressType:
+		case req.Event.Type == progress.Type:
 			// A step that sends no command of its own (a wait, a child,
 			// a func) shows only in its progress event.
-			var p sagas.Progress
-			if json.Unmarshal(req.Event.Data, &p) != nil || p.Status != sagas.ProgressRunning ||
+			var p progress.Progress
+			if json.Unmarshal(req.Event.Data, &p) != nil || p.Status != progress.Running ||
 				(p.Kind != sagas.KindWait && p.Kind != sagas.KindChild && p.Kind != sagas.KindFunc) {
 				return e, false
 			}
@@ -368,18 +369,18 @@ func bars(entries []Entry, out *topics.Outcome, in Instance) []Bar {
 		b := &res[i]
 		switch {
 		case out != nil:
-			b.Status = sagas.StepDone
+			b.Status = topics.StepDone
 			for _, s := range out.Steps {
 				if s.Name != b.Step {
 					continue
 				}
 				switch {
-				case b.Compensation && s.Status == sagas.StepCompensationFailed:
+				case b.Compensation && s.Status == topics.StepCompensationFailed:
 					b.Status = s.Status
 				case b.Compensation:
-					b.Status = sagas.StepCompensated
-				case s.Status == sagas.StepCompensated || s.Status == sagas.StepCompensationFailed:
-					b.Status = sagas.StepDone
+					b.Status = topics.StepCompensated
+				case s.Status == topics.StepCompensated || s.Status == topics.StepCompensationFailed:
+					b.Status = topics.StepDone
 				default:
 					b.Status = s.Status
 				}
@@ -390,7 +391,7 @@ func bars(entries []Entry, out *topics.Outcome, in Instance) []Bar {
 				b.Status = Running
 			}
 		default:
-			b.Status = sagas.StepDone
+			b.Status = topics.StepDone
 		}
 	}
 	if out != nil {

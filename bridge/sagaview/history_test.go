@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -22,8 +21,8 @@ func TestBarsFollowTheOutcomesStepOrder(t *testing.T) {
 		{At: at(500), Kind: EntryOutcome},
 	}
 	out := &topics.Outcome{Steps: []topics.StepResult{
-		{Name: "hold", Status: sagas.StepCompensationFailed},
-		{Name: "never", Status: sagas.StepTimedOut},
+		{Name: "hold", Status: topics.StepCompensationFailed},
+		{Name: "never", Status: topics.StepTimedOut},
 	}}
 	var got []string
 	for _, b := range bars(entries, out, Instance{}) {

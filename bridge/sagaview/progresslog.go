@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -24,7 +25,7 @@ type ProgressLog struct {
 
 type logged struct {
 	id     string
-	events []sagas.Progress
+	events []progress.Progress
 }
 
 // Default bounds of a ProgressLog.
@@ -44,10 +45,10 @@ func NewProgressLog(maxInstances, maxEvents int) *ProgressLog {
 	return &ProgressLog{maxInstances: maxInstances, maxEvents: maxEvents, byID: map[string]*list.Element{}, order: list.New()}
 }
 
-// Apply folds in one event; it returns sagas.ErrNotProgress for other
+// Apply folds in one event; it returns progress.ErrNotProgress for other
 // events.
-func (l *ProgressLog) Apply(ev topics.CloudEvent) (sagas.Progress, error) {
-	p, err := sagas.DecodeProgress(ev)
+func (l *ProgressLog) Apply(ev topics.CloudEvent) (progress.Progress, error) {
+	p, err := progress.Decode(ev)
 	if err != nil {
 		return p, err
 	}
@@ -80,7 +81,7 @@ func (l *ProgressLog) Apply(ev topics.CloudEvent) (sagas.Progress, error) {
 }
 
 // Events returns an instance's events in order (nil log: none).
-func (l *ProgressLog) Events(instanceID string) []sagas.Progress {
+func (l *ProgressLog) Events(instanceID string) []progress.Progress {
 	if l == nil {
 		return nil
 	}
@@ -90,13 +91,13 @@ func (l *ProgressLog) Events(instanceID string) []sagas.Progress {
 	if !ok {
 		return nil
 	}
-	return append([]sagas.Progress(nil), el.Value.(*logged).events...)
+	return append([]progress.Progress(nil), el.Value.(*logged).events...)
 }
 
 // progressTimeline builds a timeline from progress events: each one is
 // a round of a step or compensation, which for a command step sent the
 // command whose idempotency key topics.CommandID derives.
-func progressTimeline(st engine.Status, events []sagas.Progress) []Entry {
+func progressTimeline(st engine.Status, events []progress.Progress) []Entry {
 	out := []Entry{{At: st.CreatedAt, Kind: EntryStarted, Name: st.Workflow, Payload: startInput(st.Input)}}
 	for _, p := range events {
 		if p.Outcome != nil {
@@ -110,7 +111,7 @@ func progressTimeline(st engine.Status, events []sagas.Progress) []Entry {
 			}
 			continue
 		}
-		comp := p.Status == sagas.ProgressCompensating
+		comp := p.Status == progress.Compensating
 		e := Entry{At: p.Since, Kind: EntryStep, Step: p.Step, Attempt: p.Attempt, Name: p.Kind}
 		if comp {
 			e.Kind = EntryCompensate

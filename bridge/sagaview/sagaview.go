@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/sagabridge/sagabridge/engine"
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -273,13 +273,13 @@ func (s *Service) Counts(ctx context.Context, f Filter) (Counts, error) {
 }
 
 // Describe reads what a saga instance is doing from the engine's status
-// and the saga's custom status (sagas.Progress).
+// and the saga's custom status (progress.Progress).
 func Describe(st engine.Status) Instance {
 	in := Instance{
 		InstanceID: st.InstanceID, Saga: st.Workflow, RuntimeStatus: st.RuntimeStatus,
 		StartedAt: st.CreatedAt, UpdatedAt: st.LastUpdatedAt, FinishedAt: st.CompletedAt, Error: st.Failure,
 	}
-	var p sagas.Progress
+	var p progress.Progress
 	known := false
 	if cs := strings.TrimSpace(st.CustomStatus); cs != "" {
 		known = json.Unmarshal([]byte(cs), &p) == nil && p.Status != ""
@@ -304,12 +304,12 @@ func Describe(st engine.Status) Instance {
 		if known && (p.Status == Compensated || p.Status == Failed) {
 			in.Status = p.Status
 		}
-		if o, err := sagas.ProgressFromOutput(st.Output); err == nil && o.Outcome != nil {
+		if o, err := progress.FromOutput(st.Output); err == nil && o.Outcome != nil {
 			in.Status, in.Error = o.Outcome.Status, o.Outcome.Error
 		}
 	default:
 		in.Status = Running
-		if known && p.Status == sagas.ProgressCompensating {
+		if known && p.Status == progress.Compensating {
 			in.Status = Compensating
 		} else if known {
 			for _, w := range p.WaitingFor {

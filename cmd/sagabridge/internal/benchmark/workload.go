@@ -46,7 +46,7 @@ func BenchSaga(ctx *workflow.WorkflowContext) (any, error) {
 		if err := ctx.CallActivity(BenchStepActivity, workflow.WithActivityInput(i)).Await(nil); err != nil {
 			return nil, fmt.Errorf("step %d: %w", i, err)
 		}
-		steps = append(steps, topics.StepResult{Name: fmt.Sprintf("step-%d", i), Status: sagas.StepDone})
+		steps = append(steps, topics.StepResult{Name: fmt.Sprintf("step-%d", i), Status: topics.StepDone})
 	}
 	if err := ctx.WaitForExternalEvent(ApprovalEvent, 10*time.Minute).Await(nil); err != nil {
 		return nil, fmt.Errorf("approval: %w", err)

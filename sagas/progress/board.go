@@ -1,4 +1,4 @@
-package sagas
+package progress
 
 import (
 	"container/list"
@@ -8,31 +8,31 @@ import (
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// ProgressBoard folds progress and outcome events into the latest position
+// Board folds progress and outcome events into the latest position
 // of each instance, for a process that consumes the progress and outcome
 // topics (the admin API behind `sagabridge workflow get`). It keeps at most
 // a fixed number of instances, forgetting the least recently updated.
 // It is safe for concurrent use.
-type ProgressBoard struct {
+type Board struct {
 	mu    sync.Mutex
 	max   int
 	byID  map[string]*list.Element // of Progress
 	order *list.List               // front = most recently updated
 }
 
-// NewProgressBoard builds a board that remembers up to maxInstances.
-func NewProgressBoard(maxInstances int) (*ProgressBoard, error) {
+// NewBoard builds a board that remembers up to maxInstances.
+func NewBoard(maxInstances int) (*Board, error) {
 	if maxInstances < 1 {
-		return nil, errors.New("sagas: progress board needs room for at least one instance")
+		return nil, errors.New("progress: board needs room for at least one instance")
 	}
-	return &ProgressBoard{max: maxInstances, byID: map[string]*list.Element{}, order: list.New()}, nil
+	return &Board{max: maxInstances, byID: map[string]*list.Element{}, order: list.New()}, nil
 }
 
 // Apply folds one event in. Events that are neither progress nor outcome
 // return ErrNotProgress; an event older than what the board holds is
 // ignored. It returns the instance's position after the event.
-func (b *ProgressBoard) Apply(ev topics.CloudEvent) (Progress, error) {
-	p, err := DecodeProgress(ev)
+func (b *Board) Apply(ev topics.CloudEvent) (Progress, error) {
+	p, err := Decode(ev)
 	if err != nil {
 		return Progress{}, err
 	}
@@ -57,7 +57,7 @@ func (b *ProgressBoard) Apply(ev topics.CloudEvent) (Progress, error) {
 }
 
 // Get returns an instance's latest known position.
-func (b *ProgressBoard) Get(instanceID string) (Progress, bool) {
+func (b *Board) Get(instanceID string) (Progress, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	el, ok := b.byID[instanceID]

@@ -1,4 +1,8 @@
-package sagas
+// Package progress is where saga instances are: the progress event the
+// saga runtime publishes and keeps as its workflow's custom status, and
+// the read model that folds those events (Board) for `sagabridge workflow
+// get`, the admin API and the console.
+package progress
 
 import (
 	"encoding/json"
@@ -18,9 +22,9 @@ import (
 // failed), which the engine's own runtime status (COMPLETED) does not say.
 //
 // For subscribers, a saga also publishes each position as a progress
-// event, a CloudEvent of type ProgressType on the saga's progress topic
-// (default DefaultProgressTopic), subject = instance ID; the outcome event
-// is the last word (ProgressBoard folds them). A command step's progress
+// event, a CloudEvent of type Type on the saga's progress topic
+// (default DefaultTopic), subject = instance ID; the outcome event
+// is the last word (Board folds them). A command step's progress
 // rides in the Publish activity that sends the command, so it costs the
 // engine nothing; other steps publish it from an activity the saga does
 // not wait for. Progress events are advisory: one the broker refuses is
@@ -55,29 +59,29 @@ type Progress struct {
 
 // Progress statuses besides the outcome statuses.
 const (
-	ProgressRunning      = "running"
-	ProgressCompensating = "compensating"
+	Running      = "running"
+	Compensating = "compensating"
 )
 
-// ProgressType is the CloudEvent type of progress events.
-const ProgressType = "sagabridge.saga.progress"
+// Type is the CloudEvent type of progress events.
+const Type = "sagabridge.saga.progress"
 
-// DefaultProgressTopic receives progress events unless a saga names another.
-const DefaultProgressTopic = "sagabridge.progress"
+// DefaultTopic receives progress events unless a saga names another.
+const DefaultTopic = "sagabridge.progress"
 
-// ProgressID is the deterministic CloudEvent id of an instance's seq'th
+// ID is the deterministic CloudEvent id of an instance's seq'th
 // progress event; a re-run activity re-sends the same id.
-func ProgressID(instanceID string, seq int) string {
+func ID(instanceID string, seq int) string {
 	return instanceID + "/progress/" + strconv.Itoa(seq)
 }
 
 // ErrNotProgress is returned for events that say nothing about progress.
 var ErrNotProgress = errors.New("not a progress or outcome event")
 
-// DecodeProgress reads a progress event or an outcome event.
-func DecodeProgress(ev topics.CloudEvent) (Progress, error) {
+// Decode reads a progress event or an outcome event.
+func Decode(ev topics.CloudEvent) (Progress, error) {
 	switch ev.Type {
-	case ProgressType:
+	case Type:
 		var p Progress
 		if err := json.Unmarshal(ev.Data, &p); err != nil {
 			return Progress{}, fmt.Errorf("progress event %s: %w", ev.ID, err)
@@ -88,14 +92,14 @@ func DecodeProgress(ev topics.CloudEvent) (Progress, error) {
 		if err := json.Unmarshal(ev.Data, &o); err != nil {
 			return Progress{}, fmt.Errorf("outcome event %s: %w", ev.ID, err)
 		}
-		return progressOfOutcome(o), nil
+		return FromOutcome(o), nil
 	}
 	return Progress{}, fmt.Errorf("event %s of type %s: %w", ev.ID, ev.Type, ErrNotProgress)
 }
 
-// ProgressFromOutput reads a finished saga workflow's output (the outcome
+// FromOutput reads a finished saga workflow's output (the outcome
 // Run returns), as `sagabridge workflow get` has it from the engine.
-func ProgressFromOutput(output string) (Progress, error) {
+func FromOutput(output string) (Progress, error) {
 	var o topics.Outcome
 	if err := json.Unmarshal([]byte(output), &o); err != nil {
 		return Progress{}, fmt.Errorf("saga output: %w", err)
@@ -103,17 +107,17 @@ func ProgressFromOutput(output string) (Progress, error) {
 	if o.Status == "" {
 		return Progress{}, errors.New("saga output: no outcome status")
 	}
-	return progressOfOutcome(o), nil
+	return FromOutcome(o), nil
 }
 
-// ProgressOf answers "where is this instance?" for `sagabridge workflow
+// Of answers "where is this instance?" for `sagabridge workflow
 // get` from what the engine keeps: its runtime status, output and custom
 // status (engine.Status). A finished saga's outcome wins; a running one
 // shows the position its custom status holds; without either, the
 // runtime status is all there is, and known is false.
-func ProgressOf(instanceID, runtimeStatus, output, customStatus string) (p Progress, known bool) {
+func Of(instanceID, runtimeStatus, output, customStatus string) (p Progress, known bool) {
 	if output != "" {
-		if p, err := ProgressFromOutput(output); err == nil {
+		if p, err := FromOutput(output); err == nil {
 			return p, true
 		}
 	}
@@ -129,13 +133,14 @@ func ProgressOf(instanceID, runtimeStatus, output, customStatus string) (p Progr
 // progressSeqFinal orders an outcome after every progress event.
 const progressSeqFinal = int(^uint(0) >> 1)
 
-func progressOfOutcome(o topics.Outcome) Progress {
+// FromOutcome is the final position of a finished instance.
+func FromOutcome(o topics.Outcome) Progress {
 	p := Progress{
 		Saga: o.Saga, InstanceID: o.InstanceID, Seq: progressSeqFinal,
 		Status: o.Status, Since: o.FinishedAt, Outcome: &o,
 	}
 	for _, s := range o.Steps {
-		if s.Status == StepDone {
+		if s.Status == topics.StepDone {
 			p.Done = append(p.Done, s.Name)
 		}
 	}
