@@ -207,7 +207,7 @@ func brokerLimits(br Broker) func() topics.MessageLimits {
 
 func engineConfig(c config.Engine) (engine.Config, error) {
 	out := engine.Config{
-		Kind: c.Kind,
+		Kind: engineKind(c.Kind),
 		Embedded: embedded.Config{
 			DBPath:      c.Embedded.DBPath,
 			Parallelism: c.Embedded.Parallelism,
@@ -235,6 +235,15 @@ func engineConfig(c config.Engine) (engine.Config, error) {
 		out.Dapr.APIToken = tok
 	}
 	return out, nil
+}
+
+// engineKind is engine.kind as the engine takes it; config.Validate has
+// refused any word but embedded and dapr.
+func engineKind(kind string) engine.Kind {
+	if kind == "dapr" {
+		return engine.KindDapr
+	}
+	return engine.KindEmbedded
 }
 
 func readSecret(path string) (string, error) {

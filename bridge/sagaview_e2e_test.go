@@ -28,7 +28,7 @@ func TestSagaListAndHistory(t *testing.T) {
 func sagaListAndHistory(t *testing.T, kit brokerKit) {
 	cfg := devConfig(t, kit, t.TempDir())
 	s := startStack(t, kit, cfg, stackOptions{participants: true})
-	dapr := cfg.Engine.Kind == engine.KindDapr
+	dapr := cfg.Engine.Kind == "dapr"
 	want := map[string]simulated.Order{
 		"order-lh-1": {OrderID: "lh-1", Amount: 1, Quantity: 1, SKU: "sku-1"},
 		"order-lh-2": {OrderID: "lh-2", Amount: 2, Quantity: 1, SKU: "sku-1", FailPayment: true},

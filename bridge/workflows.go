@@ -249,7 +249,7 @@ func prepare(cfg *config.Config, opts Options) (catalogue, *route.Router, error)
 		goWorkflows = Workflows()
 	}
 	cat, catErr := newCatalogue(cfg, goWorkflows, opts.Workflows == nil)
-	patches := engine.CheckPatches(cfg.Engine.Kind, engine.Registry{Patches: opts.Patches})
+	patches := engine.CheckPatches(engineKind(cfg.Engine.Kind), engine.Registry{Patches: opts.Patches})
 	router, err := route.New(cfg, cat.routeWorkflows())
 	if err := errors.Join(catErr, patches, err); err != nil {
 		return catalogue{}, nil, configErr(err)

@@ -411,7 +411,7 @@ func checkDeployment(t *testing.T, r rendered) *config.Config {
 		t.Fatalf("ConfigMap %s has no %s", cm.Name, filepath.Base(cfgPath))
 	}
 	cfg := validateBridgeConfig(t, cm.Name+"/"+filepath.Base(cfgPath), []byte(body))
-	if cfg.Engine.Kind != engine.KindDapr {
+	if cfg.Engine.Kind != "dapr" {
 		t.Errorf("engine kind %q, want dapr", cfg.Engine.Kind)
 	}
 	for _, l := range []struct {
@@ -588,7 +588,7 @@ func TestSystemdConfig(t *testing.T) {
 			t.Errorf("sagabridge.service lacks %s", line)
 		}
 	}
-	if cfg.Engine.Kind == engine.KindEmbedded && !strings.HasPrefix(cfg.Engine.Embedded.DBPath, "/var/lib/sagabridge/") {
+	if cfg.Engine.Kind == "embedded" && !strings.HasPrefix(cfg.Engine.Embedded.DBPath, "/var/lib/sagabridge/") {
 		t.Errorf("engine.embedded.dbPath %q is outside the StateDirectory, which is all ProtectSystem=strict lets it write", cfg.Engine.Embedded.DBPath)
 	}
 	env, err := os.ReadFile("systemd/sagabridge.env")

@@ -54,15 +54,30 @@ var (
 	ErrUnknownWorkflow = errors.New("workflow is not registered")
 )
 
-// Kinds of engine.
+// Kind selects the engine. It is a type of its own rather than the YAML's
+// word so that a Config cannot name an engine that does not exist: the
+// configuration file's spelling is checked where the file is read.
+type Kind int
+
+// Kinds of engine; the zero value is the embedded one.
 const (
-	KindEmbedded = "embedded"
-	KindDapr     = "dapr"
+	KindEmbedded Kind = iota
+	KindDapr
 )
 
-// Config selects and configures the engine.
+// String is the kind as engine.kind spells it.
+func (k Kind) String() string {
+	if k == KindDapr {
+		return "dapr"
+	}
+	return "embedded"
+}
+
+// Config selects and configures the engine. Its values are taken as
+// given: the worker's configuration file is validated where it is read
+// (bridge/config); what is checked here is what the file does not set.
 type Config struct {
-	Kind     string
+	Kind     Kind
 	Embedded embedded.Config
 	Dapr     DaprConfig
 	// Retention is how long finished sagas are kept, by outcome.
@@ -155,9 +170,6 @@ type DaprConfig struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Kind == "" {
-		c.Kind = KindEmbedded
-	}
 	if c.Kind == KindDapr {
 		if c.Dapr.GRPCEndpoint == "" {
 			c.Dapr.GRPCEndpoint = os.Getenv("DAPR_GRPC_ENDPOINT")
@@ -184,21 +196,11 @@ func (c *Config) setDefaults() {
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var errs []error
-	switch c.Kind {
-	case KindEmbedded, KindDapr:
-	default:
-		errs = append(errs, fmt.Errorf("engine: kind %q is not %q or %q", c.Kind, KindEmbedded, KindDapr))
-	}
 	if c.Kind == KindDapr && c.Dapr.APIToken != "" && !localEndpoint(c.Dapr.GRPCEndpoint) {
 		// The connection to daprd has no TLS: the token would cross the
 		// network in clear text, readable by anyone on the path, and it
 		// grants the whole Dapr API.
 		errs = append(errs, fmt.Errorf("engine: the Dapr API token would be sent in plaintext to %s, which is not a loopback address (the worker talks to daprd without TLS): run daprd as the worker's sidecar on 127.0.0.1, as Dapr's injector does", c.Dapr.GRPCEndpoint))
-	}
-	for status, p := range c.Retention.periods() {
-		if p < 0 {
-			errs = append(errs, fmt.Errorf("engine: retention of %s sagas %s is negative", status, p))
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -242,7 +244,7 @@ var ErrPatchesUnsupported = errors.New("the engine does not record workflow patc
 
 // CheckPatches reports the workflows of reg that use patches when the
 // engine kind does not record them; nil when there are none.
-func CheckPatches(kind string, reg Registry) error {
+func CheckPatches(kind Kind, reg Registry) error {
 	if kind != KindDapr {
 		return nil
 	}
@@ -258,7 +260,7 @@ func CheckPatches(kind string, reg Registry) error {
 
 // Engine is a running worker plus a client.
 type Engine struct {
-	kind       string
+	kind       Kind
 	hub        *embedded.Hub
 	client     *workflow.Client
 	conn       *grpc.ClientConn
@@ -312,7 +314,7 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 	}
 	addr, token := cfg.Dapr.GRPCEndpoint, cfg.Dapr.APIToken
 	var extra []grpc.DialOption
-	if cfg.Kind == KindEmbedded {
+	if cfg.Kind != KindDapr {
 		if cfg.Embedded.Retention == nil {
 			cfg.Embedded.Retention = cfg.Retention.store(time.Now)
 		}
@@ -358,7 +360,7 @@ func New(ctx context.Context, cfg Config, reg Registry, log *zap.Logger) (*Engin
 			}()
 		}
 	}
-	log.Info("workflow worker started", zap.String("engine", cfg.Kind), zap.String("addr", addr))
+	log.Info("workflow worker started", zap.Stringer("engine", cfg.Kind), zap.String("addr", addr))
 	return e, nil
 }
 
@@ -556,8 +558,8 @@ func withToken(ctx context.Context, token string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "dapr-api-token", token)
 }
 
-// Kind is "embedded" or "dapr".
-func (e *Engine) Kind() string { return e.kind }
+// Kind is the engine this is.
+func (e *Engine) Kind() Kind { return e.kind }
 
 // Client is the workflow client underneath, without what Start and Raise
 // add. Benchmarks use it as the baseline the bridge is measured against:

@@ -776,6 +776,10 @@ func (c *Config) Validate() error {
 	if c.Broker.Concurrency < 1 {
 		bad([]any{"broker", "concurrency"}, "concurrency %d must be at least 1", c.Broker.Concurrency)
 	}
+	if c.Broker.Kind != "kafka" && strings.ContainsAny(c.Broker.ConsumerGroup, ". *>") {
+		// It names JetStream durable consumers, whose names cannot hold these.
+		bad([]any{"broker", "consumerGroup"}, "consumerGroup %q may not contain '.', ' ', '*' or '>' on NATS", c.Broker.ConsumerGroup)
+	}
 	if c.Broker.AckWait < time.Second {
 		bad([]any{"broker", "ackWait"}, "ackWait %s is below 1s", c.Broker.AckWait)
 	}
@@ -794,6 +798,14 @@ func (c *Config) Validate() error {
 	case "embedded", "dapr":
 	default:
 		bad([]any{"engine", "kind"}, "engine kind %q is not embedded or dapr", c.Engine.Kind)
+	}
+	switch c.Engine.Embedded.Synchronous {
+	case "", "normal", "full":
+	default:
+		bad([]any{"engine", "embedded", "synchronous"}, "synchronous %q is not normal or full", c.Engine.Embedded.Synchronous)
+	}
+	if c.Engine.Embedded.Parallelism < 0 {
+		bad([]any{"engine", "embedded", "parallelism"}, "parallelism %d is negative (0 takes the engine's default)", c.Engine.Embedded.Parallelism)
 	}
 	switch c.Routing.Mode {
 	case "all", "first":

@@ -40,6 +40,12 @@ func TestParseReportsEveryProblemWithFileAndLine(t *testing.T) {
     raise: {instanceId: x, eventName: e}
 `, []string{`route "r" lists no topics`, `bridge.yaml:3: route "r": onFinished "shrug"`}},
 		{"type error", "broker:\n  concurrency: lots\n", []string{"bridge.yaml:2: cannot unmarshal"}},
+		{"engine values", "engine:\n  embedded:\n    synchronous: sometimes\n    parallelism: -1\n  retention:\n    failed: -1h\n", []string{
+			`bridge.yaml:3: synchronous "sometimes" is not normal or full`, "bridge.yaml:4: parallelism -1 is negative",
+			"bridge.yaml:6: engine retention failed -1h0m0s is negative"}},
+		{"broker values", "broker:\n  kind: nats\n  consumerGroup: a.b\n  ackWait: 500ms\n  concurrency: -2\n", []string{
+			`bridge.yaml:3: consumerGroup "a.b" may not contain`, "bridge.yaml:4: ackWait 500ms is below 1s",
+			"bridge.yaml:5: concurrency -2 must be at least 1"}},
 		{"removed key", "engine:\n  embedded:\n    dbPath: x.db\n    idlePoll: 20ms\n", []string{
 			"bridge.yaml:4: engine.embedded.idlePoll is no longer a setting: the embedded engine wakes its workers when work is written"}},
 	} {
@@ -206,5 +212,13 @@ func TestRemovedKeyReportedOnce(t *testing.T) {
 	}
 	if cfg == nil || cfg.Engine.Embedded.DBPath != "x.db" {
 		t.Fatalf("config %+v: the other keys are still read", cfg)
+	}
+}
+
+// TestKafkaConsumerGroupTakesDots: the NATS rule on consumer group names
+// is not Kafka's.
+func TestKafkaConsumerGroupTakesDots(t *testing.T) {
+	if _, err := config.Parse("bridge.yaml", []byte("broker:\n  kind: kafka\n  consumerGroup: orders.v2\n  kafka:\n    brokers: [k:9092]\n")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -48,7 +48,6 @@ var Statuses = []string{Running, Waiting, Compensating, Pending, Suspended, Comp
 // Engine is what sagaview needs of the workflow engine; *engine.Engine
 // implements it.
 type Engine interface {
-	Kind() string
 	List(ctx context.Context, f engine.ListFilter) (engine.ListPage, error)
 	History(ctx context.Context, instanceID string) ([]engine.HistoryEvent, error)
 	Get(ctx context.Context, instanceID string) (engine.Status, error)

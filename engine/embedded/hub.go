@@ -19,7 +19,8 @@ import (
 	"github.com/sagabridge/sagabridge/engine/embedded/store"
 )
 
-// Config configures the embedded task hub.
+// Config configures the embedded task hub. The worker's file is checked
+// where it is read (bridge/config); Validate checks what only code sets.
 type Config struct {
 	// DBPath is the SQLite file; its directory is created if missing.
 	DBPath string
@@ -29,12 +30,13 @@ type Config struct {
 	// in-memory connection.
 	Listen string
 	// Parallelism is how many orchestration and how many activity work
-	// items run at once (the stock hub runs one).
+	// items run at once (the stock hub runs one); zero or negative: 64.
 	Parallelism int
 	// Synchronous is SQLite's synchronous pragma in WAL mode: "normal"
 	// (default: a process crash loses nothing, a power cut can lose the
 	// last commits) or "full" (survives a power cut; group commit makes
-	// the cost one fsync per batch of writes).
+	// the cost one fsync per batch of writes). The store refuses any
+	// other word: it goes into a PRAGMA.
 	Synchronous string
 	// MaxBatch bounds how many writes the store commits in one
 	// transaction (0: the store's default, 256).
@@ -48,7 +50,7 @@ func (c *Config) setDefaults() {
 	if c.DBPath == "" {
 		c.DBPath = "data/workflows.db"
 	}
-	if c.Parallelism == 0 {
+	if c.Parallelism <= 0 {
 		c.Parallelism = 64
 	}
 	if c.Synchronous == "" {
@@ -59,14 +61,6 @@ func (c *Config) setDefaults() {
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Parallelism < 1 {
-		errs = append(errs, fmt.Errorf("embedded engine: parallelism %d must be at least 1", c.Parallelism))
-	}
-	switch c.Synchronous {
-	case "normal", "full":
-	default:
-		errs = append(errs, fmt.Errorf("embedded engine: synchronous %q is not normal or full", c.Synchronous))
-	}
 	if c.Listen != "" {
 		if host, _, err := net.SplitHostPort(c.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("embedded engine: listen %q: %w", c.Listen, err))
