@@ -150,7 +150,6 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err := opts.Validate(); err != nil {
 		return Summary{}, err
 	}
-	log := opts.Logger
 	cfg, err := config.Parse("sagas/order/bridge.yaml (embedded)", order.BridgeYAML())
 	if err != nil {
 		return Summary{}, err
@@ -160,7 +159,6 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		return Summary{}, err
 	}
 	defer eb.stop()
-	connect := eb.connect
 	cfg.Engine.Embedded.DBPath = filepath.Join(opts.DataDir, "workflows.db")
 	mode, percent, _ := opts.migration()
 	if mode != "" {
@@ -171,35 +169,105 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: log, TracerProvider: opts.TracerProvider, NATSServer: eb.nats,
+	b, stopBridge, err := startBridge(runCtx, cfg, opts, eb)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer stopBridge()
+	a, err := startActors(runCtx, cfg, opts, eb.connect, mode)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer a.close()
+
+	runErr, wait := runAll(append([]func() error{func() error { return b.Run(runCtx) }}, a.tasks...))
+	defer wait()
+	defer cancel()
+
+	began := time.Now()
+	sent := &sentTimes{at: map[string]time.Time{}}
+	go publishOrders(runCtx, opts, a.services, a.choreo != nil, began, sent, runErr)
+
+	sum, err := collect(ctx, opts, a, sent, runErr, began)
+	if err != nil || !opts.Linger {
+		return sum, err
+	}
+	fmt.Fprintln(opts.Out, "\nstill serving the admin API and the console; Ctrl-C stops")
+	select {
+	case err := <-runErr:
+		return sum, err
+	case <-ctx.Done():
+		return sum, ctx.Err()
+	}
+}
+
+// startBridge starts the worker on cfg, and opts.Serve beside it; stop
+// stops what Serve started, then closes the worker.
+func startBridge(ctx context.Context, cfg *config.Config, opts Options, eb embeddedBroker) (b *bridge.Bridge, stop func(), err error) {
+	b, err = bridge.New(ctx, cfg, bridge.Options{Logger: opts.Logger, TracerProvider: opts.TracerProvider, NATSServer: eb.nats,
 		Metrics: opts.Metrics})
 	if err != nil {
-		return Summary{}, err
+		return nil, nil, err
 	}
-	defer func() { _ = b.Close(context.Background()) }()
-	if opts.Serve != nil {
-		stop, err := opts.Serve(runCtx, cfg, b)
+	closeBridge := func() { _ = b.Close(context.Background()) }
+	if opts.Serve == nil {
+		return b, closeBridge, nil
+	}
+	stopServe, err := opts.Serve(ctx, cfg, b)
+	if err != nil {
+		closeBridge()
+		return nil, nil, err
+	}
+	return b, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = stopServe(ctx)
+		cancel()
+		closeBridge()
+	}, nil
+}
+
+// actors are what runs beside the worker: the simulated legacy services
+// (the saga's participants) and the outcome watcher, and in a migration
+// the legacy choreography and the shadow outcome watcher.
+type actors struct {
+	// services publishes the orders, as the legacy services do.
+	services bridge.Broker
+	// notify receives the outcomes both watchers see.
+	notify  chan simulated.Received
+	watcher *simulated.Watcher
+	// choreo is the legacy flow of a migration (nil without one).
+	choreo *legacy.Choreography
+	tasks  []func() error
+	// closers close the broker clients, in the reverse order.
+	closers []func()
+}
+
+// startActors connects the actors to the broker and builds them; their
+// tasks run them until ctx ends.
+func startActors(ctx context.Context, cfg *config.Config, opts Options, connect func(group string) (bridge.Broker, error), mode string) (*actors, error) {
+	a := &actors{notify: make(chan simulated.Received, 64)}
+	client := func(group string) (bridge.Broker, error) {
+		c, err := connect(group)
 		if err != nil {
-			return Summary{}, err
+			return nil, err
 		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = stop(ctx)
-		}()
+		a.closers = append(a.closers, func() { _ = c.Close() })
+		return c, nil
 	}
-
-	services, err := connect("legacy-services")
+	fail := func(err error) (*actors, error) {
+		a.close()
+		return nil, err
+	}
+	log := opts.Logger
+	services, err := client("legacy-services")
 	if err != nil {
-		return Summary{}, err
+		return fail(err)
 	}
-	defer services.Close()
-	watch, err := connect("dev-outcome-watcher")
+	a.services = services
+	watch, err := client("dev-outcome-watcher")
 	if err != nil {
-		return Summary{}, err
+		return fail(err)
 	}
-	defer watch.Close()
-
 	simCfg := simulated.Config{PaymentFailShare: opts.PaymentFailShare}
 	if mode != "" {
 		simCfg.PaymentFailShare = 0 // the orders say which payments fail, for both flows
@@ -207,135 +275,159 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	parts, err := simulated.New(simCfg,
 		services.Publisher(), services.Subscriber(), log.Named("legacy"))
 	if err != nil {
-		return Summary{}, err
+		return fail(err)
 	}
-	notify := make(chan simulated.Received, 64)
-	watcher := simulated.NewWatcher(notify)
+	a.watcher = simulated.NewWatcher(a.notify)
+	a.tasks = []func() error{
+		func() error { return parts.Run(ctx) },
+		func() error { return a.watcher.Run(ctx, watch.Subscriber(), cfg.Outcomes.Topic) },
+	}
+	if mode == "" {
+		return a, nil
+	}
+	lc, err := client("legacy-choreography")
+	if err != nil {
+		return fail(err)
+	}
+	a.choreo, err = legacy.New(legacy.Config{OrdersTopic: cfg.Migration.Workflows["OrderSaga"].HandoffTopic, SkipRelease: opts.LegacySkipRelease},
+		lc.Publisher(), lc.Subscriber(), log.Named("legacy-choreography"))
+	if err != nil {
+		return fail(err)
+	}
+	sw, err := client("dev-shadow-watcher")
+	if err != nil {
+		return fail(err)
+	}
+	shadow := simulated.NewWatcher(a.notify)
+	a.tasks = append(a.tasks,
+		func() error { return a.choreo.Run(ctx) },
+		func() error { return shadow.Run(ctx, sw.Subscriber(), cfg.Migration.ShadowOutcomesTopic) })
+	return a, nil
+}
 
-	tasks := []func() error{
-		func() error { return b.Run(runCtx) },
-		func() error { return parts.Run(runCtx) },
-		func() error { return watcher.Run(runCtx, watch.Subscriber(), cfg.Outcomes.Topic) },
+func (a *actors) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
 	}
-	var choreo *legacy.Choreography
-	if mode != "" {
-		lc, err := connect("legacy-choreography")
-		if err != nil {
-			return Summary{}, err
-		}
-		defer lc.Close()
-		choreo, err = legacy.New(legacy.Config{OrdersTopic: cfg.Migration.Workflows["OrderSaga"].HandoffTopic, SkipRelease: opts.LegacySkipRelease},
-			lc.Publisher(), lc.Subscriber(), log.Named("legacy-choreography"))
-		if err != nil {
-			return Summary{}, err
-		}
-		sw, err := connect("dev-shadow-watcher")
-		if err != nil {
-			return Summary{}, err
-		}
-		defer sw.Close()
-		shadow := simulated.NewWatcher(notify)
-		tasks = append(tasks,
-			func() error { return choreo.Run(runCtx) },
-			func() error { return shadow.Run(runCtx, sw.Subscriber(), cfg.Migration.ShadowOutcomesTopic) })
-	}
+}
 
+// runAll runs each task in a goroutine; errs receives their failures
+// (a canceled context is none), wait waits for all of them to return.
+func runAll(tasks []func() error) (errs chan error, wait func()) {
 	var wg sync.WaitGroup
-	runErr := make(chan error, len(tasks))
+	errs = make(chan error, len(tasks))
 	for _, f := range tasks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
-				runErr <- err
+				errs <- err
 			}
 		}()
 	}
-	defer wg.Wait()
-	defer cancel()
+	return errs, wg.Wait
+}
 
-	began := time.Now()
+// sentTimes records when each order's saga instance was started, by
+// instance ID, so an outcome's latency can be told and an outcome of an
+// earlier run ignored.
+type sentTimes struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (s *sentTimes) set(id string, t time.Time) {
+	s.mu.Lock()
+	s.at[id] = t
+	s.mu.Unlock()
+}
+
+func (s *sentTimes) get(id string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.at[id]
+	return t, ok
+}
+
+// publishOrders publishes opts.Orders orders (0: until ctx ends) at
+// opts.Rate per second; a publish that fails ends it and goes to errs.
+func publishOrders(ctx context.Context, opts Options, pub bridge.Broker, migrating bool, began time.Time, sent *sentTimes, errs chan<- error) {
 	run := strconv.FormatInt(began.Unix(), 36)
-	sent := map[string]time.Time{}
-	var sentMu sync.Mutex
-	go func() {
-		tick := time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
-		defer tick.Stop()
-		for i := 1; opts.Orders == 0 || i <= opts.Orders; i++ {
-			o := simulated.Order{
-				OrderID:  fmt.Sprintf("%s-%d", run, i),
-				Customer: fmt.Sprintf("customer-%d", i%7),
-				SKU:      fmt.Sprintf("sku-%d", i%5),
-				Quantity: 1 + i%3,
-				Amount:   float64(10 + i%90),
-			}
-			if choreo != nil && opts.PaymentFailShare > 0 {
-				// The legacy services read the failure from the order;
-				// the saga's participants do too.
-				o.FailPayment = i%max(1, int(math.Round(1/opts.PaymentFailShare))) == 0
-			}
-			sentMu.Lock()
-			sent["order-"+o.OrderID] = time.Now()
-			sentMu.Unlock()
-			if err := simulated.PublishOrder(services.Publisher(), order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
-				runErr <- err
-				return
-			}
-			select {
-			case <-tick.C:
-			case <-runCtx.Done():
-				return
-			}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
+	defer tick.Stop()
+	for i := 1; opts.Orders == 0 || i <= opts.Orders; i++ {
+		o := simulated.Order{
+			OrderID:  fmt.Sprintf("%s-%d", run, i),
+			Customer: fmt.Sprintf("customer-%d", i%7),
+			SKU:      fmt.Sprintf("sku-%d", i%5),
+			Quantity: 1 + i%3,
+			Amount:   float64(10 + i%90),
 		}
-	}()
+		if migrating && opts.PaymentFailShare > 0 {
+			// The legacy services read the failure from the order;
+			// the saga's participants do too.
+			o.FailPayment = i%max(1, int(math.Round(1/opts.PaymentFailShare))) == 0
+		}
+		sent.set("order-"+o.OrderID, time.Now())
+		if err := simulated.PublishOrder(pub.Publisher(), order.OrdersPlaced, "evt-"+o.OrderID, o); err != nil {
+			errs <- err
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
 
+// collect prints each outcome of this run's orders as it arrives, and the
+// summary once all opts.Orders have one or ctx ends; an error of a task
+// ends it at once.
+func collect(ctx context.Context, opts Options, a *actors, sent *sentTimes, errs <-chan error, began time.Time) (Summary, error) {
 	sum := Summary{ByStatus: map[string]int{}}
 	var lat []time.Duration
 	var migrating []topics.Outcome
 	for opts.Orders == 0 || len(lat) < opts.Orders {
 		select {
-		case r := <-notify:
-			sentMu.Lock()
-			t0, ours := sent[r.Outcome.InstanceID]
-			sentMu.Unlock()
+		case r := <-a.notify:
+			t0, ours := sent.get(r.Outcome.InstanceID)
 			if !ours {
 				continue // an outcome of an earlier run, delivered late
 			}
 			d := r.At.Sub(t0)
 			lat = append(lat, d)
 			sum.ByStatus[r.Outcome.Status]++
-			line := fmt.Sprintf("%-22s %-12s %6.0f ms", r.Outcome.InstanceID, r.Outcome.Status, float64(d.Microseconds())/1000)
-			if r.Outcome.Error != "" {
-				line += "  " + r.Outcome.Error
-			}
-			if len(r.Outcome.Compensated) > 0 {
-				line += fmt.Sprintf("  (undone: %v)", r.Outcome.Compensated)
-			}
-			if m := r.Outcome.Migration; m != nil {
+			if r.Outcome.Migration != nil {
 				migrating = append(migrating, r.Outcome)
-				line = fmt.Sprintf("%-6s %s", m.Mode, line)
-				for _, dv := range m.Divergences {
-					line += fmt.Sprintf("\n         divergence %s on %s: %s", dv.Kind, dv.Step, dv.Detail)
-				}
 			}
-			fmt.Fprintln(opts.Out, line)
-		case err := <-runErr:
+			fmt.Fprintln(opts.Out, outcomeLine(r.Outcome, d))
+		case err := <-errs:
 			return sum, err
 		case <-ctx.Done():
-			return finish(sum, lat, watcher, opts.Out, began, migrating), ctx.Err()
+			return finish(sum, lat, a.watcher, opts.Out, began, migrating), ctx.Err()
 		}
 	}
-	sum = finish(sum, lat, watcher, opts.Out, began, migrating)
-	if opts.Linger {
-		fmt.Fprintln(opts.Out, "\nstill serving the admin API and the console; Ctrl-C stops")
-		select {
-		case err := <-runErr:
-			return sum, err
-		case <-ctx.Done():
-			return sum, ctx.Err()
+	return finish(sum, lat, a.watcher, opts.Out, began, migrating), nil
+}
+
+// outcomeLine is the line printed for an outcome that arrived d after its
+// order was published.
+func outcomeLine(o topics.Outcome, d time.Duration) string {
+	line := fmt.Sprintf("%-22s %-12s %6.0f ms", o.InstanceID, o.Status, float64(d.Microseconds())/1000)
+	if o.Error != "" {
+		line += "  " + o.Error
+	}
+	if len(o.Compensated) > 0 {
+		line += fmt.Sprintf("  (undone: %v)", o.Compensated)
+	}
+	if m := o.Migration; m != nil {
+		line = fmt.Sprintf("%-6s %s", m.Mode, line)
+		for _, dv := range m.Divergences {
+			line += fmt.Sprintf("\n         divergence %s on %s: %s", dv.Kind, dv.Step, dv.Detail)
 		}
 	}
-	return sum, nil
+	return line
 }
 
 // RunConfig runs the user's config (opts.Config) on the in-process broker
