@@ -660,94 +660,62 @@ func positioned(name string, err error, refs map[int][]string) error {
 }
 
 func (c *Config) setDefaults() {
-	if c.Broker.Kind == "" {
-		c.Broker.Kind = "embedded"
+	b := &c.Broker
+	orDefault(&b.Kind, "embedded")
+	orDefault(&b.ConsumerGroup, "sagabridge")
+	orDefault(&b.Concurrency, 16)
+	orDefault(&b.AckWait, 10*time.Second)
+	orDefault(&b.MaxBacklog, 4096)
+	orDefault(&b.Kafka.SessionTimeout, 10*time.Second)
+	orDefault(&b.NATS.URL, "nats://127.0.0.1:4222")
+	orDefault(&b.Embedded.DataDir, "data/nats")
+	c.Engine.setDefaults()
+	orDefault(&c.Routing.Mode, "all")
+	orDefault(&c.Outcomes.Topic, "sagabridge.outcomes")
+	orDefault(&c.Outcomes.ProgressTopic, "sagabridge.progress")
+	orDefault(&c.DLQ.Topic, "sagabridge.dlq")
+	orDefault(&c.Admin.Listen, "127.0.0.1:9464")
+	l := &c.Limits
+	orDefault(&l.MaxPayloadBytes, 1<<20)
+	orDefault(&l.MaxInputBytes, 128<<10)
+	orDefault(&l.MaxEvalCost, 1_000_000)
+	orDefault(&l.EvalTimeout, time.Second)
+	orDefault(&l.MaxInstanceIDLen, 256)
+	if c.Access != nil {
+		orDefault(&c.Access.Default, "deny")
 	}
-	if c.Broker.ConsumerGroup == "" {
-		c.Broker.ConsumerGroup = "sagabridge"
+	c.Migration.setDefaults()
+	for i := range c.Routes {
+		orDefault(&c.Routes[i].ParkWindow, 5*time.Minute)
+		orDefault(&c.Routes[i].OnFinished, "deadletter")
 	}
-	if c.Broker.Concurrency == 0 {
-		c.Broker.Concurrency = 16
-	}
-	if c.Broker.AckWait == 0 {
-		c.Broker.AckWait = 10 * time.Second
-	}
-	if c.Broker.MaxBacklog == 0 {
-		c.Broker.MaxBacklog = 4096
-	}
-	if c.Broker.Kafka.SessionTimeout == 0 {
-		c.Broker.Kafka.SessionTimeout = 10 * time.Second
-	}
-	if c.Broker.NATS.URL == "" {
-		c.Broker.NATS.URL = "nats://127.0.0.1:4222"
-	}
-	if c.Broker.Embedded.DataDir == "" {
-		c.Broker.Embedded.DataDir = "data/nats"
-	}
-	if c.Engine.Kind == "" {
-		c.Engine.Kind = "embedded"
-	}
-	if c.Engine.Embedded.DBPath == "" {
-		c.Engine.Embedded.DBPath = "data/workflows.db"
-	}
-	if c.Engine.Dapr.RetentionDir == "" {
-		c.Engine.Dapr.RetentionDir = "data/retention"
-	}
+}
+
+func (e *Engine) setDefaults() {
+	orDefault(&e.Kind, "embedded")
+	orDefault(&e.Embedded.DBPath, "data/workflows.db")
+	orDefault(&e.Dapr.RetentionDir, "data/retention")
 	for _, r := range []struct {
 		p   **time.Duration
 		def time.Duration
 	}{
-		{&c.Engine.Retention.Completed, DefaultRetentionCompleted},
-		{&c.Engine.Retention.Compensated, DefaultRetentionCompensated},
-		{&c.Engine.Retention.Failed, DefaultRetentionFailed},
+		{&e.Retention.Completed, DefaultRetentionCompleted},
+		{&e.Retention.Compensated, DefaultRetentionCompensated},
+		{&e.Retention.Failed, DefaultRetentionFailed},
 	} {
 		if *r.p == nil {
 			d := r.def
 			*r.p = &d
 		}
 	}
-	if c.Routing.Mode == "" {
-		c.Routing.Mode = "all"
-	}
-	if c.Outcomes.Topic == "" {
-		c.Outcomes.Topic = "sagabridge.outcomes"
-	}
-	if c.Outcomes.ProgressTopic == "" {
-		c.Outcomes.ProgressTopic = "sagabridge.progress"
-	}
-	if c.DLQ.Topic == "" {
-		c.DLQ.Topic = "sagabridge.dlq"
-	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:9464"
-	}
-	if c.Limits.MaxPayloadBytes == 0 {
-		c.Limits.MaxPayloadBytes = 1 << 20
-	}
-	if c.Limits.MaxInputBytes == 0 {
-		c.Limits.MaxInputBytes = 128 << 10
-	}
-	if c.Limits.MaxEvalCost == 0 {
-		c.Limits.MaxEvalCost = 1_000_000
-	}
-	if c.Limits.EvalTimeout == 0 {
-		c.Limits.EvalTimeout = time.Second
-	}
-	if c.Limits.MaxInstanceIDLen == 0 {
-		c.Limits.MaxInstanceIDLen = 256
-	}
-	if c.Access != nil && c.Access.Default == "" {
-		c.Access.Default = "deny"
-	}
-	c.Migration.setDefaults()
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		if r.ParkWindow == 0 {
-			r.ParkWindow = 5 * time.Minute
-		}
-		if r.OnFinished == "" {
-			r.OnFinished = "deadletter"
-		}
+}
+
+// orDefault sets *p to def when it holds its type's zero value: the file
+// left the key out.
+func orDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
 	}
 }
 
@@ -759,11 +727,36 @@ func (c *Config) Normalize() error {
 }
 
 // Validate checks everything that needs no CEL; every problem is reported.
+// It is the one place the file's values are checked: the engine and the
+// broker adapters take what it passes as given.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(path []any, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", c.Pos(path...), fmt.Sprintf(format, args...)))
 	}
+	c.validateBroker(bad)
+	errs = append(errs, c.validateBrokerBlocks()...)
+	c.validateEngine(bad)
+	switch c.Routing.Mode {
+	case "all", "first":
+	default:
+		bad([]any{"routing", "mode"}, "routing mode %q is not all or first", c.Routing.Mode)
+	}
+	c.validateLimits(bad)
+	names := map[string]int{}
+	for i, r := range c.Routes {
+		c.validateRoute(i, r, names, bad)
+	}
+	errs = append(errs, c.validateSecrets()...)
+	errs = append(errs, c.validateAccess(names)...)
+	c.validateMigration(bad)
+	return errors.Join(errs...)
+}
+
+// badFunc reports a problem at a path of the file.
+type badFunc = func(path []any, format string, args ...any)
+
+func (c *Config) validateBroker(bad badFunc) {
 	switch c.Broker.Kind {
 	case "nats", "embedded", "kafka":
 	default:
@@ -772,7 +765,6 @@ func (c *Config) Validate() error {
 	if c.Broker.Kind == "kafka" && len(c.Broker.Kafka.Brokers) == 0 {
 		bad([]any{"broker", "kafka"}, "broker kind kafka needs kafka.brokers")
 	}
-	errs = append(errs, c.validateBrokerBlocks()...)
 	if c.Broker.Concurrency < 1 {
 		bad([]any{"broker", "concurrency"}, "concurrency %d must be at least 1", c.Broker.Concurrency)
 	}
@@ -783,17 +775,12 @@ func (c *Config) Validate() error {
 	if c.Broker.AckWait < time.Second {
 		bad([]any{"broker", "ackWait"}, "ackWait %s is below 1s", c.Broker.AckWait)
 	}
-	for _, r := range []struct {
-		name string
-		d    *time.Duration
-	}{{"completed", c.Engine.Retention.Completed}, {"compensated", c.Engine.Retention.Compensated}, {"failed", c.Engine.Retention.Failed}} {
-		if r.d != nil && *r.d < 0 {
-			bad([]any{"engine", "retention", r.name}, "engine retention %s %s is negative", r.name, *r.d)
-		}
-	}
 	if c.Broker.MaxBacklog < 1 {
 		bad([]any{"broker", "maxBacklog"}, "maxBacklog %d must be at least 1", c.Broker.MaxBacklog)
 	}
+}
+
+func (c *Config) validateEngine(bad badFunc) {
 	switch c.Engine.Kind {
 	case "embedded", "dapr":
 	default:
@@ -807,11 +794,17 @@ func (c *Config) Validate() error {
 	if c.Engine.Embedded.Parallelism < 0 {
 		bad([]any{"engine", "embedded", "parallelism"}, "parallelism %d is negative (0 takes the engine's default)", c.Engine.Embedded.Parallelism)
 	}
-	switch c.Routing.Mode {
-	case "all", "first":
-	default:
-		bad([]any{"routing", "mode"}, "routing mode %q is not all or first", c.Routing.Mode)
+	for _, r := range []struct {
+		name string
+		d    *time.Duration
+	}{{"completed", c.Engine.Retention.Completed}, {"compensated", c.Engine.Retention.Compensated}, {"failed", c.Engine.Retention.Failed}} {
+		if r.d != nil && *r.d < 0 {
+			bad([]any{"engine", "retention", r.name}, "engine retention %s %s is negative", r.name, *r.d)
+		}
 	}
+}
+
+func (c *Config) validateLimits(bad badFunc) {
 	if c.Limits.MaxPayloadBytes < 1 {
 		bad([]any{"limits", "maxPayloadBytes"}, "must be positive")
 	}
@@ -821,59 +814,57 @@ func (c *Config) Validate() error {
 	if c.Limits.EvalTimeout < 0 {
 		bad([]any{"limits", "evalTimeout"}, "must not be negative")
 	}
-	names := map[string]int{}
-	for i, r := range c.Routes {
-		at := func(k ...any) []any { return append([]any{"routes", i}, k...) }
-		if r.Name == "" {
-			bad(at(), "route %d has no name", i+1)
-		} else if j, dup := names[r.Name]; dup {
-			bad(at("name"), "route name %q is also used by route %d", r.Name, j+1)
-		} else {
-			names[r.Name] = i
-		}
-		if len(r.Topics) == 0 {
-			bad(at(), "route %q lists no topics", r.Name)
-		}
-		for k, t := range r.Topics {
-			if t == "" || strings.ContainsAny(t, " *>") {
-				bad(at("topics", k), "route %q: topic %q is not a valid topic name", r.Name, t)
-			}
-		}
-		switch acts := r.actions(); len(acts) {
-		case 0:
-			bad(at(), "route %q has no action (start, raise, startOrRaise, terminate, suspend, resume or purge)", r.Name)
-		case 1:
-		default:
-			bad(at(), "route %q has %d actions (%s); a route has exactly one", r.Name, len(acts), strings.Join(acts, ", "))
-		}
-		if r.Start != nil && r.Start.Workflow == "" {
-			bad(at("start"), "route %q: start needs a workflow", r.Name)
-		}
-		if r.StartOrRaise != nil && (r.StartOrRaise.Workflow == "" || r.StartOrRaise.EventName == "") {
-			bad(at("startOrRaise"), "route %q: startOrRaise needs a workflow and an eventName", r.Name)
-		}
-		if r.Raise != nil && r.Raise.EventName == "" {
-			bad(at("raise"), "route %q: raise needs an eventName", r.Name)
-		}
-		switch r.OnFinished {
-		case "drop", "deadletter":
-		default:
-			bad(at("onFinished"), "route %q: onFinished %q is not drop or deadletter", r.Name, r.OnFinished)
-		}
-		if r.Concurrency < 0 {
-			bad(at("concurrency"), "route %q: concurrency must not be negative", r.Name)
-		}
-		if r.ParkWindow < 0 {
-			bad(at("parkWindow"), "route %q: parkWindow must not be negative", r.Name)
-		}
-		if r.Plain != nil && r.Plain.TypeField == "" && r.Plain.Type == "" {
-			bad(at("plain"), "route %q: plain needs typeField or type", r.Name)
+}
+
+// validateRoute checks route i and records its name in names (name to
+// index), for the duplicates and the access block.
+func (c *Config) validateRoute(i int, r Route, names map[string]int, bad badFunc) {
+	at := func(k ...any) []any { return append([]any{"routes", i}, k...) }
+	if r.Name == "" {
+		bad(at(), "route %d has no name", i+1)
+	} else if j, dup := names[r.Name]; dup {
+		bad(at("name"), "route name %q is also used by route %d", r.Name, j+1)
+	} else {
+		names[r.Name] = i
+	}
+	if len(r.Topics) == 0 {
+		bad(at(), "route %q lists no topics", r.Name)
+	}
+	for k, t := range r.Topics {
+		if t == "" || strings.ContainsAny(t, " *>") {
+			bad(at("topics", k), "route %q: topic %q is not a valid topic name", r.Name, t)
 		}
 	}
-	errs = append(errs, c.validateSecrets()...)
-	errs = append(errs, c.validateAccess(names)...)
-	c.validateMigration(bad)
-	return errors.Join(errs...)
+	switch acts := r.actions(); len(acts) {
+	case 0:
+		bad(at(), "route %q has no action (start, raise, startOrRaise, terminate, suspend, resume or purge)", r.Name)
+	case 1:
+	default:
+		bad(at(), "route %q has %d actions (%s); a route has exactly one", r.Name, len(acts), strings.Join(acts, ", "))
+	}
+	if r.Start != nil && r.Start.Workflow == "" {
+		bad(at("start"), "route %q: start needs a workflow", r.Name)
+	}
+	if r.StartOrRaise != nil && (r.StartOrRaise.Workflow == "" || r.StartOrRaise.EventName == "") {
+		bad(at("startOrRaise"), "route %q: startOrRaise needs a workflow and an eventName", r.Name)
+	}
+	if r.Raise != nil && r.Raise.EventName == "" {
+		bad(at("raise"), "route %q: raise needs an eventName", r.Name)
+	}
+	switch r.OnFinished {
+	case "drop", "deadletter":
+	default:
+		bad(at("onFinished"), "route %q: onFinished %q is not drop or deadletter", r.Name, r.OnFinished)
+	}
+	if r.Concurrency < 0 {
+		bad(at("concurrency"), "route %q: concurrency must not be negative", r.Name)
+	}
+	if r.ParkWindow < 0 {
+		bad(at("parkWindow"), "route %q: parkWindow must not be negative", r.Name)
+	}
+	if r.Plain != nil && r.Plain.TypeField == "" && r.Plain.Type == "" {
+		bad(at("plain"), "route %q: plain needs typeField or type", r.Name)
+	}
 }
 
 // validateBrokerBlocks refuses a block of another broker kind (it would

@@ -84,7 +84,7 @@ func (m *Migration) setDefaults() {
 	}
 }
 
-func (c *Config) validateMigration(bad func(path []any, format string, args ...any)) {
+func (c *Config) validateMigration(bad badFunc) {
 	names := make([]string, 0, len(c.Migration.Workflows))
 	for name := range c.Migration.Workflows {
 		names = append(names, name)
