@@ -270,80 +270,14 @@ func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
 // startEnvAt starts an env whose engine database and broker store are in
 // dir: a new one, or the one a closed env left (a restart).
 func startEnvAt(ctx context.Context, opts Options, broker, dir string) (*env, error) {
-	cfg, err := config.Parse("bench.yaml", []byte(routesYAML))
+	cfg, engineKind, err := benchConfig(opts, dir)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Broker.Concurrency = opts.BrokerConcurrency
-	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
-	cfg.Engine.Embedded.Parallelism = opts.EngineParallelism
-	if opts.Retention != nil {
-		r := &cfg.Engine.Retention
-		for _, p := range []**time.Duration{&r.Completed, &r.Compensated, &r.Failed} {
-			*p = new(*opts.Retention)
-		}
-	}
-	engineKind := "embedded"
-	if opts.DaprGRPC != "" {
-		engineKind = "dapr"
-		cfg.Engine.Kind = "dapr"
-		cfg.Engine.Dapr.GRPCEndpoint = opts.DaprGRPC
-		cfg.Engine.Dapr.RetentionDir = filepath.Join(dir, "retention")
-	}
 	e := &env{broker: broker, engine: engineKind, dir: dir, waiting: map[string]chan time.Time{}}
-	var connect func(group string) (bridge.Broker, error)
-	var natsServer *natsjs.Server
-	if opts.BrokerCommand != nil {
-		p, err := startBrokerProcess(ctx, opts.BrokerCommand, broker, filepath.Join(dir, broker))
-		if err != nil {
-			return nil, err
-		}
-		e.brokerProc = p
-		e.stop = append(e.stop, p.stop)
-	}
-	switch {
-	case broker == "kafka":
-		var brokers []string
-		if e.brokerProc != nil {
-			brokers = strings.Split(e.brokerProc.addr, ",")
-		} else {
-			k, err := kafka.StartEmbedded()
-			if err != nil {
-				return nil, err
-			}
-			e.stop = append(e.stop, k.Close)
-			brokers = k.Brokers()
-		}
-		cfg.Broker.Kind = "kafka"
-		cfg.Broker.Kafka.Brokers = brokers
-		cfg.Broker.Kafka.AutoCreateTopics = true
-		connect = func(group string) (bridge.Broker, error) {
-			return kafka.NewGroupClient(brokers, group)
-		}
-	case e.brokerProc != nil:
-		url := e.brokerProc.addr
-		cfg.Broker.Kind = "nats"
-		cfg.Broker.NATS.URL = url
-		connect = func(group string) (bridge.Broker, error) {
-			return natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 64})
-		}
-	default:
-		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(dir, "nats")})
-		if err != nil {
-			return nil, err
-		}
-		e.stop = append(e.stop, srv.Shutdown)
-		cfg.Broker.Kind = "nats"
-		cfg.Broker.NATS.URL = srv.ClientURL()
-		// Everything connects in-process, as with broker kind embedded and
-		// in `sagabridge dev`. The driver and the outcome listener stand in
-		// for services in other processes, which would spend their own
-		// system calls on their own machines.
-		natsServer = srv
-		connect = func(group string) (bridge.Broker, error) {
-			return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 64,
-				Options: []nats.Option{srv.InProcess()}})
-		}
+	connect, natsServer, err := e.startBroker(ctx, opts, cfg)
+	if err != nil {
+		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
@@ -378,21 +312,113 @@ func startEnvAt(ctx context.Context, opts Options, broker, dir string) (*env, er
 	}()
 	go func() {
 		defer e.wg.Done()
-		for msg := range outcomes {
-			var ev topics.CloudEvent
-			if err := json.Unmarshal(msg.Payload, &ev); err == nil {
-				e.mu.Lock()
-				ch := e.waiting[ev.Subject]
-				delete(e.waiting, ev.Subject)
-				e.mu.Unlock()
-				if ch != nil {
-					ch <- time.Now()
-				}
-			}
-			msg.Ack()
-		}
+		e.listen(outcomes)
 	}()
 	return e, nil
+}
+
+// benchConfig is the worker's config of a measurement in dir; engineKind
+// names the engine it runs on.
+func benchConfig(opts Options, dir string) (cfg *config.Config, engineKind string, err error) {
+	cfg, err = config.Parse("bench.yaml", []byte(routesYAML))
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.Broker.Concurrency = opts.BrokerConcurrency
+	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "workflows.db")
+	cfg.Engine.Embedded.Parallelism = opts.EngineParallelism
+	if opts.Retention != nil {
+		r := &cfg.Engine.Retention
+		for _, p := range []**time.Duration{&r.Completed, &r.Compensated, &r.Failed} {
+			*p = new(*opts.Retention)
+		}
+	}
+	engineKind = "embedded"
+	if opts.DaprGRPC != "" {
+		engineKind = "dapr"
+		cfg.Engine.Kind = "dapr"
+		cfg.Engine.Dapr.GRPCEndpoint = opts.DaprGRPC
+		cfg.Engine.Dapr.RetentionDir = filepath.Join(dir, "retention")
+	}
+	return cfg, engineKind, nil
+}
+
+// startBroker starts e's broker (in-process, or the process of
+// Options.BrokerCommand) and points cfg at it; connect makes a client with
+// its own consumer group, natsServer is the in-process nats-server (nil
+// otherwise).
+func (e *env) startBroker(ctx context.Context, opts Options, cfg *config.Config) (connect func(group string) (bridge.Broker, error), natsServer *natsjs.Server, err error) {
+	if opts.BrokerCommand != nil {
+		p, err := startBrokerProcess(ctx, opts.BrokerCommand, e.broker, filepath.Join(e.dir, e.broker))
+		if err != nil {
+			return nil, nil, err
+		}
+		e.brokerProc = p
+		e.stop = append(e.stop, p.stop)
+	}
+	switch {
+	case e.broker == "kafka":
+		var brokers []string
+		if e.brokerProc != nil {
+			brokers = strings.Split(e.brokerProc.addr, ",")
+		} else {
+			k, err := kafka.StartEmbedded()
+			if err != nil {
+				return nil, nil, err
+			}
+			e.stop = append(e.stop, k.Close)
+			brokers = k.Brokers()
+		}
+		cfg.Broker.Kind = "kafka"
+		cfg.Broker.Kafka.Brokers = brokers
+		cfg.Broker.Kafka.AutoCreateTopics = true
+		connect = func(group string) (bridge.Broker, error) {
+			return kafka.NewGroupClient(brokers, group)
+		}
+	case e.brokerProc != nil:
+		url := e.brokerProc.addr
+		cfg.Broker.Kind = "nats"
+		cfg.Broker.NATS.URL = url
+		connect = func(group string) (bridge.Broker, error) {
+			return natsjs.New(natsjs.Config{URL: url, ConsumerGroup: group, Concurrency: 64})
+		}
+	default:
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: filepath.Join(e.dir, "nats")})
+		if err != nil {
+			return nil, nil, err
+		}
+		e.stop = append(e.stop, srv.Shutdown)
+		cfg.Broker.Kind = "nats"
+		cfg.Broker.NATS.URL = srv.ClientURL()
+		// Everything connects in-process, as with broker kind embedded and
+		// in `sagabridge dev`. The driver and the outcome listener stand in
+		// for services in other processes, which would spend their own
+		// system calls on their own machines.
+		natsServer = srv
+		connect = func(group string) (bridge.Broker, error) {
+			return natsjs.New(natsjs.Config{URL: srv.ClientURL(), ConsumerGroup: group, Concurrency: 64,
+				Options: []nats.Option{srv.InProcess()}})
+		}
+	}
+	return connect, natsServer, nil
+}
+
+// listen hands each outcome to the measurement waiting for its instance
+// until outcomes closes.
+func (e *env) listen(outcomes <-chan *message.Message) {
+	for msg := range outcomes {
+		var ev topics.CloudEvent
+		if err := json.Unmarshal(msg.Payload, &ev); err == nil {
+			e.mu.Lock()
+			ch := e.waiting[ev.Subject]
+			delete(e.waiting, ev.Subject)
+			e.mu.Unlock()
+			if ch != nil {
+				ch <- time.Now()
+			}
+		}
+		msg.Ack()
+	}
 }
 
 func (e *env) close() {
