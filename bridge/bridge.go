@@ -24,7 +24,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/bridge/envelope"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/bridge/route"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
@@ -169,19 +168,24 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if b.sagaView, err = sagaview.New(b.engine, b.progressLog); err != nil {
 		return nil, err
 	}
-	b.handler = &handler{
-		router:    router,
-		engine:    b.engine,
-		migration: b.migration,
-		// A subscriber holds up to 4 × concurrency messages per topic
-		// whose instance is free, and maxBacklog waiting for theirs.
-		prepared:   newPreparedCache((4*cfg.Broker.Concurrency+cfg.Broker.MaxBacklog)*len(router.Topics()) + 64),
+	b.handler = b.newHandler(cat.startInput, metrics, tr)
+	return b, nil
+}
+
+// newHandler is the handler of the routed topics, on the bridge's router,
+// engine and broker.
+func (b *Bridge) newHandler(startInput func(string, int, []byte) ([]byte, error), metrics Metrics, tr tracer) *handler {
+	cfg := b.cfg
+	return (&handler{
+		router:     b.router,
+		engine:     b.engine,
+		migration:  b.migration,
 		pub:        b.broker.Publisher(),
 		dlqTopic:   cfg.DLQ.Topic,
 		maxPayload: cfg.Limits.MaxPayloadBytes,
 		maxInput:   cfg.Limits.MaxInputBytes,
-		access:     router.Access(),
-		startInput: cat.startInput,
+		access:     b.router.Access(),
+		startInput: startInput,
 		timeout:    cfg.Broker.AckWait * 3 / 4,
 		limits:     brokerLimits(b.broker),
 		// Past this without a retry of the stuck message, it is another
@@ -190,10 +194,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		stats:   b.stats,
 		metrics: metrics,
 		tracer:  tr,
-		log:     log.Named("handler"),
+		log:     b.log.Named("handler"),
 		now:     time.Now,
-	}
-	return b, nil
+	}).build()
 }
 
 // brokerLimits is what the broker says about the largest message it
@@ -427,22 +430,11 @@ func natsOptions(c config.NATS) ([]nats.Option, error) {
 
 // orderKey orders a topic's messages by workflow instance: the broker
 // adapter hands out messages with the same key one at a time, in order.
+// Finding the instance decodes and routes the message; the handler gets
+// that work back with each delivery (topics.Delivery.Keyed).
 func (b *Bridge) orderKey(topic string, msg *message.Message) (string, any) {
-	if len(msg.Payload) > b.cfg.Limits.MaxPayloadBytes {
-		return "", nil
-	}
-	headers := map[string]string(msg.Metadata)
-	ev, err := envelope.Decode(msg.Payload, headers)
-	if err != nil {
-		b.handler.prepared.put(msg, prepared{decodeErr: err})
-		return "", nil
-	}
-	decisions, err := b.router.Route(topic, ev, headers)
-	b.handler.prepared.put(msg, prepared{ev: ev, decisions: decisions, routeErr: err})
-	if err != nil || len(decisions) == 0 {
-		return "", nil
-	}
-	return decisions[0].InstanceID, nil
+	p := b.handler.prepare(topic, msg)
+	return p.key(), p
 }
 
 // UpdateMigration applies a reloaded config's migration modes and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -21,70 +20,6 @@ import (
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
-
-// counts keeps a number per unsettled message (deliveries for brokers that
-// do not count them, engine refusals), keyed by the message's identity on
-// the broker (dlq.Origin), and forgets it when the message is settled. It
-// holds at most max messages, forgetting the oldest first: a message
-// another replica settled is never forgotten here otherwise. A restart or
-// an eviction forgets a count; that only means a few more retries.
-type counts struct {
-	mu    sync.Mutex
-	max   int
-	n     map[string]int
-	order []string // keys in the order they were first counted
-}
-
-// defaultCountsMax bounds each counts map: a few times what a worker holds
-// unsettled at once.
-const defaultCountsMax = 1 << 16
-
-func (c *counts) next(key string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]int{}
-	}
-	if _, ok := c.n[key]; !ok {
-		limit := c.max
-		if limit <= 0 {
-			limit = defaultCountsMax
-		}
-		for len(c.n) >= limit && len(c.order) > 0 {
-			delete(c.n, c.order[0])
-			c.order = c.order[1:]
-		}
-		c.order = append(c.order, key)
-	}
-	c.n[key]++
-	return c.n[key]
-}
-
-func (c *counts) forget(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.n[key]; !ok {
-		return
-	}
-	delete(c.n, key)
-	// Forgotten keys leave the order list lazily; compact it once it is
-	// mostly stale, so it stays proportional to the map.
-	if len(c.order) > 2*len(c.n)+64 {
-		live := c.order[:0]
-		for _, k := range c.order {
-			if _, ok := c.n[k]; ok {
-				live = append(live, k)
-			}
-		}
-		c.order = live
-	}
-}
-
-func (c *counts) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.n)
-}
 
 // Engine is what the handler needs from the workflow engine.
 type Engine interface {
@@ -121,15 +56,20 @@ const maxEngineAttempts = 10
 // handler decodes, routes and acts on one message. Its return value is the
 // acknowledgement: nil acks (the action was accepted by the engine, or the
 // message is safely in the dead-letter topic), an error nacks.
+//
+// A message goes through steps (steps.go), outermost first: measured,
+// bounded by a timeout, counted, held while its topic is stalled, traced,
+// dead-lettered when it fails for good; then, once per route decision,
+// limited by the route's concurrency, checked for size, judged (parked,
+// dropped, retried, refused) and acted on. Decoding and routing happen
+// once, before the broker dispatches the message by its instance (see
+// prepare), never again here.
 type handler struct {
 	router *route.Router
 	engine Engine
 	// migration decides how new instances of migrating workflows run; nil
 	// when nothing migrates.
 	migration *migrate.Planner
-	// prepared holds what the ordering key function already decoded and
-	// routed; nil or a miss means the handler does it.
-	prepared *preparedCache
 	// pub publishes dead letters and hand-offs to the legacy flow.
 	pub        message.Publisher
 	dlqTopic   string
@@ -159,122 +99,66 @@ type handler struct {
 	tracer  tracer
 	log     *zap.Logger
 	now     func() time.Time
+
+	// pipeline and act are the steps, composed once by build.
+	pipeline handleFunc
+	act      actFunc
 }
 
-func (h *handler) Handle(msg *message.Message) (err error) {
-	topic := message.SubscribeTopicFromCtx(msg.Context())
-	// The handler finishes what it started even when the worker is told to
-	// stop: an engine call cut short is a redelivery for nothing. Its own
-	// deadline, below the broker's ack wait, bounds it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), h.timeout)
-	defer cancel()
-	h.stats.Consumed.Add(1)
-	h.metrics.EventConsumed(topic)
-	h.metrics.InFlight(1)
-	began := h.now()
-	defer func() {
-		h.metrics.InFlight(-1)
-		result := "ack"
-		if err != nil {
-			result = "nack"
-		}
-		h.metrics.HandlerDone(topic, result, h.now().Sub(began))
-	}()
-	d := delivery{topic: topic, attempts: 1, first: h.now(), origin: dlq.Identify(topic, msg, "", "")}
-	// Counters are per stored message (its broker identity), never per
-	// payload or producer-chosen id; settled messages are forgotten.
-	key := topic + "\x00" + d.origin.ID
-	defer func() {
-		if err == nil {
-			h.tries.forget(key)
-			h.refused.forget(key)
-		}
-	}()
-	// Deliveries: the broker's count when it keeps one, else this
-	// worker's.
-	d.attempts = h.tries.next(key)
+// build composes the handler's steps; call it once, before Handle.
+func (h *handler) build() *handler {
+	h.pipeline = chain(h.decide,
+		h.measured, h.bounded, h.counted, h.unstalled, h.traced, h.deadLettering)
+	h.act = chainAct(h.perform,
+		h.limited, h.inputBounded, h.engineSpan, h.judged, h.parking, h.dropping, h.outage)
+	return h
+}
+
+// Handle is the Watermill handler of every routed topic.
+func (h *handler) Handle(msg *message.Message) error {
+	return h.handle(message.SubscribeTopicFromCtx(msg.Context()), msg)
+}
+
+// handle handles msg, read from topic.
+func (h *handler) handle(topic string, msg *message.Message) error {
 	told, _ := topics.DeliveryOf(msg)
-	d.attempts = max(d.attempts, told.Count)
-	d.refusalKey = key
-	if err := h.stalls.check(topic, d.origin.ID, h.now()); err != nil {
-		h.prepared.take(msg) // not handled now; a redelivery is a new message
-		return fmt.Errorf("%w: %w", errRetryLater, err)
-	}
+	d := &delivery{msg: msg, ctx: msg.Context(), topic: topic, told: told, began: h.now(),
+		origin: dlq.Identify(topic, msg, "", "")}
 	// The time the broker stored the event starts the park window.
+	d.first = d.began
 	if !told.StoredAt.IsZero() {
 		d.first = told.StoredAt
 	}
-
-	headers := map[string]string(msg.Metadata)
-	tooLarge := len(msg.Payload) > h.maxPayload
-	var ev envelope.Event
-	var decodeErr error
-	pre, isPrepared := h.prepared.take(msg)
-	switch {
-	case tooLarge:
-	case isPrepared:
-		ev, decodeErr = pre.ev, pre.decodeErr
-	default:
-		ev, decodeErr = envelope.Decode(msg.Payload, headers)
+	// The ordering key's work, or done now for a broker that did not key
+	// the message: either way, once.
+	var ok bool
+	if d.prep, ok = told.Keyed.(*prepared); !ok {
+		d.prep = h.prepare(topic, msg)
 	}
-	var decoded *envelope.Event
-	if !tooLarge && decodeErr == nil {
-		decoded = &ev
+	if ev := d.event(); ev != nil {
+		d.eventType, d.eventID, d.eventSource = ev.Type, ev.ID, ev.Source
 	}
-	ctx, d.span = h.tracer.startHandle(ctx, topic, msg, decoded, began)
-	defer func() { endSpan(d.span, err) }()
-	if tooLarge {
-		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindTooLarge,
-			Reason: fmt.Sprintf("payload of %d bytes exceeds the %d byte limit", len(msg.Payload), h.maxPayload)})
-	}
-	if told.ReadError != "" {
-		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: told.ReadError})
-	}
-	if decodeErr != nil {
-		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindDecode, Reason: decodeErr.Error()})
-	}
-	d.eventType, d.eventID, d.eventSource = ev.Type, ev.ID, ev.Source
-	decisions, err := pre.decisions, pre.routeErr
-	if !isPrepared {
-		decisions, err = h.router.Route(topic, ev, headers)
-	}
-	if err != nil {
-		kind := dlq.KindEval
-		if errors.Is(err, envelope.ErrDecode) {
-			kind = dlq.KindDecode
-		}
-		f := dlq.Failure{Kind: kind, Reason: err.Error()}
-		var re *route.Error
-		if errors.As(err, &re) {
-			f.Route = re.Route
-		}
-		return h.dead(msg, d, f)
-	}
-	if len(decisions) == 0 {
-		h.stats.Unmatched.Add(1)
-		h.metrics.Unmatched(topic)
-		h.log.Debug("no route matched", zap.String("topic", topic), zap.String("event_id", ev.ID), zap.String("event_type", ev.Type))
-		return nil
-	}
-	// Decisions run in route order. A retry runs them all again: starts are
-	// idempotent, and a raise may then be delivered twice (see docs/guarantees.md).
-	for _, dec := range decisions {
-		if err := h.act(ctx, msg, d, dec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return h.pipeline(d)
 }
 
 // delivery is what the handler knows about this delivery of a message.
 type delivery struct {
-	topic              string
-	attempts           int
-	first              time.Time
+	msg   *message.Message
+	ctx   context.Context
+	topic string
+	// told is what the broker said about this delivery.
+	told     topics.Delivery
+	began    time.Time
+	attempts int
+	// first is when the broker stored the event (else when it arrived):
+	// the start of the park window.
+	first time.Time
+	prep  *prepared
+	// eventType, eventID and eventSource come from the decoded event.
 	eventType, eventID string
 	eventSource        string
 	// origin identifies the message on the broker; refusalKey keys its
-	// engine refusals.
+	// counters.
 	origin     dlq.Origin
 	refusalKey string
 	// span is the message's decode-and-route span (a no-op when tracing
@@ -282,112 +166,92 @@ type delivery struct {
 	span trace.Span
 }
 
-func (h *handler) act(ctx context.Context, msg *message.Message, d delivery, dec route.Decision) error {
-	rt := dec.Route
-	if rt.Limit != nil {
-		select {
-		case rt.Limit <- struct{}{}:
-			defer func() { <-rt.Limit }()
-		case <-ctx.Done():
-			return fmt.Errorf("%w: waiting for route %s concurrency: %w", errRetryLater, rt.Name, ctx.Err())
+// event is the decoded event; nil when the message could not be decoded.
+func (d *delivery) event() *envelope.Event {
+	if d.prep == nil || d.prep.tooLarge || d.prep.decodeErr != nil {
+		return nil
+	}
+	return &d.prep.ev
+}
+
+// decide refuses what cannot be handled and runs the route decisions, in
+// route order. A retry runs them all again: starts are idempotent, and a
+// raise may then be delivered twice (see docs/guarantees.md).
+func (h *handler) decide(d *delivery) error {
+	if f, ok := d.refusal(h.maxPayload); !ok {
+		return deadLetter(f)
+	}
+	if len(d.prep.decisions) == 0 {
+		h.stats.Unmatched.Add(1)
+		h.metrics.Unmatched(d.topic)
+		h.log.Debug("no route matched", zap.String("topic", d.topic), zap.String("event_id", d.eventID), zap.String("event_type", d.eventType))
+		return nil
+	}
+	for _, dec := range d.prep.decisions {
+		if err := h.act(d.ctx, d, dec); err != nil {
+			return err
 		}
 	}
-	// WithLazy: the fields are encoded only if something is logged, which
-	// on the happy path at info level is never.
-	log := h.log.WithLazy(zap.String("route", rt.Name), zap.String("topic", d.topic),
-		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
-	if f, ok := h.tooLargeInput(dec); !ok {
-		return h.dead(msg, d, f)
+	return nil
+}
+
+// refusal is why the message cannot be acted on (too large, unreadable,
+// not an event, no route could evaluate it); false when it can.
+func (d *delivery) refusal(maxPayload int) (dlq.Failure, bool) {
+	p := d.prep
+	switch {
+	case p.tooLarge:
+		return dlq.Failure{Kind: dlq.KindTooLarge,
+			Reason: fmt.Sprintf("payload of %d bytes exceeds the %d byte limit", len(d.msg.Payload), maxPayload)}, false
+	case d.told.ReadError != "":
+		return dlq.Failure{Kind: dlq.KindDecode, Reason: d.told.ReadError}, false
+	case p.decodeErr != nil:
+		return dlq.Failure{Kind: dlq.KindDecode, Reason: p.decodeErr.Error()}, false
+	case p.routeErr != nil:
+		f := dlq.Failure{Kind: dlq.KindEval, Reason: p.routeErr.Error()}
+		if errors.Is(p.routeErr, envelope.ErrDecode) {
+			f.Kind = dlq.KindDecode
+		}
+		var re *route.Error
+		if errors.As(p.routeErr, &re) {
+			f.Route = re.Route
+		}
+		return f, false
 	}
-	ctx, span := h.tracer.startEngine(ctx, d.span, rt.Name, rt.Action, dec.InstanceID, rt.Workflow)
-	var err error
-	defer func() { endSpan(span, err) }()
+	return dlq.Failure{}, true
+}
+
+// perform asks the engine to do what the route says; its error is the
+// engine's (or the access policy's), judged by the steps around it.
+func (h *handler) perform(ctx context.Context, d *delivery, dec route.Decision) error {
+	rt := dec.Route
 	// allowed checks the access policy on the instance the action
 	// addresses; its workflow is known only by asking the engine.
 	allowed := func(op string) error { return h.authorize(ctx, dec, d.topic, op) }
 	switch rt.Action {
 	case config.ActionStart:
-		err = h.start(ctx, log, msg, rt, d.topic, dec.InstanceID, dec.Input)
+		return h.start(ctx, d, dec)
 	case config.ActionRaise:
-		if err = allowed(config.ActionRaise); err == nil {
-			err = h.raise(ctx, dec)
+		if err := allowed(config.ActionRaise); err != nil {
+			return err
 		}
+		return h.raise(ctx, dec)
 	case config.ActionStartOrRaise:
-		if err = h.start(ctx, log, msg, rt, d.topic, dec.InstanceID, dec.Input); err == nil {
-			// The instance may run another workflow than the route starts.
-			if err = allowed(config.ActionRaise); err == nil {
-				err = h.raise(ctx, dec)
-			}
+		if err := h.start(ctx, d, dec); err != nil {
+			return err
 		}
-	case config.ActionTerminate:
-		if err = allowed(rt.Action); err == nil {
-			err = h.control(h.engine.Terminate(ctx, dec.InstanceID, rt.Reason))
+		// The instance may run another workflow than the route starts.
+		if err := allowed(config.ActionRaise); err != nil {
+			return err
 		}
-	case config.ActionSuspend:
-		if err = allowed(rt.Action); err == nil {
-			err = h.control(h.engine.Suspend(ctx, dec.InstanceID, rt.Reason))
+		return h.raise(ctx, dec)
+	case config.ActionTerminate, config.ActionSuspend, config.ActionResume, config.ActionPurge:
+		if err := allowed(rt.Action); err != nil {
+			return err
 		}
-	case config.ActionResume:
-		if err = allowed(rt.Action); err == nil {
-			err = h.control(h.engine.Resume(ctx, dec.InstanceID, rt.Reason))
-		}
-	case config.ActionPurge:
-		if err = allowed(rt.Action); err == nil {
-			err = h.control(h.engine.Purge(ctx, dec.InstanceID))
-		}
-	default:
-		return h.dead(msg, d, dlq.Failure{Kind: dlq.KindEval, Route: rt.Name, Reason: "route has no action " + rt.Action})
+		return h.control(ctx, dec)
 	}
-	if err == nil {
-		h.metrics.EventRouted(rt.Name, rt.Action)
-		return nil
-	}
-
-	fail := dlq.Failure{Route: rt.Name, Reason: err.Error()}
-	switch {
-	case errors.Is(err, errDenied):
-		fail.Kind = dlq.KindDenied
-		log.Warn("action denied by the access policy", zap.String("reason", fail.Reason))
-	case errors.Is(err, errUnknownWorkflow), errors.Is(err, engine.ErrUnknownWorkflow):
-		fail.Kind = dlq.KindUnknownWorkflow
-	case errors.Is(err, engine.ErrNotFound) && (rt.Action == config.ActionRaise || rt.Action == config.ActionStartOrRaise):
-		// The saga may not have started yet: park the event by letting the
-		// broker redeliver it with backoff, until the route's window ends.
-		if h.now().Sub(d.first) < rt.ParkWindow {
-			h.stats.Parked.Add(1)
-			h.metrics.Parked(rt.Name)
-			log.Debug("instance not found yet; parked", zap.Int("attempt", d.attempts))
-			return fmt.Errorf("%w: %w", errRetryLater, err)
-		}
-		fail.Kind = dlq.KindNotFound
-		fail.Reason = fmt.Sprintf("instance %s not found after waiting %s: %v", dec.InstanceID, rt.ParkWindow, err)
-	case errors.Is(err, engine.ErrNotFound):
-		fail.Kind = dlq.KindNotFound
-	case errors.Is(err, engine.ErrFinished):
-		if rt.OnFinished == "drop" {
-			h.stats.DroppedFinished.Add(1)
-			h.metrics.DroppedFinished(rt.Name)
-			log.Info("event for a finished instance dropped by route policy")
-			return nil
-		}
-		fail.Kind = dlq.KindFinished
-	case errors.Is(err, engine.ErrUnavailable):
-		h.stats.EngineErrors.Add(1)
-		h.metrics.EngineError(rt.Action)
-		log.Warn("engine unavailable; will retry", zap.Error(err), zap.Int("attempt", d.attempts))
-		return fmt.Errorf("%w: %w", errRetryLater, err)
-	default:
-		h.stats.EngineErrors.Add(1)
-		h.metrics.EngineError(rt.Action)
-		refusals := h.refused.next(d.refusalKey)
-		if refusals < maxEngineAttempts {
-			log.Warn("engine refused; will retry", zap.Error(err), zap.Int("attempt", d.attempts), zap.Int("refusals", refusals))
-			return fmt.Errorf("%w: %w", errRetryLater, err)
-		}
-		fail.Kind = dlq.KindEngine
-		fail.Reason = fmt.Sprintf("engine refused %d times: %v", refusals, err)
-	}
-	return h.dead(msg, d, fail)
+	return deadLetter(dlq.Failure{Kind: dlq.KindEval, Route: rt.Name, Reason: "route has no action " + rt.Action})
 }
 
 // tooLargeInput refuses a start input or raise payload over
@@ -428,29 +292,20 @@ func (h *handler) authorize(ctx context.Context, dec route.Decision, topic, op s
 	return nil
 }
 
-func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Message, rt *route.Route, topic, id string, input []byte) error {
+func (h *handler) start(ctx context.Context, d *delivery, dec route.Decision) error {
+	rt, id := dec.Route, dec.InstanceID
 	wf := rt.Workflow
 	// Load-time validation already refused a start route the policy
 	// does not allow; this keeps the rule where the action happens.
-	if !h.access.Allowed(wf, config.ActionStart, rt.Name, topic) {
-		return fmt.Errorf("%w: instance %s: %s", errDenied, id, h.access.Denial(wf, config.ActionStart, rt.Name, topic))
-	}
-	if h.startInput != nil {
-		var err error
-		if input, err = h.startInput(wf, rt.Version, input); err != nil {
-			return fmt.Errorf("%w: start %s %s: %w", errUnknownWorkflow, wf, id, err)
-		}
+	if !h.access.Allowed(wf, config.ActionStart, rt.Name, d.topic) {
+		return fmt.Errorf("%w: instance %s: %s", errDenied, id, h.access.Denial(wf, config.ActionStart, rt.Name, d.topic))
 	}
 	plan, migrating := h.migration.For(wf)
 	var a sagas.Assignment
 	if migrating {
 		a = plan.Assign(id)
-		var err error
-		if input, err = sagas.WrapInput(a, input); err != nil {
-			return err
-		}
 	}
-	input, err := h.tracer.startInput(ctx, wf, input)
+	input, err := h.wrapStart(ctx, rt, id, dec.Input, a, migrating)
 	if err != nil {
 		return err
 	}
@@ -459,23 +314,9 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Messa
 	if err != nil {
 		return err
 	}
+	log := h.actLog(d, dec)
 	if migrating {
-		// A start of a finished instance is ignored by the engine, which
-		// does not say so; a migrating saga must know, or an instance run
-		// by the legacy flow would be handed off again. Its status tells:
-		// one created before this start was already there. Only migrating
-		// sagas pay this look-up.
-		var st engine.Status
-		if st, err = h.engine.Get(ctx, id); err != nil {
-			return err
-		}
-		if started && st.CreatedAt.Before(before) {
-			started = false
-		}
-		if started {
-			h.metrics.MigrationAssigned(wf, a.Mode)
-		}
-		if err := h.handoff(log, msg, plan, st, started, a); err != nil {
+		if started, err = h.migrated(ctx, log, d.msg, plan, id, started, before, a); err != nil {
 			return err
 		}
 	}
@@ -488,6 +329,46 @@ func (h *handler) start(ctx context.Context, log *zap.Logger, msg *message.Messa
 		log.Debug("workflow instance already exists; start ignored", zap.String("workflow", wf))
 	}
 	return nil
+}
+
+// wrapStart is the workflow's start input made of the route's: pinned to
+// a declarative saga's version, with a migrating saga's assignment and the
+// trace context around it.
+func (h *handler) wrapStart(ctx context.Context, rt *route.Route, id string, input []byte, a sagas.Assignment, migrating bool) ([]byte, error) {
+	wf := rt.Workflow
+	if h.startInput != nil {
+		var err error
+		if input, err = h.startInput(wf, rt.Version, input); err != nil {
+			return nil, fmt.Errorf("%w: start %s %s: %w", errUnknownWorkflow, wf, id, err)
+		}
+	}
+	if migrating {
+		var err error
+		if input, err = sagas.WrapInput(a, input); err != nil {
+			return nil, err
+		}
+	}
+	return h.tracer.startInput(ctx, wf, input)
+}
+
+// migrated tells whether a migrating saga's start started the instance,
+// and hands the event off to the legacy flow when the saga does not drive
+// it. A start of a finished instance is ignored by the engine, which does
+// not say so; a migrating saga must know, or an instance run by the legacy
+// flow would be handed off again. Its status tells: one created before
+// this start was already there. Only migrating sagas pay this look-up.
+func (h *handler) migrated(ctx context.Context, log *zap.Logger, msg *message.Message, plan migrate.Plan, id string, started bool, before time.Time, a sagas.Assignment) (bool, error) {
+	st, err := h.engine.Get(ctx, id)
+	if err != nil {
+		return started, err
+	}
+	if started && st.CreatedAt.Before(before) {
+		started = false
+	}
+	if started {
+		h.metrics.MigrationAssigned(plan.Workflow, a.Mode)
+	}
+	return started, h.handoff(log, msg, plan, st, started, a)
 }
 
 // handoff passes the start event of an instance the saga does not drive to
@@ -510,7 +391,8 @@ func (h *handler) handoff(log *zap.Logger, msg *message.Message, plan migrate.Pl
 		return nil
 	}
 	if err := h.pub.Publish(plan.HandoffTopic, migrate.HandoffMessage(msg)); err != nil {
-		return fmt.Errorf("%w: hand-off to %s: %w", errRetryLater, plan.HandoffTopic, err)
+		// Judged as an engine refusal is: retried, up to a budget.
+		return fmt.Errorf("hand-off to %s: %w", plan.HandoffTopic, err)
 	}
 	log.Debug("start event handed off to the legacy flow", zap.String("handoff_topic", plan.HandoffTopic), zap.Int("bucket", a.Bucket))
 	return nil
@@ -526,81 +408,29 @@ func (h *handler) raise(ctx context.Context, dec route.Decision) error {
 	return nil
 }
 
-func (h *handler) control(err error) error {
+// control terminates, suspends, resumes or purges the instance.
+func (h *handler) control(ctx context.Context, dec route.Decision) error {
+	var err error
+	switch rt := dec.Route; rt.Action {
+	case config.ActionTerminate:
+		err = h.engine.Terminate(ctx, dec.InstanceID, rt.Reason)
+	case config.ActionSuspend:
+		err = h.engine.Suspend(ctx, dec.InstanceID, rt.Reason)
+	case config.ActionResume:
+		err = h.engine.Resume(ctx, dec.InstanceID, rt.Reason)
+	case config.ActionPurge:
+		err = h.engine.Purge(ctx, dec.InstanceID)
+	}
 	if err == nil {
 		h.stats.Controlled.Add(1)
 	}
 	return err
 }
 
-// dead stores the message on the dead-letter topic; only then is the
-// original acked. A copy that does not fit the broker's limits (a payload
-// near max_payload, headers over JetStream's 64 KiB) is replaced by a
-// truncated one that points at the original. When even that cannot be
-// stored, the original is nacked and its topic stopped (see stalls):
-// nothing is acked silently, and the worker says it is stuck.
-func (h *handler) dead(msg *message.Message, d delivery, f dlq.Failure) error {
-	f.OriginTopic = d.topic
-	f.Attempts = d.attempts
-	f.FirstFailure = d.first
-	f.FailedAt = h.now()
-	f.EventType, f.EventID = d.eventType, d.eventID
-	f.Origin = d.origin
-	if f.Origin.Pointer == "" && msg.UUID == "" && d.eventID != "" {
-		f.Origin = dlq.Identify(d.topic, msg, d.eventSource, d.eventID)
-	}
-	if f.Reason == "" {
-		f.Reason = "(no reason given)"
-	}
-	deadLettered(d.span, f.Kind, f.Reason)
-	out, err := dlq.NewMessage(msg, f)
-	if err != nil {
-		return fmt.Errorf("build dead-letter message: %w", err)
-	}
-	var lim topics.MessageLimits
-	if h.limits != nil {
-		lim = h.limits()
-	}
-	var truncated string
-	if !dlq.Fits(out, lim) {
-		total, headers := dlq.Size(out)
-		truncated = fmt.Sprintf("the full copy (%d bytes, %d of them headers) exceeds the broker's limit (%d bytes, %d of headers)",
-			total, headers, lim.MaxBytes, lim.MaxHeaderBytes)
-	} else if err = h.pub.Publish(h.dlqTopic, out); errors.Is(err, topics.ErrTooLarge) {
-		truncated = "the broker refused the full copy: " + err.Error()
-	}
-	if truncated != "" {
-		if out, err = dlq.Truncated(msg, f, truncated); err == nil {
-			err = h.pub.Publish(h.dlqTopic, out)
-		}
-	}
-	if err != nil {
-		h.stall(d, f, err)
-		// The reason stays out of the error: Watermill logs it on every
-		// redelivery, and a reason can be as long as the payload.
-		return fmt.Errorf("%w: dead letter (%s) not stored: %w", errRetryLater, f.Kind, err)
-	}
-	h.stalls.clear(d.topic, d.origin.ID)
-	h.stats.DeadLettered.Add(1)
-	h.metrics.DeadLettered(f.Kind)
-	// The reason can quote the payload: it is in the dead letter, and in
-	// the log only at debug level.
-	h.log.Warn("event dead-lettered", zap.String("kind", f.Kind), zap.String("route", f.Route),
-		zap.String("topic", d.topic), zap.String("event_id", dlq.Clip(d.eventID, 128)),
-		zap.String("original", f.Origin.Pointer), zap.Bool("truncated", truncated != ""))
-	h.log.Debug("dead-letter reason", zap.String("topic", d.topic), zap.String("event_id", dlq.Clip(d.eventID, 128)),
-		zap.String("reason", dlq.Clip(f.Reason, 512)))
-	return nil
-}
-
-// stall stops the message's topic after its dead letter could not be
-// stored, and says so at error level, at most every stallLogEvery per
-// topic.
-func (h *handler) stall(d delivery, f dlq.Failure, err error) {
-	if !h.stalls.block(d.topic, d.origin.ID, h.now(), err) {
-		return
-	}
-	h.log.Error("dead letter cannot be stored: topic stopped until it is; /readyz is not ready",
-		zap.String("topic", d.topic), zap.String("kind", f.Kind), zap.String("route", f.Route),
-		zap.String("event_id", dlq.Clip(d.eventID, 128)), zap.String("original", d.origin.Pointer), zap.Error(err))
+// actLog is the handler's logger with what identifies an action. WithLazy:
+// the fields are encoded only if something is logged, which on the happy
+// path at info level is never.
+func (h *handler) actLog(d *delivery, dec route.Decision) *zap.Logger {
+	return h.log.WithLazy(zap.String("route", dec.Route.Name), zap.String("topic", d.topic),
+		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
 }

@@ -69,7 +69,7 @@ func TestRouteConcurrencyCapsActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng := &slowEngine{release: make(chan struct{})}
-	h := &handler{router: router, engine: eng, stats: &Stats{}, metrics: NopMetrics{}, log: zap.NewNop(), now: time.Now}
+	h := (&handler{router: router, engine: eng, stats: &Stats{}, metrics: NopMetrics{}, log: zap.NewNop(), now: time.Now}).build()
 
 	var wg sync.WaitGroup
 	errs := make(chan error, events)
@@ -87,7 +87,7 @@ func TestRouteConcurrencyCapsActions(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			errs <- h.act(ctx, message.NewMessage("m", nil), delivery{topic: "t", attempts: 1, first: time.Now()}, decs[0])
+			errs <- h.act(ctx, &delivery{msg: message.NewMessage("m", nil), topic: "t", attempts: 1, first: time.Now()}, decs[0])
 		}()
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -68,8 +68,8 @@ func TestOutageDoesNotUseUpRefusals(t *testing.T) {
 	const outage = 40
 	eng := &outageThenRefusal{outage: outage}
 	dead := &recordingPublisher{}
-	h := &handler{router: router, engine: eng, pub: dead, dlqTopic: "dlq", stats: &Stats{},
-		metrics: NopMetrics{}, log: zap.NewNop(), now: time.Now}
+	h := (&handler{router: router, engine: eng, pub: dead, dlqTopic: "dlq", stats: &Stats{},
+		metrics: NopMetrics{}, log: zap.NewNop(), now: time.Now}).build()
 	ev, err := envelope.Decode([]byte(`{"specversion":"1.0","id":"e","source":"s","type":"x","data":{"id":"i-1"}}`), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +80,8 @@ func TestOutageDoesNotUseUpRefusals(t *testing.T) {
 	}
 	msg := message.NewMessage("m", nil)
 	for i := 1; ; i++ {
-		d := delivery{topic: "t", attempts: i, first: time.Now()}
-		err := h.act(context.Background(), msg, d, decs[0])
+		d := &delivery{msg: msg, topic: "t", attempts: i, first: time.Now()}
+		err := h.deadLettering(func(d *delivery) error { return h.act(context.Background(), d, decs[0]) })(d)
 		if err == nil {
 			if refusals := i - outage; refusals != maxEngineAttempts {
 				t.Fatalf("dead-lettered after %d refusals (delivery %d), want %d", refusals, i, maxEngineAttempts)

@@ -1,60 +1,45 @@
 package bridge
 
 import (
-	"sync"
-
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sagabridge/sagabridge/bridge/envelope"
 	"github.com/sagabridge/sagabridge/bridge/route"
 )
 
-// prepared is what the ordering key function worked out about a message:
-// the subscriber needs the instance ID before it dispatches, and the
-// handler then reuses the decoded event and the route decisions instead of
-// decoding and routing a second time.
+// prepared is a message decoded and routed. The broker needs the instance
+// ID to dispatch the message in order, so this is worked out before the
+// dispatch (the broker's Keyer is Bridge.orderKey) and handed back to the
+// handler with every delivery of the message (topics.Delivery.Keyed): a
+// message is decoded and routed once.
 type prepared struct {
+	// tooLarge: the payload is over limits.maxPayloadBytes, not decoded.
+	tooLarge  bool
 	ev        envelope.Event
 	decodeErr error
 	decisions []route.Decision
 	routeErr  error
 }
 
-// preparedCache holds prepared messages between the key function and the
-// handler. It is bounded: past max entries (messages keyed but never
-// handled, say at shutdown) it stops adding, and the handler does the work
-// itself, as it does for a message retried under a new copy.
-type preparedCache struct {
-	mu  sync.Mutex
-	m   map[*message.Message]prepared
-	max int
+// prepare decodes and routes a message read from topic.
+func (h *handler) prepare(topic string, msg *message.Message) *prepared {
+	if len(msg.Payload) > h.maxPayload {
+		return &prepared{tooLarge: true}
+	}
+	headers := map[string]string(msg.Metadata)
+	p := &prepared{}
+	if p.ev, p.decodeErr = envelope.Decode(msg.Payload, headers); p.decodeErr != nil {
+		return p
+	}
+	p.decisions, p.routeErr = h.router.Route(topic, p.ev, headers)
+	return p
 }
 
-func newPreparedCache(max int) *preparedCache {
-	return &preparedCache{m: map[*message.Message]prepared{}, max: max}
-}
-
-func (c *preparedCache) put(msg *message.Message, p prepared) {
-	if c == nil {
-		return
+// key orders the message by the workflow instance it addresses first; ""
+// (no order) when it addresses none.
+func (p *prepared) key() string {
+	if p.routeErr != nil || len(p.decisions) == 0 {
+		return ""
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) < c.max {
-		c.m[msg] = p
-	}
-}
-
-// take returns and forgets what was prepared for msg.
-func (c *preparedCache) take(msg *message.Message) (prepared, bool) {
-	if c == nil {
-		return prepared{}, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.m[msg]
-	if ok {
-		delete(c.m, msg)
-	}
-	return p, ok
+	return p.decisions[0].InstanceID
 }

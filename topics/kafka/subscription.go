@@ -182,15 +182,7 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 				sl.give()
 			}
 			<-q.space
-			if stopCtx.Err() != nil {
-				return
-			}
-			if errors.Is(err, io.EOF) {
-				s.logger.Error("Kafka reader closed underneath the subscription", err, nil)
-				return
-			}
-			s.logger.Error("Fetching from Kafka failed, retrying", err, nil)
-			if !sleepCtx(stopCtx, fetchErrorDelay) {
+			if s.fetchFailed(stopCtx, err) {
 				return
 			}
 			continue
@@ -214,12 +206,33 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 			}
 			continue
 		}
-		p := pendingRecord{rec: rec, msg: s.message(rec), key: string(rec.Key)}
-		if s.cfg.key != nil {
-			p.key, p.keyed = s.cfg.key(s.cfg.topic, p.msg)
-		}
+		p := s.pending(rec)
 		q.push(p.key, p, sl)
 	}
+}
+
+// fetchFailed logs a failed fetch and waits before the next; true when
+// the subscription is to stop.
+func (s *subscription) fetchFailed(stopCtx context.Context, err error) (stop bool) {
+	if stopCtx.Err() != nil {
+		return true
+	}
+	if errors.Is(err, io.EOF) {
+		s.logger.Error("Kafka reader closed underneath the subscription", err, nil)
+		return true
+	}
+	s.logger.Error("Fetching from Kafka failed, retrying", err, nil)
+	return !sleepCtx(stopCtx, fetchErrorDelay)
+}
+
+// pending is rec made a message and keyed: by the Keyer when there is
+// one, else by the record key.
+func (s *subscription) pending(rec kafka.Message) pendingRecord {
+	p := pendingRecord{rec: rec, msg: s.message(rec), key: string(rec.Key)}
+	if s.cfg.key != nil {
+		p.key, p.keyed = s.cfg.key(s.cfg.topic, p.msg)
+	}
+	return p
 }
 
 // pendingRecord is a fetched record, the message made of it, and its
