@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/common/types/ref"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sagabridge/sagabridge/internal/celjson"
 )
 
 // The CEL of a declarative saga's messages sees these variables:
@@ -103,31 +101,13 @@ func fromJSON(raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
-var jsonValueType = reflect.TypeOf(&structpb.Value{})
-
 // celJSON evaluates a program to JSON.
 func celJSON(p cel.Program, vars map[string]any) (json.RawMessage, error) {
 	out, _, err := p.Eval(vars)
 	if err != nil {
 		return nil, err
 	}
-	return valJSON(out)
-}
-
-func valJSON(v ref.Val) (json.RawMessage, error) {
-	native, err := v.ConvertToNative(jsonValueType)
-	if err != nil {
-		return nil, fmt.Errorf("result is not JSON: %w", err)
-	}
-	b, err := protojson.Marshal(native.(*structpb.Value))
-	if err != nil {
-		return nil, err
-	}
-	var buf json.RawMessage
-	if err := json.Unmarshal(b, &buf); err != nil {
-		return nil, err
-	}
-	return json.Marshal(buf) // compact: protojson's spacing is not stable
+	return celjson.Marshal(out)
 }
 
 func evalCELString(p cel.Program, vars map[string]any) (string, error) {

@@ -10,10 +10,8 @@ package route
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,12 +24,11 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/interpreter"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sagabridge/sagabridge/bridge/access"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
+	"github.com/sagabridge/sagabridge/internal/celjson"
 )
 
 // ErrEval marks an event a route could not evaluate (a missing field, a
@@ -603,8 +600,6 @@ func (v *value) str(ctx context.Context, act any) (string, error) {
 	return evalString(ctx, v.prg, act)
 }
 
-var jsonValueType = reflect.TypeOf(&structpb.Value{})
-
 func (v *value) json(ctx context.Context, ev envelope.Event, act any) ([]byte, error) {
 	if v.rawData {
 		if len(ev.Data) == 0 {
@@ -616,22 +611,5 @@ func (v *value) json(ctx context.Context, ev envelope.Event, act any) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return toJSON(out)
-}
-
-func toJSON(v ref.Val) ([]byte, error) {
-	native, err := v.ConvertToNative(jsonValueType)
-	if err != nil {
-		return nil, fmt.Errorf("result is not JSON-representable: %w", err)
-	}
-	b, err := protojson.Marshal(native.(*structpb.Value))
-	if err != nil {
-		return nil, err
-	}
-	// protojson output is not stable in whitespace; compact it.
-	var buf json.RawMessage
-	if err := json.Unmarshal(b, &buf); err != nil {
-		return nil, err
-	}
-	return json.Marshal(buf)
+	return celjson.Marshal(out)
 }
