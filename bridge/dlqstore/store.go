@@ -380,36 +380,10 @@ var errLimit = errors.New("limit reached")
 // the package documentation for why an interrupted replay neither loses
 // nor doubles a message.
 func (s *Store) Replay(ctx context.Context, opts ReplayOptions) (ReplayResult, error) {
-	res := ReplayResult{Topics: map[string]int{}}
 	if opts.DryRun {
-		err := s.scan(ctx, opts.Filter.Since, func(it Item) error {
-			res.Scanned++
-			switch {
-			case it.Entry.Failure.OriginTopic == "":
-				res.Unreadable++
-			case !opts.Filter.Match(it):
-				res.Skipped++
-			default:
-				if opts.Check != nil {
-					if err := opts.Check(it); err != nil {
-						res.keep(it, err)
-						break
-					}
-				}
-				if opts.Limit > 0 && res.Replayed >= opts.Limit {
-					return ErrStop
-				}
-				res.Replayed++
-				res.Topics[it.Entry.Failure.OriginTopic]++
-			}
-			if opts.Progress != nil {
-				opts.Progress(res)
-			}
-			return nil
-		})
-		return res, err
+		return s.dryRun(ctx, opts)
 	}
-
+	res := ReplayResult{Topics: map[string]int{}}
 	st, err := s.streamHandle(ctx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		res.Done = true
@@ -424,6 +398,57 @@ func (s *Store) Replay(ctx context.Context, opts ReplayOptions) (ReplayResult, e
 	if opts.Batch <= 0 {
 		opts.Batch = 64
 	}
+	cons, err := s.replayConsumer(ctx, st, opts, &res)
+	if err != nil {
+		return res, err
+	}
+	// The replay covers what the stream holds now. A replayed message that
+	// fails again is dead-lettered again, after this bound: a later replay
+	// takes it, this one does not loop on it.
+	sinfo, err := st.Info(ctx)
+	if err != nil {
+		return res, fmt.Errorf("dlqstore: stream info: %w", err)
+	}
+	err = s.drain(ctx, st, cons, sinfo.State.LastSeq, opts, &res)
+	return res, err
+}
+
+// dryRun counts what a replay with opts would re-publish, and to which
+// topics, without re-publishing or removing anything.
+func (s *Store) dryRun(ctx context.Context, opts ReplayOptions) (ReplayResult, error) {
+	res := ReplayResult{Topics: map[string]int{}}
+	err := s.scan(ctx, opts.Filter.Since, func(it Item) error {
+		res.Scanned++
+		switch {
+		case it.Entry.Failure.OriginTopic == "":
+			res.Unreadable++
+		case !opts.Filter.Match(it):
+			res.Skipped++
+		default:
+			if opts.Check != nil {
+				if err := opts.Check(it); err != nil {
+					res.keep(it, err)
+					break
+				}
+			}
+			if opts.Limit > 0 && res.Replayed >= opts.Limit {
+				return ErrStop
+			}
+			res.Replayed++
+			res.Topics[it.Entry.Failure.OriginTopic]++
+		}
+		if opts.Progress != nil {
+			opts.Progress(res)
+		}
+		return nil
+	})
+	return res, err
+}
+
+// replayConsumer creates the durable consumer of a replay, or takes up the
+// one an interrupted replay of the same selection left, and records in res
+// its name and whether it resumes.
+func (s *Store) replayConsumer(ctx context.Context, st jetstream.Stream, opts ReplayOptions, res *ReplayResult) (jetstream.Consumer, error) {
 	name := opts.Consumer
 	if name == "" {
 		key := opts.ConsumerKey
@@ -445,90 +470,96 @@ func (s *Store) Replay(ctx context.Context, opts ReplayOptions) (ReplayResult, e
 		InactiveThreshold: 7 * 24 * time.Hour,
 	})
 	if err != nil {
-		return res, fmt.Errorf("dlqstore: replay consumer %s: %w", name, err)
+		return nil, fmt.Errorf("dlqstore: replay consumer %s: %w", name, err)
 	}
 	if ci := cons.CachedInfo(); ci != nil {
 		res.Resumed = ci.Delivered.Consumer > 0
 		res.Pending = ci.NumPending + uint64(ci.NumAckPending)
 	}
-	// The replay covers what the stream holds now. A replayed message that
-	// fails again is dead-lettered again, after this bound: a later replay
-	// takes it, this one does not loop on it.
-	sinfo, err := st.Info(ctx)
-	if err != nil {
-		return res, fmt.Errorf("dlqstore: stream info: %w", err)
-	}
-	upper := sinfo.State.LastSeq
+	return cons, nil
+}
+
+// drain replays what cons delivers up to the stream sequence upper, batch
+// by batch, until everything up to upper is handled (then it removes the
+// consumer and sets res.Done), opts.Limit is reached, or ctx ends.
+func (s *Store) drain(ctx context.Context, st jetstream.Stream, cons jetstream.Consumer, upper uint64, opts ReplayOptions, res *ReplayResult) error {
 	var limiter *rate.Limiter
 	if opts.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(opts.Rate), 1)
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return res, err
+			return err
 		}
 		if opts.Limit > 0 && res.Replayed >= opts.Limit {
-			return res, nil
+			return nil
 		}
 		// No wait: the server answers at once with what it has.
 		batch, err := cons.FetchNoWait(opts.Batch)
 		if err != nil {
-			return res, fmt.Errorf("dlqstore: fetch: %w", err)
+			return fmt.Errorf("dlqstore: fetch: %w", err)
 		}
-		got, beyond := 0, false
-		var stop error
-		for m := range batch.Messages() {
-			got++
-			if md, err := m.Metadata(); err == nil && md.Sequence.Stream > upper {
-				// Not this run's: leave it for the next one.
-				_ = m.NakWithDelay(opts.AckWait)
-				beyond = true
-				continue
-			}
-			if stop != nil {
-				// Hand it back at once rather than after AckWait.
-				_ = m.Nak()
-				continue
-			}
-			stop = s.replayOne(ctx, st, m, opts, limiter, &res)
-			if opts.Progress != nil && stop == nil {
-				opts.Progress(res)
-			}
-		}
+		got, beyond, stop := s.replayBatch(ctx, st, batch, upper, opts, limiter, res)
 		if stop != nil {
 			if errors.Is(stop, errLimit) {
-				return res, nil
+				return nil
 			}
-			return res, stop
+			return stop
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			return res, fmt.Errorf("dlqstore: fetch: %w", err)
+			return fmt.Errorf("dlqstore: fetch: %w", err)
 		}
 		if got > 0 && !beyond {
 			continue
 		}
 		done, err := s.coveredUpTo(ctx, st, cons, upper)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if done {
 			// Everything up to the bound is handled: the consumer has done
 			// its job. Removing it loses nothing (what it skipped or left is
 			// still in the stream) and lets the next replay start afresh.
+			name := res.Consumer
 			if err := st.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return res, fmt.Errorf("dlqstore: remove replay consumer %s: %w", name, err)
+				return fmt.Errorf("dlqstore: remove replay consumer %s: %w", name, err)
 			}
 			res.Done = true
-			return res, nil
+			return nil
 		}
 		// Messages another run holds, or one that died holds until its
 		// AckWait ends: wait for them.
 		select {
 		case <-ctx.Done():
-			return res, ctx.Err()
+			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// replayBatch replays the messages of one fetch: got is how many it held,
+// beyond whether one was past upper (handed back for a later replay); after
+// stop, the first error of replayOne, the rest are handed back at once.
+func (s *Store) replayBatch(ctx context.Context, st jetstream.Stream, batch jetstream.MessageBatch, upper uint64, opts ReplayOptions, limiter *rate.Limiter, res *ReplayResult) (got int, beyond bool, stop error) {
+	for m := range batch.Messages() {
+		got++
+		if md, err := m.Metadata(); err == nil && md.Sequence.Stream > upper {
+			// Not this run's: leave it for the next one.
+			_ = m.NakWithDelay(opts.AckWait)
+			beyond = true
+			continue
+		}
+		if stop != nil {
+			// Hand it back at once rather than after AckWait.
+			_ = m.Nak()
+			continue
+		}
+		stop = s.replayOne(ctx, st, m, opts, limiter, res)
+		if opts.Progress != nil && stop == nil {
+			opts.Progress(*res)
+		}
+	}
+	return got, beyond, stop
 }
 
 // coveredUpTo reports whether the consumer has acked every message of the
