@@ -211,28 +211,7 @@ func (s *KafkaStore) acknowledge(r, action string) error {
 // after an interruption goes on with what is not acknowledged.
 func (s *KafkaStore) Replay(ctx context.Context, opts ReplayOptions) (ReplayResult, error) {
 	res := ReplayResult{Topics: map[string]int{}}
-	var selected []Item
-	err := s.scan(ctx, opts.Filter.Since, func(it Item) error {
-		res.Scanned++
-		switch {
-		case it.Entry.Failure.OriginTopic == "":
-			res.Unreadable++
-		case !opts.Filter.Match(it):
-			res.Skipped++
-		default:
-			if opts.Limit > 0 && len(selected) >= opts.Limit {
-				return nil
-			}
-			if opts.Check != nil {
-				if err := opts.Check(it); err != nil {
-					res.keep(it, err) // not acknowledged: it stays listed
-					return nil
-				}
-			}
-			selected = append(selected, it)
-		}
-		return nil
-	})
+	selected, err := s.selectForReplay(ctx, opts, &res)
 	if err != nil {
 		return res, err
 	}
@@ -262,35 +241,72 @@ func (s *KafkaStore) Replay(ctx context.Context, opts ReplayOptions) (ReplayResu
 				return res, err
 			}
 		}
-		msg := it.Entry.Replay()
-		if it.Entry.Truncated != "" {
-			orig, err := s.original(ctx, it.Entry)
-			if err != nil {
-				res.keep(it, err)
-				continue
-			}
-			msg = orig
-		}
-		topic := it.Entry.Failure.OriginTopic
-		if err := s.pub.Publish(topic, msg); err != nil {
-			return res, fmt.Errorf("replay dead letter %s to %s: %w", it.Ref, topic, err)
-		}
-		if opts.AfterPublish != nil {
-			if err := opts.AfterPublish(it); err != nil {
-				return res, err
-			}
-		}
-		if err := s.acknowledge(it.Ref, "replayed"); err != nil {
+		if err := s.replayOne(ctx, it, opts, &res); err != nil {
 			return res, err
-		}
-		res.Replayed++
-		res.Topics[topic]++
-		if opts.Progress != nil {
-			opts.Progress(res)
 		}
 	}
 	res.Done = opts.Limit == 0 || len(selected) < opts.Limit
 	return res, nil
+}
+
+// selectForReplay is what a replay with opts takes, oldest first, at most
+// opts.Limit; res counts what it scanned, skipped and kept.
+func (s *KafkaStore) selectForReplay(ctx context.Context, opts ReplayOptions, res *ReplayResult) ([]Item, error) {
+	var selected []Item
+	err := s.scan(ctx, opts.Filter.Since, func(it Item) error {
+		res.Scanned++
+		switch {
+		case it.Entry.Failure.OriginTopic == "":
+			res.Unreadable++
+		case !opts.Filter.Match(it):
+			res.Skipped++
+		default:
+			if opts.Limit > 0 && len(selected) >= opts.Limit {
+				return nil
+			}
+			if opts.Check != nil {
+				if err := opts.Check(it); err != nil {
+					res.keep(it, err) // not acknowledged: it stays listed
+					return nil
+				}
+			}
+			selected = append(selected, it)
+		}
+		return nil
+	})
+	return selected, err
+}
+
+// replayOne re-publishes it to its origin topic, then acknowledges it; one
+// whose truncated original cannot be read is kept.
+func (s *KafkaStore) replayOne(ctx context.Context, it Item, opts ReplayOptions, res *ReplayResult) error {
+	msg := it.Entry.Replay()
+	if it.Entry.Truncated != "" {
+		orig, err := s.original(ctx, it.Entry)
+		if err != nil {
+			res.keep(it, err)
+			return nil
+		}
+		msg = orig
+	}
+	topic := it.Entry.Failure.OriginTopic
+	if err := s.pub.Publish(topic, msg); err != nil {
+		return fmt.Errorf("replay dead letter %s to %s: %w", it.Ref, topic, err)
+	}
+	if opts.AfterPublish != nil {
+		if err := opts.AfterPublish(it); err != nil {
+			return err
+		}
+	}
+	if err := s.acknowledge(it.Ref, "replayed"); err != nil {
+		return err
+	}
+	res.Replayed++
+	res.Topics[topic]++
+	if opts.Progress != nil {
+		opts.Progress(*res)
+	}
+	return nil
 }
 
 // original reads the record a truncated dead letter points at.
