@@ -167,51 +167,11 @@ func (s *Server) workflowHistory(ctx context.Context, _ *http.Request, id string
 	return h, nil
 }
 
-// DeadLetter is one dead-letter message as the API shows it.
-type DeadLetter struct {
-	Ref          string    `json:"ref"`
-	ID           string    `json:"id"`
-	StoredAt     time.Time `json:"storedAt"`
-	Kind         string    `json:"kind"`
-	Reason       string    `json:"reason"`
-	Route        string    `json:"route,omitempty"`
-	OriginTopic  string    `json:"originTopic"`
-	EventType    string    `json:"eventType,omitempty"`
-	EventID      string    `json:"eventId,omitempty"`
-	Attempts     int       `json:"attempts"`
-	FirstFailure time.Time `json:"firstFailure,omitzero"`
-	FailedAt     time.Time `json:"failedAt,omitzero"`
-	PayloadBytes int       `json:"payloadBytes"`
-	// Headers and Payload are in GET /v1/dlq/{ref} only; Payload is the
-	// payload as text (JSON as it is).
-	Headers map[string]string `json:"headers,omitempty"`
-	Payload string            `json:"payload,omitempty"`
-	Error   string            `json:"error,omitempty"`
-}
-
-func deadLetter(it dlqstore.Item, full bool) DeadLetter {
-	e := it.Entry
-	d := DeadLetter{
-		Ref: it.Ref, ID: e.ID, StoredAt: it.StoredAt,
-		Kind: e.Failure.Kind, Reason: e.Failure.Reason, Route: e.Failure.Route,
-		OriginTopic: e.Failure.OriginTopic, EventType: e.Failure.EventType, EventID: e.Failure.EventID,
-		Attempts: e.Failure.Attempts, FirstFailure: e.Failure.FirstFailure, FailedAt: e.Failure.FailedAt,
-		PayloadBytes: len(e.Payload),
-	}
-	if it.Err != nil {
-		d.Error = it.Err.Error()
-	}
-	if full {
-		d.Headers, d.Payload = e.Metadata, strings.ToValidUTF8(string(e.Payload), "�")
-	}
-	return d
-}
-
 // DeadLetterList is the answer of GET /v1/dlq.
 type DeadLetterList struct {
-	Topic string       `json:"topic"`
-	Total uint64       `json:"total"`
-	Items []DeadLetter `json:"items"`
+	Topic string          `json:"topic"`
+	Total uint64          `json:"total"`
+	Items []dlqstore.View `json:"items"`
 	// More: the limit cut the list.
 	More bool `json:"more,omitempty"`
 	// Kinds are the kinds a dead letter can have, for filters.
@@ -244,7 +204,7 @@ func (s *Server) listDeadLetters(ctx context.Context, r *http.Request) (any, err
 		}
 	}
 	dl := s.cfg.DeadLetters
-	out := DeadLetterList{Topic: dl.Topic(), Items: []DeadLetter{}, Kinds: dlq.Kinds}
+	out := DeadLetterList{Topic: dl.Topic(), Items: []dlqstore.View{}, Kinds: dlq.Kinds}
 	if out.Total, err = dl.Count(ctx); err != nil {
 		return nil, err
 	}
@@ -253,7 +213,7 @@ func (s *Server) listDeadLetters(ctx context.Context, r *http.Request) (any, err
 			out.More = true
 			return dlqstore.ErrStop
 		}
-		out.Items = append(out.Items, deadLetter(it, false))
+		out.Items = append(out.Items, dlqstore.NewView(it, false))
 		return nil
 	})
 	if err != nil && !errors.Is(err, dlqstore.ErrStop) {
@@ -270,7 +230,7 @@ func (s *Server) getDeadLetter(ctx context.Context, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	return deadLetter(it, true), nil
+	return dlqstore.NewView(it, true), nil
 }
 
 // DeadLetterAction is the body of POST /v1/dlq/replay and /v1/dlq/purge:

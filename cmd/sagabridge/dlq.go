@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
@@ -251,12 +249,12 @@ func (d *dlqCmd) list(cmd *cobra.Command, ff dlqFilterFlags, limit int) error {
 		return err
 	}
 	defer done()
-	views := []dlqView{}
+	views := []dlqstore.View{}
 	err = st.List(cmd.Context(), f, func(it dlqstore.Item) error {
 		if limit > 0 && len(views) >= limit {
 			return dlqstore.ErrStop
 		}
-		views = append(views, newDLQView(it, false))
+		views = append(views, dlqstore.NewView(it, false))
 		return nil
 	})
 	if err != nil {
@@ -290,7 +288,7 @@ func (d *dlqCmd) show(cmd *cobra.Command, id string) error {
 	if err != nil {
 		return opErr(err)
 	}
-	v := newDLQView(it, true)
+	v := dlqstore.NewView(it, true)
 	if d.o.output != "table" {
 		return printAs(cmd.OutOrStdout(), d.o.output, v)
 	}
@@ -444,58 +442,7 @@ func (d *dlqCmd) purge(cmd *cobra.Command, ff dlqFilterFlags) error {
 	return nil
 }
 
-// dlqView is one dead-letter message as printed.
-type dlqView struct {
-	Seq          uint64            `json:"seq"`
-	Ref          string            `json:"ref"`
-	ID           string            `json:"id"`
-	StoredAt     time.Time         `json:"storedAt"`
-	Kind         string            `json:"kind"`
-	Reason       string            `json:"reason"`
-	Route        string            `json:"route,omitempty"`
-	OriginTopic  string            `json:"originTopic"`
-	EventType    string            `json:"eventType,omitempty"`
-	EventID      string            `json:"eventId,omitempty"`
-	Attempts     int               `json:"attempts"`
-	FirstFailure time.Time         `json:"firstFailure,omitzero"`
-	FailedAt     time.Time         `json:"failedAt,omitzero"`
-	PayloadBytes int               `json:"payloadBytes"`
-	Headers      map[string]string `json:"headers,omitempty"`
-	// Payload is set when the payload is JSON, PayloadText when it is other
-	// UTF-8 text, PayloadBase64 otherwise.
-	Payload       json.RawMessage `json:"payload,omitempty"`
-	PayloadText   string          `json:"payloadText,omitempty"`
-	PayloadBase64 string          `json:"payloadBase64,omitempty"`
-	Error         string          `json:"error,omitempty"`
-}
-
-func newDLQView(it dlqstore.Item, full bool) dlqView {
-	e := it.Entry
-	v := dlqView{
-		Seq: it.Seq, Ref: it.Ref, ID: e.ID, StoredAt: it.StoredAt,
-		Kind: e.Failure.Kind, Reason: e.Failure.Reason, Route: e.Failure.Route,
-		OriginTopic: e.Failure.OriginTopic, EventType: e.Failure.EventType, EventID: e.Failure.EventID,
-		Attempts: e.Failure.Attempts, FirstFailure: e.Failure.FirstFailure, FailedAt: e.Failure.FailedAt,
-		PayloadBytes: len(e.Payload),
-	}
-	if it.Err != nil {
-		v.Error = it.Err.Error()
-	}
-	if full {
-		v.Headers = e.Metadata
-		switch {
-		case json.Valid(e.Payload):
-			v.Payload = e.Payload
-		case utf8.Valid(e.Payload):
-			v.PayloadText = string(e.Payload)
-		default:
-			v.PayloadBase64 = base64.StdEncoding.EncodeToString(e.Payload)
-		}
-	}
-	return v
-}
-
-func printDLQTable(w io.Writer, views []dlqView) error {
+func printDLQTable(w io.Writer, views []dlqstore.View) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tFAILED AT\tKIND\tROUTE\tTOPIC\tEVENT TYPE\tEVENT ID\tATTEMPTS\tREASON")
 	for _, v := range views {
@@ -521,7 +468,7 @@ func dash(s string) string {
 	return s
 }
 
-func printDLQDetail(w io.Writer, v dlqView) error {
+func printDLQDetail(w io.Writer, v dlqstore.View) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, val string) { fmt.Fprintf(tw, "%s\t%s\n", k, val) }
 	row("id", v.Ref)

@@ -54,9 +54,9 @@ func TestDLQOnKafka(t *testing.T) {
 	for _, id := range []string{"evt-bad-1", "evt-bad-2"} {
 		c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", id, "--data", `{"orderId":7}`)
 	}
-	var views []dlqView
+	var views []dlqstore.View
 	waitUntil(t, 30*time.Second, "two dead letters", func() bool {
-		views = decodeJSON[[]dlqView](t, c.must("dlq", "list", "-o", "json"))
+		views = decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "-o", "json"))
 		return len(views) == 2
 	})
 	// The gauges on Kafka: the depth counts what is not acknowledged, the
@@ -80,12 +80,12 @@ func TestDLQOnKafka(t *testing.T) {
 	if table := c.must("dlq", "list"); !strings.Contains(table, views[0].Ref) || !strings.Contains(table, "2 message(s)") {
 		t.Errorf("dlq list table:\n%s", table)
 	}
-	shown := decodeJSON[dlqView](t, c.must("dlq", "show", views[0].Ref, "-o", "json"))
+	shown := decodeJSON[dlqstore.View](t, c.must("dlq", "show", views[0].Ref, "-o", "json"))
 	if shown.EventID != "evt-bad-1" || !strings.Contains(string(shown.Payload), `"orderId"`) {
 		t.Errorf("dlq show: %+v", shown)
 	}
 	c.code(exitNotFound, "dlq", "show", "0/999")
-	if got := decodeJSON[[]dlqView](t, c.must("dlq", "list", "--kind", dlq.KindDecode, "-o", "json")); len(got) != 0 {
+	if got := decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "--kind", dlq.KindDecode, "-o", "json")); len(got) != 0 {
 		t.Errorf("--kind decode listed %d", len(got))
 	}
 
@@ -104,7 +104,7 @@ func TestDLQOnKafka(t *testing.T) {
 		t.Errorf("replay: %+v", r)
 	}
 	waitUntil(t, 30*time.Second, "the replayed event dead-lettered again", func() bool {
-		views = decodeJSON[[]dlqView](t, c.must("dlq", "list", "-o", "json"))
+		views = decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "-o", "json"))
 		return len(views) == 2 && views[0].Ref != shown.Ref && views[1].Ref != shown.Ref
 	})
 	attempts := map[string]int{}
@@ -119,7 +119,7 @@ func TestDLQOnKafka(t *testing.T) {
 	if out := c.must("dlq", "purge", "--yes", "--reason", "no such overload", "--since", "1h", "-o", "json"); !strings.Contains(out, `"purged": 2`) {
 		t.Errorf("purge: %s", out)
 	}
-	if got := decodeJSON[[]dlqView](t, c.must("dlq", "list", "-o", "json")); len(got) != 0 {
+	if got := decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "-o", "json")); len(got) != 0 {
 		t.Errorf("after purge %d listed", len(got))
 	}
 	if out := c.must("dlq", "purge", "-o", "json"); !strings.Contains(out, `"purged": 0`) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -275,12 +276,12 @@ func TestOperationsCLI(t *testing.T) {
 	// Dead letters: a CEL error at run time and a raise on a finished saga.
 	c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", "evt-bad-id", "--data", `{"orderId":7}`)
 	c.must("publish", "--topic", order.PaymentReplies, "--type", "payment.charged", "--id", "evt-late-pay", "--data", `{"orderId":"ops-2","status":"ok"}`)
-	var views []dlqView
+	var views []dlqstore.View
 	waitUntil(t, 30*time.Second, "two dead letters", func() bool {
-		views = decodeJSON[[]dlqView](t, c.must("dlq", "list", "-o", "json"))
+		views = decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "-o", "json"))
 		return len(views) >= 2
 	})
-	kinds := map[string]dlqView{}
+	kinds := map[string]dlqstore.View{}
 	for _, v := range views {
 		kinds[v.Kind] = v
 	}
@@ -291,14 +292,14 @@ func TestOperationsCLI(t *testing.T) {
 	if table := c.must("dlq", "list"); !strings.Contains(table, dlq.KindEval) || !strings.Contains(table, "2 message(s)") {
 		t.Errorf("dlq list table:\n%s", table)
 	}
-	if got := decodeJSON[[]dlqView](t, c.must("dlq", "list", "--kind", dlq.KindFinished, "--since", "10m", "-o", "json")); len(got) != 1 {
+	if got := decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "--kind", dlq.KindFinished, "--since", "10m", "-o", "json")); len(got) != 1 {
 		t.Errorf("dlq list --kind: %d", len(got))
 	}
 	// The embedded-broker config finds the broker through the worker.
-	if got := decodeJSON[[]dlqView](t, cli{t: t, cfg: embeddedCfg}.must("dlq", "list", "--reason", "FINISHED", "-o", "json")); len(got) != 1 {
+	if got := decodeJSON[[]dlqstore.View](t, cli{t: t, cfg: embeddedCfg}.must("dlq", "list", "--reason", "FINISHED", "-o", "json")); len(got) != 1 {
 		t.Errorf("dlq list through the admin API's broker address: %d", len(got))
 	}
-	shown := decodeJSON[dlqView](t, c.must("dlq", "show", strconv.FormatUint(finDL.Seq, 10), "-o", "json"))
+	shown := decodeJSON[dlqstore.View](t, c.must("dlq", "show", strconv.FormatUint(finDL.Seq, 10), "-o", "json"))
 	if !strings.Contains(string(shown.Payload), `"ops-2"`) || shown.Headers["Content-Type"] == "" {
 		t.Errorf("dlq show: %+v", shown)
 	}
@@ -306,7 +307,7 @@ func TestOperationsCLI(t *testing.T) {
 		t.Errorf("dlq show table:\n%s", detail)
 	}
 	c.code(exitNotFound, "dlq", "show", "999")
-	var asYAML []dlqView
+	var asYAML []dlqstore.View
 	if err := yaml.Unmarshal([]byte(c.must("dlq", "list", "-o", "yaml")), &asYAML); err != nil || len(asYAML) != len(views) {
 		t.Errorf("dlq list -o yaml: %d entries, %v; json had %d", len(asYAML), err, len(views))
 	}
@@ -330,9 +331,9 @@ func TestOperationsCLI(t *testing.T) {
 	if !strings.Contains(out, "replayed 1, skipped 1") {
 		t.Errorf("replay summary: %s", out)
 	}
-	var again dlqView
+	var again dlqstore.View
 	waitUntil(t, 30*time.Second, "the replayed event to be dead-lettered again", func() bool {
-		for _, v := range decodeJSON[[]dlqView](t, c.must("dlq", "list", "--kind", dlq.KindFinished, "-o", "json")) {
+		for _, v := range decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "--kind", dlq.KindFinished, "-o", "json")) {
 			if v.Seq != finDL.Seq && v.EventID == "evt-late-pay" {
 				again = v
 				return true
@@ -341,7 +342,7 @@ func TestOperationsCLI(t *testing.T) {
 		return false
 	})
 	c.code(exitNotFound, "dlq", "show", strconv.FormatUint(finDL.Seq, 10))
-	replayedShown := decodeJSON[dlqView](t, c.must("dlq", "show", strconv.FormatUint(again.Seq, 10), "-o", "json"))
+	replayedShown := decodeJSON[dlqstore.View](t, c.must("dlq", "show", strconv.FormatUint(again.Seq, 10), "-o", "json"))
 	if string(replayedShown.Payload) != string(shown.Payload) || replayedShown.Headers["Content-Type"] != shown.Headers["Content-Type"] {
 		t.Errorf("the replay changed the message:\n%s\n%s", shown.Payload, replayedShown.Payload)
 	}
@@ -354,7 +355,7 @@ func TestOperationsCLI(t *testing.T) {
 	if v := decodeJSON[map[string]any](t, c.must("dlq", "purge", "--yes", "-o", "json")); v["purged"] != float64(1) {
 		t.Errorf("purge -o json: %v", v)
 	}
-	if got := decodeJSON[[]dlqView](t, c.must("dlq", "list", "-o", "json")); len(got) != 0 {
+	if got := decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "-o", "json")); len(got) != 0 {
 		t.Errorf("%d left after purge", len(got))
 	}
 }

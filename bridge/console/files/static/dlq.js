@@ -20,7 +20,11 @@ async function show(ref) {
     document.getElementById("detail").hidden = false;
     document.getElementById("detail-ref").textContent = ref + " · " + d.reason;
     document.getElementById("detail-headers").textContent = SB.pretty(d.headers || {});
-    document.getElementById("detail-payload").textContent = SB.pretty(d.payload);
+    // JSON as JSON, other text as it is, anything else in base64.
+    const payload = d.payload !== undefined ? SB.pretty(d.payload)
+      : d.payloadText !== undefined ? d.payloadText
+      : d.payloadBase64 !== undefined ? "base64: " + d.payloadBase64 : "";
+    document.getElementById("detail-payload").textContent = payload;
   } catch (e) { document.getElementById("error").textContent = e.message; }
 }
 
