@@ -30,6 +30,7 @@ import (
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/migration"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -168,13 +169,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if b.sagaView, err = sagaview.New(b.engine, b.progressLog); err != nil {
 		return nil, err
 	}
-	b.handler = b.newHandler(cat.startInput, metrics, tr)
+	b.handler = b.newHandler(starter{defs: cat.defs, sagas: cat.sagaWorkflows(), tracer: tr}.input, metrics, tr)
 	return b, nil
 }
 
 // newHandler is the handler of the routed topics, on the bridge's router,
 // engine and broker.
-func (b *Bridge) newHandler(startInput func(string, int, []byte) ([]byte, error), metrics Metrics, tr tracer) *handler {
+func (b *Bridge) newHandler(startInput func(context.Context, string, int, *migration.Assignment, []byte) ([]byte, error), metrics Metrics, tr tracer) *handler {
 	cfg := b.cfg
 	return (&handler{
 		router:     b.router,

@@ -18,6 +18,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/route"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/migration"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -77,10 +78,11 @@ type handler struct {
 	maxInput   int
 	// access is the route-level allow-list; nil allows everything.
 	access *access.Policy
-	// startInput turns a route's input into the workflow's start input: a
-	// declarative saga's is pinned to a version, and refused when that
-	// version is not loaded. nil passes inputs unchanged.
-	startInput func(workflow string, version int, input []byte) ([]byte, error)
+	// startInput turns a route's input into the workflow's start input
+	// (starter.input): a saga's is one sagas.Start, a declarative saga's
+	// pinned to a version and refused when that version is not loaded.
+	// nil passes inputs unchanged.
+	startInput func(ctx context.Context, workflow string, version int, a *migration.Assignment, input []byte) ([]byte, error)
 	// timeout bounds one message's handling, below the broker's ack wait,
 	// so a slow engine call ends in a nack, not in a second delivery.
 	timeout time.Duration
@@ -301,7 +303,7 @@ func (h *handler) start(ctx context.Context, d *delivery, dec route.Decision) er
 		return fmt.Errorf("%w: instance %s: %s", errDenied, id, h.access.Denial(wf, config.ActionStart, rt.Name, d.topic))
 	}
 	plan, migrating := h.migration.For(wf)
-	var a sagas.Assignment
+	var a migration.Assignment
 	if migrating {
 		a = plan.Assign(id)
 	}
@@ -331,24 +333,22 @@ func (h *handler) start(ctx context.Context, d *delivery, dec route.Decision) er
 	return nil
 }
 
-// wrapStart is the workflow's start input made of the route's: pinned to
-// a declarative saga's version, with a migrating saga's assignment and the
-// trace context around it.
-func (h *handler) wrapStart(ctx context.Context, rt *route.Route, id string, input []byte, a sagas.Assignment, migrating bool) ([]byte, error) {
-	wf := rt.Workflow
-	if h.startInput != nil {
-		var err error
-		if input, err = h.startInput(wf, rt.Version, input); err != nil {
-			return nil, fmt.Errorf("%w: start %s %s: %w", errUnknownWorkflow, wf, id, err)
-		}
+// wrapStart is the workflow's start input made of the route's
+// (starter.input): for a saga, one sagas.Start with its pinned version,
+// migration assignment and trace context.
+func (h *handler) wrapStart(ctx context.Context, rt *route.Route, id string, input []byte, a migration.Assignment, migrating bool) ([]byte, error) {
+	if h.startInput == nil {
+		return input, nil
 	}
+	var assigned *migration.Assignment
 	if migrating {
-		var err error
-		if input, err = sagas.WrapInput(a, input); err != nil {
-			return nil, err
-		}
+		assigned = &a
 	}
-	return h.tracer.startInput(ctx, wf, input)
+	out, err := h.startInput(ctx, rt.Workflow, rt.Version, assigned, input)
+	if err != nil {
+		return nil, fmt.Errorf("%w: start %s %s: %w", errUnknownWorkflow, rt.Workflow, id, err)
+	}
+	return out, nil
 }
 
 // migrated tells whether a migrating saga's start started the instance,
@@ -357,7 +357,7 @@ func (h *handler) wrapStart(ctx context.Context, rt *route.Route, id string, inp
 // not say so; a migrating saga must know, or an instance run by the legacy
 // flow would be handed off again. Its status tells: one created before
 // this start was already there. Only migrating sagas pay this look-up.
-func (h *handler) migrated(ctx context.Context, log *zap.Logger, msg *message.Message, plan migrate.Plan, id string, started bool, before time.Time, a sagas.Assignment) (bool, error) {
+func (h *handler) migrated(ctx context.Context, log *zap.Logger, msg *message.Message, plan migrate.Plan, id string, started bool, before time.Time, a migration.Assignment) (bool, error) {
 	st, err := h.engine.Get(ctx, id)
 	if err != nil {
 		return started, err
@@ -375,17 +375,17 @@ func (h *handler) migrated(ctx context.Context, log *zap.Logger, msg *message.Me
 // the legacy flow. A repeated start reads the mode the instance was started
 // with, never today's percentage, so an instance is handed off exactly when
 // its first start said so; st is the instance's status after the start.
-func (h *handler) handoff(log *zap.Logger, msg *message.Message, plan migrate.Plan, st engine.Status, started bool, a sagas.Assignment) error {
+func (h *handler) handoff(log *zap.Logger, msg *message.Message, plan migrate.Plan, st engine.Status, started bool, a migration.Assignment) error {
 	if plan.HandoffTopic == "" {
 		return nil
 	}
 	if !started {
-		pinned, err := sagas.AssignmentOf([]byte(st.Input))
-		if err != nil || pinned == nil {
+		pinned, err := sagas.DecodeStart([]byte(st.Input))
+		if err != nil || pinned.Migration == nil {
 			// Started before it was migrating: the saga drives it.
 			return nil
 		}
-		a = *pinned
+		a = *pinned.Migration
 	}
 	if a.Mode != topics.ModeShadow {
 		return nil

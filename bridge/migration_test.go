@@ -377,9 +377,9 @@ func pinnedMode(t *testing.T, s *stack, id string) string {
 	if err != nil {
 		t.Fatalf("%s: %v", id, err)
 	}
-	a, err := sagas.AssignmentOf([]byte(st.Input))
-	if err != nil || a == nil {
+	start, err := sagas.DecodeStart([]byte(st.Input))
+	if err != nil || start.Migration == nil {
 		t.Fatalf("%s: input %q has no assignment (%v)", id, st.Input, err)
 	}
-	return a.Mode
+	return start.Migration.Mode
 }

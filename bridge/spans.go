@@ -14,7 +14,6 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/envelope"
 	"github.com/sagabridge/sagabridge/bridge/tracing"
-	"github.com/sagabridge/sagabridge/sagas"
 )
 
 // Span attribute keys. Messaging keys follow the OpenTelemetry semantic
@@ -40,7 +39,7 @@ type tracer struct {
 	t    trace.Tracer
 	prop propagation.TextMapPropagator
 	// sagaWorkflows are the workflows run by the saga runtime, which reads
-	// a trace context wrapped around its start input (sagas.WrapTraced).
+	// a trace context in its start envelope (sagas.Start).
 	// Other workflows get their input untouched.
 	sagaWorkflows map[string]bool
 }
@@ -145,19 +144,16 @@ func (t tracer) startEngine(ctx context.Context, parent trace.Span, route, actio
 	return t.t.Start(ctx, "engine "+action, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 }
 
-// startInput wraps a saga's start input with the trace context of ctx, so
-// the saga's commands, progress and outcome carry the trace on: the engine
-// (durabletask-go v0.5.0) has no field for it in a start request.
-func (t tracer) startInput(ctx context.Context, workflow string, input []byte) ([]byte, error) {
-	if !t.on || !t.sagaWorkflows[workflow] {
-		return input, nil
+// traceContext is the W3C trace context of ctx for a saga's start, so the
+// saga's commands, progress and outcome carry the trace on; empty when
+// tracing is off.
+func (t tracer) traceContext(ctx context.Context) (traceParent, traceState string) {
+	if !t.on {
+		return "", ""
 	}
 	m := propagation.MapCarrier{}
 	t.prop.Inject(ctx, m)
-	if m["traceparent"] == "" {
-		return input, nil
-	}
-	return sagas.WrapTraced(input, m["traceparent"], m["tracestate"])
+	return m["traceparent"], m["tracestate"]
 }
 
 // startPublish opens the span of an activity's publish, as a child of the

@@ -157,16 +157,6 @@ func loadSagaFiles(cfg *config.Config) ([]sagas.Definition, error) {
 // versions of declarative sagas.
 func (c catalogue) routeWorkflows() route.Workflows { return c.known }
 
-// startInput turns a route's input into the start input of workflow wf:
-// a declarative saga's input is pinned to a version (0: the latest
-// loaded), anything else passes unchanged.
-func (c catalogue) startInput(wf string, version int, input []byte) ([]byte, error) {
-	if _, ok := c.defs.Latest(wf); !ok {
-		return input, nil
-	}
-	return c.defs.StartInput(wf, version, input)
-}
-
 // Validate checks what New would refuse about cfg without connecting
 // anything: the saga files, the routes (workflows and versions they start,
 // CEL, access) and the workflows the engine cannot run (patches on
@@ -275,7 +265,7 @@ func (c catalogue) eventTopics(o config.Outcomes) []string {
 
 // sagaWorkflows are the registered workflows that run on the saga runtime
 // (the built-in Go sagas and the declarative ones): only their start input
-// may be wrapped with a trace context.
+// is a sagas.Start envelope.
 func (c catalogue) sagaWorkflows() map[string]bool {
 	builtIn := Workflows()
 	out := map[string]bool{}

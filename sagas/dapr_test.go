@@ -49,7 +49,11 @@ func TestRuntimeOnDaprd(t *testing.T) {
 	k.startSaga("PatientApprovalSaga", "d-appr", plan{})
 	k.startSaga("LegacySaga", "d-legacy", plan{})
 	k.startSaga("ActivitySaga", "d-act", shopPlan{FailReserve: 2})
-	in, err := defs.StartInput("Features", 1, []byte(`{}`))
+	st, err := defs.Start("Features", 1, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := st.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func TestDeclarativeOrderSagaMatchesGo(t *testing.T) {
 	for name, o := range orders {
 		k.startSaga("GoOrderSaga", "go-"+name, o)
 		raw, _ := json.Marshal(o)
-		in, err := defs.StartInput("OrderSaga", 0, raw)
+		in, err := startInput(defs, "OrderSaga", 0, raw)
 		if err != nil {
 			t.Fatal(err)
 		}

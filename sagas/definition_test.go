@@ -195,7 +195,7 @@ func TestDeclarativeFeatures(t *testing.T) {
 	sh := newShop()
 	k := newKit(t, kitOptions{workflows: d.Workflows(), activities: sh.activities()})
 	for _, id := range []string{"feat-yes", "feat-no", "feat-skip"} {
-		in, err := d.StartInput("Features", 1, []byte(`{"failReserve":1}`))
+		in, err := startInput(d, "Features", 1, []byte(`{"failReserve":1}`))
 		if err != nil {
 			t.Fatal(err)
 		}

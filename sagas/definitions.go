@@ -27,20 +27,9 @@ var (
 	ErrDefinitionChanged = errors.New("saga definition changed since the instance started")
 	// ErrVersionNotPinned: the start input names no version. An instance
 	// must run one version for its whole life, so the version is chosen
-	// when it starts (StartInput), never while it replays.
+	// when it starts (Definitions.Start), never while it replays.
 	ErrVersionNotPinned = errors.New("saga version not pinned in the start input")
 )
-
-// DeclarativeInput is the input of a declarative saga's workflow: the
-// version the instance runs, pinned when it starts, and the saga's own
-// input. The workflow's name is the saga's name.
-type DeclarativeInput struct {
-	Version int `json:"version"`
-	// Digest, when set, must match the loaded definition's Digest; it
-	// catches a version edited in place while instances run it.
-	Digest string          `json:"digest,omitempty"`
-	Input  json.RawMessage `json:"input,omitempty"`
-}
 
 // Definitions holds every loaded version of every declarative saga; each
 // saga runs as a workflow of its own name (Workflows). It is immutable once
@@ -160,15 +149,15 @@ func (d *Definitions) Versions(name string) []int {
 	return out
 }
 
-// StartInput builds the input that starts the workflow of saga name:
-// version 0 pins the latest loaded version (now, at start), and the digest
-// pins its content. input is the saga's input (JSON, passed byte for byte).
-func (d *Definitions) StartInput(name string, version int, input []byte) ([]byte, error) {
+// Start is the start of saga name's workflow: version 0 pins the latest
+// loaded version (now, at start), and the digest pins its content. input
+// is the saga's input (JSON, passed byte for byte).
+func (d *Definitions) Start(name string, version int, input []byte) (Start, error) {
 	l, ok := d.get(name, version)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s version %d (loaded: %v)", ErrUnknownDefinition, name, version, d.Keys())
+		return Start{}, fmt.Errorf("%w: %s version %d (loaded: %v)", ErrUnknownDefinition, name, version, d.Keys())
 	}
-	return json.Marshal(DeclarativeInput{Version: l.def.Version, Digest: l.digest, Input: input})
+	return Start{Version: l.def.Version, Digest: l.digest, Input: input}, nil
 }
 
 // Workflows are the workflows of the loaded sagas, one per saga under the
@@ -181,36 +170,34 @@ func (d *Definitions) Workflows() map[string]workflow.Workflow {
 	return out
 }
 
-// run is the workflow of saga name. Its input is a DeclarativeInput; it
-// runs the pinned definition with Run's semantics. A definition that is
-// missing or changed fails the instance (FAILED, no outcome) with an
-// error saying which: running a different definition than the one
-// recorded in the history would break replay.
+// run is the workflow of saga name. Its start pins a version; it runs
+// that definition with Run's semantics. A definition that is missing or
+// changed fails the instance (FAILED, no outcome) with an error saying
+// which: running a different definition than the one recorded in the
+// history would break replay.
 func (d *Definitions) run(ctx *workflow.WorkflowContext, name string) (any, error) {
-	raw, _, err := workflowInput(ctx)
-	if err != nil {
+	var raw json.RawMessage
+	if err := ctx.GetInput(&raw); err != nil {
 		return nil, fmt.Errorf("saga %s: decode input: %w", name, err)
 	}
-	// A migrating instance's assignment wraps the DeclarativeInput.
-	inner, a, err := SplitInput(raw)
+	st, err := DecodeStart(raw)
+	if err == nil {
+		st, err = st.Pinned()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("saga %s: %w", name, err)
 	}
-	var in DeclarativeInput
-	if err := unmarshalInput(inner, &in); err != nil {
-		return nil, fmt.Errorf("saga %s: decode input: %w", name, err)
-	}
-	if in.Version == 0 {
+	if st.Version == 0 {
 		return nil, fmt.Errorf("saga %s: %w", name, ErrVersionNotPinned)
 	}
-	l, ok := d.byKey[key(name, in.Version)]
+	l, ok := d.byKey[key(name, st.Version)]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s version %d", ErrUnknownDefinition, name, in.Version)
+		return nil, fmt.Errorf("%w: %s version %d", ErrUnknownDefinition, name, st.Version)
 	}
-	if in.Digest != "" && in.Digest != l.digest {
-		return nil, fmt.Errorf("%w: %s version %d was %s, is %s (%s)", ErrDefinitionChanged, name, in.Version, in.Digest, l.digest, l.def.Source)
+	if st.Digest != "" && st.Digest != l.digest {
+		return nil, fmt.Errorf("%w: %s version %d was %s, is %s (%s)", ErrDefinitionChanged, name, st.Version, st.Digest, l.digest, l.def.Source)
 	}
-	out, err := runSaga(ctx, l.saga, in.Input, a)
+	out, err := RunStart(ctx, l.saga, st)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package sagas_test
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/sagabridge/sagabridge/sagas"
@@ -11,7 +10,7 @@ import (
 
 // Loading declarative sagas and building the input that starts one,
 // pinned to the latest loaded version.
-func ExampleDefinitions_StartInput() {
+func ExampleDefinitions_Start() {
 	defs, err := sagas.ParseDefinitions("order.yaml", order.YAML())
 	if err != nil {
 		panic(err)
@@ -20,12 +19,10 @@ func ExampleDefinitions_StartInput() {
 	if err != nil {
 		panic(err)
 	}
-	raw, err := registry.StartInput("OrderSaga", 0, []byte(`{"orderId":"o-1"}`))
+	in, err := registry.Start("OrderSaga", 0, []byte(`{"orderId":"o-1"}`))
 	if err != nil {
 		panic(err)
 	}
-	var in sagas.DeclarativeInput
-	_ = json.Unmarshal(raw, &in)
 	fmt.Println(registry.Keys(), registry.Names(), in.Version, string(in.Input))
 	// Output: [OrderSaga@1] [OrderSaga] 1 {"orderId":"o-1"}
 }

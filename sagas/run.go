@@ -19,64 +19,40 @@ const (
 	publishMaxDelay = 30 * time.Second
 )
 
-// Run executes saga s in a workflow. The workflow's input is the data of the
-// event that started it; commands carry it as their payload unless a step's
-// Input says otherwise.
+// Run executes saga s in a workflow. The workflow's input is the data of
+// the event that started it, or a Start envelope around it; commands carry
+// the data as their payload unless a step's Input says otherwise.
 //
 // Run returns the outcome it published (a topics.Outcome). It returns an
 // error only when the saga is invalid or the outcome itself could not be
 // published after all retries.
 func Run(ctx *workflow.WorkflowContext, s Saga) (any, error) {
-	raw, _, err := workflowInput(ctx)
+	st, err := startOf(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("saga %s: decode input: %w", s.Name, err)
 	}
-	input, a, err := SplitInput(raw)
-	if err != nil {
-		return nil, fmt.Errorf("saga %s: %w", s.Name, err)
-	}
-	out, err := runSaga(ctx, s, input, a)
+	out, err := RunStart(ctx, s, st)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// RunInput is Run with the input already decoded, for orchestrators that
-// wrap it. An input started under migration (WrapInput) runs in its
-// assigned mode.
-func RunInput(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage) (topics.Outcome, error) {
-	in, a, err := SplitInput(input)
-	if err != nil {
-		return topics.Outcome{}, fmt.Errorf("saga %s: %w", s.Name, err)
-	}
-	return runSaga(ctx, s, in, a)
-}
-
-// runSaga runs s in the mode a assigns (nil: not under migration).
-func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *Assignment) (topics.Outcome, error) {
+// RunStart is Run with the start already read, for an orchestrator that
+// reads it to choose the saga (a declarative saga picks its pinned
+// version). An instance started under migration runs in its assigned
+// mode.
+func RunStart(ctx *workflow.WorkflowContext, s Saga, st Start) (topics.Outcome, error) {
 	if err := s.Validate(); err != nil {
 		return topics.Outcome{}, err
 	}
-	if a != nil && a.Mode == topics.ModeShadow {
-		return runShadow(ctx, s, input, a)
+	if a := st.Migration; a != nil && a.Mode == topics.ModeShadow {
+		return runShadow(ctx, s, st)
 	}
-	r := &run{
-		ctx:   ctx,
-		saga:  s,
-		id:    ctx.ID(),
-		trace: traceOf(ctx),
-		hist:  newHistory(s.MaxHistoryBytes, len(input)),
-		state: &State{
-			InstanceID: ctx.ID(),
-			Saga:       s.Name,
-			Input:      input,
-			Results:    map[string]json.RawMessage{},
-		},
-	}
-	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentTimeUTC(), TraceParent: r.trace.TraceParent}
-	if a != nil {
-		r.out.Migration = a.migration()
+	r := newRun(ctx, s, st)
+	r.state = &State{InstanceID: r.id, Saga: s.Name, Input: st.Input, Results: map[string]json.RawMessage{}}
+	if st.Migration != nil {
+		r.out.Migration = st.Migration.Outcome()
 	}
 
 	r.forward()
@@ -93,17 +69,37 @@ func runSaga(ctx *workflow.WorkflowContext, s Saga, input json.RawMessage, a *As
 	}
 	r.out.FinishedAt = ctx.CurrentTimeUTC()
 	r.hist.phase = phaseOutcome
-
-	ev, err := topics.NewCloudEvent(topics.OutcomeID(r.id, r.out.Status), topics.Source,
-		topics.OutcomeType(r.out.Status), r.id, r.out.FinishedAt, r.out)
-	if err != nil {
+	if err := r.publishOutcome(s.outcomeTopic(), r.out); err != nil {
 		return topics.Outcome{}, err
-	}
-	if err := r.publish(s.outcomeTopic(), ev); err != nil {
-		return topics.Outcome{}, fmt.Errorf("saga %s: publish outcome: %w", s.Name, err)
 	}
 	r.finalStatus()
 	return r.out, nil
+}
+
+// newRun begins an execution of s started with st.
+func newRun(ctx *workflow.WorkflowContext, s Saga, st Start) *run {
+	r := &run{
+		ctx:   ctx,
+		saga:  s,
+		id:    ctx.ID(),
+		trace: Start{TraceParent: st.TraceParent, TraceState: st.TraceState},
+		hist:  newHistory(s.MaxHistoryBytes, len(st.Input)),
+	}
+	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentTimeUTC(), TraceParent: r.trace.TraceParent}
+	return r
+}
+
+// publishOutcome sends the outcome event to topic ("" : the worker's).
+func (r *run) publishOutcome(topic string, out topics.Outcome) error {
+	ev, err := topics.NewCloudEvent(topics.OutcomeID(r.id, out.Status), topics.Source,
+		topics.OutcomeType(out.Status), r.id, out.FinishedAt, out)
+	if err != nil {
+		return err
+	}
+	if err := r.publish(topic, ev); err != nil {
+		return fmt.Errorf("saga %s: publish outcome: %w", r.saga.Name, err)
+	}
+	return nil
 }
 
 // run is one execution (or replay) of a saga. It holds the workflow
@@ -113,9 +109,9 @@ type run struct {
 	ctx  *workflow.WorkflowContext
 	saga Saga
 	id   string
-	// trace is the trace context the saga was started with (WrapTraced),
-	// stamped on everything it sends.
-	trace TracedInput
+	// trace is the trace context the saga was started with, stamped on
+	// everything it sends.
+	trace Start
 	state *State
 	out   topics.Outcome
 	// hist estimates the history's size, so that the saga stops before

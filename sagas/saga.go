@@ -137,8 +137,8 @@ type Child struct {
 	// Workflow is the registered workflow name of a Go child saga.
 	Workflow string
 	// Definition and Version, when set, start the declarative saga of that
-	// name (its workflow's name) with the input wrapped in a
-	// DeclarativeInput pinned to that version; Workflow is not used.
+	// name (its workflow's name) pinned to that version; Workflow is not
+	// used.
 	Definition string
 	Version    int
 }

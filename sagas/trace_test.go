@@ -13,9 +13,10 @@ import (
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// TestTracedInput: a saga started with a traced input runs on its own
+// TestTracedInput: a saga started with a trace context runs on its own
 // input and stamps the traceparent on every event it and its child send
-// and on its outcome; a saga started without one sends none.
+// and on its outcome; a saga started without one sends none. The wrapper
+// of releases before the start envelope is read the same.
 func TestTracedInput(t *testing.T) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ParentSaga": ParentSaga, "ShippingSaga": ShippingSaga}})
@@ -23,19 +24,22 @@ func TestTracedInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapped, err := sagas.WrapTraced(in, tp, "vendor=1")
+	wrapped, err := sagas.Start{TraceParent: tp, TraceState: "vendor=1", Input: in}.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
 	k.startRaw("ParentSaga", "p-traced", wrapped)
+	k.startRaw("ParentSaga", "p-traced-legacy", legacyTraced(tp, "vendor=1", in))
 	k.startSaga("ParentSaga", "p-plain", plan{})
 
-	out := k.outcome("p-traced")
-	if out.Status != "completed" || out.TraceParent != tp {
-		t.Fatalf("outcome %+v", out)
-	}
-	if child := k.outcome("p-traced:ship:1"); child.TraceParent != tp {
-		t.Errorf("child outcome traceparent %q", child.TraceParent)
+	for _, id := range []string{"p-traced", "p-traced-legacy"} {
+		out := k.outcome(id)
+		if out.Status != "completed" || out.TraceParent != tp {
+			t.Fatalf("%s: outcome %+v", id, out)
+		}
+		if child := k.outcome(id + ":ship:1"); child.TraceParent != tp {
+			t.Errorf("%s: child outcome traceparent %q", id, child.TraceParent)
+		}
 	}
 	if plain := k.outcome("p-plain"); plain.Status != "completed" || plain.TraceParent != "" {
 		t.Errorf("untraced outcome %+v", plain)
@@ -59,8 +63,9 @@ func TestTracedInput(t *testing.T) {
 	}
 }
 
-// TestTracedDeclarativeInput: a declarative saga's workflow unwraps a traced
-// input before reading its pinned definition, and runs the same saga.
+// TestTracedDeclarativeInput: a declarative saga's workflow reads the
+// trace context and its pinned definition from the start envelope, or from
+// the nested wrappers of earlier releases, and runs the same saga.
 func TestTracedDeclarativeInput(t *testing.T) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	defs, err := order.Declarative()
@@ -73,19 +78,29 @@ func TestTracedDeclarativeInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := defs.StartInput("OrderSaga", 0, raw)
+	st, err := defs.Start("OrderSaga", 0, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapped, err := sagas.WrapTraced(in, tp, "")
+	plainIn, err := st.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.startRaw("OrderSaga", "yaml-traced", wrapped)
-	k.startRaw("OrderSaga", "yaml-plain", in)
-	traced, plain := k.outcome("yaml-traced"), k.outcome("yaml-plain")
+	st.TraceParent = tp
+	tracedIn, err := st.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.startRaw("OrderSaga", "yaml-traced", tracedIn)
+	k.startRaw("OrderSaga", "yaml-plain", plainIn)
+	k.startRaw("OrderSaga", "yaml-traced-legacy", legacyTraced(tp, "", legacyPinned(st.Version, st.Digest, raw)))
+	traced, plain, legacy := k.outcome("yaml-traced"), k.outcome("yaml-plain"), k.outcome("yaml-traced-legacy")
 	if traced.Status != topics.StatusCompleted || traced.TraceParent != tp || plain.TraceParent != "" {
 		t.Fatalf("outcomes %+v / %+v", traced, plain)
 	}
+	if legacy.Status != topics.StatusCompleted || legacy.TraceParent != tp {
+		t.Fatalf("outcome of the earlier release's input %+v", legacy)
+	}
 	eq(t, "commands", orderCommands(k, "yaml-traced"), orderCommands(k, "yaml-plain"))
+	eq(t, "commands of the earlier release's input", orderCommands(k, "yaml-traced-legacy"), orderCommands(k, "yaml-plain"))
 }

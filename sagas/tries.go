@@ -189,16 +189,14 @@ func ChildInstanceID(parent, step string, attempt int) string {
 
 func (r *run) startChild(st *Step, attempt int, payload json.RawMessage) try {
 	id := ChildInstanceID(r.id, st.Name, attempt)
-	wf, input := st.Child.Workflow, payload
+	wf, start := st.Child.Workflow, Start{TraceParent: r.trace.TraceParent, TraceState: r.trace.TraceState, Input: payload}
 	if st.Child.Definition != "" {
-		wf = st.Child.Definition
-		raw, err := json.Marshal(DeclarativeInput{Version: st.Child.Version, Input: payload})
-		if err != nil {
-			return done(failed("child input: %v", err))
-		}
-		input = raw
+		wf, start.Version = st.Child.Definition, st.Child.Version
 	}
-	input = r.traced(input)
+	input, err := start.Encode()
+	if err != nil {
+		return done(failed("child input: %v", err))
+	}
 	if err := r.hist.room("the input of child "+id, len(input)); err != nil {
 		return done(failed("%v", err))
 	}

@@ -76,7 +76,11 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	v1 := loadDefs(t, pinnedV1)
 	k := newKit(t, kitOptions{db: db, workflows: v1.Workflows()})
 	start := func(k *kit, d *sagas.Definitions, id string, version int) {
-		in, err := d.StartInput("Pinned", version, []byte(`{}`))
+		st, err := d.Start("Pinned", version, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := st.Encode()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,22 +129,29 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 		t.Errorf("edited v1: status %s, failure %q", st.RuntimeStatus, st.Failure)
 	}
 
-	// Unpinned and unknown starts fail at once.
-	k3.startRaw("Pinned", "unpinned", []byte(`{"input":{}}`))
-	k3.startRaw("Pinned", "unknown", []byte(`{"version":9}`))
-	for id, want := range map[string]error{"unpinned": sagas.ErrVersionNotPinned, "unknown": sagas.ErrUnknownDefinition} {
+	// Unpinned and unknown starts fail at once, in the envelope and in the
+	// start input of releases before it.
+	unpinned, _ := sagas.Start{Input: json.RawMessage(`{}`)}.Encode()
+	unknown, _ := sagas.Start{Version: 9}.Encode()
+	k3.startRaw("Pinned", "unpinned", unpinned)
+	k3.startRaw("Pinned", "unknown", unknown)
+	k3.startRaw("Pinned", "unpinned-legacy", []byte(`{"input":{}}`))
+	k3.startRaw("Pinned", "unknown-legacy", []byte(`{"version":9}`))
+	for id, want := range map[string]error{
+		"unpinned": sagas.ErrVersionNotPinned, "unknown": sagas.ErrUnknownDefinition,
+		"unpinned-legacy": sagas.ErrVersionNotPinned, "unknown-legacy": sagas.ErrUnknownDefinition,
+	} {
 		st := k3.wait(id, 10*time.Second)
 		if !failedWith(st, want) {
 			t.Errorf("%s: status %s, failure %q", id, st.RuntimeStatus, st.Failure)
 		}
 	}
-	if _, err := edited.StartInput("Nope", 0, nil); !errors.Is(err, sagas.ErrUnknownDefinition) {
-		t.Errorf("StartInput of an unknown saga: %v", err)
+	if _, err := edited.Start("Nope", 0, nil); !errors.Is(err, sagas.ErrUnknownDefinition) {
+		t.Errorf("Start of an unknown saga: %v", err)
 	}
-	var in sagas.DeclarativeInput
-	raw, _ := edited.StartInput("Pinned", 1, []byte(`{"a":1}`))
-	if err := json.Unmarshal(raw, &in); err != nil || in.Version != 1 || in.Digest == "" || string(in.Input) != `{"a":1}` {
-		t.Errorf("start input %s", raw)
+	in, err := edited.Start("Pinned", 1, []byte(`{"a":1}`))
+	if err != nil || in.Version != 1 || in.Digest == "" || string(in.Input) != `{"a":1}` {
+		t.Errorf("start %+v %v", in, err)
 	}
 }
 

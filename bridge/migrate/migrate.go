@@ -4,7 +4,7 @@
 //
 // The decision is a stable hash of the instance ID, so the same order gets
 // the same answer on every replica and after every restart, and it is
-// pinned in the instance's input (sagas.WrapInput): raising the canary
+// pinned in the instance's start envelope (sagas.Start): raising the canary
 // percentage changes only instances that start afterwards.
 package migrate
 
@@ -16,7 +16,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/migration"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -35,15 +35,15 @@ type Plan struct {
 	Stage        string // config.MigrationShadow, Canary or Active
 	Percent      int
 	HandoffTopic string
-	observe      *sagas.Observe
+	observe      *migration.Observe
 	shadowTopic  string
 	divTopic     string
 }
 
 // Assign decides how the instance runs, as of now.
-func (p Plan) Assign(instanceID string) sagas.Assignment {
+func (p Plan) Assign(instanceID string) migration.Assignment {
 	b := Bucket(instanceID)
-	a := sagas.Assignment{Stage: p.Stage, Percent: p.share(), Bucket: b, Mode: topics.ModeShadow}
+	a := migration.Assignment{Stage: p.Stage, Percent: p.share(), Bucket: b, Mode: topics.ModeShadow}
 	if b < a.Percent {
 		a.Mode = topics.ModeActive
 		return a
@@ -79,9 +79,9 @@ func NewPlanner(m config.Migration) *Planner {
 func (p *Planner) Update(m config.Migration) {
 	plans := make(map[string]Plan, len(m.Workflows))
 	for name, w := range m.Workflows {
-		obs := &sagas.Observe{Event: w.ObserveEvent, Timeout: w.Timeout, Steps: map[string]sagas.LegacyStep{}}
+		obs := &migration.Observe{Event: w.ObserveEvent, Timeout: w.Timeout, Steps: map[string]migration.LegacyStep{}}
 		for step, ls := range w.Steps {
-			obs.Steps[step] = sagas.LegacyStep{Done: ls.Done, Failed: ls.Failed, Undone: ls.Undone}
+			obs.Steps[step] = migration.LegacyStep{Done: ls.Done, Failed: ls.Failed, Undone: ls.Undone}
 		}
 		plans[name] = Plan{Workflow: name, Stage: w.Mode, Percent: w.Percent, HandoffTopic: w.HandoffTopic,
 			observe: obs, shadowTopic: m.ShadowOutcomesTopic, divTopic: m.DivergencesTopic}

@@ -256,19 +256,18 @@ func labelTimers(out []Entry) {
 	}
 }
 
-// startInput is the saga's input without the wrapping that migration and
-// tracing add.
+// startInput is the saga's input without its start envelope (the version,
+// migration and trace context it was started with).
 func startInput(raw string) json.RawMessage {
-	in, _, err := sagas.SplitInput(json.RawMessage(raw))
-	if err != nil || len(in) == 0 {
+	st, err := sagas.DecodeStart([]byte(raw))
+	if err != nil || !json.Valid(st.Input) {
 		return jsonOrString(raw)
 	}
-	// A declarative saga's input is pinned to its version.
-	var d sagas.DeclarativeInput
-	if json.Unmarshal(in, &d) == nil && d.Version > 0 && d.Digest != "" && len(d.Input) > 0 {
-		return d.Input
+	// A declarative saga's input of an earlier release held its version.
+	if p, err := st.Pinned(); err == nil && p.Version > 0 && p.Digest != "" && len(p.Input) > 0 {
+		return p.Input
 	}
-	return in
+	return st.Input
 }
 
 // task reads a scheduled activity; ok is false for a progress publish.

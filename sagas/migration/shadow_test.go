@@ -1,4 +1,4 @@
-package sagas
+package migration_test
 
 import (
 	"slices"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/compensations"
+	"github.com/sagabridge/sagabridge/sagas/migration"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -17,34 +17,31 @@ type scriptFeed struct {
 	clock time.Time
 }
 
-func (f *scriptFeed) next(timeout time.Duration) (Observation, bool) {
+func (f *scriptFeed) Next(timeout time.Duration) (migration.Observation, bool) {
 	if len(f.types) == 0 {
 		f.clock = f.clock.Add(timeout)
-		return Observation{}, false
+		return migration.Observation{}, false
 	}
 	t, at, _ := strings.Cut(f.types[0], "@")
 	f.types = f.types[1:]
 	f.clock = f.clock.Add(time.Millisecond)
-	return Observation{Type: t, Time: at}, true
+	return migration.Observation{Type: t, Time: at}, true
 }
 
-func shadowOrderSaga() (Saga, *Observe) {
-	undo := func(name, topic string) compensations.Compensation {
-		return compensations.Compensation{Name: name, Timeout: time.Second, MaxAttempts: 5,
-			Command: topics.CommandSpec{Topic: topic, Type: name, ReplyEvent: name + ".reply"}}
+// shadowOrderSaga is the OrderSaga's steps as the comparison sees them:
+// reserve and charge have a compensation, each step a 1s timeout.
+func shadowOrderSaga() ([]migration.Step, *migration.Observe) {
+	steps := []migration.Step{
+		{Name: "reserve", Timeout: time.Second, Undoable: true},
+		{Name: "charge", Timeout: time.Second, Undoable: true},
+		{Name: "ship", Timeout: time.Second},
 	}
-	release, refund := undo("release-inventory", "inv"), undo("refund-payment", "pay")
-	s := Saga{Name: "OrderSaga", Steps: []Step{
-		{Name: "reserve", Command: topics.CommandSpec{Topic: "inv", Type: "reserve", ReplyEvent: "r1"}, Timeout: time.Second, Compensation: &release},
-		{Name: "charge", Command: topics.CommandSpec{Topic: "pay", Type: "charge", ReplyEvent: "r2"}, Timeout: time.Second, Compensation: &refund},
-		{Name: "ship", Command: topics.CommandSpec{Topic: "ship", Type: "ship", ReplyEvent: "r3"}, Timeout: time.Second},
-	}}
-	obs := &Observe{Event: "legacy", Steps: map[string]LegacyStep{
+	obs := &migration.Observe{Event: "legacy", Steps: map[string]migration.LegacyStep{
 		"reserve": {Done: []string{"inventory.reserved"}, Failed: []string{"inventory.rejected"}, Undone: []string{"inventory.released"}},
 		"charge":  {Done: []string{"payment.charged"}, Failed: []string{"payment.declined"}, Undone: []string{"payment.refunded"}},
 		"ship":    {Done: []string{"shipping.created"}, Failed: []string{"shipping.refused"}},
 	}}
-	return s, obs
+	return steps, obs
 }
 
 func TestShadowComparesLegacyFlows(t *testing.T) {
@@ -82,37 +79,21 @@ func TestShadowComparesLegacyFlows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, obs := shadowOrderSaga()
+			steps, obs := shadowOrderSaga()
 			feed := &scriptFeed{types: tc.legacy, clock: time.Unix(0, 0)}
-			sh := newShadow(s, obs, feed, func() time.Time { return feed.clock })
+			sh := migration.NewShadow(steps, obs, feed, func() time.Time { return feed.clock })
 			var out topics.Outcome
-			sh.follow(&out)
+			divergences := sh.Follow(&out)
 			var got []string
-			for _, d := range sh.divergences {
+			for _, d := range divergences {
 				got = append(got, d.Kind+"/"+d.Step)
 			}
 			if !slices.Equal(got, tc.divergences) {
-				t.Errorf("divergences %v, want %v (%+v)", got, tc.divergences, sh.divergences)
+				t.Errorf("divergences %v, want %v (%+v)", got, tc.divergences, divergences)
 			}
 			if out.Status != tc.status || !slices.Equal(out.Compensated, tc.compensated) {
 				t.Errorf("status %s compensated %v, want %s %v (steps %+v)", out.Status, out.Compensated, tc.status, tc.compensated, out.Steps)
 			}
 		})
-	}
-}
-
-func TestWrapInputRoundTrips(t *testing.T) {
-	a := Assignment{Mode: topics.ModeShadow, Stage: "canary", Percent: 30, Bucket: 77}
-	raw, err := WrapInput(a, []byte(`{"orderId":"o-1"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, got, err := SplitInput(raw)
-	if err != nil || got == nil || *got != a || string(in) != `{"orderId":"o-1"}` {
-		t.Fatalf("split %s %+v %v", in, got, err)
-	}
-	plain := []byte(`{"orderId":"o-2","sagabridgeMigration":{}}`)
-	if in, got, err := SplitInput(plain); err != nil || got != nil || string(in) != string(plain) {
-		t.Fatalf("plain input changed: %s %+v %v", in, got, err)
 	}
 }

@@ -1,18 +1,23 @@
-package sagas
+// Package migration is how a saga takes over from a legacy choreography:
+// the assignment that says whether an instance is driven by the saga
+// (active) or only follows the legacy flow (shadow), what a shadow
+// instance observes, and the comparison (Shadow) that turns the legacy
+// flow's events into a would-be outcome and its divergences.
+//
+// The assignment travels in the instance's start envelope (sagas.Start),
+// so the engine records it in the history: a restart, a replay or a
+// change of the canary percentage never moves an instance from one mode
+// to the other.
+package migration
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/sagabridge/sagabridge/topics"
 )
 
 // Assignment is how the bridge decided to run one instance of a saga under
-// migration. It travels in the instance's input (see WrapInput), so the
-// engine records it in the history: a restart, a replay or a change of the
-// canary percentage never moves an instance from one mode to the other.
+// migration.
 type Assignment struct {
 	// Mode is topics.ModeShadow (follow the legacy flow, send nothing) or
 	// topics.ModeActive (drive the participants).
@@ -31,6 +36,11 @@ type Assignment struct {
 	// publishes to; empty means topics.ShadowOutcomes / Divergences.
 	ShadowOutcomes string `json:"shadowOutcomes,omitempty"`
 	Divergences    string `json:"divergences,omitempty"`
+}
+
+// Outcome is what the instance's outcome says about its migration.
+func (a *Assignment) Outcome() *topics.Migration {
+	return &topics.Migration{Mode: a.Mode, Stage: a.Stage, Percent: a.Percent, Bucket: a.Bucket}
 }
 
 // Observe maps the saga's steps to the legacy flow's events.
@@ -70,52 +80,4 @@ type Observation struct {
 	Type string `json:"type"`
 	ID   string `json:"id,omitempty"`
 	Time string `json:"time,omitempty"` // RFC 3339
-}
-
-// launchKey opens the input of an instance started under migration; the
-// bridge writes it first, so recognising it costs one prefix comparison.
-const launchKey = `{"sagabridgeMigration":`
-
-type launch struct {
-	Migration *Assignment     `json:"sagabridgeMigration"`
-	Input     json.RawMessage `json:"input"`
-}
-
-// WrapInput is the input that starts an instance under migration: the
-// assignment and the saga's own input, unchanged.
-func WrapInput(a Assignment, input []byte) ([]byte, error) {
-	if len(bytes.TrimSpace(input)) == 0 {
-		input = []byte("null")
-	}
-	b, err := json.Marshal(launch{Migration: &a, Input: input})
-	if err != nil {
-		return nil, fmt.Errorf("wrap migration input: %w", err)
-	}
-	return b, nil
-}
-
-// SplitInput undoes WrapInput. Any other input comes back unchanged with a
-// nil assignment: the instance is not under migration.
-func SplitInput(raw []byte) (json.RawMessage, *Assignment, error) {
-	if !bytes.HasPrefix(raw, []byte(launchKey)) {
-		return raw, nil, nil
-	}
-	var l launch
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return nil, nil, fmt.Errorf("migration input: %w", err)
-	}
-	return l.Input, l.Migration, nil
-}
-
-func (a *Assignment) migration() *topics.Migration {
-	return &topics.Migration{Mode: a.Mode, Stage: a.Stage, Percent: a.Percent, Bucket: a.Bucket}
-}
-
-// AssignmentOf reads the assignment an instance was started with from its
-// stored input, whatever else wraps it (a trace context); nil when the
-// instance was not started under migration.
-func AssignmentOf(storedInput []byte) (*Assignment, error) {
-	inner, _ := readTraced(storedInput)
-	_, a, err := SplitInput(inner)
-	return a, err
 }
