@@ -35,13 +35,65 @@ const (
 // It is the body of "sagabridge vet"; it takes its writers as parameters
 // and never calls os.Exit so that the CLI and tests can embed it.
 func Main(args []string, stdout, stderr io.Writer) int {
+	opts, exit, ok := parseArgs(args, stderr)
+	if !ok {
+		return exit
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
+		return ExitError
+	}
+	base := opts.dir
+	if base == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fail(err)
+		}
+		base = wd
+	}
+	base, err := filepath.Abs(base)
+	if err != nil {
+		return fail(err)
+	}
+	good, broken, err := load(base, opts, stderr)
+	if err != nil {
+		return fail(err)
+	}
+	findings, failed, err := analyze(base, good, stderr)
+	if err != nil {
+		return fail(err)
+	}
+	// With -test a package is loaded twice (with and without its tests),
+	// so the same finding can appear twice.
+	slices.SortFunc(findings, finding.compare)
+	findings = slices.Compact(findings)
+	if err := writeFindings(stdout, opts.output, findings); err != nil {
+		return fail(err)
+	}
+	switch {
+	case broken || failed:
+		return ExitError
+	case len(findings) > 0:
+		return ExitDiagnostics
+	}
+	return ExitClean
+}
+
+// options are Main's flags and patterns.
+type options struct {
+	dir, output string
+	tests       bool
+	patterns    []string
+}
+
+// parseArgs parses Main's args; when it is not ok, Main returns exit.
+func parseArgs(args []string, stderr io.Writer) (opts options, exit int, ok bool) {
 	flags := flag.NewFlagSet("vet", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	dir := flags.String("C", "", "load packages from `dir` instead of the current directory")
-	tests := flags.Bool("test", true, "also check _test.go files")
-	var output string
+	flags.StringVar(&opts.dir, "C", "", "load packages from `dir` instead of the current directory")
+	flags.BoolVar(&opts.tests, "test", true, "also check _test.go files")
 	for _, name := range []string{"o", "output"} {
-		flags.StringVar(&output, name, "table", "output format: table (file:line:col: message lines), json or yaml")
+		flags.StringVar(&opts.output, name, "table", "output format: table (file:line:col: message lines), json or yaml")
 	}
 	flags.Usage = func() {
 		fmt.Fprintf(stderr, "usage: vet [-C dir] [-test=false] [-o table|json|yaml] [packages]\n\n"+
@@ -51,53 +103,39 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return ExitClean
+			return opts, ExitClean, false
 		}
-		return ExitError
+		return opts, ExitError, false
 	}
-	if output != "table" && output != "json" && output != "yaml" {
-		fmt.Fprintf(stderr, "workflowcheck: -o %q is not table, json or yaml\n", output)
-		return ExitError
+	if opts.output != "table" && opts.output != "json" && opts.output != "yaml" {
+		fmt.Fprintf(stderr, "workflowcheck: -o %q is not table, json or yaml\n", opts.output)
+		return opts, ExitError, false
 	}
-	patterns := flags.Args()
-	if len(patterns) == 0 {
-		patterns = []string{"./..."}
+	opts.patterns = flags.Args()
+	if len(opts.patterns) == 0 {
+		opts.patterns = []string{"./..."}
 	}
+	return opts, 0, true
+}
 
-	base := *dir
-	if base == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
-			return ExitError
-		}
-		base = wd
-	}
-	base, err := filepath.Abs(base)
-	if err != nil {
-		fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
-		return ExitError
-	}
-
+// load loads the packages the patterns match below base; the ones that
+// failed to load are left out, their errors printed to stderr, and broken
+// says there were some.
+func load(base string, opts options, stderr io.Writer) (good []*packages.Package, broken bool, err error) {
 	cfg := &packages.Config{
 		// Dependencies come from export data: the analyzer exports no
 		// facts, so only the root packages need syntax.
 		Mode:  packages.LoadSyntax | packages.NeedModule,
 		Dir:   base,
-		Tests: *tests,
+		Tests: opts.tests,
 	}
-	pkgs, err := packages.Load(cfg, patterns...)
+	pkgs, err := packages.Load(cfg, opts.patterns...)
 	if err != nil {
-		fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
-		return ExitError
+		return nil, false, err
 	}
 	if len(pkgs) == 0 {
-		fmt.Fprintf(stderr, "workflowcheck: no packages match %s\n", strings.Join(patterns, " "))
-		return ExitError
+		return nil, false, fmt.Errorf("no packages match %s", strings.Join(opts.patterns, " "))
 	}
-
-	code := ExitClean
-	var good []*packages.Package
 	for _, pkg := range pkgs {
 		if len(pkg.Errors) > 0 {
 			for _, e := range pkg.Errors {
@@ -107,44 +145,36 @@ func Main(args []string, stdout, stderr io.Writer) int {
 					fmt.Fprintf(stderr, "%s: %s\n", e.Pos, e.Msg)
 				}
 			}
-			code = ExitError
+			broken = true
 			continue
 		}
 		good = append(good, pkg)
 	}
+	return good, broken, nil
+}
 
-	var findings []finding
-	if len(good) > 0 {
-		graph, err := checker.Analyze([]*analysis.Analyzer{Analyzer}, good, nil)
-		if err != nil {
-			fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
-			return ExitError
+// analyze runs the analyzer over pkgs; a package it failed on is printed
+// to stderr, and failed says there was one.
+func analyze(base string, pkgs []*packages.Package, stderr io.Writer) (findings []finding, failed bool, err error) {
+	if len(pkgs) == 0 {
+		return nil, false, nil
+	}
+	graph, err := checker.Analyze([]*analysis.Analyzer{Analyzer}, pkgs, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, act := range graph.Roots {
+		if act.Err != nil {
+			fmt.Fprintf(stderr, "workflowcheck: %s: %v\n", act.Package.PkgPath, act.Err)
+			failed = true
+			continue
 		}
-		for _, act := range graph.Roots {
-			if act.Err != nil {
-				fmt.Fprintf(stderr, "workflowcheck: %s: %v\n", act.Package.PkgPath, act.Err)
-				code = ExitError
-				continue
-			}
-			for _, d := range act.Diagnostics {
-				p := act.Package.Fset.Position(d.Pos)
-				findings = append(findings, finding{relPath(base, p.Filename), p.Line, p.Column, d.Message})
-			}
+		for _, d := range act.Diagnostics {
+			p := act.Package.Fset.Position(d.Pos)
+			findings = append(findings, finding{relPath(base, p.Filename), p.Line, p.Column, d.Message})
 		}
 	}
-
-	// With -test a package is loaded twice (with and without its tests),
-	// so the same finding can appear twice.
-	slices.SortFunc(findings, finding.compare)
-	findings = slices.Compact(findings)
-	if err := writeFindings(stdout, output, findings); err != nil {
-		fmt.Fprintf(stderr, "workflowcheck: %v\n", err)
-		return ExitError
-	}
-	if code == ExitClean && len(findings) > 0 {
-		code = ExitDiagnostics
-	}
-	return code
+	return findings, failed, nil
 }
 
 // finding is one printed diagnostic.
