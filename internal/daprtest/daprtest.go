@@ -483,30 +483,68 @@ type Sidecar struct {
 func Start(t testing.TB, opts Options) *Sidecar {
 	t.Helper()
 	daprd, _ := Binaries(t)
-	if opts.AppID == "" {
-		opts.AppID = NewAppID()
+	opts.complete(t)
+	dir := t.TempDir()
+	resources, configPath := writeResources(t, dir, opts)
+
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var ports []int
+		if ports, err = freePorts(5); err != nil {
+			break
+		}
+		s := &Sidecar{t: t, appID: opts.AppID, grpcPort: ports[0], httpPort: ports[1], placement: opts.Placement}
+		s.p = &proc{
+			name:    "daprd " + opts.AppID,
+			path:    daprd,
+			args:    daprdArgs(opts, ports, resources, configPath),
+			logPath: filepath.Join(dir, fmt.Sprintf("daprd-%d.log", attempt)),
+		}
+		if err = s.start(); err == nil {
+			s.p.logOnFailure(t)
+			t.Cleanup(s.Stop)
+			return s
+		}
+		s.p.kill()
 	}
-	if opts.StateStore == nil {
-		opts.StateStore = StartPostgres(t)
+	t.Fatalf("daprtest: daprd: %v", err)
+	return nil
+}
+
+// complete fills in what o leaves out, starting a state store,
+// placement and scheduler of the sidecar's own when it names none, and
+// forgets what an earlier sidecar of the app ID left in the state store.
+func (o *Options) complete(t testing.TB) {
+	t.Helper()
+	if o.AppID == "" {
+		o.AppID = NewAppID()
 	}
-	opts.StateStore.forget(t, opts.AppID)
-	if opts.Placement == nil {
-		opts.Placement = StartPlacement(t)
+	if o.StateStore == nil {
+		o.StateStore = StartPostgres(t)
+	}
+	o.StateStore.forget(t, o.AppID)
+	if o.Placement == nil {
+		o.Placement = StartPlacement(t)
 	}
 	switch {
-	case opts.StateStoreReminders:
-		opts.Scheduler = nil
-	case opts.Scheduler == nil:
-		opts.Scheduler = StartScheduler(t)
+	case o.StateStoreReminders:
+		o.Scheduler = nil
+	case o.Scheduler == nil:
+		o.Scheduler = StartScheduler(t)
 	}
-	if opts.LogLevel == "" {
-		opts.LogLevel = "info"
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
 	}
-	if opts.StateStoreName == "" {
-		opts.StateStoreName = "statestore"
+	if o.StateStoreName == "" {
+		o.StateStoreName = "statestore"
 	}
-	dir := t.TempDir()
-	resources := filepath.Join(dir, "resources")
+}
+
+// writeResources writes the sidecar's resources directory (the state store
+// component and opts.ResourceFiles) and its configuration into dir.
+func writeResources(t testing.TB, dir string, opts Options) (resources, configPath string) {
+	t.Helper()
+	resources = filepath.Join(dir, "resources")
 	if err := os.MkdirAll(resources, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -522,57 +560,42 @@ func Start(t testing.TB, opts Options) *Sidecar {
 			t.Fatal(err)
 		}
 	}
-	configPath := filepath.Join(dir, "config.yaml")
+	configPath = filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(configPath, []byte(configurationYAML(opts)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return resources, configPath
+}
 
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		var ports []int
-		if ports, err = freePorts(5); err != nil {
-			break
-		}
-		s := &Sidecar{t: t, appID: opts.AppID, grpcPort: ports[0], httpPort: ports[1], placement: opts.Placement}
-		s.p = &proc{
-			name: "daprd " + opts.AppID,
-			path: daprd,
-			args: []string{
-				"--app-id", opts.AppID,
-				"--mode", "standalone",
-				"--dapr-listen-addresses", "127.0.0.1",
-				"--dapr-grpc-port", strconv.Itoa(ports[0]),
-				"--dapr-http-port", strconv.Itoa(ports[1]),
-				"--dapr-internal-grpc-listen-address", "127.0.0.1",
-				"--dapr-internal-grpc-port", strconv.Itoa(ports[2]),
-				"--metrics-listen-address", "127.0.0.1",
-				"--metrics-port", strconv.Itoa(ports[3]),
-				// The public port answers /healthz; its default is 3501
-				// on all interfaces.
-				"--dapr-public-listen-address", "127.0.0.1",
-				"--dapr-public-port", strconv.Itoa(ports[4]),
-				"--placement-host-address", opts.Placement.Addr(),
-				"--resources-path", resources,
-				"--config", configPath,
-				"--log-level", opts.LogLevel,
-			},
-			logPath: filepath.Join(dir, fmt.Sprintf("daprd-%d.log", attempt)),
-		}
-		if opts.Scheduler != nil {
-			s.p.args = append(s.p.args, "--scheduler-host-address", opts.Scheduler.Addr())
-		}
-		for _, f := range opts.ConfigFiles {
-			s.p.args = append(s.p.args, "--config", f)
-		}
-		if err = s.start(); err == nil {
-			s.p.logOnFailure(t)
-			t.Cleanup(s.Stop)
-			return s
-		}
-		s.p.kill()
+// daprdArgs are daprd's arguments on the five loopback ports: gRPC, HTTP,
+// internal gRPC, metrics and public.
+func daprdArgs(opts Options, ports []int, resources, configPath string) []string {
+	args := []string{
+		"--app-id", opts.AppID,
+		"--mode", "standalone",
+		"--dapr-listen-addresses", "127.0.0.1",
+		"--dapr-grpc-port", strconv.Itoa(ports[0]),
+		"--dapr-http-port", strconv.Itoa(ports[1]),
+		"--dapr-internal-grpc-listen-address", "127.0.0.1",
+		"--dapr-internal-grpc-port", strconv.Itoa(ports[2]),
+		"--metrics-listen-address", "127.0.0.1",
+		"--metrics-port", strconv.Itoa(ports[3]),
+		// The public port answers /healthz; its default is 3501
+		// on all interfaces.
+		"--dapr-public-listen-address", "127.0.0.1",
+		"--dapr-public-port", strconv.Itoa(ports[4]),
+		"--placement-host-address", opts.Placement.Addr(),
+		"--resources-path", resources,
+		"--config", configPath,
+		"--log-level", opts.LogLevel,
 	}
-	t.Fatalf("daprtest: daprd: %v", err)
-	return nil
+	if opts.Scheduler != nil {
+		args = append(args, "--scheduler-host-address", opts.Scheduler.Addr())
+	}
+	for _, f := range opts.ConfigFiles {
+		args = append(args, "--config", f)
+	}
+	return args
 }
 
 func (s *Sidecar) start() error {
