@@ -13,6 +13,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
@@ -82,7 +83,7 @@ func TestAccessPolicyDeniesTerminate(t *testing.T) {
 		}
 		return st.RuntimeStatus
 	}
-	waitFor(t, 30*time.Second, "the saga running", func() bool { return status(id) == "RUNNING" })
+	testkit.WaitUntil(t, 30*time.Second, "the saga running", func() bool { return status(id) == "RUNNING" })
 
 	send := func(topic, eventID, orderID string) {
 		t.Helper()
@@ -112,7 +113,7 @@ func TestAccessPolicyDeniesTerminate(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no dead letter for the denied terminate")
 	}
-	waitFor(t, 10*time.Second, "the denied counter", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "the denied counter", func() bool {
 		return counter(t, metrics.Registry(), "sagabridge_events_dead_lettered_total", map[string]string{"kind": dlq.KindDenied}) == 1
 	})
 	if st := status(id); st != "RUNNING" {
@@ -120,13 +121,13 @@ func TestAccessPolicyDeniesTerminate(t *testing.T) {
 	}
 
 	cancel("orders.cancelled", "evt-cancel-1")
-	waitFor(t, 30*time.Second, "the allowed terminate", func() bool { return status(id) == "TERMINATED" })
+	testkit.WaitUntil(t, 30*time.Second, "the allowed terminate", func() bool { return status(id) == "TERMINATED" })
 
 	// ticket-closed may terminate a TicketFlow.
 	send("tickets.opened", "evt-ticket-1", "tkt-1")
-	waitFor(t, 30*time.Second, "the ticket flow running", func() bool { return status("order-tkt-1") == "RUNNING" })
+	testkit.WaitUntil(t, 30*time.Second, "the ticket flow running", func() bool { return status("order-tkt-1") == "RUNNING" })
 	send("tickets.closed", "evt-ticket-closed-1", "tkt-1")
-	waitFor(t, 30*time.Second, "the ticket flow terminated", func() bool { return status("order-tkt-1") == "TERMINATED" })
+	testkit.WaitUntil(t, 30*time.Second, "the ticket flow terminated", func() bool { return status("order-tkt-1") == "TERMINATED" })
 	if n := s.bridge.Stats().DeadLettered.Load(); n != 1 {
 		t.Errorf("%d dead letters, want 1", n)
 	}

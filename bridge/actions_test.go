@@ -17,6 +17,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -147,7 +148,7 @@ func routeActions(t *testing.T, kit brokerKit) {
 	}
 	waitStatus := func(id, want string) {
 		t.Helper()
-		waitFor(t, 20*time.Second, id+" "+want, func() bool { return status(id) == want })
+		testkit.WaitUntil(t, 20*time.Second, id+" "+want, func() bool { return status(id) == want })
 	}
 	stats := b.Stats()
 
@@ -160,7 +161,7 @@ func routeActions(t *testing.T, kit brokerKit) {
 	})
 	t.Run("duplicate start is success", func(t *testing.T) {
 		send("ctl", "begin", map[string]any{"id": "a", "who": "ann"})
-		waitFor(t, 10*time.Second, "duplicate counted", func() bool { return stats.DuplicateStarts.Load() == 1 })
+		testkit.WaitUntil(t, 10*time.Second, "duplicate counted", func() bool { return stats.DuplicateStarts.Load() == 1 })
 	})
 	t.Run("raise", func(t *testing.T) {
 		send("ctl", "go", map[string]any{"id": "a", "value": 42})
@@ -171,7 +172,7 @@ func routeActions(t *testing.T, kit brokerKit) {
 	})
 	t.Run("raise on finished instance, drop policy", func(t *testing.T) {
 		send("ctl", "go", map[string]any{"id": "a", "value": 1})
-		waitFor(t, 10*time.Second, "dropped", func() bool { return stats.DroppedFinished.Load() == 1 })
+		testkit.WaitUntil(t, 10*time.Second, "dropped", func() bool { return stats.DroppedFinished.Load() == 1 })
 	})
 	t.Run("raise on finished instance, dead-letter policy", func(t *testing.T) {
 		send("ctl", "go-strict", map[string]any{"id": "a"})
@@ -271,7 +272,7 @@ func collectDeadLetters(t *testing.T, ctx context.Context, client bridge.Broker,
 func (d *deadLetters) wait(t *testing.T, kind string) dlq.Entry {
 	t.Helper()
 	var found dlq.Entry
-	waitFor(t, 20*time.Second, "a dead letter of kind "+kind, func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "a dead letter of kind "+kind, func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		for i, e := range d.entries {

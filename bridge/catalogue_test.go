@@ -16,6 +16,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
@@ -112,7 +113,7 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 		good++
 		o := simulated.Order{OrderID: fmt.Sprintf("cat-good-%d", good), Amount: 1, Quantity: 1, SKU: "sku-1"}
 		publishOrder(t, s, "evt-"+o.OrderID, o)
-		waitFor(t, 30*time.Second, "the next good order's outcome", func() bool {
+		testkit.WaitUntil(t, 30*time.Second, "the next good order's outcome", func() bool {
 			return len(s.watcher.Outcomes()["order-"+o.OrderID]) == 1
 		})
 	}
@@ -225,7 +226,7 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 			}
 
 			if duplicate {
-				waitFor(t, 30*time.Second, "the duplicate handled", func() bool {
+				testkit.WaitUntil(t, 30*time.Second, "the duplicate handled", func() bool {
 					return s.bridge.Stats().Consumed.Load() > consumedBefore
 				})
 			} else {
@@ -252,7 +253,7 @@ func badInputCatalogue(t *testing.T, kit brokerKit) {
 				case <-time.After(30 * time.Second):
 					t.Fatal("no dead letter")
 				}
-				waitFor(t, 10*time.Second, "the dead-letter counter", func() bool {
+				testkit.WaitUntil(t, 10*time.Second, "the dead-letter counter", func() bool {
 					return counter(t, reg, "sagabridge_events_dead_lettered_total", kindLabel) == deadBefore+1
 				})
 			}

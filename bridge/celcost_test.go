@@ -12,6 +12,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
@@ -67,5 +68,5 @@ func expensiveRouteIsDeadLettered(t *testing.T, kit brokerKit) {
 	if e.Failure.Kind != dlq.KindEval || e.Failure.Route != "blocked-items" || !strings.Contains(e.Failure.Reason, "cost") {
 		t.Errorf("dead letter %s route %q: %q, want route-eval on blocked-items saying the cost limit", e.Failure.Kind, e.Failure.Route, e.Failure.Reason)
 	}
-	waitFor(t, 60*time.Second, "the order behind it", func() bool { return len(s.watcher.Outcomes()["order-"+o.OrderID]) == 1 })
+	testkit.WaitUntil(t, 60*time.Second, "the order behind it", func() bool { return len(s.watcher.Outcomes()["order-"+o.OrderID]) == 1 })
 }

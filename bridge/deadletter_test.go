@@ -23,6 +23,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -233,7 +234,7 @@ func deadLetterAlwaysStored(t *testing.T, kit dlqKit) {
 		good++
 		o := simulated.Order{OrderID: fmt.Sprintf("dl-good-%d", good), Amount: 1, Quantity: 1, SKU: "sku-1"}
 		publishOrder(t, s, "evt-"+o.OrderID, o)
-		waitFor(t, 60*time.Second, "the next good order's outcome", func() bool {
+		testkit.WaitUntil(t, 60*time.Second, "the next good order's outcome", func() bool {
 			return len(s.watcher.Outcomes()["order-"+o.OrderID]) == 1
 		})
 	}
@@ -440,7 +441,7 @@ func deadLetterUnstorable(t *testing.T, kit dlqKit) {
 	if err := s.client.Publisher().Publish(order.OrdersPlaced, bad); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "/readyz to say the topic stopped", func() bool { return readyErr(s.bridge) != nil })
+	testkit.WaitUntil(t, 30*time.Second, "/readyz to say the topic stopped", func() bool { return readyErr(s.bridge) != nil })
 	t.Logf("not ready: %v", readyErr(s.bridge))
 	if !strings.Contains(readyErr(s.bridge).Error(), order.OrdersPlaced) {
 		t.Errorf("/readyz does not name the topic: %v", readyErr(s.bridge))
@@ -461,7 +462,7 @@ func deadLetterUnstorable(t *testing.T, kit dlqKit) {
 	if e.Failure.EventID != "unstorable-1" || e.Failure.Kind != dlq.KindEval {
 		t.Errorf("dead letter %q kind %q, want unstorable-1 route-eval", e.Failure.EventID, e.Failure.Kind)
 	}
-	waitFor(t, 60*time.Second, "the order behind it", func() bool { return len(s.watcher.Outcomes()["order-"+stuck.OrderID]) == 1 })
+	testkit.WaitUntil(t, 60*time.Second, "the order behind it", func() bool { return len(s.watcher.Outcomes()["order-"+stuck.OrderID]) == 1 })
 	assertReady(t, s.bridge)
 	if n := logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessageSnippet("dead letter cannot be stored").Len(); n > 3 {
 		t.Errorf("%d error lines for one stuck message: not rate-limited", n)

@@ -16,6 +16,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -150,7 +151,7 @@ func TestDaprSidecarKilledMidRun(t *testing.T) {
 	want := orderMix("restart", n)
 	start := time.Now()
 	publishOrders(t, s, want)
-	waitFor(t, 3*time.Minute, "a fifth of the outcomes", func() bool { return s.watcher.Count() >= n/5 })
+	testkit.WaitUntil(t, 3*time.Minute, "a fifth of the outcomes", func() bool { return s.watcher.Count() >= n/5 })
 	before := s.watcher.Count()
 	sidecar.Kill()
 	killedAt := time.Now()
@@ -290,7 +291,7 @@ func runScaleOut(t *testing.T, name string, n int, kill bool) {
 	start := time.Now()
 	publishOrders(t, a, want)
 	if kill {
-		waitFor(t, 3*time.Minute, "a quarter of the outcomes", func() bool { return a.watcher.Count() >= n/4 })
+		testkit.WaitUntil(t, 3*time.Minute, "a quarter of the outcomes", func() bool { return a.watcher.Count() >= n/4 })
 		t.Logf("killing replica B (daprd SIGKILL) with %d of %d outcomes in", a.watcher.Count(), n)
 		b.kill()
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -76,7 +77,7 @@ func orderSagaEndToEndOn(t *testing.T, s *stack, engineKind string) {
 			dups++
 		}
 	}
-	waitFor(t, 2*time.Minute, "200 outcomes", func() bool { return s.watcher.Count() >= n })
+	testkit.WaitUntil(t, 2*time.Minute, "200 outcomes", func() bool { return s.watcher.Count() >= n })
 	time.Sleep(500 * time.Millisecond) // let any duplicate outcome arrive
 
 	outcomes := s.watcher.Outcomes()
@@ -169,9 +170,9 @@ func TestEarlyReplyIsParked(t *testing.T) {
 					OrderID: o.OrderID,
 				})
 			}
-			waitFor(t, 30*time.Second, "replies parked", func() bool { return s.bridge.Stats().Parked.Load() >= 3 })
+			testkit.WaitUntil(t, 30*time.Second, "replies parked", func() bool { return s.bridge.Stats().Parked.Load() >= 3 })
 			publishOrder(t, s, "evt-early-1", o)
-			waitFor(t, 60*time.Second, "outcome", func() bool { return s.watcher.Count() == 1 })
+			testkit.WaitUntil(t, 60*time.Second, "outcome", func() bool { return s.watcher.Count() == 1 })
 			out := s.watcher.Outcomes()[id]
 			if len(out) != 1 || out[0].Outcome.Status != topics.StatusCompleted {
 				t.Fatalf("outcome %+v", out)
@@ -235,7 +236,7 @@ func TestBadEventIsDeadLettered(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("no dead letter")
 			}
-			waitFor(t, 30*time.Second, "the next good order's outcome", func() bool { return s.watcher.Count() == 1 })
+			testkit.WaitUntil(t, 30*time.Second, "the next good order's outcome", func() bool { return s.watcher.Count() == 1 })
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -177,7 +178,7 @@ func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptio
 	// /readyz), so a test's first event and first readiness look find it so.
 	for _, c := range b.ReadyChecks() {
 		if c.Name == "routes" {
-			waitFor(t, 30*time.Second, "the bridge to subscribe its topics", func() bool { return c.Run(ctx) == nil })
+			testkit.WaitUntil(t, 30*time.Second, "the bridge to subscribe its topics", func() bool { return c.Run(ctx) == nil })
 		}
 	}
 	watch := kit.pubsub(t, "test-watcher")
@@ -204,18 +205,6 @@ func (s *stack) stop(t *testing.T) {
 	case err := <-s.errs:
 		t.Errorf("component failed: %v", err)
 	default:
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

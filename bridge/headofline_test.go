@@ -12,6 +12,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
@@ -97,7 +98,7 @@ func oneInstanceDoesNotHoldUpOthers(t *testing.T, kit brokerKit) {
 	for _, id := range []string{"hol-busy", "hol-other"} {
 		publishOrder(t, s, "evt-"+id, simulated.Order{OrderID: id, Amount: 1, Quantity: 1, SKU: "sku-1"})
 	}
-	waitFor(t, 60*time.Second, "both sagas to finish", func() bool {
+	testkit.WaitUntil(t, 60*time.Second, "both sagas to finish", func() bool {
 		o := s.watcher.Outcomes()
 		return len(o["order-hol-busy"]) == 1 && len(o["order-hol-other"]) == 1
 	})
@@ -119,7 +120,7 @@ func oneInstanceDoesNotHoldUpOthers(t *testing.T, kit brokerKit) {
 			t.Fatal(err)
 		}
 		var at time.Time
-		waitFor(t, 120*time.Second, "the other instance's event", func() bool {
+		testkit.WaitUntil(t, 120*time.Second, "the other instance's event", func() bool {
 			at, _, _, _ = rec.snapshot()
 			return !at.IsZero()
 		})
@@ -140,7 +141,7 @@ func oneInstanceDoesNotHoldUpOthers(t *testing.T, kit brokerKit) {
 		_, _, atSend, _ := rec.snapshot()
 		sent, at := probe(t, "storm")
 		_, before, _, _ := rec.snapshot()
-		waitFor(t, 300*time.Second, "the storm to be handled", func() bool {
+		testkit.WaitUntil(t, 300*time.Second, "the storm to be handled", func() bool {
 			_, _, n, _ := rec.snapshot()
 			return n == storm
 		})
@@ -164,7 +165,7 @@ func oneInstanceDoesNotHoldUpOthers(t *testing.T, kit brokerKit) {
 		if err := s.client.Publisher().Publish("storm.events", msgs...); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 30*time.Second, "the early raises to park", func() bool {
+		testkit.WaitUntil(t, 30*time.Second, "the early raises to park", func() bool {
 			_, _, _, p := rec.snapshot()
 			return p > 0
 		})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -184,7 +185,7 @@ func kedaLagKafka(t *testing.T) {
 		for i := 1; i <= 4; i++ {
 			publishOrder(t, s, fmt.Sprintf("evt-pre-%d", i), simulated.Order{OrderID: fmt.Sprintf("pre-%d", i), Amount: 1})
 		}
-		waitFor(t, 30*time.Second, "the 4 orders to be committed", func() bool {
+		testkit.WaitUntil(t, 30*time.Second, "the 4 orders to be committed", func() bool {
 			return kedaKafkaLag(t, brokers, cfg.Broker.ConsumerGroup+".orders.placed", "orders.placed") == 0 &&
 				s.bridge.Stats().Snapshot().Started == 4
 		})

@@ -16,6 +16,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order/legacy"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -154,11 +155,11 @@ func TestShadowSagaFollowsLegacyChoreography(t *testing.T) {
 				// The worker stops between steps of the shadow sagas and a
 				// new one takes over the same database: each still finishes
 				// once.
-				waitFor(t, time.Minute, "some shadow outcomes", func() bool { return shadow.Count() >= n/4 })
+				testkit.WaitUntil(t, time.Minute, "some shadow outcomes", func() bool { return shadow.Count() >= n/4 })
 				s.stop(t)
 				s = startStack(t, kit, cfg, stackOptions{metrics: metrics})
 			}
-			waitFor(t, 2*time.Minute, "a shadow outcome per order", func() bool { return shadow.Count() >= n })
+			testkit.WaitUntil(t, 2*time.Minute, "a shadow outcome per order", func() bool { return shadow.Count() >= n })
 			time.Sleep(300 * time.Millisecond) // anything sent late would show now
 
 			if got := commands.total(); got != 0 {
@@ -199,7 +200,7 @@ func TestShadowSagaFollowsLegacyChoreography(t *testing.T) {
 			if tc.skipRelease && missing != len(failing) {
 				t.Errorf("%d compensation-missing divergences, want %d", missing, len(failing))
 			}
-			waitFor(t, 10*time.Second, "divergence events", func() bool { return divergences.Count() == missing })
+			testkit.WaitUntil(t, 10*time.Second, "divergence events", func() bool { return divergences.Count() == missing })
 			if d := shadow.Duplicates(); d != 0 {
 				t.Errorf("%d shadow outcomes published twice", d)
 			}
@@ -259,7 +260,7 @@ func TestCanaryShareIsStableAndPinned(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		publishOrder(t, s, "evt-"+orderID("canary", i), simulated.Order{OrderID: orderID("canary", i), Amount: 1})
 	}
-	waitFor(t, 5*time.Minute, "every order finished, by the saga or in shadow", func() bool {
+	testkit.WaitUntil(t, 5*time.Minute, "every order finished, by the saga or in shadow", func() bool {
 		return s.watcher.Count()+shadow.Count() >= n
 	})
 	active, shadowed := s.watcher.Outcomes(), shadow.Outcomes()
@@ -307,7 +308,7 @@ func TestCanaryShareIsStableAndPinned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 2*time.Minute, "the repeated orders handled", func() bool {
+	testkit.WaitUntil(t, 2*time.Minute, "the repeated orders handled", func() bool {
 		return s.bridge.Stats().DuplicateStarts.Load() >= n
 	})
 	for id, mode := range modes {
@@ -327,7 +328,7 @@ func TestCanaryShareIsStableAndPinned(t *testing.T) {
 	for i := 1; i <= m; i++ {
 		publishOrder(t, s, "evt-"+orderID("inflight", i), simulated.Order{OrderID: orderID("inflight", i), Amount: 1})
 	}
-	waitFor(t, time.Minute, "the in-flight orders started", func() bool { return s.bridge.Stats().Started.Load() >= before+m })
+	testkit.WaitUntil(t, time.Minute, "the in-flight orders started", func() bool { return s.bridge.Stats().Started.Load() >= before+m })
 	raised := migrationConfig(t, kit, dir, config.MigrationCanary, 60, 30*time.Second)
 	if err := s.bridge.UpdateMigration(raised); err != nil {
 		t.Fatal(err)
@@ -356,7 +357,7 @@ func TestCanaryShareIsStableAndPinned(t *testing.T) {
 			newActive++
 		}
 	}
-	waitFor(t, time.Minute, "the new orders started", func() bool { return s.bridge.Stats().Started.Load() >= before+2*m })
+	testkit.WaitUntil(t, time.Minute, "the new orders started", func() bool { return s.bridge.Stats().Started.Load() >= before+2*m })
 	for i := 1; i <= m; i++ {
 		id := "order-" + orderID("after", i)
 		want := topics.ModeShadow

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/sagas/progress"
@@ -99,17 +100,17 @@ sagas: [flow.yaml]
 	if err := simulated.PublishOrder(s.client.Publisher(), "orders.flow", "evt-flow-1", simulated.Order{OrderID: "flow-1", Amount: 4, FailPayment: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "both outcomes on their topics", func() bool {
+	testkit.WaitUntil(t, time.Minute, "both outcomes on their topics", func() bool {
 		return count("shop.outcomes", "order-go-1", topics.OutcomeCompleted) == 1 &&
 			count("flow.outcomes", "order-flow-1", topics.OutcomeCompensated) == 1
 	})
-	waitFor(t, 30*time.Second, "progress on the configured topics", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "progress on the configured topics", func() bool {
 		return count("shop.progress", "order-go-1", progress.Type) == 3 &&
 			count("flow.progress", "order-flow-1", progress.Type) == 3
 	})
 	// The outcome goes out before the workflow finishes in the engine.
 	for _, id := range []string{"order-go-1", "order-flow-1"} {
-		waitFor(t, 30*time.Second, id+" to finish in the engine", func() bool {
+		testkit.WaitUntil(t, 30*time.Second, id+" to finish in the engine", func() bool {
 			st, err := s.bridge.Engine().Get(t.Context(), id)
 			return err == nil && st.RuntimeStatus == "COMPLETED"
 		})

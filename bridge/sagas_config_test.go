@@ -9,6 +9,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -50,7 +51,7 @@ func TestDeclarativeSagaFromConfig(t *testing.T) {
 	s := startStack(t, kit, cfg, stackOptions{participants: true})
 	publishOrder(t, s, "evt-yaml-1", simulated.Order{OrderID: "yaml-1", Amount: 3})
 	publishOrder(t, s, "evt-yaml-2", simulated.Order{OrderID: "yaml-2", Amount: 4, FailPayment: true})
-	waitFor(t, time.Minute, "two outcomes", func() bool { return s.watcher.Count() == 2 })
+	testkit.WaitUntil(t, time.Minute, "two outcomes", func() bool { return s.watcher.Count() == 2 })
 	out := s.watcher.Outcomes()
 	if got := out["order-yaml-1"]; len(got) != 1 || got[0].Outcome.Status != topics.StatusCompleted || got[0].Outcome.Saga != "OrderFlow" {
 		t.Fatalf("yaml-1: %+v", got)

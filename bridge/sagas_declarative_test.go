@@ -14,6 +14,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/sagas/progress"
@@ -84,7 +85,7 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 		want["order-"+o.OrderID] = o
 		publishOrder(t, s, "evt-"+o.OrderID, o)
 	}
-	waitFor(t, 2*time.Minute, "every outcome", func() bool { return s.watcher.Count() >= n })
+	testkit.WaitUntil(t, 2*time.Minute, "every outcome", func() bool { return s.watcher.Count() >= n })
 
 	outcomes := s.watcher.Outcomes()
 	for id, o := range want {
@@ -104,7 +105,7 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 	}
 
 	// Each wait was reported: three steps, plus one per compensation.
-	waitFor(t, 30*time.Second, "the last progress event of every saga", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "the last progress event of every saga", func() bool {
 		for id, o := range want {
 			seq := 3
 			switch {
@@ -130,7 +131,7 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 	// The outcome is published before the workflow finishes, so an
 	// instance is read once its runtime status says it has.
 	for id, o := range want {
-		waitFor(t, 30*time.Second, id+" to finish in the engine", func() bool {
+		testkit.WaitUntil(t, 30*time.Second, id+" to finish in the engine", func() bool {
 			st, err := s.bridge.Engine().Get(t.Context(), id)
 			return err == nil && st.RuntimeStatus == "COMPLETED"
 		})

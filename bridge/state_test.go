@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
@@ -27,7 +28,7 @@ func TestStateGauges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "two dead letters", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "two dead letters", func() bool {
 		n, err := s.bridge.DLQDepth(ctx)
 		return err == nil && n == 2
 	})
@@ -42,7 +43,7 @@ func TestStateGauges(t *testing.T) {
 	}
 
 	publishOrder(t, s, "evt-waits", simulated.Order{OrderID: "waits", Amount: 1, Quantity: 1, SKU: "sku-1"})
-	waitFor(t, 30*time.Second, "the waiting saga to be known", func() bool { return s.bridge.OldestRunning()["OrderSaga"] > 0 })
+	testkit.WaitUntil(t, 30*time.Second, "the waiting saga to be known", func() bool { return s.bridge.OldestRunning()["OrderSaga"] > 0 })
 	a := s.bridge.OldestRunning()["OrderSaga"]
 	time.Sleep(1100 * time.Millisecond)
 	if b := s.bridge.OldestRunning()["OrderSaga"]; b < a+time.Second {

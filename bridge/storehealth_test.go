@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
@@ -21,14 +22,14 @@ func TestDatabaseDeletedIsNotReady(t *testing.T) {
 	s := startStack(t, kit, cfg, stackOptions{participants: true})
 
 	publishOrder(t, s, "evt-db-1", simulated.Order{OrderID: "db-1", Amount: 1, Quantity: 1, SKU: "sku-1"})
-	waitFor(t, 30*time.Second, "the first order's outcome", func() bool { return len(s.watcher.Outcomes()["order-db-1"]) == 1 })
+	testkit.WaitUntil(t, 30*time.Second, "the first order's outcome", func() bool { return len(s.watcher.Outcomes()["order-db-1"]) == 1 })
 	assertReady(t, s.bridge)
 
 	if err := os.Remove(cfg.Engine.Embedded.DBPath); err != nil {
 		t.Fatal(err)
 	}
 	var why error
-	waitFor(t, 10*time.Second, "/readyz to report the deleted database", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "/readyz to report the deleted database", func() bool {
 		why = readyErr(s.bridge)
 		return why != nil
 	})
@@ -40,7 +41,7 @@ func TestDatabaseDeletedIsNotReady(t *testing.T) {
 	st := s.bridge.Stats()
 	deadBefore, startedBefore := st.DeadLettered.Load(), st.Started.Load()
 	publishOrder(t, s, "evt-db-2", simulated.Order{OrderID: "db-2", Amount: 1, Quantity: 1, SKU: "sku-1"})
-	waitFor(t, 10*time.Second, "the bridge to try the next order on the engine", func() bool { return st.EngineErrors.Load() > 0 })
+	testkit.WaitUntil(t, 10*time.Second, "the bridge to try the next order on the engine", func() bool { return st.EngineErrors.Load() > 0 })
 	time.Sleep(2 * time.Second)
 	if n := st.DeadLettered.Load() - deadBefore; n != 0 {
 		t.Errorf("%d events dead-lettered while the database was gone", n)

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -83,7 +84,7 @@ func TestTraceFollowsTheSaga(t *testing.T) {
 	}
 
 	var process, start, publish, badSpan tracetest.SpanStub
-	waitFor(t, 10*time.Second, "the spans", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "the spans", func() bool {
 		for _, sp := range spans.GetSpans() {
 			switch {
 			case sp.Name == "process orders.placed" && attr(sp, "cloudevents.event_id") == "evt-traced":

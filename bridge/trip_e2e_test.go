@@ -16,6 +16,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/sagas/trip"
 	tripsim "github.com/sagabridge/sagabridge/sagas/trip/simulated"
@@ -97,7 +98,7 @@ func tripSagaEndToEnd(t *testing.T, kit brokerKit) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 2*time.Minute, "every trip's outcome", func() bool { return watcher.Count() >= n })
+	testkit.WaitUntil(t, 2*time.Minute, "every trip's outcome", func() bool { return watcher.Count() >= n })
 	t.Logf("%s: %d trips ended in %s", kit.name, n, time.Since(start).Round(time.Millisecond))
 
 	led := svc.Ledger()

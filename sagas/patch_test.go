@@ -8,6 +8,7 @@ import (
 
 	"github.com/dapr/durabletask-go/workflow"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -50,12 +51,12 @@ func TestPatchedSagaUpgradedMidFlight(t *testing.T) {
 
 	v1 := newKit(t, kitOptions{db: db, workflows: map[string]workflow.Workflow{"OrderFlow": orderFlow(false)}})
 	v1.startSaga("OrderFlow", "before-upgrade", plan{})
-	waitUntil(t, 10*time.Second, "the first release's instance at the approval", atApproval(v1, "before-upgrade"))
+	testkit.WaitUntil(t, 10*time.Second, "the first release's instance at the approval", atApproval(v1, "before-upgrade"))
 	v1.close()
 
 	v2 := newKit(t, kitOptions{db: db, workflows: map[string]workflow.Workflow{"OrderFlow": orderFlow(true)}})
 	v2.startSaga("OrderFlow", "after-upgrade", plan{})
-	waitUntil(t, 10*time.Second, "the second release's instance at the approval", atApproval(v2, "after-upgrade"))
+	testkit.WaitUntil(t, 10*time.Second, "the second release's instance at the approval", atApproval(v2, "after-upgrade"))
 	v2.close()
 
 	// Restarted again: the patched instance replays from its history.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dapr/durabletask-go/workflow"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
@@ -81,7 +82,7 @@ func TestProgressEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		var p progress.Progress
-		waitUntil(t, 10*time.Second, "the approval step's progress", func() bool {
+		testkit.WaitUntil(t, 10*time.Second, "the approval step's progress", func() bool {
 			for _, ev := range k.pub.on(progress.DefaultTopic) {
 				_, _ = board.Apply(ev)
 			}
@@ -168,20 +169,9 @@ func TestProgressNeverHoldsASagaUp(t *testing.T) {
 	if out := k.outcome("no-progress-topic"); out.Status != topics.StatusCompleted {
 		t.Fatalf("outcome %+v", out)
 	}
-	waitUntil(t, 5*time.Second, "three dropped progress events", func() bool {
+	testkit.WaitUntil(t, 5*time.Second, "three dropped progress events", func() bool {
 		k.pub.mu.Lock()
 		defer k.pub.mu.Unlock()
 		return k.pub.progressFailures == 3 // hold, approval (fire-and-forget), ship
 	})
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

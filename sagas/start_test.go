@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/migration"
 	"github.com/sagabridge/sagabridge/sagas/progress"
@@ -125,7 +126,7 @@ func TestStartOfEarlierReleaseReplays(t *testing.T) {
 
 	k := newKit(t, kitOptions{db: db, workflows: defs.Workflows()})
 	k.startRaw("Pinned", "earlier-1", raw)
-	waitUntil(t, 10*time.Second, "the instance at the gate", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "the instance at the gate", func() bool {
 		for _, ev := range k.pub.on(progress.DefaultTopic) {
 			if p, err := progress.Decode(ev); err == nil && p.InstanceID == "earlier-1" && p.Step == "gate" {
 				return true

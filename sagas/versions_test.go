@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
@@ -88,7 +89,7 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	}
 	start(k, v1, "old-1", 0) // latest = 1
 	start(k, v1, "old-2", 1)
-	waitUntil(t, 10*time.Second, "both v1 instances at the gate", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "both v1 instances at the gate", func() bool {
 		at := 0
 		for _, ev := range k.pub.on(progress.DefaultTopic) {
 			if p, err := progress.Decode(ev); err == nil && p.Step == "gate" {

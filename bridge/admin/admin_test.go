@@ -26,6 +26,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -129,17 +130,6 @@ func startStack(t *testing.T, storeDir string, participants bool) *stack {
 	return s
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // scrape fetches /metrics over HTTP and parses the text format.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
@@ -215,11 +205,11 @@ func TestMetricsAfterKnownRun(t *testing.T) {
 	if err := s.client.Publisher().Publish(order.OrdersPlaced, dup, bad); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "10 outcomes", func() bool { return s.watcher.Count() >= n })
+	testkit.WaitUntil(t, time.Minute, "10 outcomes", func() bool { return s.watcher.Count() >= n })
 
 	// Counters settle after the last handler returns.
 	var fams map[string]*dto.MetricFamily
-	waitFor(t, 10*time.Second, "metrics to settle", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "metrics to settle", func() bool {
 		fams = scrape(t, s.admin.URL())
 		return value(fams, "sagabridge_saga_outcomes_total") == n &&
 			value(fams, "sagabridge_events_dead_lettered_total", "kind", dlq.KindDecode) == 1 &&
@@ -265,7 +255,7 @@ func TestMetricsAfterKnownRun(t *testing.T) {
 	ctx := context.Background()
 	var st engine.Status
 	// The outcome is published just before the orchestration completes.
-	waitFor(t, 10*time.Second, "order-m-05 to complete", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "order-m-05 to complete", func() bool {
 		st, err = cl.Get(ctx, "order-m-05")
 		return err == nil && st.RuntimeStatus == "COMPLETED"
 	})
@@ -275,7 +265,7 @@ func TestMetricsAfterKnownRun(t *testing.T) {
 	if _, err := cl.Get(ctx, "order-nobody"); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("get of a missing instance: %v, want ErrNotFound", err)
 	}
-	waitFor(t, 10*time.Second, "order-m-01 to complete", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "order-m-01 to complete", func() bool {
 		st, err := cl.Get(ctx, "order-m-01")
 		return err == nil && st.RuntimeStatus == "COMPLETED"
 	})
@@ -312,14 +302,14 @@ func TestReadyzFollowsBroker(t *testing.T) {
 		}
 		return r
 	}
-	waitFor(t, 10*time.Second, "ready", func() bool { return ready().Ready })
+	testkit.WaitUntil(t, 10*time.Second, "ready", func() bool { return ready().Ready })
 	// Readiness does not see the subscriptions; wait until the bridge has
 	// its consumers before pulling the broker away.
 	js, err := s.client.Conn().JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the bridge's consumers", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "the bridge's consumers", func() bool {
 		for _, topic := range []string{"orders.placed", "inventory.replies", "payment.replies", "shipping.replies"} {
 			if _, err := js.ConsumerInfo(natsjs.StreamName(topic), "sagabridge_"+natsjs.StreamName(topic)); err != nil {
 				return false
@@ -333,7 +323,7 @@ func TestReadyzFollowsBroker(t *testing.T) {
 	port := strings.TrimPrefix(s.srv.ClientURL(), "nats://127.0.0.1:")
 	s.srv.Shutdown()
 	var r admin.Readiness
-	waitFor(t, 10*time.Second, "not ready", func() bool { r = ready(); return !r.Ready })
+	testkit.WaitUntil(t, 10*time.Second, "not ready", func() bool { r = ready(); return !r.Ready })
 	if r.Checks["broker"] == "ok" || r.Checks["engine"] != "ok" {
 		t.Errorf("checks with the broker down: %v", r.Checks)
 	}
@@ -355,7 +345,7 @@ func TestReadyzFollowsBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	waitFor(t, 20*time.Second, "ready again", func() bool { return ready().Ready })
+	testkit.WaitUntil(t, 20*time.Second, "ready again", func() bool { return ready().Ready })
 
 	s.admin.SetDraining()
 	if r := ready(); r.Ready || r.Checks["shutdown"] == "" {
@@ -553,7 +543,7 @@ func TestAdminRefusesBrowserRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the saga to run", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "the saga to run", func() bool {
 		st, err := cli.Get(ctx, id)
 		return err == nil && st.RuntimeStatus == "RUNNING"
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -161,7 +162,7 @@ func TestConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the worker to be ready", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "the worker to be ready", func() bool {
 		r, err := adm.Ready(ctx)
 		return err == nil && r.Ready
 	})
@@ -176,12 +177,12 @@ func TestConsole(t *testing.T) {
 	pub(order.OrdersPlaced, "order.placed", "evt-bad", `{"orderId":7}`)       // route-eval dead letter
 	pub("fragile.requested", "fragile.requested", "evt-f-1", `{"id":"f-1"}`)
 	pub("fragile.go", "fragile.go", "evt-f-1-go", `{"id":"f-1"}`)
-	waitUntil(t, 30*time.Second, "three outcomes", func() bool { return watcher.Count() >= 3 })
+	testkit.WaitUntil(t, 30*time.Second, "three outcomes", func() bool { return watcher.Count() >= 3 })
 	if got := watcher.Outcomes()["fragile-f-1"]; len(got) != 1 || got[0].Outcome.Status != topics.StatusFailed {
 		t.Errorf("fragile-f-1: %+v, want a failed outcome", got)
 	}
 	var letters admin.DeadLetterList
-	waitUntil(t, 30*time.Second, "two dead letters", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "two dead letters", func() bool {
 		letters, err = adm.DeadLetters(ctx, nil)
 		return err == nil && len(letters.Items) == 2
 	})
@@ -197,7 +198,7 @@ func TestConsole(t *testing.T) {
 	pub("approvals.requested", "approval.requested", "evt-a-1", `{"id":"a-1"}`)
 	pub("approvals.requested", "approval.requested", "evt-a-2", `{"id":"a-2"}`)
 	var waiting admin.WorkflowList
-	waitUntil(t, 30*time.Second, "two waiting approvals", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "two waiting approvals", func() bool {
 		waiting, err = adm.List(ctx, sagaview.Filter{Statuses: []string{sagaview.Waiting}}, false)
 		return err == nil && len(waiting.Instances) == 2
 	})
@@ -206,7 +207,7 @@ func TestConsole(t *testing.T) {
 			t.Errorf("waiting instance: %+v", in)
 		}
 	}
-	waitUntil(t, 10*time.Second, "order-c-2 and fragile-f-1 to complete in the engine", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "order-c-2 and fragile-f-1 to complete in the engine", func() bool {
 		l, err := adm.List(ctx, sagaview.Filter{Statuses: []string{sagaview.Compensated, sagaview.Failed}}, false)
 		return err == nil && len(l.Instances) == 2
 	})
@@ -374,7 +375,7 @@ func TestConsole(t *testing.T) {
 		chromedp.Click(css(row+" input")), shot("dlq.png"),
 		chromedp.Click(css("#replay")), chromedp.WaitVisible(css("#confirm-ok")),
 		chromedp.Click(css("#confirm-ok")), chromedp.WaitNotPresent(css(row)))
-	waitUntil(t, 30*time.Second, "approval-a-1's outcome", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "approval-a-1's outcome", func() bool {
 		got := watcher.Outcomes()["approval-a-1"]
 		return len(got) == 1 && got[0].Outcome.Status == topics.StatusCompleted
 	})

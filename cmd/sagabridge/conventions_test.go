@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 )
 
 // TestUsageErrorsExit2: every way of calling the CLI wrong exits 2 with
@@ -275,7 +276,7 @@ func TestDevStopsCleanly(t *testing.T) {
 				}
 			}
 			// Let a saga or two finish, then stop it as a terminal would.
-			waitUntil(t, 30*time.Second, "an outcome line", func() bool {
+			testkit.WaitUntil(t, 30*time.Second, "an outcome line", func() bool {
 				select {
 				case l := <-lines:
 					return strings.HasPrefix(l, "order-")

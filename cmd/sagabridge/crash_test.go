@@ -17,6 +17,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -289,7 +290,7 @@ func publishOrders(t *testing.T, pub message.Publisher, prefix string, n int) ma
 // after all n would prove nothing.
 func killAfter(t *testing.T, w *worker, watcher *simulated.Watcher, at, n int) {
 	t.Helper()
-	waitUntil(t, 90*time.Second, "the first outcomes", func() bool { return watcher.Count() >= at })
+	testkit.WaitUntil(t, 90*time.Second, "the first outcomes", func() bool { return watcher.Count() >= at })
 	w.kill()
 	before := watcher.Count()
 	t.Logf("SIGKILL after %d of %d outcomes", before, n)
@@ -316,17 +317,6 @@ func mustKafkaClient(t *testing.T, brokers []string, group string) *kafka.PubSub
 	}
 	t.Cleanup(func() { _ = ps.Close() })
 	return ps
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func itoa(i int) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/trip"
 	tripsim "github.com/sagabridge/sagabridge/sagas/trip/simulated"
 )
@@ -68,7 +69,7 @@ func TestDevRunsAUsersConfig(t *testing.T) {
 			})
 
 			addr := regexp.MustCompile(`broker\s+(\S+)`)
-			waitUntil(t, time.Minute, "dev to print the broker", func() bool {
+			testkit.WaitUntil(t, time.Minute, "dev to print the broker", func() bool {
 				return addr.MatchString(out.String()) && strings.Contains(out.String(), "running ")
 			})
 			url := addr.FindStringSubmatch(out.String())[1]
@@ -83,7 +84,7 @@ func TestDevRunsAUsersConfig(t *testing.T) {
 			legacy := connect("hotel-and-airline")
 			runServices(t, tripsim.New(tripsim.Config{}, legacy.Publisher(), legacy.Subscriber()))
 			publishTrips(t, connect("travel-desk").Publisher())
-			waitUntil(t, time.Minute, "the three outcomes in dev's output", func() bool {
+			testkit.WaitUntil(t, time.Minute, "the three outcomes in dev's output", func() bool {
 				s := out.String()
 				return strings.Contains(s, "trip-dev-1") && strings.Contains(s, "trip-dev-2") && strings.Contains(s, "trip-dev-3")
 			})

@@ -27,6 +27,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -271,7 +272,7 @@ func (r *faultRig) publish(t *testing.T, orders []simulated.Order) {
 // more for any duplicate to show.
 func (r *faultRig) waitAll(t *testing.T, d time.Duration) {
 	t.Helper()
-	waitUntil(t, d, fmt.Sprintf("%d outcomes", len(r.orders)), func() bool { return r.watcher.Count() >= len(r.orders) })
+	testkit.WaitUntil(t, d, fmt.Sprintf("%d outcomes", len(r.orders)), func() bool { return r.watcher.Count() >= len(r.orders) })
 	time.Sleep(time.Second)
 }
 
@@ -328,14 +329,14 @@ func brokerRestart(t *testing.T, dir string, br *restartableBroker) {
 	dumpOnFailure(t, logPath)
 	rig := startRig(t, br, simulated.Config{ReplyDelay: 10 * time.Millisecond})
 	w := startWorker(t, cfgPath, logPath)
-	waitUntil(t, 90*time.Second, "the worker ready", func() bool { return ready(admin) })
+	testkit.WaitUntil(t, 90*time.Second, "the worker ready", func() bool { return ready(admin) })
 
 	rig.publish(t, randomOrders(rng, "before", n/2, 0.2, 0.1))
-	waitUntil(t, 2*time.Minute, "the first outcomes", func() bool { return rig.watcher.Count() >= 10 })
+	testkit.WaitUntil(t, 2*time.Minute, "the first outcomes", func() bool { return rig.watcher.Count() >= 10 })
 	br.Stop()
 	stoppedAt := time.Now()
 	before := rig.watcher.Count()
-	waitUntil(t, 30*time.Second, "/readyz to report the broker gone", func() bool { return !ready(admin) })
+	testkit.WaitUntil(t, 30*time.Second, "/readyz to report the broker gone", func() bool { return !ready(admin) })
 	time.Sleep(3 * time.Second)
 	br.Start(t)
 	t.Logf("%s down for %s with %d of %d outcomes in", br.name, time.Since(stoppedAt).Round(time.Millisecond), before, n/2)
@@ -343,7 +344,7 @@ func brokerRestart(t *testing.T, dir string, br *restartableBroker) {
 		t.Fatalf("every saga finished before the broker stopped; the test proves nothing")
 	}
 
-	waitUntil(t, 2*time.Minute, "/readyz after the broker returned", func() bool { return ready(admin) })
+	testkit.WaitUntil(t, 2*time.Minute, "/readyz after the broker returned", func() bool { return ready(admin) })
 	rig.publish(t, randomOrders(rng, "after", n/2, 0.2, 0.1))
 	rig.waitAll(t, 3*time.Minute)
 	if w.cmd.ProcessState != nil {
@@ -447,13 +448,13 @@ func engineDown(t *testing.T, dir string, eng map[string]any, kill, restart func
 	dumpOnFailure(t, logPath)
 	rig := startRig(t, br, simulated.Config{ReplyDelay: 10 * time.Millisecond})
 	w := startWorker(t, cfgPath, logPath)
-	waitUntil(t, 90*time.Second, "the worker ready", func() bool { return ready(admin) })
+	testkit.WaitUntil(t, 90*time.Second, "the worker ready", func() bool { return ready(admin) })
 
 	rig.publish(t, randomOrders(rng, "before", n/2, 0.2, 0.1))
-	waitUntil(t, 2*time.Minute, "the first outcomes", func() bool { return rig.watcher.Count() >= 5 })
+	testkit.WaitUntil(t, 2*time.Minute, "the first outcomes", func() bool { return rig.watcher.Count() >= 5 })
 	kill()
 	downAt := time.Now()
-	waitUntil(t, 20*time.Second, "/readyz to report the engine gone", func() bool { return !ready(admin) })
+	testkit.WaitUntil(t, 20*time.Second, "/readyz to report the engine gone", func() bool { return !ready(admin) })
 	// An outcome whose publish was under way when the engine died may
 	// still arrive; after that, nothing can finish without the engine.
 	time.Sleep(2 * time.Second)
@@ -473,7 +474,7 @@ func engineDown(t *testing.T, dir string, eng map[string]any, kill, restart func
 	}
 	t.Logf("engine down %s with %d of %d outcomes in", time.Since(downAt).Round(time.Millisecond), frozen, n)
 	restart()
-	waitUntil(t, 2*time.Minute, "/readyz after the engine returned", func() bool { return ready(admin) })
+	testkit.WaitUntil(t, 2*time.Minute, "/readyz after the engine returned", func() bool { return ready(admin) })
 	rig.waitAll(t, 4*time.Minute)
 	if w.cmd.ProcessState != nil {
 		t.Fatalf("the worker exited: %v", w.cmd.ProcessState)
@@ -517,7 +518,7 @@ func (h *hubProcess) start(t *testing.T) {
 	h.mu.Lock()
 	h.w = startProcess(t, h.logPath, hubEnv+"="+h.cfg)
 	h.mu.Unlock()
-	waitUntil(t, 30*time.Second, "the task hub listening", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "the task hub listening", func() bool {
 		c, err := net.DialTimeout("tcp", h.addr, time.Second)
 		if err != nil {
 			return false

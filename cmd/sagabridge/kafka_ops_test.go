@@ -12,6 +12,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 )
@@ -43,7 +44,7 @@ func TestDLQOnKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	waitUntil(t, 60*time.Second, "the worker to be ready", func() bool {
+	testkit.WaitUntil(t, 60*time.Second, "the worker to be ready", func() bool {
 		r, err := adm.Ready(ctx)
 		return err == nil && r.Ready
 	})
@@ -55,7 +56,7 @@ func TestDLQOnKafka(t *testing.T) {
 		c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", id, "--data", `{"orderId":7}`)
 	}
 	var views []dlqstore.View
-	waitUntil(t, 30*time.Second, "two dead letters", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "two dead letters", func() bool {
 		views = decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "-o", "json"))
 		return len(views) == 2
 	})
@@ -103,7 +104,7 @@ func TestDLQOnKafka(t *testing.T) {
 	if r.Replayed != 1 || r.Topics[order.OrdersPlaced] != 1 {
 		t.Errorf("replay: %+v", r)
 	}
-	waitUntil(t, 30*time.Second, "the replayed event dead-lettered again", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "the replayed event dead-lettered again", func() bool {
 		views = decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "-o", "json"))
 		return len(views) == 2 && views[0].Ref != shown.Ref && views[1].Ref != shown.Ref
 	})

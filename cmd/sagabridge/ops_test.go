@@ -22,6 +22,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/engine"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -188,7 +189,7 @@ func TestOperationsCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the worker to be ready", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "the worker to be ready", func() bool {
 		r, err := adm.Ready(ctx)
 		return err == nil && r.Ready
 	})
@@ -208,7 +209,7 @@ func TestOperationsCLI(t *testing.T) {
 	}
 	c.code(exitUsage, "publish", "--topic", order.OrdersPlaced, "--data", `{"orderId":"x"}`)                     // no type
 	c.code(exitUsage, "publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--data", `{not json`) // bad data
-	waitUntil(t, 30*time.Second, "three outcomes", func() bool { return watcher.Count() >= 3 })
+	testkit.WaitUntil(t, 30*time.Second, "three outcomes", func() bool { return watcher.Count() >= 3 })
 	for id, want := range map[string]string{"order-ops-1": topics.StatusCompleted, "order-ops-2": topics.StatusCompensated, "order-ops-3": topics.StatusCompleted} {
 		if got := watcher.Outcomes()[id]; len(got) != 1 || got[0].Outcome.Status != want {
 			t.Errorf("%s: %+v, want one %s outcome", id, got, want)
@@ -219,7 +220,7 @@ func TestOperationsCLI(t *testing.T) {
 	// outcome is published just before the orchestration completes.
 	var wv workflowView
 	for _, id := range []string{"order-ops-1", "order-ops-3", "order-ops-2"} {
-		waitUntil(t, 10*time.Second, id+" to complete", func() bool {
+		testkit.WaitUntil(t, 10*time.Second, id+" to complete", func() bool {
 			wv = decodeJSON[workflowView](t, c.must("workflow", "get", id, "-o", "json"))
 			return wv.RuntimeStatus == "COMPLETED"
 		})
@@ -256,7 +257,7 @@ func TestOperationsCLI(t *testing.T) {
 	<-partsDone
 	c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", "evt-ops-4",
 		"--data", `{"orderId":"ops-4","amount":8}`)
-	waitUntil(t, 30*time.Second, "order-ops-4's current step", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "order-ops-4's current step", func() bool {
 		out, _, code := c.run("", "workflow", "get", "order-ops-4", "-o", "json")
 		if code != exitOK {
 			return false // not started yet
@@ -277,7 +278,7 @@ func TestOperationsCLI(t *testing.T) {
 	c.must("publish", "--topic", order.OrdersPlaced, "--type", "order.placed", "--id", "evt-bad-id", "--data", `{"orderId":7}`)
 	c.must("publish", "--topic", order.PaymentReplies, "--type", "payment.charged", "--id", "evt-late-pay", "--data", `{"orderId":"ops-2","status":"ok"}`)
 	var views []dlqstore.View
-	waitUntil(t, 30*time.Second, "two dead letters", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "two dead letters", func() bool {
 		views = decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "-o", "json"))
 		return len(views) >= 2
 	})
@@ -332,7 +333,7 @@ func TestOperationsCLI(t *testing.T) {
 		t.Errorf("replay summary: %s", out)
 	}
 	var again dlqstore.View
-	waitUntil(t, 30*time.Second, "the replayed event to be dead-lettered again", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "the replayed event to be dead-lettered again", func() bool {
 		for _, v := range decodeJSON[[]dlqstore.View](t, c.must("dlq", "list", "--kind", dlq.KindFinished, "-o", "json")) {
 			if v.Seq != finDL.Seq && v.EventID == "evt-late-pay" {
 				again = v

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -200,18 +201,18 @@ func outcomeRetried(t *testing.T, dir string, br *restartableBroker) {
 	if err := simulated.PublishOrder(client.Publisher(), "gated.orders", "evt-gated-warm-up", simulated.Order{OrderID: "warm-up"}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, time.Minute, "the warm-up outcome", func() bool { return watcher.Count() == 1 })
+	testkit.WaitUntil(t, time.Minute, "the warm-up outcome", func() bool { return watcher.Count() == 1 })
 	for i := 1; i <= n; i++ {
 		o := simulated.Order{OrderID: fmt.Sprintf("%03d", i), Amount: float64(i)}
 		if err := simulated.PublishOrder(client.Publisher(), "gated.orders", "evt-gated-"+o.OrderID, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, time.Minute, "every saga at the gate", func() bool { return gate.reached() >= n })
+	testkit.WaitUntil(t, time.Minute, "every saga at the gate", func() bool { return gate.reached() >= n })
 	br.Stop()
 	stoppedAt := time.Now()
 	openGate()
-	waitUntil(t, 2*time.Minute, "an outcome publish of every saga to fail", func() bool { return failed.distinct() >= n })
+	testkit.WaitUntil(t, 2*time.Minute, "an outcome publish of every saga to fail", func() bool { return failed.distinct() >= n })
 	failed.mu.Lock()
 	t.Logf("every outcome publish failed at least once (%s after the broker stopped); last error: %v",
 		time.Since(stoppedAt).Round(time.Millisecond), failed.err)
@@ -221,7 +222,7 @@ func outcomeRetried(t *testing.T, dir string, br *restartableBroker) {
 	}
 	br.Start(t)
 
-	waitUntil(t, 3*time.Minute, fmt.Sprintf("%d outcomes after the broker returned", n), func() bool { return watcher.Count() >= n+1 })
+	testkit.WaitUntil(t, 3*time.Minute, fmt.Sprintf("%d outcomes after the broker returned", n), func() bool { return watcher.Count() >= n+1 })
 	time.Sleep(time.Second) // a duplicate would arrive now
 	t.Logf("outcomes delivered %s after the broker stopped", time.Since(stoppedAt).Round(time.Millisecond))
 	outcomes := watcher.Outcomes()

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sagabridge/sagabridge/bridge/migrate"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -119,16 +120,16 @@ func TestSIGHUPChangesCanaryShare(t *testing.T) {
 		}
 	}
 	publish(ids[0])
-	waitUntil(t, time.Minute, "the first order handed to the legacy flow", func() bool { return got(handedOff, ids[0]) })
+	testkit.WaitUntil(t, time.Minute, "the first order handed to the legacy flow", func() bool { return got(handedOff, ids[0]) })
 
 	setCanary(60, "10s")
 	if err := w.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	logHas := func(s string) bool { b, _ := os.ReadFile(logPath); return strings.Contains(string(b), s) }
-	waitUntil(t, 30*time.Second, "the reload applied", func() bool { return logHas(`"mode":"canary","percent":60`) })
+	testkit.WaitUntil(t, 30*time.Second, "the reload applied", func() bool { return logHas(`"mode":"canary","percent":60`) })
 	publish(ids[1])
-	waitUntil(t, time.Minute, "the second order driven by the saga", func() bool { return got(commanded, "order-"+ids[1]) })
+	testkit.WaitUntil(t, time.Minute, "the second order driven by the saga", func() bool { return got(commanded, "order-"+ids[1]) })
 	if got(handedOff, ids[1]) || got(commanded, "order-"+ids[0]) {
 		t.Errorf("an order went both ways: handed off %v, commanded %v", handedOff, commanded)
 	}
@@ -137,7 +138,7 @@ func TestSIGHUPChangesCanaryShare(t *testing.T) {
 	if err := w.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the restart-only change refused", func() bool { return logHas("only mode and percent change without a restart") })
+	testkit.WaitUntil(t, 30*time.Second, "the restart-only change refused", func() bool { return logHas("only mode and percent change without a restart") })
 	if w.cmd.ProcessState != nil {
 		t.Fatal("the worker exited on SIGHUP")
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -422,19 +423,6 @@ func startWorkerTB(t testing.TB, cfgPath, logPath string) *worker {
 	return w
 }
 
-// waitCond polls cond every 100 ms for up to d and returns how long it
-// took, or -1 when it did not hold by then.
-func waitCond(d time.Duration, cond func() bool) time.Duration {
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			return -1
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func fmtDur(d time.Duration) string {
 	if d < 0 {
 		return "not within the wait"
@@ -442,10 +430,10 @@ func fmtDur(d time.Duration) string {
 	return d.Round(10 * time.Millisecond).String()
 }
 
-// since polls cond every 100 ms until it holds, for up to d, and returns
+// since polls cond until it holds, for up to d, and returns
 // the time from at until it held (-1 when it did not).
 func since(at time.Time, d time.Duration, cond func() bool) time.Duration {
-	if waitCond(d, cond) < 0 {
+	if testkit.Within(d, cond) < 0 {
 		return -1
 	}
 	return time.Since(at)
@@ -820,7 +808,7 @@ func benchReplicas(b *testing.B, pg *daprtest.Postgres, replicas, n int) {
 		c.add()
 	}
 	for _, p := range c.live() {
-		if waitCond(2*time.Minute, func() bool { return ready(p.admin) }) < 0 {
+		if testkit.Within(2*time.Minute, func() bool { return ready(p.admin) }) < 0 {
 			b.Fatalf("%s not ready", p.name)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -170,8 +171,8 @@ func secretsNeverLogged(t *testing.T, dir string, br secretBroker, password stri
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 90*time.Second, "every outcome", func() bool { return watcher.Count() >= n })
-	waitUntil(t, 30*time.Second, "the dead letters logged", func() bool {
+	testkit.WaitUntil(t, 90*time.Second, "every outcome", func() bool { return watcher.Count() >= n })
+	testkit.WaitUntil(t, 30*time.Second, "the dead letters logged", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Count(string(b), "event dead-lettered") >= 2
 	})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/legacy"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -52,7 +53,7 @@ func TestWorkerSIGKILLShadowMidFlight(t *testing.T) {
 	killAfter(t, w, shadow, 10, n)
 
 	startWorker(t, cfgPath, logPath)
-	waitUntil(t, 3*time.Minute, "every shadow outcome after restart", func() bool { return shadow.Count() >= n })
+	testkit.WaitUntil(t, 3*time.Minute, "every shadow outcome after restart", func() bool { return shadow.Count() >= n })
 	time.Sleep(time.Second) // a duplicate would arrive now
 
 	outcomes := shadow.Outcomes()

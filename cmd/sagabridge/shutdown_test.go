@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
@@ -76,7 +77,7 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 60*time.Second, "the first outcomes", func() bool { return watcher.Count() >= 10 })
+	testkit.WaitUntil(t, 60*time.Second, "the first outcomes", func() bool { return watcher.Count() >= 10 })
 
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 	}
 
 	startWorker(t, cfgPath, logPath)
-	waitUntil(t, 2*time.Minute, "every outcome after restart", func() bool { return watcher.Count() >= n })
+	testkit.WaitUntil(t, 2*time.Minute, "every outcome after restart", func() bool { return watcher.Count() >= n })
 	time.Sleep(time.Second) // a duplicate would arrive now
 
 	outcomes := watcher.Outcomes()

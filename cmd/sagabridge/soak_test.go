@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 )
 
@@ -59,7 +60,7 @@ func TestSoakRandomFailuresAndKills(t *testing.T) {
 	rig.publish(t, orders)
 	t.Logf("published %d orders in %s", n, time.Since(start).Round(time.Millisecond))
 	for _, at := range kills {
-		waitUntil(t, 5*time.Minute, strconv.Itoa(at)+" outcomes", func() bool { return rig.watcher.Count() >= at })
+		testkit.WaitUntil(t, 5*time.Minute, strconv.Itoa(at)+" outcomes", func() bool { return rig.watcher.Count() >= at })
 		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 		w.kill()
 		t.Logf("SIGKILL at %d outcomes, %s in", rig.watcher.Count(), time.Since(start).Round(time.Millisecond))

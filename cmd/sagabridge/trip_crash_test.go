@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/sagas/trip"
 	tripsim "github.com/sagabridge/sagabridge/sagas/trip/simulated"
@@ -84,7 +85,7 @@ func tripSIGKILL(t *testing.T, dir string, br crashBroker) {
 	killAfter(t, w, watcher, 5, n)
 	started := time.Now()
 	startWorker(t, cfgPath, logPath)
-	waitUntil(t, 3*time.Minute, "every trip's outcome after the restart", func() bool { return watcher.Count() >= n })
+	testkit.WaitUntil(t, 3*time.Minute, "every trip's outcome after the restart", func() bool { return watcher.Count() >= n })
 	t.Logf("%s: all %d trips had their outcome %s after the restart", br.name, n, time.Since(started).Round(time.Millisecond))
 	time.Sleep(time.Second) // a duplicate would arrive now
 

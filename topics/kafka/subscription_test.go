@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -143,17 +144,6 @@ func receive(t *testing.T, ch <-chan *message.Message) *message.Message {
 	return nil
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestSubscriptionNackRedeliversSameMessageWithoutSkipping(t *testing.T) {
 	rs := startSub(t, newFakeReader(0, 3), time.Second, nil)
 
@@ -173,10 +163,10 @@ func TestSubscriptionNackRedeliversSameMessageWithoutSkipping(t *testing.T) {
 	if n := rs.reader.fetched(); n != 2 {
 		t.Fatalf("fetched %d records while offset 1 was nacked, want 2", n)
 	}
-	waitFor(t, "commit of offset 0", func() bool { return rs.reader.lastCommitted() == 0 })
+	testkit.WaitUntil(t, 5*time.Second, "commit of offset 0", func() bool { return rs.reader.lastCommitted() == 0 })
 	again.Ack()
 	receive(t, rs.sub.out).Ack()
-	waitFor(t, "commit of offset 2", func() bool { return rs.reader.lastCommitted() == 2 })
+	testkit.WaitUntil(t, 5*time.Second, "commit of offset 2", func() bool { return rs.reader.lastCommitted() == 2 })
 }
 
 func TestSubscriptionCloseWithUnackedInFlightCommitsOnlyAcked(t *testing.T) {
@@ -238,10 +228,10 @@ func TestSubscriptionCommitFailureIsLoggedAndRetriedNotSkipped(t *testing.T) {
 	logs := &captureLogger{}
 	rs := startSub(t, r, time.Second, logs)
 	receive(t, rs.sub.out).Ack() // its commit fails
-	waitFor(t, "the failed commit to be logged", func() bool { return logs.has("Committing offsets failed") })
+	testkit.WaitUntil(t, 5*time.Second, "the failed commit to be logged", func() bool { return logs.has("Committing offsets failed") })
 	receive(t, rs.sub.out).Ack()
 	receive(t, rs.sub.out).Ack()
-	waitFor(t, "commit of offset 2", func() bool { return r.lastCommitted() == 2 })
+	testkit.WaitUntil(t, 5*time.Second, "commit of offset 2", func() bool { return r.lastCommitted() == 2 })
 	assertNoDoubleCommit(t, r)
 }
 
@@ -250,7 +240,7 @@ func TestSubscriptionFailedCommitIsRetriedWithoutNewAcks(t *testing.T) {
 	r.failCommits = 1
 	rs := startSub(t, r, time.Second, nil)
 	receive(t, rs.sub.out).Ack()
-	waitFor(t, "retry of the failed commit", func() bool { return r.lastCommitted() == 0 })
+	testkit.WaitUntil(t, 5*time.Second, "retry of the failed commit", func() bool { return r.lastCommitted() == 0 })
 }
 
 // assertNoDoubleCommit checks that commits only ever move forward.
@@ -349,7 +339,7 @@ func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
 		t.Fatalf("got %s, want uuid-2 after its key's uuid-0 was acked", m.UUID)
 	}
 	got[m.UUID] = m
-	waitFor(t, "commit of offset 1", func() bool { return r.lastCommitted() == 1 })
+	testkit.WaitUntil(t, 5*time.Second, "commit of offset 1", func() bool { return r.lastCommitted() == 1 })
 	got["uuid-4"].Ack()
 	got["uuid-3"].Ack()
 	got["uuid-5"].Ack()
@@ -358,7 +348,7 @@ func TestSubscriptionConcurrencyOverlapsKeysKeepsEachKeyInOrder(t *testing.T) {
 		t.Fatalf("committed %d with offset 2 unacked", c)
 	}
 	got["uuid-2"].Ack()
-	waitFor(t, "commit of offset 5", func() bool { return r.lastCommitted() == 5 })
+	testkit.WaitUntil(t, 5*time.Second, "commit of offset 5", func() bool { return r.lastCommitted() == 5 })
 }
 
 func keysOf(m map[string]*message.Message) []string {
