@@ -16,6 +16,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/topics"
@@ -97,7 +98,7 @@ routes:
 // TestRouteActions drives every action and every semantic of the routing
 // language through a real NATS server into the embedded engine.
 func TestRouteActions(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range brokerKits(t) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { routeActions(t, kit) })
 	}
@@ -112,7 +113,7 @@ func routeActions(t *testing.T, kit brokerKit) {
 	cfg.Engine.Embedded.DBPath = filepath.Join(t.TempDir(), "wf.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := bridge.New(ctx, cfg, bridge.Options{Workflows: map[string]workflow.Workflow{"Waiter": Waiter}})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Workflows: map[string]workflow.Workflow{"Waiter": Waiter}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go"
-
-	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
 // Hooks for the admin server and the operations commands: what they need
@@ -52,43 +46,29 @@ func (b *Bridge) ReadyChecks() []Check {
 	}
 }
 
+// healthReporter is a broker that can tell whether it is reachable.
+type healthReporter interface {
+	Healthy(ctx context.Context) error
+}
+
 func (b *Bridge) checkBroker(ctx context.Context) error {
 	switch br := b.broker.(type) {
 	case nil:
 		return errors.New("broker not connected")
-	case interface{ ConnectError() error }:
-		return br.ConnectError()
-	case interface{ Conn() *nats.Conn }:
-		if st := br.Conn().Status(); st != nats.CONNECTED {
-			return fmt.Errorf("nats connection is %s", st)
-		}
-		return nil
-	case interface{ Ping(context.Context) error }:
-		return br.Ping(ctx)
+	case healthReporter:
+		return br.Healthy(ctx)
 	default:
 		// A broker that cannot tell is taken to be up.
 		return nil
 	}
 }
 
-// BrokerURL is where clients reach the broker: the in-process server's
-// address when the bridge runs an embedded one, else the configured URL
-// ("" for a broker passed in Options that the config does not describe).
+// BrokerURL is where clients reach the broker the bridge connected (the
+// in-process server's address when it runs an embedded one); "" when the
+// broker does not say or was passed in Options.
 func (b *Bridge) BrokerURL() string {
-	if b.natsServer != nil {
-		return b.natsServer.ClientURL()
-	}
-	if b.ownsBroker && b.cfg.Broker.Kind == "nats" {
-		return b.cfg.Broker.NATS.URL
+	if u, ok := b.broker.(interface{ URL() string }); ok && b.ownsBroker {
+		return u.URL()
 	}
 	return ""
 }
-
-// KafkaConnection is how tools reach a Kafka broker config's cluster
-// (TLS, SASL; a password named by passwordEnv read from the environment).
-func KafkaConnection(c config.Kafka) kafka.Connection { return kafkaConnection(c) }
-
-// NATSOptions are the connection options (credentials, TLS, name) of a
-// NATS broker config, for tools that connect on their own. Secrets are
-// read from their files.
-func NATSOptions(c config.NATS) ([]nats.Option, error) { return natsOptions(c) }

@@ -3,7 +3,9 @@
 // engine (engine), dead-letters what it cannot handle (dlq), and runs the
 // sagas whose outcomes go back to the broker.
 //
-// All wiring is in New; tests swap the broker through Options.
+// All wiring is in New. The broker comes in through Options: a Connect
+// (cmd/sagabridge/brokers connects the configured NATS or Kafka) or a
+// connected Broker; the bridge imports no broker package.
 package bridge
 
 import (
@@ -16,10 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/dapr/durabletask-go/workflow"
-	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
@@ -32,21 +34,43 @@ import (
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/migration"
 	"github.com/sagabridge/sagabridge/topics"
-	"github.com/sagabridge/sagabridge/topics/kafka"
-	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
-// Broker is a connected publisher and subscriber.
+// Broker is a connected publisher and subscriber. What else the worker
+// asks of a broker (health, a feed outside the consumer group, dead
+// letters, lag, outcome reads) is in small interfaces beside their users;
+// a broker that lacks one is answered for with ErrNotMeasured or not at
+// all.
 type Broker interface {
 	Publisher() message.Publisher
 	Subscriber() message.Subscriber
 	Close() error
 }
 
+// BrokerParams is what a Connect is given.
+type BrokerParams struct {
+	Config config.Broker
+	// Key orders the routed topics' messages by workflow instance: the
+	// subscriber hands out messages with the same key one at a time, in
+	// order. It decodes and routes each message on the way, and the
+	// handler gets that work back in topics.Delivery.Keyed.
+	Key topics.Keyer
+	// Log is for what the connection has to say; Watermill is for the
+	// adapters.
+	Log       *zap.Logger
+	Watermill watermill.LoggerAdapter
+}
+
+// Connect connects the broker the config describes. The composition root
+// supplies it (cmd/sagabridge/brokers): the bridge imports no broker.
+type Connect func(ctx context.Context, p BrokerParams) (Broker, error)
+
 // Options are the parts tests and `dev` swap or add.
 type Options struct {
 	Logger *zap.Logger
-	// Broker, when set, is used instead of the configured one; the bridge
+	// Connect connects the configured broker, which the bridge closes.
+	Connect Connect
+	// Broker, when set, is used instead of connecting one; the bridge
 	// does not close it.
 	Broker Broker
 	// Workflows replaces the Go workflows of Workflows(), by name (tests
@@ -65,11 +89,6 @@ type Options struct {
 	// passed here rather than installed globally so that tests and
 	// embedders choose their own.
 	TracerProvider trace.TracerProvider
-	// NATSServer is a nats-server running in this process that the
-	// configured NATS URL points at (dev, the benchmark): the bridge
-	// connects to it in-process, as it does to the server it starts for
-	// broker kind embedded.
-	NATSServer *natsjs.Server
 }
 
 // Bridge is a configured worker.
@@ -78,16 +97,14 @@ type Bridge struct {
 	log        *zap.Logger
 	broker     Broker
 	ownsBroker bool
-	natsServer *natsjs.Server
 	engine     *engine.Engine
 	router     *route.Router
 	handler    *handler
 	stats      *Stats
 	migration  *migrate.Planner
 	// consuming: Run has subscribed to every routed topic.
-	consuming  atomic.Bool
-	running    *runningSagas
-	kafkaState kafkaState
+	consuming atomic.Bool
+	running   *runningSagas
 	// sagaTopics are every topic the sagas publish progress and outcomes
 	// to: the config's and those saga files name.
 	sagaTopics []string
@@ -132,9 +149,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		}
 	}()
 
-	if opts.Broker != nil {
-		b.broker = opts.Broker
-	} else if err := b.connectBroker(opts.NATSServer); err != nil {
+	if err := b.connectBroker(ctx, opts); err != nil {
 		return nil, err
 	}
 
@@ -258,175 +273,22 @@ func readSecret(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// secret reads a secret from its file or, failing that, from the
-// environment variable named; "" when neither is configured. Errors name
-// the file or variable, never the value.
-func secret(file, env string) (string, error) {
-	if file != "" {
-		return readSecret(file)
-	}
-	if env == "" {
-		return "", nil
-	}
-	v := strings.TrimSpace(os.Getenv(env))
-	if v == "" {
-		return "", fmt.Errorf("environment variable %s is empty or unset", env)
-	}
-	return v, nil
-}
-
-// connectBroker connects the configured broker. inProcess, when set, is
-// the nats-server in this process that the configured URL points at.
-func (b *Bridge) connectBroker(inProcess *natsjs.Server) error {
-	bc := b.cfg.Broker
-	wmLog := newWMLogger(b.log.Named("watermill"))
-	if bc.Kind == "kafka" {
-		// kafkaConnection reads the variable; an empty one is an error
-		// that names it here, not a vague "password required" later.
-		if _, err := secret("", bc.Kafka.SASL.PasswordEnv); err != nil {
-			return fmt.Errorf("broker: kafka: sasl password: %w", err)
-		}
-		if bc.Kafka.TLS.InsecureSkipVerify {
-			b.log.Warn("kafka: TLS without certificate verification (broker.kafka.tls.insecureSkipVerify): anyone between the worker and the brokers can read and change the events and the SASL exchange")
-		}
-		sc := kafkaSubscriberConfig(bc)
-		sc.Key = b.orderKey
-		ps, err := kafka.NewPubSub(kafkaConfigs(bc), sc, wmLog)
-		if err != nil {
-			return fmt.Errorf("broker: %w", err)
-		}
-		b.broker, b.ownsBroker = ps, true
+// connectBroker uses the broker passed in, or connects the configured one.
+func (b *Bridge) connectBroker(ctx context.Context, opts Options) error {
+	if opts.Broker != nil {
+		b.broker = opts.Broker
 		return nil
 	}
-	url := bc.NATS.URL
-	var opts []nats.Option
-	switch bc.Kind {
-	case "embedded":
-		srv, err := natsjs.StartServer(natsjs.ServerConfig{StoreDir: bc.Embedded.DataDir, Port: bc.Embedded.Port})
-		if err != nil {
-			return err
-		}
-		b.natsServer = srv
-		url = srv.ClientURL()
-		opts = append(opts, srv.InProcess())
-		b.log.Info("embedded nats-server started", zap.String("url", url), zap.String("dir", bc.Embedded.DataDir))
-	case "nats":
-		var err error
-		if opts, err = natsOptions(bc.NATS); err != nil {
-			return err
-		}
-		if inProcess != nil {
-			opts = append(opts, inProcess.InProcess())
-		}
-	default:
-		return fmt.Errorf("broker: kind %q is not supported", bc.Kind)
+	if opts.Connect == nil {
+		return errors.New("broker: neither Options.Broker nor Options.Connect is set")
 	}
-	ps, err := natsjs.New(natsjs.Config{
-		URL:           url,
-		ConsumerGroup: bc.ConsumerGroup,
-		Concurrency:   bc.Concurrency,
-		MaxBacklog:    bc.MaxBacklog,
-		AckWait:       bc.AckWait,
-		Key:           b.orderKey,
-		Options:       opts,
-		Logger:        wmLog,
-	})
+	br, err := opts.Connect(ctx, BrokerParams{Config: b.cfg.Broker, Key: b.orderKey,
+		Log: b.log.Named("broker"), Watermill: newWMLogger(b.log.Named("watermill"))})
 	if err != nil {
 		return err
 	}
-	b.broker, b.ownsBroker = ps, true
+	b.broker, b.ownsBroker = br, true
 	return nil
-}
-
-// kafkaConnection builds the connection settings; a SASL password named by
-// passwordEnv is read from the environment (a file is read by the kafka
-// package).
-func kafkaConnection(k config.Kafka) kafka.Connection {
-	var password string
-	if k.SASL.PasswordEnv != "" {
-		password = strings.TrimSpace(os.Getenv(k.SASL.PasswordEnv))
-	}
-	return kafka.Connection{
-		Brokers:  k.Brokers,
-		ClientID: k.ClientID,
-		TLS: kafka.TLSConfig{
-			Enable: k.TLS.Enable, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile,
-			KeyFile: k.TLS.KeyFile, InsecureSkipVerify: k.TLS.InsecureSkipVerify,
-		},
-		SASL: kafka.SASLConfig{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, PasswordFile: k.SASL.PasswordFile, Password: kafka.Secret(password)},
-	}
-}
-
-func kafkaTopics(k config.Kafka) kafka.TopicCreation {
-	return kafka.TopicCreation{AutoCreateTopics: k.AutoCreateTopics, TopicPartitions: k.TopicPartitions}
-}
-
-func kafkaConfigs(bc config.Broker) kafka.PublisherConfig {
-	return kafka.PublisherConfig{Connection: kafkaConnection(bc.Kafka), TopicCreation: kafkaTopics(bc.Kafka)}
-}
-
-func kafkaSubscriberConfig(bc config.Broker) kafka.SubscriberConfig {
-	return kafka.SubscriberConfig{
-		Connection:    kafkaConnection(bc.Kafka),
-		TopicCreation: kafkaTopics(bc.Kafka),
-		ConsumerGroup: bc.ConsumerGroup,
-		GroupPerTopic: true,
-		// Up to this many at once, one at a time per ordering key (the
-		// bridge's connectBroker orders by workflow instance, as on NATS).
-		Concurrency: bc.Concurrency,
-		MaxBacklog:  bc.MaxBacklog,
-		// A nacked event (parked, engine down) is resent after 100 ms
-		// doubling to 10 s, as JetStream redelivers it on NATS.
-		NackResendSleep: 100 * time.Millisecond,
-		NackResendMax:   10 * time.Second,
-		// Heartbeats at a tenth of the session timeout notice a rebalance
-		// promptly; the timeout bounds redelivery after a crash.
-		SessionTimeout:    bc.Kafka.SessionTimeout,
-		HeartbeatInterval: max(bc.Kafka.SessionTimeout/10, 100*time.Millisecond),
-		// A fetch returns as soon as one record is there; this only bounds
-		// how long shutdown and rebalances wait on an idle topic.
-		MaxWait: 200 * time.Millisecond,
-	}
-}
-
-// natsOptions turns credential files into connection options; secrets are
-// read from files and never logged.
-func natsOptions(c config.NATS) ([]nats.Option, error) {
-	var opts []nats.Option
-	if c.ConnectionTag != "" {
-		opts = append(opts, nats.Name(c.ConnectionTag))
-	}
-	if c.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(c.CredsFile))
-	}
-	if c.NKeySeedFile != "" {
-		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
-		if err != nil {
-			return nil, fmt.Errorf("nats: nkey seed: %w", err)
-		}
-		opts = append(opts, o)
-	}
-	if c.User != "" {
-		pw, err := secret(c.PasswordFile, c.PasswordEnv)
-		if err != nil {
-			return nil, fmt.Errorf("nats: password: %w", err)
-		}
-		opts = append(opts, nats.UserInfo(c.User, pw))
-	}
-	if c.TokenFile != "" || c.TokenEnv != "" {
-		tok, err := secret(c.TokenFile, c.TokenEnv)
-		if err != nil {
-			return nil, fmt.Errorf("nats: token: %w", err)
-		}
-		opts = append(opts, nats.Token(tok))
-	}
-	if c.TLSCAFile != "" {
-		opts = append(opts, nats.RootCAs(c.TLSCAFile))
-	}
-	if c.TLSCertFile != "" || c.TLSKeyFile != "" {
-		opts = append(opts, nats.ClientCert(c.TLSCertFile, c.TLSKeyFile))
-	}
-	return opts, nil
 }
 
 // orderKey orders a topic's messages by workflow instance: the broker
@@ -476,12 +338,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for _, topic := range b.router.Topics() {
 		r.AddConsumerHandler("route_"+topic, topic, b.broker.Subscriber(), b.handler.Handle)
 	}
-	if _, ok := b.broker.(interface{ Conn() *nats.Conn }); ok || b.cfg.Broker.Kind == "kafka" {
+	if f, ok := b.broker.(follower); ok {
 		sinks := progressSinks{b.running}
 		if b.progressLog != nil {
 			sinks = append(sinks, b.progressLog, rememberSink{b})
 		}
-		stop := b.runProgress(ctx, sinks)
+		stop := b.runProgress(ctx, f, sinks)
 		defer stop()
 	}
 	b.log.Info("bridge consuming", zap.Strings("topics", b.router.Topics()))
@@ -516,16 +378,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 // Close stops the engine (its worker first), then the broker.
 func (b *Bridge) Close(ctx context.Context) error {
-	b.kafkaState.close()
 	var errs []error
 	if b.engine != nil {
 		errs = append(errs, b.engine.Close(ctx))
 	}
 	if b.ownsBroker && b.broker != nil {
 		errs = append(errs, b.broker.Close())
-	}
-	if b.natsServer != nil {
-		b.natsServer.Shutdown()
 	}
 	return errors.Join(errs...)
 }

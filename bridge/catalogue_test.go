@@ -84,7 +84,7 @@ func counter(t *testing.T, g prometheus.Gatherer, name string, labels map[string
 // worker still runs, and the good order published after it completes.
 // docs/semantics.md "Bad input" lists the same rows.
 func TestBadInputCatalogue(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range brokerKits(t) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { badInputCatalogue(t, kit) })
 	}

@@ -31,7 +31,7 @@ const heavyRoute = `
 // kind route-eval and a reason that says so, promptly, and the topic goes
 // on with the next order.
 func TestExpensiveRouteIsDeadLettered(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range brokerKits(t) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { expensiveRouteIsDeadLettered(t, kit) })
 	}

@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
 	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
-	"github.com/sagabridge/sagabridge/topics/kafka"
 )
 
 // What the admin API and the console read through a running bridge: saga
@@ -71,25 +68,23 @@ func (b *Bridge) DeadLetters() DeadLetterStore { return deadLetters{b} }
 
 type deadLetters struct{ b *Bridge }
 
+// deadLetterOpener is a broker that opens its dead-letter topic; close
+// releases what the store holds.
+type deadLetterOpener interface {
+	OpenDeadLetters(topic string) (st DeadLetterStore, close func() error, err error)
+}
+
 // with runs f on a store of the dead-letter topic.
 func (d deadLetters) with(f func(DeadLetterStore) error) error {
-	cfg := d.b.cfg
-	if cfg.Broker.Kind == "kafka" {
-		st, err := dlqstore.OpenKafka(kafkaConnection(cfg.Broker.Kafka), cfg.DLQ.Topic)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = st.Close() }()
-		return f(st)
-	}
-	c, ok := d.b.broker.(interface{ Conn() *nats.Conn })
+	o, ok := d.b.broker.(deadLetterOpener)
 	if !ok {
 		return fmt.Errorf("dead letters: %w", ErrNotMeasured)
 	}
-	st, err := dlqstore.Open(c.Conn(), cfg.DLQ.Topic)
+	st, closeStore, err := o.OpenDeadLetters(d.b.cfg.DLQ.Topic)
 	if err != nil {
 		return err
 	}
+	defer func() { _ = closeStore() }()
 	return f(st)
 }
 
@@ -134,36 +129,26 @@ func (b *Bridge) ReplayChecker() (func(dlqstore.Item) error, error) {
 	}, nil
 }
 
+// outcomeReader is a broker that reads the outcomes published on a topic
+// since a time.
+type outcomeReader interface {
+	ReadOutcomes(ctx context.Context, topic string, since time.Time) ([]topics.Outcome, error)
+}
+
 // MigrationReport summarises the migrating sagas whose instances finished
 // in [since, until), read from the shadow and active outcome topics.
 func (b *Bridge) MigrationReport(ctx context.Context, since, until time.Time, examples int) (migrate.Report, error) {
+	r, ok := b.broker.(outcomeReader)
+	if !ok {
+		return migrate.Report{}, fmt.Errorf("migration report: %w", ErrNotMeasured)
+	}
 	var all []topics.Outcome
-	topicsToRead := []string{b.cfg.Migration.ShadowOutcomesTopic, b.cfg.Outcomes.Topic}
-	if b.cfg.Broker.Kind == "kafka" {
-		r, err := kafka.NewReader(kafkaConnection(b.cfg.Broker.Kafka))
+	for _, t := range []string{b.cfg.Migration.ShadowOutcomesTopic, b.cfg.Outcomes.Topic} {
+		got, err := r.ReadOutcomes(ctx, t, since)
 		if err != nil {
 			return migrate.Report{}, err
 		}
-		defer r.Close()
-		for _, t := range topicsToRead {
-			got, err := migrate.ReadKafkaOutcomes(ctx, r, t, since)
-			if err != nil {
-				return migrate.Report{}, err
-			}
-			all = append(all, got...)
-		}
-	} else {
-		js, err := b.jetStream()
-		if err != nil {
-			return migrate.Report{}, fmt.Errorf("migration report: %w", err)
-		}
-		for _, t := range topicsToRead {
-			got, err := migrate.ReadOutcomes(ctx, js, t, since)
-			if err != nil {
-				return migrate.Report{}, err
-			}
-			all = append(all, got...)
-		}
+		all = append(all, got...)
 	}
 	return migrate.Summarize(all, since, until, examples), nil
 }

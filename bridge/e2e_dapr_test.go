@@ -15,6 +15,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -201,7 +202,7 @@ func startReplica(t *testing.T, kit brokerKit, sidecar *daprtest.Sidecar) *repli
 	kit = onDapr(kit, sidecar)
 	cfg := devConfig(t, kit, t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("replica")})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("replica")})
 	if err != nil {
 		cancel()
 		t.Fatalf("replica bridge: %v", err)

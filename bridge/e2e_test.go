@@ -16,13 +16,13 @@ import (
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// brokers lists the brokers every end-to-end test body runs on.
-func brokers(t *testing.T) []func(*testing.T) brokerKit {
+// brokerKits lists the brokers every end-to-end test body runs on.
+func brokerKits(t *testing.T) []func(*testing.T) brokerKit {
 	return []func(*testing.T) brokerKit{natsKit, kafkaKit}
 }
 
 func TestOrderSagaEndToEnd(t *testing.T) {
-	for _, newKit := range withEngines(t, brokers(t)) {
+	for _, newKit := range withEngines(t, brokerKits(t)) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { orderSagaEndToEnd(t, kit) })
 	}
@@ -153,7 +153,7 @@ func checkOutcome(t *testing.T, out topics.Outcome, status string, compensated [
 // TestEarlyReplyIsParked sends every reply of a saga before the order that
 // starts it: the bridge parks the replies until the instance exists.
 func TestEarlyReplyIsParked(t *testing.T) {
-	for _, newKit := range withEngines(t, brokers(t)) {
+	for _, newKit := range withEngines(t, brokerKits(t)) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) {
 			cfg := devConfig(t, kit, t.TempDir())
@@ -202,7 +202,7 @@ func publishReply(t *testing.T, s *stack, topic, typ string, data simulated.Repl
 // TestBadEventIsDeadLettered: an undecodable event goes to the dead-letter
 // topic with its reason and original payload, and the next good event flows.
 func TestBadEventIsDeadLettered(t *testing.T) {
-	for _, newKit := range withEngines(t, brokers(t)) {
+	for _, newKit := range withEngines(t, brokerKits(t)) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) {
 			cfg := devConfig(t, kit, t.TempDir())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics/kafka"
@@ -156,7 +157,7 @@ func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptio
 	if log == nil {
 		log = zaptest.NewLogger(t).Named("bridge")
 	}
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: opts.metrics,
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: log, Metrics: opts.metrics,
 		TracerProvider: opts.tracer})
 	if err != nil {
 		cancel()

@@ -77,7 +77,7 @@ func (h *handledLog) snapshot() (probeAt time.Time, noiseAtProbe, noise, parked 
 // what is asserted is the order (the probe is handled before half the
 // storm) and a sanity bound far below the 5-minute park window.
 func TestOneInstanceDoesNotHoldUpOthers(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range brokerKits(t) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { oneInstanceDoesNotHoldUpOthers(t, kit) })
 	}

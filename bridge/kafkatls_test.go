@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sagabridge/sagabridge/bridge"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 )
 
 // TestKafkaInsecureSkipVerifyWarns: turning off the brokers' certificate
@@ -20,7 +21,7 @@ func TestKafkaInsecureSkipVerifyWarns(t *testing.T) {
 	cfg.Broker.Kafka.TLS.Enable = true
 	cfg.Broker.Kafka.TLS.InsecureSkipVerify = true
 	core, logs := observer.New(zapcore.InfoLevel)
-	b, err := bridge.New(context.Background(), cfg, bridge.Options{Logger: zap.New(core)})
+	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -45,7 +46,7 @@ func quiescentBridge(t *testing.T, kit brokerKit, cfg *config.Config, warmUp fun
 		warmUp(s)
 	}
 	s.stop(t)
-	b, err := bridge.New(context.Background(), cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("reader")})
+	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("reader")})
 	if err != nil {
 		t.Fatal(err)
 	}

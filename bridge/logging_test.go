@@ -18,6 +18,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 )
 
 func TestRepeatLimiter(t *testing.T) {
@@ -78,7 +79,7 @@ func TestUnreachableKafkaLogsEachKindOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zap.New(core)})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 )
 
 // TestRunWithoutRoutesStops: a bridge whose config routes nothing (a
@@ -26,7 +27,7 @@ routes: []
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bridge.New(context.Background(), cfg, bridge.Options{Logger: zaptest.NewLogger(t)})
+	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

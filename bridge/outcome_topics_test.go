@@ -24,7 +24,7 @@ import (
 // saga. Nothing goes to the built-in default topics, and the engine's
 // custom status (what `workflow get` reads) tracks both sagas.
 func TestOutcomeTopicsFromConfig(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range brokerKits(t) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { outcomeTopicsFromConfig(t, kit) })
 	}

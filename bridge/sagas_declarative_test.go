@@ -14,6 +14,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -29,7 +30,7 @@ import (
 // progress on the progress topic, and reads the final status the engine
 // keeps.
 func TestDeclarativeOrderSagaEndToEnd(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range brokerKits(t) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { declarativeOrderSaga(t, kit) })
 	}
@@ -157,7 +158,7 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 func startDeclarativeStack(t *testing.T, kit brokerKit, cfg *config.Config, workflows map[string]workflow.Workflow) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Workflows: workflows})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("bridge"), Workflows: workflows})
 	if err != nil {
 		cancel()
 		t.Fatalf("bridge: %v", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/sagas/trip"
@@ -29,7 +30,7 @@ import (
 // results extracted by the saga's CEL, and a later step's message carries
 // an earlier step's result. Outcomes go to the config's outcome topic.
 func TestTripSagaEndToEnd(t *testing.T) {
-	for _, newKit := range brokers(t) {
+	for _, newKit := range brokerKits(t) {
 		kit := newKit(t)
 		t.Run(kit.name, func(t *testing.T) { tripSagaEndToEnd(t, kit) })
 	}
@@ -54,7 +55,7 @@ func tripSagaEndToEnd(t *testing.T, kit brokerKit) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge")})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("bridge")})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

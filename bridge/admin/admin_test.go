@@ -25,6 +25,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -62,7 +63,7 @@ func startStack(t *testing.T, storeDir string, participants bool) *stack {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	m := admin.NewMetrics(admin.MetricsOptions{Version: "test"})
-	b, err := bridge.New(ctx, cfg, bridge.Options{Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: m})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: m})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -43,7 +44,7 @@ func connectNATS(cmd *cobra.Command, o *opsFlags, b *brokerFlags, cfg *config.Co
 	switch cfg.Broker.Kind {
 	case "nats":
 		var err error
-		if opts, err = bridge.NATSOptions(cfg.Broker.NATS); err != nil {
+		if opts, err = brokers.NATSOptions(cfg.Broker.NATS); err != nil {
 			return nil, usageErr(err)
 		}
 		if url == "" {
@@ -207,7 +208,7 @@ func (d *dlqCmd) open(cmd *cobra.Command) (dlqStore, func(), error) {
 		topic = cfg.DLQ.Topic
 	}
 	if onKafka(cfg, &d.bf) {
-		st, err := dlqstore.OpenKafka(bridge.KafkaConnection(cfg.Broker.Kafka), topic)
+		st, err := dlqstore.OpenKafka(brokers.KafkaConnection(cfg.Broker.Kafka), topic)
 		if err != nil {
 			return nil, nil, exitError{exitFailure, err}
 		}

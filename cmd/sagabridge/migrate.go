@@ -8,9 +8,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 )
@@ -113,7 +113,7 @@ type outcomeReader func(ctx context.Context, topic string, since time.Time) ([]t
 // connection.
 func openOutcomeReader(cmd *cobra.Command, o *opsFlags, bf *brokerFlags, cfg *config.Config) (outcomeReader, func(), error) {
 	if onKafka(cfg, bf) {
-		r, err := kafka.NewReader(bridge.KafkaConnection(cfg.Broker.Kafka))
+		r, err := kafka.NewReader(brokers.KafkaConnection(cfg.Broker.Kafka))
 		if err != nil {
 			return nil, nil, exitError{exitFailure, err}
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 )
@@ -111,7 +111,7 @@ func runPublish(cmd *cobra.Command, o *opsFlags, bf *brokerFlags, p *publishFlag
 func openPublisher(cmd *cobra.Command, o *opsFlags, bf *brokerFlags, cfg *config.Config) (message.Publisher, func(), error) {
 	if onKafka(cfg, bf) {
 		kp, err := kafka.NewPublisher(kafka.PublisherConfig{
-			Connection:    bridge.KafkaConnection(cfg.Broker.Kafka),
+			Connection:    brokers.KafkaConnection(cfg.Broker.Kafka),
 			TopicCreation: kafka.TopicCreation{AutoCreateTopics: cfg.Broker.Kafka.AutoCreateTopics},
 		}, watermill.NopLogger{})
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 )
 
 func newRunCmd() *cobra.Command {
@@ -39,7 +40,7 @@ func newRunCmd() *cobra.Command {
 			}
 			defer stopTracing()
 			metrics := admin.NewMetrics(admin.MetricsOptions{Version: version})
-			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics, TracerProvider: tp})
+			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics, TracerProvider: tp, Connect: brokers.Connect})
 			if errors.Is(err, bridge.ErrConfig) {
 				// What validate reports, with its exit code.
 				return exitError{exitUsage, err}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -285,7 +286,7 @@ func startEnvAt(ctx context.Context, opts Options, broker, dir string) (*env, er
 		Logger:     opts.Logger,
 		Workflows:  map[string]workflow.Workflow{Workflow: BenchSaga},
 		Activities: map[string]workflow.Activity{BenchStepActivity: BenchStep},
-		NATSServer: natsServer,
+		Connect:    brokers.Connector{NATSServer: natsServer}.Connect,
 	})
 	if err != nil {
 		e.close()

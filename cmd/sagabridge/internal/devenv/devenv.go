@@ -25,6 +25,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/migrate"
+	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/legacy"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -204,7 +205,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 // startBridge starts the worker on cfg, and opts.Serve beside it; stop
 // stops what Serve started, then closes the worker.
 func startBridge(ctx context.Context, cfg *config.Config, opts Options, eb embeddedBroker) (b *bridge.Bridge, stop func(), err error) {
-	b, err = bridge.New(ctx, cfg, bridge.Options{Logger: opts.Logger, TracerProvider: opts.TracerProvider, NATSServer: eb.nats,
+	b, err = bridge.New(ctx, cfg, bridge.Options{Logger: opts.Logger, TracerProvider: opts.TracerProvider, Connect: brokers.Connector{NATSServer: eb.nats}.Connect,
 		Metrics: opts.Metrics})
 	if err != nil {
 		return nil, nil, err
@@ -453,7 +454,7 @@ func RunConfig(ctx context.Context, opts Options) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: opts.Logger, TracerProvider: opts.TracerProvider,
-		NATSServer: eb.nats, Metrics: opts.Metrics})
+		Connect: brokers.Connector{NATSServer: eb.nats}.Connect, Metrics: opts.Metrics})
 	if err != nil {
 		return err
 	}
