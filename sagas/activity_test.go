@@ -137,12 +137,12 @@ func ActivitySaga(ctx *workflow.WorkflowContext) (any, error) { return sagas.Run
 func TestActivitySteps(t *testing.T) {
 	sh := newShop()
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ActivitySaga": ActivitySaga}, activities: sh.activities()})
-	k.startSaga("ActivitySaga", "act-retry", shopPlan{FailReserve: 2})
-	k.startSaga("ActivitySaga", "act-exhausted", shopPlan{FailReserve: 5})
-	k.startSaga("ActivitySaga", "act-declined", shopPlan{Decline: true})
+	k.Start("ActivitySaga", "act-retry", shopPlan{FailReserve: 2})
+	k.Start("ActivitySaga", "act-exhausted", shopPlan{FailReserve: 5})
+	k.Start("ActivitySaga", "act-declined", shopPlan{Decline: true})
 
 	t.Run("retried with backoff until it succeeds", func(t *testing.T) {
-		out := k.outcome("act-retry")
+		out := k.Outcome("act-retry")
 		if out.Status != topics.StatusCompleted {
 			t.Fatalf("status %s (%s)", out.Status, out.Error)
 		}
@@ -167,7 +167,7 @@ func TestActivitySteps(t *testing.T) {
 		}
 	})
 	t.Run("an activity out of attempts fails and is not compensated", func(t *testing.T) {
-		out := k.outcome("act-exhausted")
+		out := k.Outcome("act-exhausted")
 		if out.Status != topics.StatusCompensated || len(out.Compensated) != 0 {
 			t.Fatalf("outcome %+v", out)
 		}
@@ -179,7 +179,7 @@ func TestActivitySteps(t *testing.T) {
 		}
 	})
 	t.Run("a permanent error is not retried; the compensation activity gets the result", func(t *testing.T) {
-		out := k.outcome("act-declined")
+		out := k.Outcome("act-declined")
 		if out.Status != topics.StatusCompensated || out.Error != "step charge failed: card declined" {
 			t.Fatalf("outcome %+v", out)
 		}

@@ -22,26 +22,26 @@ func ParentSaga(ctx *workflow.WorkflowContext) (any, error) {
 
 func TestChildSaga(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ParentSaga": ParentSaga, "ShippingSaga": ShippingSaga}})
-	k.startSaga("ParentSaga", "p-ok", plan{})
-	k.startSaga("ParentSaga", "p-child-compensated", plan{Fail: []string{"send"}})
-	k.startSaga("ParentSaga", "p-child-failed", plan{Fail: []string{"send"}, RefuseUndo: []string{"pack"}})
-	k.startSaga("ParentSaga", "p-after-child", plan{Fail: []string{"z"}})
+	k.Start("ParentSaga", "p-ok", plan{})
+	k.Start("ParentSaga", "p-child-compensated", plan{Fail: []string{"send"}})
+	k.Start("ParentSaga", "p-child-failed", plan{Fail: []string{"send"}, RefuseUndo: []string{"pack"}})
+	k.Start("ParentSaga", "p-after-child", plan{Fail: []string{"z"}})
 
 	t.Run("completes with the child under a deterministic instance ID", func(t *testing.T) {
-		out := k.outcome("p-ok")
+		out := k.Outcome("p-ok")
 		if out.Status != topics.StatusCompleted {
 			t.Fatalf("status %s (%s)", out.Status, out.Error)
 		}
-		child := k.outcome("p-ok:ship:1")
+		child := k.Outcome("p-ok:ship:1")
 		if child.Saga != "Shipping" || child.Status != topics.StatusCompleted {
 			t.Fatalf("child outcome %+v", child)
 		}
-		if n := len(k.pub.outcomesOf("p-ok:ship:1")); n != 1 {
+		if n := len(k.Outcomes("p-ok:ship:1")); n != 1 {
 			t.Errorf("child published %d outcomes, want 1", n)
 		}
 	})
 	t.Run("a child that compensated fails the step without undoing it twice", func(t *testing.T) {
-		out := k.outcome("p-child-compensated")
+		out := k.Outcome("p-child-compensated")
 		if out.Status != topics.StatusCompensated {
 			t.Fatalf("status %s (%s)", out.Status, out.Error)
 		}
@@ -55,7 +55,7 @@ func TestChildSaga(t *testing.T) {
 		}
 	})
 	t.Run("what a failed child could not undo fails the parent", func(t *testing.T) {
-		out := k.outcome("p-child-failed")
+		out := k.Outcome("p-child-failed")
 		if out.Status != topics.StatusFailed {
 			t.Fatalf("status %s (%s)", out.Status, out.Error)
 		}
@@ -63,7 +63,7 @@ func TestChildSaga(t *testing.T) {
 		eq(t, "compensated", out.Compensated, []string{"a"})
 	})
 	t.Run("a completed child is compensated when a later step fails", func(t *testing.T) {
-		out := k.outcome("p-after-child")
+		out := k.Outcome("p-after-child")
 		eq(t, "compensated", out.Compensated, []string{"ship", "a"})
 		if k.parts.effect("p-after-child/ship/undo") != 1 {
 			t.Error("ship's compensation did not run once")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/sagatest"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -40,15 +41,15 @@ func TestRuntimeOnDaprd(t *testing.T) {
 	k := newKit(t, kitOptions{dapr: sidecar, activities: acts, workflows: wfs})
 	// The history budget of TestHistoryBudget, where it matters most:
 	// daprd refuses gRPC messages over 4 MiB.
-	k.startRaw("BigSaga", "d-big-retries", bigInput(t, 500_000, false))
-	k.startRaw("BigSaga", "d-big-undo", bigInput(t, 900_000, true))
-	k.startSaga("ThreeSteps", "d-c-fails", plan{Fail: []string{"c"}})
-	k.startSaga("ThreeSteps", "d-stuck", plan{Fail: []string{"c"}, RefuseUndo: []string{"a"}})
-	k.startSaga("ParallelSaga", "d-par", plan{After: map[string][]string{"p1": {"p2", "p3"}}, Fail: []string{"p2"}})
-	k.startSaga("ParentSaga", "d-parent", plan{})
-	k.startSaga("PatientApprovalSaga", "d-appr", plan{})
-	k.startSaga("LegacySaga", "d-legacy", plan{})
-	k.startSaga("ActivitySaga", "d-act", shopPlan{FailReserve: 2})
+	k.StartRaw("BigSaga", "d-big-retries", bigInput(t, 500_000, false))
+	k.StartRaw("BigSaga", "d-big-undo", bigInput(t, 900_000, true))
+	k.Start("ThreeSteps", "d-c-fails", plan{Fail: []string{"c"}})
+	k.Start("ThreeSteps", "d-stuck", plan{Fail: []string{"c"}, RefuseUndo: []string{"a"}})
+	k.Start("ParallelSaga", "d-par", plan{After: map[string][]string{"p1": {"p2", "p3"}}, Fail: []string{"p2"}})
+	k.Start("ParentSaga", "d-parent", plan{})
+	k.Start("PatientApprovalSaga", "d-appr", plan{})
+	k.Start("LegacySaga", "d-legacy", plan{})
+	k.Start("ActivitySaga", "d-act", shopPlan{FailReserve: 2})
 	st, err := defs.Start("Features", 1, []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +58,9 @@ func TestRuntimeOnDaprd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.startRaw("Features", "d-yaml", in)
-	k.raise("d-appr", "approval", approval{Approved: false, By: "dana"})
-	k.raise("d-yaml", "approval", map[string]any{"approved": true})
+	k.StartRaw("Features", "d-yaml", in)
+	k.Raise("d-appr", "approval", approval{Approved: false, By: "dana"})
+	k.Raise("d-yaml", "approval", map[string]any{"approved": true})
 
 	for _, c := range []struct {
 		id, status  string
@@ -79,18 +80,18 @@ func TestRuntimeOnDaprd(t *testing.T) {
 		{id: "d-big-undo", status: topics.StatusFailed, notUndone: []string{"hold"}},
 	} {
 		t.Run(c.id, func(t *testing.T) {
-			out := k.outcome(c.id)
+			out := k.Outcome(c.id)
 			if out.Status != c.status {
 				t.Errorf("status %s, want %s (%s)", out.Status, c.status, out.Error)
 			}
 			eq(t, "compensated", out.Compensated, c.compensated)
 			eq(t, "not undone", out.NotUndone, c.notUndone)
-			if n := len(k.pub.outcomesOf(c.id)); n != 1 {
+			if n := len(k.Outcomes(c.id)); n != 1 {
 				t.Errorf("%d distinct outcome events", n)
 			}
 		})
 	}
-	if got := stepNames(k.outcome("d-legacy")); len(got) != 3 || got[2] != "fallback:done" {
+	if got := stepNames(k.Outcome("d-legacy")); len(got) != 3 || got[2] != "fallback:done" {
 		t.Errorf("legacy steps %v", got)
 	}
 
@@ -101,11 +102,11 @@ func TestRuntimeOnDaprd(t *testing.T) {
 	// (activity_actor.go: "need to handle the case where the app crashes"),
 	// so the saga resumes only after an hour.
 	t.Run("the app dies between steps; daprd keeps the saga", func(t *testing.T) {
-		k.crashOn(crashStop, func(topic string, ev topics.CloudEvent) bool {
+		k.CrashOn(sagatest.CrashStop, func(topic string, ev topics.CloudEvent) bool {
 			return topic == cmdTopic && ev.Type == "b.undo"
 		})
-		k.startSaga("ThreeSteps", "d-crash", plan{Fail: []string{"c"}})
-		out := k.outcome("d-crash")
+		k.Start("ThreeSteps", "d-crash", plan{Fail: []string{"c"}})
+		out := k.Outcome("d-crash")
 		eq(t, "compensated", out.Compensated, []string{"b", "a"})
 		for _, key := range []string{"d-crash/a", "d-crash/b", "d-crash/b/undo", "d-crash/a/undo"} {
 			if n := k.parts.effect(key); n != 1 {

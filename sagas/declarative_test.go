@@ -23,7 +23,7 @@ var orderReplies = map[string]string{
 
 // answerOrders plays inventory, payment and shipping on the kit's broker.
 func answerOrders(k *kit) {
-	k.alsoOnPublish(func(topic string, ev topics.CloudEvent) {
+	k.OnPublish(func(topic string, ev topics.CloudEvent) {
 		switch topic {
 		case order.InventoryCommands, order.PaymentCommands, order.ShippingCommands:
 		default:
@@ -41,11 +41,7 @@ func answerOrders(k *kit) {
 		case ev.Type == "shipping.create" && o.FailShipping:
 			reply.Status, reply.Reason = topics.ReplyFailed, "address not deliverable"
 		}
-		k.parts.wg.Add(1)
-		go func() {
-			defer k.parts.wg.Done()
-			k.raise(c.InstanceID, orderReplies[ev.Type], reply)
-		}()
+		k.Go(func() { k.Raise(c.InstanceID, orderReplies[ev.Type], reply) })
 	})
 }
 
@@ -68,24 +64,24 @@ func TestDeclarativeOrderSagaMatchesGo(t *testing.T) {
 		"refused":  {OrderID: "refused", Amount: 5, FailShipping: true},
 	}
 	for name, o := range orders {
-		k.startSaga("GoOrderSaga", "go-"+name, o)
+		k.Start("GoOrderSaga", "go-"+name, o)
 		raw, _ := json.Marshal(o)
 		in, err := startInput(defs, "OrderSaga", 0, raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		k.startRaw("OrderSaga", "yaml-"+name, in)
+		k.StartRaw("OrderSaga", "yaml-"+name, in)
 	}
 	for name := range orders {
 		t.Run(name, func(t *testing.T) {
-			g, _ := json.Marshal(sameParts(k.outcome("go-" + name)))
-			y, _ := json.Marshal(sameParts(k.outcome("yaml-" + name)))
+			g, _ := json.Marshal(sameParts(k.Outcome("go-" + name)))
+			y, _ := json.Marshal(sameParts(k.Outcome("yaml-" + name)))
 			if string(g) != string(y) {
 				t.Errorf("outcomes differ:\n go:   %s\n yaml: %s", g, y)
 			}
 			eq(t, "commands", orderCommands(k, "yaml-"+name), orderCommands(k, "go-"+name))
 			if name == "refused" {
-				eq(t, "compensated", k.outcome("yaml-refused").Compensated, []string{"charge-payment", "reserve-inventory"})
+				eq(t, "compensated", k.Outcome("yaml-refused").Compensated, []string{"charge-payment", "reserve-inventory"})
 			}
 		})
 	}
@@ -102,7 +98,7 @@ func sameParts(o topics.Outcome) topics.Outcome {
 func orderCommands(k *kit, id string) []string {
 	var out []string
 	for _, topic := range []string{order.InventoryCommands, order.PaymentCommands, order.ShippingCommands} {
-		for _, ev := range distinct(k.pub.on(topic)) {
+		for _, ev := range distinct(k.Published(topic)) {
 			var c topics.Command
 			if json.Unmarshal(ev.Data, &c) != nil || c.InstanceID != id {
 				continue

@@ -199,16 +199,16 @@ func TestDeclarativeFeatures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k.startRaw("Features", id, in)
+		k.StartRaw("Features", id, in)
 	}
-	k.raise("feat-yes", "approval", map[string]any{"approved": true})
-	k.raise("feat-no", "approval", map[string]any{"approved": false})
-	k.raise("feat-skip", "approval", map[string]any{"approved": "skip"})
+	k.Raise("feat-yes", "approval", map[string]any{"approved": true})
+	k.Raise("feat-no", "approval", map[string]any{"approved": false})
+	k.Raise("feat-skip", "approval", map[string]any{"approved": "skip"})
 
 	t.Run("approved runs the child", func(t *testing.T) {
-		out := k.outcome("feat-yes")
+		out := k.Outcome("feat-yes")
 		eq(t, "steps", stepNames(out), []string{"reserve:done", "p1:done", "p2:done", "approval:done", "ship:done", "done:done"})
-		if child := k.outcome("feat-yes:ship:1"); child.Saga != "Child" || child.Status != topics.StatusCompleted {
+		if child := k.Outcome("feat-yes:ship:1"); child.Saga != "Child" || child.Status != topics.StatusCompleted {
 			t.Errorf("child %+v", child)
 		}
 		if n := len(sh.requests("reserve", "feat-yes")); n != 2 {
@@ -216,14 +216,14 @@ func TestDeclarativeFeatures(t *testing.T) {
 		}
 	})
 	t.Run("rejected undoes the group and the activity", func(t *testing.T) {
-		out := k.outcome("feat-no")
+		out := k.Outcome("feat-no")
 		if out.Status != topics.StatusCompensated || out.Error != "step approval: rejected" {
 			t.Fatalf("outcome %+v", out)
 		}
 		eq(t, "compensated", out.Compensated, []string{"p1", "reserve"})
 	})
 	t.Run("skip jumps over the child", func(t *testing.T) {
-		out := k.outcome("feat-skip")
+		out := k.Outcome("feat-skip")
 		eq(t, "steps", stepNames(out), []string{"reserve:done", "p1:done", "p2:done", "approval:done", "done:done"})
 	})
 }

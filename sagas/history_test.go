@@ -90,13 +90,13 @@ func TestHistoryBudget(t *testing.T) {
 	// busy machine take a long time to copy around.
 	// 125 KB through a step that never succeeds: the retries stop at the
 	// budget, the compensation runs, the outcome names the budget.
-	k.startRaw("BigSaga", "big-retries", bigInput(t, 125_000, false))
+	k.StartRaw("BigSaga", "big-retries", bigInput(t, 125_000, false))
 	// 225 KB: the first compensation attempt still fits, its retries do
 	// not: nothing more can be done, a person must look.
-	k.startRaw("BigSaga", "big-undo", bigInput(t, 225_000, true))
+	k.StartRaw("BigSaga", "big-undo", bigInput(t, 225_000, true))
 
 	t.Run("retries stop at the budget and the saga compensates", func(t *testing.T) {
-		out := k.outcome("big-retries")
+		out := k.Outcome("big-retries")
 		if out.Status != topics.StatusCompensated || !strings.Contains(out.Error, "saga history full") {
 			t.Fatalf("outcome %s: %s", out.Status, out.Error)
 		}
@@ -104,7 +104,7 @@ func TestHistoryBudget(t *testing.T) {
 		t.Logf("error: %s", out.Error)
 	})
 	t.Run("a compensation out of room ends the saga failed", func(t *testing.T) {
-		out := k.outcome("big-undo")
+		out := k.Outcome("big-undo")
 		if out.Status != topics.StatusFailed || len(out.NotUndone) != 1 || out.NotUndone[0] != "hold" {
 			t.Fatalf("outcome %s: %s, not undone %v", out.Status, out.Error, out.NotUndone)
 		}
@@ -137,12 +137,12 @@ func TestBigEventsStillHandedOver(t *testing.T) {
 		workflows:  map[string]workflow.Workflow{"WaitBig": func(ctx *workflow.WorkflowContext) (any, error) { return sagas.Run(ctx, saga) }},
 		activities: sh.activities(),
 	})
-	k.startSaga("WaitBig", "big-events", map[string]string{"order": "1"})
+	k.Start("WaitBig", "big-events", map[string]string{"order": "1"})
 	doc := map[string]string{"pad": strings.Repeat("d", 900_000)}
 	for range 5 {
-		k.raise("big-events", "doc", doc)
+		k.Raise("big-events", "doc", doc)
 	}
-	if out := k.outcome("big-events"); out.Status != topics.StatusCompleted {
+	if out := k.Outcome("big-events"); out.Status != topics.StatusCompleted {
 		t.Fatalf("outcome %s: %s", out.Status, out.Error)
 	}
 }

@@ -34,7 +34,7 @@ func TestReplyToAnEarlierAttemptCounts(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"LateReply": LateReply}})
 	var mu sync.Mutex
 	var sent []topics.CloudEvent
-	k.alsoOnPublish(func(topic string, ev topics.CloudEvent) {
+	k.OnPublish(func(topic string, ev topics.CloudEvent) {
 		if topic != lateTopic {
 			return
 		}
@@ -46,14 +46,14 @@ func TestReplyToAnEarlierAttemptCounts(t *testing.T) {
 		if n == 2 {
 			// The reply to attempt 1 arrives while attempt 2 waits;
 			// attempt 2 itself is never answered.
-			go k.raise(first.Subject, "book.reply", topics.Reply{
+			go k.Raise(first.Subject, "book.reply", topics.Reply{
 				InstanceID: first.Subject, Step: "book", CommandID: first.ID, Status: topics.ReplyOK,
 				Payload: json.RawMessage(`{"booking":"B-1"}`),
 			})
 		}
 	})
-	k.startSaga("LateReply", "late-1", map[string]string{"tripId": "t-1"})
-	out := k.outcome("late-1")
+	k.Start("LateReply", "late-1", map[string]string{"tripId": "t-1"})
+	out := k.Outcome("late-1")
 	if out.Status != topics.StatusCompleted {
 		t.Fatalf("outcome %s: %s", out.Status, out.Error)
 	}

@@ -80,7 +80,7 @@ func TestMessageShapesCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"Hotel": Hotel}})
-	k.alsoOnPublish(func(topic string, ev topics.CloudEvent) {
+	k.OnPublish(func(topic string, ev topics.CloudEvent) {
 		if topic != hotelTopic {
 			return
 		}
@@ -88,15 +88,15 @@ func TestMessageShapesCommands(t *testing.T) {
 		if ev.Type == "hotel.confirm" {
 			reply = `{"status":"ok"}`
 		}
-		go k.raise(ev.Subject, ev.Type[len("hotel."):]+".reply", json.RawMessage(reply))
+		go k.Raise(ev.Subject, ev.Type[len("hotel."):]+".reply", json.RawMessage(reply))
 	})
-	k.startSaga("Hotel", "trip-7", map[string]string{"TripID": "t-7"})
-	out := k.outcome("trip-7")
+	k.Start("Hotel", "trip-7", map[string]string{"TripID": "t-7"})
+	out := k.Outcome("trip-7")
 	if out.Status != topics.StatusCompleted {
 		t.Fatalf("outcome %s: %s", out.Status, out.Error)
 	}
 	var holds, confirms []topics.CloudEvent
-	for _, e := range k.pub.on(hotelTopic) {
+	for _, e := range k.Published(hotelTopic) {
 		switch e.Type {
 		case "hotel.hold":
 			holds = append(holds, e)
@@ -111,7 +111,7 @@ func TestMessageShapesCommands(t *testing.T) {
 	if got, want := string(h.Data), `{"op":"HOLD_ROOM","requestKey":"trip-7/hold","tripRef":"t-7"}`; got != want {
 		t.Errorf("hold body %s, want %s", got, want)
 	}
-	o, ok := k.pub.optionsOf(h.ID)
+	o, ok := k.MessageOptions(h.ID)
 	wantHeaders := map[string]string{
 		"X-Hotel-Client": "sagabridge", sagas.HeaderIdempotencyKey: "trip-7/hold",
 		sagas.HeaderCommandID: "trip-7/hold/1", sagas.HeaderAttempt: "1",
@@ -123,7 +123,7 @@ func TestMessageShapesCommands(t *testing.T) {
 	if got, want := string(c.Data), `{"attempt":1,"holdId":"H-7"}`; got != want {
 		t.Errorf("confirm data %s, want %s (the hold's result, extracted by ReplyResult)", got, want)
 	}
-	if o, _ := k.pub.optionsOf(c.ID); o.Plain || c.IdempotencyKey != "trip-7/confirm" {
+	if o, _ := k.MessageOptions(c.ID); o.Plain || c.IdempotencyKey != "trip-7/confirm" {
 		t.Errorf("confirm: plain %v, idempotency key %q", o.Plain, c.IdempotencyKey)
 	}
 }

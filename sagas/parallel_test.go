@@ -42,11 +42,11 @@ func TestParallelGroup(t *testing.T) {
 	// p1's participant answers only once p2's and p3's commands arrived:
 	// with members run one after the other the saga would hang.
 	gate := map[string][]string{"p1": {"p2", "p3"}}
-	k.startSaga("ParallelSaga", "par-ok", plan{After: gate})
-	k.startSaga("ParallelSaga", "par-p2-fails", plan{After: gate, Fail: []string{"p2"}})
+	k.Start("ParallelSaga", "par-ok", plan{After: gate})
+	k.Start("ParallelSaga", "par-p2-fails", plan{After: gate, Fail: []string{"p2"}})
 
 	t.Run("members run at once and all succeed", func(t *testing.T) {
-		out := k.outcome("par-ok")
+		out := k.Outcome("par-ok")
 		if out.Status != topics.StatusCompleted {
 			t.Fatalf("status %s (%s)", out.Status, out.Error)
 		}
@@ -60,7 +60,7 @@ func TestParallelGroup(t *testing.T) {
 		}
 	})
 	t.Run("a failing member undoes the members that succeeded, then the earlier steps", func(t *testing.T) {
-		out := k.outcome("par-p2-fails")
+		out := k.Outcome("par-p2-fails")
 		if out.Status != topics.StatusCompensated {
 			t.Fatalf("status %s (%s)", out.Status, out.Error)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/sagatest"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -29,7 +30,6 @@ type plan struct {
 // participants answer commands. They act once per command id (a repeated
 // id is answered again, not acted on again) and count what they did.
 type participants struct {
-	k  *kit
 	mu sync.Mutex
 	// seen counts deliveries per command id.
 	seen map[string]int
@@ -42,11 +42,10 @@ type participants struct {
 	gateTimeouts int
 	// hook sees every delivered command before it is answered.
 	hook func(c topics.Command, ev topics.CloudEvent)
-	wg   sync.WaitGroup
 }
 
-func newParticipants(k *kit) *participants {
-	return &participants{k: k, seen: map[string]int{}, effects: map[string]int{}, sent: map[string]bool{}}
+func newParticipants() *participants {
+	return &participants{seen: map[string]int{}, effects: map[string]int{}, sent: map[string]bool{}}
 }
 
 func (p *participants) setHook(h func(c topics.Command, ev topics.CloudEvent)) {
@@ -55,24 +54,24 @@ func (p *participants) setHook(h func(c topics.Command, ev topics.CloudEvent)) {
 	p.hook = h
 }
 
-func (p *participants) handle(topic string, ev topics.CloudEvent) {
-	if topic != cmdTopic {
-		return
+// handle answers a command of cmdTopic as its plan says; a command of type
+// T is answered with the event T+".reply".
+func (p *participants) handle(cmd sagatest.Command) sagatest.Reply {
+	if cmd.Topic != cmdTopic {
+		return sagatest.NoReply()
 	}
-	var c topics.Command
-	if err := json.Unmarshal(ev.Data, &c); err != nil {
-		return
-	}
+	c, ev := cmd.Command, cmd.Event
 	var pl plan
 	_ = json.Unmarshal(c.Payload, &pl) // steps with their own input carry no plan
-	reply := topics.Reply{InstanceID: c.InstanceID, Step: c.Step, CommandID: ev.ID, Status: topics.ReplyOK}
+	reply := sagatest.OK(nil)
+	acted := true
 	switch {
 	case !c.Compensate && slices.Contains(pl.Silent, c.Step):
-		reply.Status = ""
+		reply, acted = sagatest.NoReply(), false
 	case !c.Compensate && slices.Contains(pl.Fail, c.Step):
-		reply.Status, reply.Reason = topics.ReplyFailed, c.Step+" refused"
+		reply, acted = sagatest.Failed(c.Step+" refused"), false
 	case c.Compensate && slices.Contains(pl.RefuseUndo, c.Step):
-		reply.Status, reply.Reason = topics.ReplyFailed, "cannot undo "+c.Step
+		reply, acted = sagatest.Failed("cannot undo "+c.Step), false
 	}
 	key := c.InstanceID + "/" + c.Step
 	if c.Compensate {
@@ -83,7 +82,7 @@ func (p *participants) handle(topic string, ev topics.CloudEvent) {
 		p.sent[c.InstanceID+"/"+c.Step] = true
 	}
 	p.seen[ev.ID]++
-	if p.seen[ev.ID] == 1 && reply.Status == topics.ReplyOK {
+	if p.seen[ev.ID] == 1 && acted {
 		p.effects[key]++
 	}
 	hook := p.hook
@@ -91,23 +90,17 @@ func (p *participants) handle(topic string, ev topics.CloudEvent) {
 	if hook != nil {
 		hook(c, ev)
 	}
-	if reply.Status == "" {
-		return
-	}
 	var after []string
 	if !c.Compensate {
 		after = pl.After[c.Step]
 	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	return reply.As(ev.Type + ".reply").After(func() {
 		if !p.awaitSent(c.InstanceID, after) {
 			p.mu.Lock()
 			p.gateTimeouts++
 			p.mu.Unlock()
 		}
-		p.k.raise(c.InstanceID, ev.Type+".reply", reply)
-	}()
+	})
 }
 
 // awaitSent waits until the commands of steps have been seen.

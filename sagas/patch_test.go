@@ -44,38 +44,42 @@ func TestPatchedSagaUpgradedMidFlight(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "wf.db")
 	atApproval := func(k *kit, id string) func() bool {
 		return func() bool {
-			st, err := k.eng.Get(t.Context(), id)
+			e, err := k.Engine(t.Context())
+			if err != nil {
+				return false
+			}
+			st, err := e.Get(t.Context(), id)
 			return err == nil && contains(st.CustomStatus, `"step":"approval"`)
 		}
 	}
 
 	v1 := newKit(t, kitOptions{db: db, workflows: map[string]workflow.Workflow{"OrderFlow": orderFlow(false)}})
-	v1.startSaga("OrderFlow", "before-upgrade", plan{})
+	v1.Start("OrderFlow", "before-upgrade", plan{})
 	testkit.WaitUntil(t, 10*time.Second, "the first release's instance at the approval", atApproval(v1, "before-upgrade"))
-	v1.close()
+	v1.Close()
 
 	v2 := newKit(t, kitOptions{db: db, workflows: map[string]workflow.Workflow{"OrderFlow": orderFlow(true)}})
-	v2.startSaga("OrderFlow", "after-upgrade", plan{})
+	v2.Start("OrderFlow", "after-upgrade", plan{})
 	testkit.WaitUntil(t, 10*time.Second, "the second release's instance at the approval", atApproval(v2, "after-upgrade"))
-	v2.close()
+	v2.Close()
 
 	// Restarted again: the patched instance replays from its history.
 	v3 := newKit(t, kitOptions{db: db, workflows: map[string]workflow.Workflow{"OrderFlow": orderFlow(true)}})
-	v3.raise("before-upgrade", "approval", nil)
-	v3.raise("after-upgrade", "approval", nil)
+	v3.Raise("before-upgrade", "approval", nil)
+	v3.Raise("after-upgrade", "approval", nil)
 	for id, want := range map[string][]string{
 		"before-upgrade": {"hold:done", "approval:done", "ship:done"},
 		"after-upgrade":  {"fraud:done", "hold:done", "approval:done", "ship:done"},
 	} {
-		out := v3.outcome(id)
+		out := v3.Outcome(id)
 		if out.Status != topics.StatusCompleted || !slices.Equal(stepNames(out), want) {
 			t.Errorf("%s: %s, steps %v, want %v (%s)", id, out.Status, stepNames(out), want, out.Error)
 		}
 	}
 	// Each command went out once per instance: nothing was replayed down
 	// another branch.
-	eq(t, "commands before the upgrade", v1.pub.commandsOf("before-upgrade"), []string{"hold.do#1"})
-	eq(t, "commands after the upgrade", v3.pub.commandsOf("before-upgrade"), []string{"ship.do#1"})
-	eq(t, "patched instance, first worker", v2.pub.commandsOf("after-upgrade"), []string{"fraud.do#1", "hold.do#1"})
-	eq(t, "patched instance, restarted worker", v3.pub.commandsOf("after-upgrade"), []string{"ship.do#1"})
+	eq(t, "commands before the upgrade", v1.commandsOf("before-upgrade"), []string{"hold.do#1"})
+	eq(t, "commands after the upgrade", v3.commandsOf("before-upgrade"), []string{"ship.do#1"})
+	eq(t, "patched instance, first worker", v2.commandsOf("after-upgrade"), []string{"fraud.do#1", "hold.do#1"})
+	eq(t, "patched instance, restarted worker", v3.commandsOf("after-upgrade"), []string{"ship.do#1"})
 }

@@ -24,7 +24,7 @@ func QuietSaga(ctx *workflow.WorkflowContext) (any, error) {
 func progressOf(t *testing.T, k *kit, id string) []progress.Progress {
 	t.Helper()
 	var out []progress.Progress
-	for _, ev := range distinct(k.pub.on(progress.DefaultTopic)) {
+	for _, ev := range distinct(k.Published(progress.DefaultTopic)) {
 		if ev.Subject != id {
 			continue
 		}
@@ -42,12 +42,12 @@ func progressOf(t *testing.T, k *kit, id string) []progress.Progress {
 
 func TestProgressEvents(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ThreeSteps": ThreeSteps, "PatientApprovalSaga": PatientApprovalSaga, "QuietSaga": QuietSaga}})
-	k.startSaga("ThreeSteps", "prog-c-fails", plan{Fail: []string{"c"}})
-	k.startSaga("PatientApprovalSaga", "prog-wait", plan{})
-	k.startSaga("QuietSaga", "prog-quiet", plan{})
+	k.Start("ThreeSteps", "prog-c-fails", plan{Fail: []string{"c"}})
+	k.Start("PatientApprovalSaga", "prog-wait", plan{})
+	k.Start("QuietSaga", "prog-quiet", plan{})
 
 	t.Run("every wait is reported, riding with its command", func(t *testing.T) {
-		k.outcome("prog-c-fails")
+		k.Outcome("prog-c-fails")
 		var got []string
 		for _, p := range progressOf(t, k, "prog-c-fails") {
 			got = append(got, p.Status+" "+p.Step+" "+p.Kind+" "+p.WaitingFor[0])
@@ -62,13 +62,11 @@ func TestProgressEvents(t *testing.T) {
 		// Each progress event directly follows its command: one activity
 		// published both.
 		var order []string
-		k.pub.mu.Lock()
-		for _, e := range k.pub.events {
-			if e.ev.Subject == "prog-c-fails" {
-				order = append(order, e.topic)
+		for _, e := range k.Events() {
+			if e.Event.Subject == "prog-c-fails" {
+				order = append(order, e.Topic)
 			}
 		}
-		k.pub.mu.Unlock()
 		for i, topic := range order {
 			if topic == progress.DefaultTopic && (i == 0 || order[i-1] != cmdTopic) {
 				t.Errorf("progress event %d not right after a command: %v", i, order)
@@ -83,7 +81,7 @@ func TestProgressEvents(t *testing.T) {
 		}
 		var p progress.Progress
 		testkit.WaitUntil(t, 10*time.Second, "the approval step's progress", func() bool {
-			for _, ev := range k.pub.on(progress.DefaultTopic) {
+			for _, ev := range k.Published(progress.DefaultTopic) {
 				_, _ = board.Apply(ev)
 			}
 			var ok bool
@@ -95,7 +93,7 @@ func TestProgressEvents(t *testing.T) {
 			t.Errorf("progress %+v", p)
 		}
 		// The engine has the same position, as the custom status.
-		e, err := k.engine(t.Context())
+		e, err := k.Engine(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,11 +106,11 @@ func TestProgressEvents(t *testing.T) {
 			t.Errorf("ProgressOf a running saga, from the engine: %+v (%q)", fromEngine, running.CustomStatus)
 		}
 		t.Logf("workflow get would show: %s", p)
-		k.raise("prog-wait", "approval", approval{Approved: true, By: "carol"})
-		k.outcome("prog-wait")
+		k.Raise("prog-wait", "approval", approval{Approved: true, By: "carol"})
+		k.Outcome("prog-wait")
 
 		// The outcome event is the last word, whatever order events arrive in.
-		evs := append(distinct(k.pub.on(progress.DefaultTopic)), distinct(k.pub.on(topics.Outcomes))...)
+		evs := append(distinct(k.Published(progress.DefaultTopic)), distinct(k.Published(topics.Outcomes))...)
 		rand.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 		board, _ = progress.NewBoard(10)
 		for _, ev := range evs {
@@ -123,7 +121,7 @@ func TestProgressEvents(t *testing.T) {
 			t.Errorf("final progress %+v", final)
 		}
 		// The same from the engine's record of the finished workflow.
-		st := k.wait("prog-wait", time.Second)
+		st := k.Wait("prog-wait", time.Second)
 		fromOutput, err := progress.FromOutput(st.Output)
 		if err != nil || fromOutput.Status != topics.StatusCompleted || len(fromOutput.Done) != 3 {
 			t.Errorf("progress from output %+v, %v", fromOutput, err)
@@ -142,12 +140,12 @@ func TestProgressEvents(t *testing.T) {
 	})
 
 	t.Run("NoProgress publishes none", func(t *testing.T) {
-		k.outcome("prog-quiet")
+		k.Outcome("prog-quiet")
 		if ps := progressOf(t, k, "prog-quiet"); len(ps) != 0 {
 			t.Errorf("%d progress events", len(ps))
 		}
 		// The engine still keeps where it is, at no broker cost.
-		st := k.wait("prog-quiet", time.Second)
+		st := k.Wait("prog-quiet", time.Second)
 		if got, known := progress.Of("prog-quiet", st.RuntimeStatus, "", st.CustomStatus); !known || got.Status != topics.StatusCompleted {
 			t.Errorf("custom status of a quiet saga: %+v (%q)", got, st.CustomStatus)
 		}
@@ -158,20 +156,18 @@ func TestProgressEvents(t *testing.T) {
 // still complete, and the publisher hears of every dropped event.
 func TestProgressNeverHoldsASagaUp(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"PatientApprovalSaga": PatientApprovalSaga}})
-	k.pub.fail = func(topic string, _ topics.CloudEvent) error {
+	k.FailPublish(func(topic string, _ topics.CloudEvent) error {
 		if topic == progress.DefaultTopic {
 			return errors.New("no such topic")
 		}
 		return nil
-	}
-	k.startSaga("PatientApprovalSaga", "no-progress-topic", plan{})
-	k.raise("no-progress-topic", "approval", approval{Approved: true})
-	if out := k.outcome("no-progress-topic"); out.Status != topics.StatusCompleted {
+	})
+	k.Start("PatientApprovalSaga", "no-progress-topic", plan{})
+	k.Raise("no-progress-topic", "approval", approval{Approved: true})
+	if out := k.Outcome("no-progress-topic"); out.Status != topics.StatusCompleted {
 		t.Fatalf("outcome %+v", out)
 	}
 	testkit.WaitUntil(t, 5*time.Second, "three dropped progress events", func() bool {
-		k.pub.mu.Lock()
-		defer k.pub.mu.Unlock()
-		return k.pub.progressFailures == 3 // hold, approval (fire-and-forget), ship
+		return k.ProgressFailures() == 3 // hold, approval (fire-and-forget), ship
 	})
 }

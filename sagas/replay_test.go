@@ -6,6 +6,7 @@ import (
 
 	"github.com/dapr/durabletask-go/workflow"
 
+	"github.com/sagabridge/sagabridge/sagas/sagatest"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -19,45 +20,45 @@ import (
 func TestReplayAfterWorkerDeath(t *testing.T) {
 	cases := []struct {
 		name   string
-		mode   crashMode
+		mode   sagatest.CrashMode
 		crash  string // command type, or "outcome"
 		plan   plan
 		status string
 		undone []string
 	}{
-		{name: "mid-publish of b", mode: crashNow, crash: "b.do", status: topics.StatusCompleted},
-		{name: "mid-publish of c, c fails", mode: crashNow, crash: "c.do", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
-		{name: "mid-publish undoing a", mode: crashNow, crash: "a.undo", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
-		{name: "mid-publish of the outcome", mode: crashNow, crash: "outcome", status: topics.StatusCompleted},
-		{name: "at a", mode: crashStop, crash: "a.do", status: topics.StatusCompleted},
-		{name: "between a and b", mode: crashStop, crash: "b.do", status: topics.StatusCompleted},
-		{name: "between b and c", mode: crashStop, crash: "c.do", status: topics.StatusCompleted},
-		{name: "at the outcome", mode: crashStop, crash: "outcome", status: topics.StatusCompleted},
-		{name: "c fails, at c", mode: crashStop, crash: "c.do", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
-		{name: "c fails, undoing b", mode: crashStop, crash: "b.undo", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
-		{name: "c fails, undoing a", mode: crashStop, crash: "a.undo", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
-		{name: "b fails, at the outcome", mode: crashStop, crash: "outcome", plan: plan{Fail: []string{"b"}}, status: topics.StatusCompensated, undone: []string{"a"}},
-		{name: "lost ack between a and b", mode: crashLostAck, crash: "b.do", status: topics.StatusCompleted},
-		{name: "lost ack undoing a", mode: crashLostAck, crash: "a.undo", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
-		{name: "lost ack at the outcome", mode: crashLostAck, crash: "outcome", status: topics.StatusCompleted},
+		{name: "mid-publish of b", mode: sagatest.CrashNow, crash: "b.do", status: topics.StatusCompleted},
+		{name: "mid-publish of c, c fails", mode: sagatest.CrashNow, crash: "c.do", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
+		{name: "mid-publish undoing a", mode: sagatest.CrashNow, crash: "a.undo", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
+		{name: "mid-publish of the outcome", mode: sagatest.CrashNow, crash: "outcome", status: topics.StatusCompleted},
+		{name: "at a", mode: sagatest.CrashStop, crash: "a.do", status: topics.StatusCompleted},
+		{name: "between a and b", mode: sagatest.CrashStop, crash: "b.do", status: topics.StatusCompleted},
+		{name: "between b and c", mode: sagatest.CrashStop, crash: "c.do", status: topics.StatusCompleted},
+		{name: "at the outcome", mode: sagatest.CrashStop, crash: "outcome", status: topics.StatusCompleted},
+		{name: "c fails, at c", mode: sagatest.CrashStop, crash: "c.do", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
+		{name: "c fails, undoing b", mode: sagatest.CrashStop, crash: "b.undo", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
+		{name: "c fails, undoing a", mode: sagatest.CrashStop, crash: "a.undo", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
+		{name: "b fails, at the outcome", mode: sagatest.CrashStop, crash: "outcome", plan: plan{Fail: []string{"b"}}, status: topics.StatusCompensated, undone: []string{"a"}},
+		{name: "lost ack between a and b", mode: sagatest.CrashLostAck, crash: "b.do", status: topics.StatusCompleted},
+		{name: "lost ack undoing a", mode: sagatest.CrashLostAck, crash: "a.undo", plan: plan{Fail: []string{"c"}}, status: topics.StatusCompensated, undone: []string{"b", "a"}},
+		{name: "lost ack at the outcome", mode: sagatest.CrashLostAck, crash: "outcome", status: topics.StatusCompleted},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ThreeSteps": ThreeSteps}})
 			const id = "crash-1"
-			k.crashOn(tc.mode, func(topic string, ev topics.CloudEvent) bool {
+			k.CrashOn(tc.mode, func(topic string, ev topics.CloudEvent) bool {
 				if tc.crash == "outcome" {
 					return topic == topics.Outcomes
 				}
 				return topic == cmdTopic && ev.Type == tc.crash
 			})
-			k.startSaga("ThreeSteps", id, tc.plan)
-			out := k.outcome(id)
+			k.Start("ThreeSteps", id, tc.plan)
+			out := k.Outcome(id)
 			if out.Status != tc.status {
 				t.Fatalf("status %s, want %s (%s)", out.Status, tc.status, out.Error)
 			}
 			eq(t, "compensated", out.Compensated, tc.undone)
-			if outs := k.pub.outcomesOf(id); len(outs) != 1 {
+			if outs := k.Outcomes(id); len(outs) != 1 {
 				t.Errorf("%d distinct outcome events, want 1", len(outs))
 			}
 			for _, step := range []string{"a", "b", "c"} {
@@ -79,9 +80,9 @@ func TestReplayAfterWorkerDeath(t *testing.T) {
 					t.Errorf("step %s compensated %d times, want %d", step, got, want)
 				}
 			}
-			if tc.mode == crashLostAck {
+			if tc.mode == sagatest.CrashLostAck {
 				// The event the worker died on was sent twice, under one id.
-				sent := len(k.pub.on(topics.Outcomes))
+				sent := len(k.Published(topics.Outcomes))
 				if tc.crash != "outcome" {
 					sent = k.parts.deliveries()[crashedID(id, tc.crash)]
 				}
@@ -89,7 +90,7 @@ func TestReplayAfterWorkerDeath(t *testing.T) {
 					t.Errorf("the event the worker died on was sent %d times, want 2 (same id)", sent)
 				}
 			}
-			t.Logf("commands %v; deliveries per id %v", k.pub.commandsOf(id), k.parts.deliveries())
+			t.Logf("commands %v; deliveries per id %v", k.commandsOf(id), k.parts.deliveries())
 		})
 	}
 }

@@ -72,26 +72,26 @@ func TestFailureAtEveryStep(t *testing.T) {
 		if tc.fail != "" {
 			p.Fail = []string{tc.fail}
 		}
-		k.startSaga("ThreeSteps", "fail-"+tc.name, p)
+		k.Start("ThreeSteps", "fail-"+tc.name, p)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "fail-" + tc.name
-			out := k.outcome(id)
+			out := k.Outcome(id)
 			if out.Status != tc.status {
 				t.Errorf("status %s, want %s (error %q)", out.Status, tc.status, out.Error)
 			}
 			eq(t, "compensated", out.Compensated, tc.compensated)
-			eq(t, "commands", k.pub.commandsOf(id), tc.commands)
+			eq(t, "commands", k.commandsOf(id), tc.commands)
 			eq(t, "steps", out.Steps, tc.steps)
 			if tc.fail != "" && out.Error != "step "+tc.fail+" failed: "+tc.fail+" refused" {
 				t.Errorf("error %q", out.Error)
 			}
-			outs := k.pub.outcomesOf(id)
+			outs := k.Outcomes(id)
 			if len(outs) != 1 || outs[0].Status != tc.status {
 				t.Errorf("published outcomes %+v, want one %s", outs, tc.status)
 			}
-			if ev := distinct(k.pub.on(topics.Outcomes)); !hasID(ev, topics.OutcomeID(id, tc.status)) {
+			if ev := distinct(k.Published(topics.Outcomes)); !hasID(ev, topics.OutcomeID(id, tc.status)) {
 				t.Errorf("no outcome event with id %s", topics.OutcomeID(id, tc.status))
 			}
 		})
@@ -112,12 +112,12 @@ func hasID(evs []topics.CloudEvent, id string) bool {
 // and is compensated too, since no reply does not mean nothing happened.
 func TestNoReplyIsRetriedThenCompensated(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"QuickTimeouts": QuickTimeouts}})
-	k.startSaga("QuickTimeouts", "silent-b", plan{Silent: []string{"b"}})
-	out := k.outcome("silent-b")
+	k.Start("QuickTimeouts", "silent-b", plan{Silent: []string{"b"}})
+	out := k.Outcome("silent-b")
 	if out.Status != topics.StatusCompensated {
 		t.Fatalf("status %s (%s)", out.Status, out.Error)
 	}
-	eq(t, "commands", k.pub.commandsOf("silent-b"), []string{"a.do#1", "b.do#1", "b.do#2", "b.undo#1", "a.undo#1"})
+	eq(t, "commands", k.commandsOf("silent-b"), []string{"a.do#1", "b.do#1", "b.do#2", "b.undo#1", "a.undo#1"})
 	eq(t, "compensated", out.Compensated, []string{"b", "a"})
 	if want := "step b timed-out: no reply after 2 attempts of 300ms"; out.Error != want {
 		t.Errorf("error %q, want %q", out.Error, want)
@@ -129,20 +129,20 @@ func TestNoReplyIsRetriedThenCompensated(t *testing.T) {
 // other compensations still run.
 func TestCompensationFailureEndsFailed(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ThreeSteps": ThreeSteps}})
-	k.startSaga("ThreeSteps", "stuck", plan{Fail: []string{"c"}, RefuseUndo: []string{"a"}})
-	out := k.outcome("stuck")
+	k.Start("ThreeSteps", "stuck", plan{Fail: []string{"c"}, RefuseUndo: []string{"a"}})
+	out := k.Outcome("stuck")
 	if out.Status != topics.StatusFailed {
 		t.Fatalf("status %s, want failed", out.Status)
 	}
 	eq(t, "not undone", out.NotUndone, []string{"a"})
 	eq(t, "compensated", out.Compensated, []string{"b"})
-	eq(t, "commands", k.pub.commandsOf("stuck"),
+	eq(t, "commands", k.commandsOf("stuck"),
 		[]string{"a.do#1", "b.do#1", "c.do#1", "b.undo#1", "a.undo#1", "a.undo#2", "a.undo#3"})
 	if s := out.Steps[0]; s.Status != topics.StepCompensationFailed ||
 		s.Error != "undo-a not confirmed after 3 attempts: cannot undo a" {
 		t.Errorf("step a %+v", s)
 	}
-	evs := distinct(k.pub.on(topics.Outcomes))
+	evs := distinct(k.Published(topics.Outcomes))
 	if len(evs) != 1 || evs[0].Type != topics.OutcomeFailed || evs[0].ID != "stuck/failed" {
 		t.Errorf("outcome events %+v", evs)
 	}

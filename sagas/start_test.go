@@ -125,20 +125,20 @@ func TestStartOfEarlierReleaseReplays(t *testing.T) {
 	raw := legacyTraced(tp, "", legacyMigration(a, legacyPinned(1, digest, []byte(`{}`))))
 
 	k := newKit(t, kitOptions{db: db, workflows: defs.Workflows()})
-	k.startRaw("Pinned", "earlier-1", raw)
+	k.StartRaw("Pinned", "earlier-1", raw)
 	testkit.WaitUntil(t, 10*time.Second, "the instance at the gate", func() bool {
-		for _, ev := range k.pub.on(progress.DefaultTopic) {
+		for _, ev := range k.Published(progress.DefaultTopic) {
 			if p, err := progress.Decode(ev); err == nil && p.InstanceID == "earlier-1" && p.Step == "gate" {
 				return true
 			}
 		}
 		return false
 	})
-	k.close()
+	k.Close()
 
 	k2 := newKit(t, kitOptions{db: db, workflows: loadDefs(t, pinnedV1).Workflows()})
-	k2.raise("earlier-1", "go", nil)
-	out := k2.outcome("earlier-1")
+	k2.Raise("earlier-1", "go", nil)
+	out := k2.Outcome("earlier-1")
 	if out.Status != topics.StatusCompleted || len(out.Steps) != 3 || out.TraceParent != tp {
 		t.Fatalf("outcome after the upgrade %+v", out)
 	}

@@ -28,34 +28,33 @@ func TestTracedInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.startRaw("ParentSaga", "p-traced", wrapped)
-	k.startRaw("ParentSaga", "p-traced-legacy", legacyTraced(tp, "vendor=1", in))
-	k.startSaga("ParentSaga", "p-plain", plan{})
+	k.StartRaw("ParentSaga", "p-traced", wrapped)
+	k.StartRaw("ParentSaga", "p-traced-legacy", legacyTraced(tp, "vendor=1", in))
+	k.Start("ParentSaga", "p-plain", plan{})
 
 	for _, id := range []string{"p-traced", "p-traced-legacy"} {
-		out := k.outcome(id)
+		out := k.Outcome(id)
 		if out.Status != "completed" || out.TraceParent != tp {
 			t.Fatalf("%s: outcome %+v", id, out)
 		}
-		if child := k.outcome(id + ":ship:1"); child.TraceParent != tp {
+		if child := k.Outcome(id + ":ship:1"); child.TraceParent != tp {
 			t.Errorf("%s: child outcome traceparent %q", id, child.TraceParent)
 		}
 	}
-	if plain := k.outcome("p-plain"); plain.Status != "completed" || plain.TraceParent != "" {
+	if plain := k.Outcome("p-plain"); plain.Status != "completed" || plain.TraceParent != "" {
 		t.Errorf("untraced outcome %+v", plain)
 	}
-	k.pub.mu.Lock()
-	defer k.pub.mu.Unlock()
 	var traced int
-	for _, e := range k.pub.events {
+	for _, p := range k.Events() {
+		ev := p.Event
 		switch {
-		case strings.HasPrefix(e.ev.Subject, "p-traced"):
+		case strings.HasPrefix(ev.Subject, "p-traced"):
 			traced++
-			if e.ev.TraceParent != tp {
-				t.Errorf("%s %s on %s: traceparent %q", e.ev.Type, e.ev.ID, e.topic, e.ev.TraceParent)
+			if ev.TraceParent != tp {
+				t.Errorf("%s %s on %s: traceparent %q", ev.Type, ev.ID, p.Topic, ev.TraceParent)
 			}
-		case e.ev.TraceParent != "":
-			t.Errorf("untraced %s %s carries %q", e.ev.Type, e.ev.ID, e.ev.TraceParent)
+		case ev.TraceParent != "":
+			t.Errorf("untraced %s %s carries %q", ev.Type, ev.ID, ev.TraceParent)
 		}
 	}
 	if traced == 0 {
@@ -91,10 +90,10 @@ func TestTracedDeclarativeInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.startRaw("OrderSaga", "yaml-traced", tracedIn)
-	k.startRaw("OrderSaga", "yaml-plain", plainIn)
-	k.startRaw("OrderSaga", "yaml-traced-legacy", legacyTraced(tp, "", legacyPinned(st.Version, st.Digest, raw)))
-	traced, plain, legacy := k.outcome("yaml-traced"), k.outcome("yaml-plain"), k.outcome("yaml-traced-legacy")
+	k.StartRaw("OrderSaga", "yaml-traced", tracedIn)
+	k.StartRaw("OrderSaga", "yaml-plain", plainIn)
+	k.StartRaw("OrderSaga", "yaml-traced-legacy", legacyTraced(tp, "", legacyPinned(st.Version, st.Digest, raw)))
+	traced, plain, legacy := k.Outcome("yaml-traced"), k.Outcome("yaml-plain"), k.Outcome("yaml-traced-legacy")
 	if traced.Status != topics.StatusCompleted || traced.TraceParent != tp || plain.TraceParent != "" {
 		t.Fatalf("outcomes %+v / %+v", traced, plain)
 	}

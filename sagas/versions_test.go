@@ -85,20 +85,20 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k.startRaw("Pinned", id, in)
+		k.StartRaw("Pinned", id, in)
 	}
 	start(k, v1, "old-1", 0) // latest = 1
 	start(k, v1, "old-2", 1)
 	testkit.WaitUntil(t, 10*time.Second, "both v1 instances at the gate", func() bool {
 		at := 0
-		for _, ev := range k.pub.on(progress.DefaultTopic) {
+		for _, ev := range k.Published(progress.DefaultTopic) {
 			if p, err := progress.Decode(ev); err == nil && p.Step == "gate" {
 				at++
 			}
 		}
 		return at == 2
 	})
-	k.close()
+	k.Close()
 
 	// Deploy v2 next to v1.
 	both := loadDefs(t, pinnedV1, pinnedV2)
@@ -106,16 +106,16 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 		t.Fatalf("latest %d", v)
 	}
 	k2 := newKit(t, kitOptions{db: db, workflows: both.Workflows()})
-	k2.raise("old-1", "go", nil)
-	if out := k2.outcome("old-1"); out.Status != topics.StatusCompleted || len(out.Steps) != 3 {
+	k2.Raise("old-1", "go", nil)
+	if out := k2.Outcome("old-1"); out.Status != topics.StatusCompleted || len(out.Steps) != 3 {
 		t.Errorf("v1 instance after the roll-out: %+v", out)
 	}
 	start(k2, both, "new-1", 0)
-	k2.raise("new-1", "go", nil)
-	if out := k2.outcome("new-1"); len(out.Steps) != 4 || out.Steps[3].Name != "w" {
+	k2.Raise("new-1", "go", nil)
+	if out := k2.Outcome("new-1"); len(out.Steps) != 4 || out.Steps[3].Name != "w" {
 		t.Errorf("new instance did not run v2: %+v", out)
 	}
-	k2.close()
+	k2.Close()
 
 	// Someone edits v1 in place (a longer timeout): the instance that
 	// started on the old text fails loudly instead of running other steps.
@@ -124,8 +124,8 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	// failure names the step the old text had scheduled.
 	edited := loadDefs(t, strings.Replace(pinnedV1, "timeout: 1m", "timeout: 2m", 1), pinnedV2)
 	k3 := newKit(t, kitOptions{db: db, workflows: edited.Workflows()})
-	k3.raise("old-2", "go", nil)
-	st := k3.wait("old-2", 30*time.Second)
+	k3.Raise("old-2", "go", nil)
+	st := k3.Wait("old-2", 30*time.Second)
 	if !failedWith(st, sagas.ErrDefinitionChanged) && !failedWith(st, errors.New("a previous execution called CallActivity for 'sagabridge.publish'")) {
 		t.Errorf("edited v1: status %s, failure %q", st.RuntimeStatus, st.Failure)
 	}
@@ -134,15 +134,15 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	// start input of releases before it.
 	unpinned, _ := sagas.Start{Input: json.RawMessage(`{}`)}.Encode()
 	unknown, _ := sagas.Start{Version: 9}.Encode()
-	k3.startRaw("Pinned", "unpinned", unpinned)
-	k3.startRaw("Pinned", "unknown", unknown)
-	k3.startRaw("Pinned", "unpinned-legacy", []byte(`{"input":{}}`))
-	k3.startRaw("Pinned", "unknown-legacy", []byte(`{"version":9}`))
+	k3.StartRaw("Pinned", "unpinned", unpinned)
+	k3.StartRaw("Pinned", "unknown", unknown)
+	k3.StartRaw("Pinned", "unpinned-legacy", []byte(`{"input":{}}`))
+	k3.StartRaw("Pinned", "unknown-legacy", []byte(`{"version":9}`))
 	for id, want := range map[string]error{
 		"unpinned": sagas.ErrVersionNotPinned, "unknown": sagas.ErrUnknownDefinition,
 		"unpinned-legacy": sagas.ErrVersionNotPinned, "unknown-legacy": sagas.ErrUnknownDefinition,
 	} {
-		st := k3.wait(id, 10*time.Second)
+		st := k3.Wait(id, 10*time.Second)
 		if !failedWith(st, want) {
 			t.Errorf("%s: status %s, failure %q", id, st.RuntimeStatus, st.Failure)
 		}

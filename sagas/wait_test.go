@@ -76,28 +76,28 @@ func stepNames(out topics.Outcome) []string {
 
 func TestWaitForEventBranches(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"ApprovalSaga": ApprovalSaga, "PatientApprovalSaga": PatientApprovalSaga, "LegacySaga": LegacySaga}})
-	k.startSaga("PatientApprovalSaga", "appr-yes", plan{})
-	k.startSaga("PatientApprovalSaga", "appr-no", plan{})
-	k.startSaga("ApprovalSaga", "appr-none", plan{})
-	k.startSaga("LegacySaga", "legacy-answers", plan{})
-	k.startSaga("LegacySaga", "legacy-silent", plan{})
-	k.raise("appr-yes", "approval", approval{Approved: true, By: "alice"})
-	k.raise("appr-no", "approval", approval{Approved: false, By: "bob"})
-	k.raise("legacy-answers", "legacy.reply", map[string]string{"status": "ok"})
+	k.Start("PatientApprovalSaga", "appr-yes", plan{})
+	k.Start("PatientApprovalSaga", "appr-no", plan{})
+	k.Start("ApprovalSaga", "appr-none", plan{})
+	k.Start("LegacySaga", "legacy-answers", plan{})
+	k.Start("LegacySaga", "legacy-silent", plan{})
+	k.Raise("appr-yes", "approval", approval{Approved: true, By: "alice"})
+	k.Raise("appr-no", "approval", approval{Approved: false, By: "bob"})
+	k.Raise("legacy-answers", "legacy.reply", map[string]string{"status": "ok"})
 
 	t.Run("approved goes on", func(t *testing.T) {
-		out := k.outcome("appr-yes")
+		out := k.Outcome("appr-yes")
 		eq(t, "steps", stepNames(out), []string{"hold:done", "approval:done", "ship:done"})
 	})
 	t.Run("rejected fails and compensates", func(t *testing.T) {
-		out := k.outcome("appr-no")
+		out := k.Outcome("appr-no")
 		if out.Status != topics.StatusCompensated || out.Error != "step approval: rejected by bob" {
 			t.Fatalf("outcome %+v", out)
 		}
 		eq(t, "compensated", out.Compensated, []string{"hold"})
 	})
 	t.Run("no decision in time fails", func(t *testing.T) {
-		out := k.outcome("appr-none")
+		out := k.Outcome("appr-none")
 		want := "step approval timed-out: no approval event within 400ms (nobody approved)"
 		if out.Status != topics.StatusCompensated || out.Error != want {
 			t.Fatalf("outcome %+v, want error %q", out, want)
@@ -105,14 +105,14 @@ func TestWaitForEventBranches(t *testing.T) {
 		eq(t, "steps", stepNames(out), []string{"hold:compensated", "approval:timed-out"})
 	})
 	t.Run("an answer completes early", func(t *testing.T) {
-		out := k.outcome("legacy-answers")
+		out := k.Outcome("legacy-answers")
 		if out.Status != topics.StatusCompleted {
 			t.Fatalf("outcome %+v", out)
 		}
 		eq(t, "steps", stepNames(out), []string{"a:done", "legacy:done"})
 	})
 	t.Run("silence jumps to the fallback", func(t *testing.T) {
-		out := k.outcome("legacy-silent")
+		out := k.Outcome("legacy-silent")
 		if out.Status != topics.StatusCompleted {
 			t.Fatalf("outcome %+v", out)
 		}
@@ -162,8 +162,8 @@ func PollingSaga(ctx *workflow.WorkflowContext) (any, error) {
 
 func TestFuncEscapeHatch(t *testing.T) {
 	k := newKit(t, kitOptions{workflows: map[string]workflow.Workflow{"PollingSaga": PollingSaga}})
-	k.startSaga("PollingSaga", "poll-1", plan{})
-	out := k.outcome("poll-1")
+	k.Start("PollingSaga", "poll-1", plan{})
+	out := k.Outcome("poll-1")
 	if out.Status != topics.StatusCompleted {
 		t.Fatalf("outcome %+v", out)
 	}

@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dapr/durabletask-go/api"
 	"github.com/dapr/durabletask-go/api/protos"
 	"github.com/dapr/durabletask-go/backend"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sagabridge/sagabridge/engine/embedded/store"
 )
@@ -44,6 +46,11 @@ type Config struct {
 	// Retention, when set, purges finished instances in the background
 	// (see store.Retention).
 	Retention *store.Retention
+	// Clock, when set, is the hub's time: when durable timers are due and
+	// what orchestrations read as the current time (the
+	// OrchestratorStarted event's timestamp). The saga test kit moves it
+	// forward so that timeouts fire at once; nil is the wall clock.
+	Clock store.Clock
 }
 
 func (c *Config) setDefaults() {
@@ -103,6 +110,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 		MaxBatch:    cfg.MaxBatch,
 		Retention:   cfg.Retention,
 		Logger:      dtLog,
+		Clock:       cfg.Clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded engine: %w", err)
@@ -116,8 +124,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Hub, error) {
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(MaxMessageBytes))
 	register(srv)
 	par := backend.WithMaxParallelism(int32(cfg.Parallelism))
+	var orchExec backend.Executor = exec
+	if cfg.Clock != nil {
+		orchExec = clockedExecutor{Executor: exec, clock: cfg.Clock}
+	}
 	worker := backend.NewTaskHubWorker(be,
-		backend.NewOrchestrationWorker(backend.OrchestratorOptions{Backend: be, Executor: exec, Logger: dtLog}, par),
+		backend.NewOrchestrationWorker(backend.OrchestratorOptions{Backend: be, Executor: orchExec, Logger: dtLog}, par),
 		backend.NewActivityTaskWorker(ownEvents{be}, exec, dtLog, par),
 		dtLog)
 	if err := startWorker(ctx, worker); err != nil {
@@ -242,4 +254,24 @@ func (b ownEvents) NextActivityWorkItem(ctx context.Context) (*backend.ActivityW
 		wi.NewEvent = proto.Clone(wi.NewEvent).(*protos.HistoryEvent)
 	}
 	return wi, err
+}
+
+// clockedExecutor stamps each turn's OrchestratorStarted event with the
+// hub's clock. durabletask-go stamps it with the wall clock, and an
+// orchestration computes a timer's due time from it: without this, a
+// clock moved forward would fire timers early by the jump, not at the time
+// the orchestration asked for. The event is the one kept in the history, so
+// a replay reads the same time.
+type clockedExecutor struct {
+	backend.Executor
+	clock store.Clock
+}
+
+func (e clockedExecutor) ExecuteOrchestrator(ctx context.Context, iid api.InstanceID, old, events []*protos.HistoryEvent) (*protos.OrchestratorResponse, error) {
+	for _, ev := range events {
+		if ev.GetOrchestratorStarted() != nil {
+			ev.Timestamp = timestamppb.New(e.clock.Now())
+		}
+	}
+	return e.Executor.ExecuteOrchestrator(ctx, iid, old, events)
 }

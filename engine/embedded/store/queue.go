@@ -3,6 +3,8 @@ package store
 import (
 	"container/heap"
 	"container/list"
+	"slices"
+	"time"
 
 	"github.com/dapr/durabletask-go/backend"
 )
@@ -323,4 +325,20 @@ func (b *Backend) notify(id string) {
 		default:
 		}
 	}
+}
+
+// Timers lists when the durable timers an instance waits on are due,
+// earliest first. The saga test kit waits for a step's timer this way
+// before it moves its clock past it.
+func (b *Backend) Timers(instanceID string) []time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []time.Time
+	for _, e := range b.timers {
+		if e.inst == instanceID && e.payload != nil && !e.dead {
+			out = append(out, time.Unix(0, e.at))
+		}
+	}
+	slices.SortFunc(out, time.Time.Compare)
+	return out
 }

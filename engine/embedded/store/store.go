@@ -74,6 +74,18 @@ type Options struct {
 	Retention *Retention
 	// Logger receives warnings; nil discards them.
 	Logger backend.Logger
+	// Clock says when timers are due; nil is the wall clock. A test kit
+	// passes one it moves forward, so that a step's timeout fires without
+	// the test waiting for it.
+	Clock Clock
+}
+
+// Clock is the store's time.
+type Clock interface {
+	Now() time.Time
+	// Changed is closed when the time jumps forward, so that the wait for
+	// the next timer ends early.
+	Changed() <-chan struct{}
 }
 
 // Backend implements backend.Backend.
@@ -412,7 +424,21 @@ func (b *Backend) rebuild() error {
 	})
 }
 
-func (b *Backend) now() int64 { return time.Now().UnixNano() }
+func (b *Backend) now() int64 {
+	if b.opts.Clock != nil {
+		return b.opts.Clock.Now().UnixNano()
+	}
+	return time.Now().UnixNano()
+}
+
+// clockChanged is closed when the clock jumps; nil (never) on the wall
+// clock.
+func (b *Backend) clockChanged() <-chan struct{} {
+	if b.opts.Clock == nil {
+		return nil
+	}
+	return b.opts.Clock.Changed()
+}
 
 // Close stops the writer after it has committed what was submitted, stops
 // the timers, closes the database and releases its lock. Work items still
@@ -464,6 +490,7 @@ func (b *Backend) timerLoop() {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		jumped := b.clockChanged()
 		b.mu.Lock()
 		now := b.now()
 		b.fireDue(now)
@@ -476,6 +503,7 @@ func (b *Backend) timerLoop() {
 		select {
 		case <-t.C:
 		case <-b.poke:
+		case <-jumped:
 		case <-b.quit:
 			return
 		}
