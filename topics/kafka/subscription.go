@@ -140,48 +140,21 @@ func (s *subscription) run(ctx context.Context, closing <-chan struct{}) {
 // does not hold up the others until maxBacklog records wait. A record
 // waiting out a nack gives its slot back meanwhile.
 func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
-	slots := make(chan struct{}, max(s.cfg.concurrency, 1))
 	// With one slot the whole partition goes in order: nothing is fetched
 	// while a message is in flight, as before there was a setting. Above
 	// one, the fetch goes on, and a record takes a slot only when its key
 	// is free.
 	strict := s.cfg.concurrency <= 1
-	q := &keyQueues{
-		waiting: map[string][]pendingRecord{},
-		space:   make(chan struct{}, max(s.cfg.maxBacklog, 1)),
-		start: func(key string, p pendingRecord, sl *slot) {
-			// A keyed record waiting out a nack lets other keys use its
-			// slot (nothing of its key overtakes it). With one slot the
-			// whole partition stays in order, and an unkeyed record has
-			// nothing to keep its place: both hold the slot.
-			yield := key != "" && !strict
-			s.deliver(msgCtx, stopCtx, graceCtx, p, sl, yield)
-		},
-		slots: slots,
-		stop:  stopCtx,
-	}
+	q := s.newKeyQueues(msgCtx, stopCtx, graceCtx, strict)
 	defer q.wait()
 	for {
-		// Room in the backlog, in case the record's key is busy.
-		select {
-		case q.space <- struct{}{}:
-		case <-stopCtx.Done():
+		sl, ok := q.reserve(strict)
+		if !ok {
 			return
-		}
-		var sl *slot
-		if strict {
-			sl = &slot{ch: slots}
-			if !sl.take(stopCtx) {
-				<-q.space
-				return
-			}
 		}
 		rec, err := s.reader.FetchMessage(stopCtx)
 		if err != nil {
-			if sl != nil {
-				sl.give()
-			}
-			<-q.space
+			q.release(sl)
 			if s.fetchFailed(stopCtx, err) {
 				return
 			}
@@ -197,10 +170,7 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 		// it (the tracker counts offsets, not copies); one already acked
 		// is acked again, unhandled.
 		if v := s.seen.admit(position{Partition: rec.Partition, Offset: rec.Offset}); v != seenNew {
-			if sl != nil {
-				sl.give()
-			}
-			<-q.space
+			q.release(sl)
 			if v == seenAcked {
 				s.acked(rec)
 			}
@@ -208,6 +178,25 @@ func (s *subscription) consume(msgCtx, stopCtx, graceCtx context.Context) {
 		}
 		p := s.pending(rec)
 		q.push(p.key, p, sl)
+	}
+}
+
+// newKeyQueues are the queues consume hands its records to: concurrency
+// slots, and a backlog of maxBacklog records waiting for their key.
+func (s *subscription) newKeyQueues(msgCtx, stopCtx, graceCtx context.Context, strict bool) *keyQueues {
+	return &keyQueues{
+		waiting: map[string][]pendingRecord{},
+		space:   make(chan struct{}, max(s.cfg.maxBacklog, 1)),
+		start: func(key string, p pendingRecord, sl *slot) {
+			// A keyed record waiting out a nack lets other keys use its
+			// slot (nothing of its key overtakes it). With one slot the
+			// whole partition stays in order, and an unkeyed record has
+			// nothing to keep its place: both hold the slot.
+			yield := key != "" && !strict
+			s.deliver(msgCtx, stopCtx, graceCtx, p, sl, yield)
+		},
+		slots: make(chan struct{}, max(s.cfg.concurrency, 1)),
+		stop:  stopCtx,
 	}
 }
 
@@ -366,6 +355,34 @@ func (q *keyQueues) run(key string, p pendingRecord, sl *slot) {
 // wait returns when every delivery started has ended and every queued
 // record was dropped.
 func (q *keyQueues) wait() { q.wg.Wait() }
+
+// reserve takes a place in the backlog for the record about to be fetched
+// and, when strict, a slot (sl); it is not ok when q.stop ends first.
+func (q *keyQueues) reserve(strict bool) (sl *slot, ok bool) {
+	// Room in the backlog, in case the record's key is busy.
+	select {
+	case q.space <- struct{}{}:
+	case <-q.stop.Done():
+		return nil, false
+	}
+	if !strict {
+		return nil, true
+	}
+	sl = &slot{ch: q.slots}
+	if !sl.take(q.stop) {
+		<-q.space
+		return nil, false
+	}
+	return sl, true
+}
+
+// release gives back what reserve took, for a record that is not pushed.
+func (q *keyQueues) release(sl *slot) {
+	if sl != nil {
+		sl.give()
+	}
+	<-q.space
+}
 
 // deliver sends rec until it is acked or the subscription stops. A nack
 // resends the same record after a backoff (nackResendSleep doubling up to
