@@ -247,3 +247,33 @@ func (h *handler) judge(d *delivery, dec route.Decision, err error) error {
 	}
 	return deadLetter(fail)
 }
+
+// tooLargeInput refuses a start input or raise payload over
+// limits.maxInputBytes before it reaches the engine: there it would end
+// in a saga history the engine cannot hand over (see sagas.
+// DefaultMaxHistoryBytes), a saga that never ends.
+func (h *handler) tooLargeInput(dec route.Decision) (dlq.Failure, bool) {
+	var what string
+	var n int
+	switch rt := dec.Route; {
+	case h.maxInput <= 0: // handlers built without a config
+		return dlq.Failure{}, true
+	case (rt.Action == config.ActionStart || rt.Action == config.ActionStartOrRaise) && len(dec.Input) > h.maxInput:
+		what, n = "workflow input", len(dec.Input)
+	case (rt.Action == config.ActionRaise || rt.Action == config.ActionStartOrRaise) && len(dec.Payload) > h.maxInput:
+		what, n = "event payload for "+dec.EventName, len(dec.Payload)
+	default:
+		return dlq.Failure{}, true
+	}
+	return dlq.Failure{Kind: dlq.KindTooLarge, Route: dec.Route.Name, Reason: fmt.Sprintf(
+		"%s of %d bytes exceeds limits.maxInputBytes %d: a saga keeps its input and events in its history, which the engine hands over in messages of at most 4 MiB",
+		what, n, h.maxInput)}, false
+}
+
+// actLog is the handler's logger with what identifies an action. WithLazy:
+// the fields are encoded only if something is logged, which on the happy
+// path at info level is never.
+func (h *handler) actLog(d *delivery, dec route.Decision) *zap.Logger {
+	return h.log.WithLazy(zap.String("route", dec.Route.Name), zap.String("topic", d.topic),
+		zap.String("event_id", d.eventID), zap.String("instance_id", dec.InstanceID))
+}
