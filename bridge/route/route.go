@@ -133,47 +133,7 @@ func New(cfg *config.Config, workflows Workflows) (*Router, error) {
 	var errs []error
 	for i, rc := range cfg.Routes {
 		c := compiler{env: env, cfg: cfg, idx: i, maxCost: cfg.Limits.MaxEvalCost}
-		rt := &Route{
-			Name: rc.Name, Action: rc.Action(), Topics: rc.Topics,
-			ParkWindow: rc.ParkWindow, OnFinished: rc.OnFinished, Plain: rc.Plain,
-		}
-		if rc.Concurrency > 0 {
-			rt.Limit = make(chan struct{}, rc.Concurrency)
-		}
-		rt.match = c.program(rc.Match, "match", kindBool)
-		switch rt.Action {
-		case config.ActionStart:
-			rt.Workflow, rt.Version = rc.Start.Workflow, rc.Start.Version
-			c.workflow(rt.Workflow, rt.Version, workflows, "start")
-			rt.instanceID = c.program(rc.Start.InstanceID, "start.instanceId", kindString)
-			rt.idExpr = rc.Start.InstanceID
-			rt.input = c.value(rc.Start.Input, "start.input", false)
-		case config.ActionRaise:
-			rt.instanceID = c.program(rc.Raise.InstanceID, "raise.instanceId", kindString)
-			rt.idExpr = rc.Raise.InstanceID
-			rt.eventName = c.value(rc.Raise.EventName, "raise.eventName", true)
-			rt.payload = c.value(rc.Raise.Payload, "raise.payload", false)
-		case config.ActionStartOrRaise:
-			s := rc.StartOrRaise
-			rt.Workflow, rt.Version = s.Workflow, s.Version
-			c.workflow(rt.Workflow, rt.Version, workflows, "startOrRaise")
-			rt.instanceID = c.program(s.InstanceID, "startOrRaise.instanceId", kindString)
-			rt.idExpr = s.InstanceID
-			rt.input = c.value(s.Input, "startOrRaise.input", false)
-			rt.eventName = c.value(s.EventName, "startOrRaise.eventName", true)
-			rt.payload = c.value(s.Payload, "startOrRaise.payload", false)
-		case config.ActionTerminate, config.ActionSuspend, config.ActionResume, config.ActionPurge:
-			ctl := map[string]*config.Control{
-				config.ActionTerminate: rc.Terminate, config.ActionSuspend: rc.Suspend,
-				config.ActionResume: rc.Resume, config.ActionPurge: rc.Purge,
-			}[rt.Action]
-			rt.instanceID = c.program(ctl.InstanceID, rt.Action+".instanceId", kindString)
-			rt.idExpr = ctl.InstanceID
-			rt.Reason = ctl.Reason
-		}
-		if rt.instanceID == nil && rt.Action != "" && c.err() == nil {
-			c.fail([]any{"routes", i}, "route %q: instanceId is required", rc.Name)
-		}
+		rt := c.route(rc, workflows)
 		if err := c.err(); err != nil {
 			errs = append(errs, err)
 			continue
@@ -197,6 +157,53 @@ func New(cfg *config.Config, workflows Workflows) (*Router, error) {
 	}
 	r.access = pol
 	return r, nil
+}
+
+// route compiles the route rc, the c.idx-th of the config; what is wrong
+// with it is in c.err().
+func (c *compiler) route(rc config.Route, workflows Workflows) *Route {
+	rt := &Route{
+		Name: rc.Name, Action: rc.Action(), Topics: rc.Topics,
+		ParkWindow: rc.ParkWindow, OnFinished: rc.OnFinished, Plain: rc.Plain,
+	}
+	if rc.Concurrency > 0 {
+		rt.Limit = make(chan struct{}, rc.Concurrency)
+	}
+	rt.match = c.program(rc.Match, "match", kindBool)
+	switch rt.Action {
+	case config.ActionStart:
+		rt.Workflow, rt.Version = rc.Start.Workflow, rc.Start.Version
+		c.workflow(rt.Workflow, rt.Version, workflows, "start")
+		rt.instanceID = c.program(rc.Start.InstanceID, "start.instanceId", kindString)
+		rt.idExpr = rc.Start.InstanceID
+		rt.input = c.value(rc.Start.Input, "start.input", false)
+	case config.ActionRaise:
+		rt.instanceID = c.program(rc.Raise.InstanceID, "raise.instanceId", kindString)
+		rt.idExpr = rc.Raise.InstanceID
+		rt.eventName = c.value(rc.Raise.EventName, "raise.eventName", true)
+		rt.payload = c.value(rc.Raise.Payload, "raise.payload", false)
+	case config.ActionStartOrRaise:
+		s := rc.StartOrRaise
+		rt.Workflow, rt.Version = s.Workflow, s.Version
+		c.workflow(rt.Workflow, rt.Version, workflows, "startOrRaise")
+		rt.instanceID = c.program(s.InstanceID, "startOrRaise.instanceId", kindString)
+		rt.idExpr = s.InstanceID
+		rt.input = c.value(s.Input, "startOrRaise.input", false)
+		rt.eventName = c.value(s.EventName, "startOrRaise.eventName", true)
+		rt.payload = c.value(s.Payload, "startOrRaise.payload", false)
+	case config.ActionTerminate, config.ActionSuspend, config.ActionResume, config.ActionPurge:
+		ctl := map[string]*config.Control{
+			config.ActionTerminate: rc.Terminate, config.ActionSuspend: rc.Suspend,
+			config.ActionResume: rc.Resume, config.ActionPurge: rc.Purge,
+		}[rt.Action]
+		rt.instanceID = c.program(ctl.InstanceID, rt.Action+".instanceId", kindString)
+		rt.idExpr = ctl.InstanceID
+		rt.Reason = ctl.Reason
+	}
+	if rt.instanceID == nil && rt.Action != "" && c.err() == nil {
+		c.fail([]any{"routes", c.idx}, "route %q: instanceId is required", rc.Name)
+	}
+	return rt
 }
 
 // Access is the access policy of the config (nil when it has none, which
