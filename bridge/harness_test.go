@@ -2,15 +2,16 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sagabridge/sagabridge/sagas/order"
 	"net"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dapr/durabletask-go/workflow"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -19,7 +20,9 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/internal/testkit"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -148,6 +151,9 @@ type stackOptions struct {
 	tracer trace.TracerProvider
 	// logger, when set, is the bridge's logger (a test reading its logs).
 	logger *zap.Logger
+	// workflows, when set, are the Go workflows the bridge registers in
+	// place of the built-in ones (empty: only declarative sagas).
+	workflows map[string]workflow.Workflow
 }
 
 func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptions) *stack {
@@ -158,7 +164,7 @@ func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptio
 		log = zaptest.NewLogger(t).Named("bridge")
 	}
 	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: log, Metrics: opts.metrics,
-		TracerProvider: opts.tracer})
+		TracerProvider: opts.tracer, Workflows: opts.workflows})
 	if err != nil {
 		cancel()
 		t.Fatalf("bridge: %v", err)
@@ -217,3 +223,22 @@ func publishOrder(t *testing.T, s *stack, eventID string, o simulated.Order) {
 }
 
 func orderID(run string, i int) string { return fmt.Sprintf("%s-%03d", run, i) }
+
+// watchEvents hands fn every CloudEvent published on topic from now until
+// the test ends; what is not a CloudEvent is skipped.
+func watchEvents(t *testing.T, ps bridge.Broker, topic string, fn func(topics.CloudEvent)) {
+	t.Helper()
+	ch, err := ps.Subscriber().Subscribe(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for msg := range ch {
+			var ev topics.CloudEvent
+			if json.Unmarshal(msg.Payload, &ev) == nil {
+				fn(ev)
+			}
+			msg.Ack()
+		}
+	}()
+}

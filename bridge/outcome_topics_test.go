@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,21 +66,11 @@ sagas: [flow.yaml]
 	seen := map[string][]topics.CloudEvent{}
 	watch := kit.pubsub(t, "test-topics")
 	for _, topic := range []string{"shop.outcomes", "shop.progress", "flow.outcomes", "flow.progress", topics.Outcomes, progress.DefaultTopic} {
-		ch, err := watch.Subscriber().Subscribe(t.Context(), topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for msg := range ch {
-				var ev topics.CloudEvent
-				if json.Unmarshal(msg.Payload, &ev) == nil {
-					mu.Lock()
-					seen[topic] = append(seen[topic], ev)
-					mu.Unlock()
-				}
-				msg.Ack()
-			}
-		}()
+		watchEvents(t, watch, topic, func(ev topics.CloudEvent) {
+			mu.Lock()
+			seen[topic] = append(seen[topic], ev)
+			mu.Unlock()
+		})
 	}
 	count := func(topic, subject, typ string) int {
 		mu.Lock()

@@ -1,20 +1,15 @@
 package bridge_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/dapr/durabletask-go/workflow"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
-	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
@@ -54,25 +49,13 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 		}
 	}
 	// No Go workflows: OrderSaga is the declared one.
-	s := startDeclarativeStack(t, kit, cfg, map[string]workflow.Workflow{})
+	s := startStack(t, kit, cfg, stackOptions{participants: true, workflows: map[string]workflow.Workflow{}})
 
 	board, err := progress.NewBoard(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	progressMsgs, err := kit.pubsub(t, "test-progress").Subscriber().Subscribe(t.Context(), progress.DefaultTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for msg := range progressMsgs {
-			var ev topics.CloudEvent
-			if json.Unmarshal(msg.Payload, &ev) == nil {
-				_, _ = board.Apply(ev)
-			}
-			msg.Ack()
-		}
-	}()
+	watchEvents(t, kit.pubsub(t, "test-progress"), progress.DefaultTopic, func(ev topics.CloudEvent) { _, _ = board.Apply(ev) })
 
 	want := map[string]simulated.Order{}
 	for i := 1; i <= n; i++ {
@@ -152,36 +135,4 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 			t.Errorf("%s: workflow %s, custom status %+v, want status %s", id, st.Workflow, last, want)
 		}
 	}
-}
-
-// startDeclarativeStack is startStack with the workflows a test registers.
-func startDeclarativeStack(t *testing.T, kit brokerKit, cfg *config.Config, workflows map[string]workflow.Workflow) *stack {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("bridge"), Workflows: workflows})
-	if err != nil {
-		cancel()
-		t.Fatalf("bridge: %v", err)
-	}
-	s := &stack{bridge: b, cancel: cancel, errs: make(chan error, 4), watcher: simulated.NewWatcher(nil)}
-	s.client = kit.pubsub(t, "test-client")
-	run := func(f func() error) {
-		s.done.Add(1)
-		go func() {
-			defer s.done.Done()
-			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
-				s.errs <- err
-			}
-		}()
-	}
-	run(func() error { return b.Run(ctx) })
-	watch := kit.pubsub(t, "test-watcher")
-	run(func() error { return s.watcher.Run(ctx, watch.Subscriber(), cfg.Outcomes.Topic) })
-	legacy := kit.pubsub(t, "legacy-services")
-	if s.parts, err = simulated.New(simulated.Config{}, legacy.Publisher(), legacy.Subscriber(), nil); err != nil {
-		t.Fatal(err)
-	}
-	run(func() error { return s.parts.Run(ctx) })
-	t.Cleanup(func() { s.stop(t) })
-	return s
 }

@@ -8,11 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/sagabridge/sagabridge/sagas/order"
 
 	"github.com/chromedp/chromedp"
 	"gopkg.in/yaml.v3"
@@ -21,6 +18,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/sagaview"
 	"github.com/sagabridge/sagabridge/internal/testkit"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -135,29 +133,12 @@ func TestConsole(t *testing.T) {
 	adminAddr := freeAddr(t)
 	cfgPath := writeConsoleConfig(t, dir, srv.ClientURL(), adminAddr)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	legacy := mustPubSub(t, srv.ClientURL(), "legacy-services")
-	watch := mustPubSub(t, srv.ClientURL(), "test-watcher")
-	parts, err := simulated.New(simulated.Config{}, legacy.Publisher(), legacy.Subscriber(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	watcher := simulated.NewWatcher(nil)
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = parts.Run(ctx) }()
-	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
+	ctx := t.Context()
+	_, watcher := runLegacyServices(t, natsConnect(srv.ClientURL()), simulated.Config{})
 
 	logPath := filepath.Join(dir, "worker.log")
 	startWorker(t, cfgPath, logPath)
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("worker log:\n%s", b)
-		}
-	}()
+	dumpOnFailure(t, logPath)
 	adm, err := admin.NewClient(adminAddr, token)
 	if err != nil {
 		t.Fatal(err)

@@ -72,14 +72,14 @@ type worker struct {
 
 // startWorker runs a worker process on cfgPath, its output appended to
 // logPath; env adds KEY=value variables to its environment.
-func startWorker(t *testing.T, cfgPath, logPath string, env ...string) *worker {
+func startWorker(t testing.TB, cfgPath, logPath string, env ...string) *worker {
 	t.Helper()
 	return startProcess(t, logPath, append([]string{workerEnv + "=" + cfgPath}, env...)...)
 }
 
 // startProcess re-executes the test binary with env (which TestMain turns
 // into a worker or a task hub), its output appended to logPath.
-func startProcess(t *testing.T, logPath string, env ...string) *worker {
+func startProcess(t testing.TB, logPath string, env ...string) *worker {
 	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -92,7 +92,7 @@ func startProcess(t *testing.T, logPath string, env ...string) *worker {
 
 // startCmd starts cmd with its output going to logf, and kills it when the
 // test ends.
-func startCmd(t *testing.T, cmd *exec.Cmd, logf *os.File) *worker {
+func startCmd(t testing.TB, cmd *exec.Cmd, logf *os.File) *worker {
 	t.Helper()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -297,6 +297,12 @@ func killAfter(t *testing.T, w *worker, watcher *simulated.Watcher, at, n int) {
 	if before >= n {
 		t.Fatalf("every saga finished before the kill; the test proves nothing")
 	}
+}
+
+// natsConnect connects clients of the nats-server at url, each in the
+// consumer group it names (runLegacyServices' connect).
+func natsConnect(url string) func(*testing.T, string) bridge.Broker {
+	return func(t *testing.T, group string) bridge.Broker { return mustPubSub(t, url, group) }
 }
 
 func mustPubSub(t *testing.T, url, group string) *natsjs.PubSub {

@@ -39,7 +39,7 @@ import (
 // plus an outcome watcher and a dead-letter counter.
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -159,7 +159,7 @@ func writeConfig(t *testing.T, dir string, broker, eng map[string]any, adminAddr
 
 // writeConfigSections writes the dev routes with the given top-level
 // sections (broker, engine, admin, ...) in place of the dev ones.
-func writeConfigSections(t *testing.T, dir string, sections map[string]any) string {
+func writeConfigSections(t testing.TB, dir string, sections map[string]any) string {
 	t.Helper()
 	var cfg map[string]any
 	if err := yaml.Unmarshal(order.BridgeYAML(), &cfg); err != nil {
@@ -294,7 +294,7 @@ func (r *faultRig) check(t *testing.T) {
 }
 
 // dumpOnFailure prints the worker's log when the test failed.
-func dumpOnFailure(t *testing.T, logPath string) {
+func dumpOnFailure(t testing.TB, logPath string) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)

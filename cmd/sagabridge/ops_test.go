@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,15 +28,9 @@ import (
 )
 
 // freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	return "127.0.0.1:" + strconv.Itoa(freePort(t))
 }
 
 // writeOpsConfig is writeWorkerConfig with a known admin address and the
@@ -179,12 +172,7 @@ func TestOperationsCLI(t *testing.T) {
 
 	logPath := filepath.Join(dir, "worker.log")
 	startWorker(t, cfgPath, logPath)
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("worker log:\n%s", b)
-		}
-	}()
+	dumpOnFailure(t, logPath)
 	adm, err := admin.NewClient(adminAddr, "")
 	if err != nil {
 		t.Fatal(err)

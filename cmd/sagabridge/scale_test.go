@@ -153,9 +153,9 @@ func (c *cluster) add() *pod {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := &pod{name: name, sidecar: sc, admin: "127.0.0.1:" + strconv.Itoa(freePortTB(t)), log: filepath.Join(dir, "worker.log"), exited: make(chan struct{})}
-	cfgPath := writeConfigTB(t, dir, map[string]any{"broker": c.br.yaml, "engine": grpcEngine(sc.GRPCAddr(), dir), "admin": map[string]any{"listen": p.admin}})
-	p.w = startWorkerTB(t, cfgPath, p.log)
+	p := &pod{name: name, sidecar: sc, admin: "127.0.0.1:" + strconv.Itoa(freePort(t)), log: filepath.Join(dir, "worker.log"), exited: make(chan struct{})}
+	cfgPath := writeConfigSections(t, dir, map[string]any{"broker": c.br.yaml, "engine": grpcEngine(sc.GRPCAddr(), dir), "admin": map[string]any{"listen": p.admin}})
+	p.w = startWorker(t, cfgPath, p.log)
 	go func() { _ = p.w.cmd.Wait(); close(p.exited) }()
 	c.mu.Lock()
 	c.pods = append(c.pods, p)
@@ -366,61 +366,6 @@ func (w *world) waitAll(orders []simulated.Order, d time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return true
-}
-
-// Helpers taking testing.TB, so the benchmark can use them too (the
-// crash tests' take *testing.T).
-
-func freePortTB(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func writeConfigTB(t testing.TB, dir string, sections map[string]any) string {
-	t.Helper()
-	var cfg map[string]any
-	if err := yaml.Unmarshal(order.BridgeYAML(), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range sections {
-		cfg[k] = v
-	}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func startWorkerTB(t testing.TB, cfgPath, logPath string) *worker {
-	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), workerEnv+"="+cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &worker{cmd: cmd, log: logf}
-	t.Cleanup(func() {
-		if w.cmd.ProcessState == nil {
-			_ = w.cmd.Process.Signal(syscall.SIGKILL)
-		}
-		_ = logf.Close()
-	})
-	return w
 }
 
 func fmtDur(d time.Duration) string {

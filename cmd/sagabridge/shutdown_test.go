@@ -45,12 +45,7 @@ func TestWorkerSIGTERMMidLoad(t *testing.T) {
 	defer srv.Shutdown()
 	cfgPath := writeWorkerConfig(t, dir, srv.ClientURL())
 	logPath := filepath.Join(dir, "worker.log")
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("worker log:\n%s", b)
-		}
-	}()
+	dumpOnFailure(t, logPath)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
