@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 	"github.com/sagabridge/sagabridge/sagas/migration"
 )
 
@@ -12,7 +13,7 @@ import (
 // context of the message and the input, in one sagas.Start. A workflow
 // the saga runtime does not run gets its input unchanged.
 type starter struct {
-	defs *sagas.Definitions
+	defs *declarative.Definitions
 	// sagas are the workflows the saga runtime runs, which read the
 	// envelope.
 	sagas  map[string]bool

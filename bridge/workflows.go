@@ -16,6 +16,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/route"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 	"github.com/sagabridge/sagabridge/sagas/order"
 )
 
@@ -66,7 +67,7 @@ func configErr(err error) error {
 // declarative sagas, one name space.
 type catalogue struct {
 	workflows map[string]workflow.Workflow
-	defs      *sagas.Definitions
+	defs      *declarative.Definitions
 	// known is what routes may start, also when a saga file has
 	// problems: the names and versions the files declare.
 	known route.Workflows
@@ -81,7 +82,7 @@ type catalogue struct {
 // that the routes are checked too.
 func newCatalogue(cfg *config.Config, goWorkflows map[string]workflow.Workflow, builtIn bool) (catalogue, error) {
 	parsed, parseErr := loadSagaFiles(cfg)
-	defs, defErr := sagas.NewDefinitions(order.Compensations(), parsed...)
+	defs, defErr := declarative.NewDefinitions(order.Compensations(), parsed...)
 	all := maps.Clone(goWorkflows)
 	if all == nil {
 		all = map[string]workflow.Workflow{}
@@ -126,7 +127,7 @@ func newCatalogue(cfg *config.Config, goWorkflows map[string]workflow.Workflow, 
 
 // loadSagaFiles parses the config's saga files; a pattern that matches
 // no file is reported at its line of the config.
-func loadSagaFiles(cfg *config.Config) ([]sagas.Definition, error) {
+func loadSagaFiles(cfg *config.Config) ([]declarative.Definition, error) {
 	if len(cfg.Sagas) == 0 {
 		return nil, nil
 	}
@@ -144,10 +145,10 @@ func loadSagaFiles(cfg *config.Config) ([]sagas.Definition, error) {
 			patterns = append(patterns, p)
 		}
 	}
-	var defs []sagas.Definition
+	var defs []declarative.Definition
 	if len(patterns) > 0 {
 		var err error
-		defs, err = sagas.LoadDefinitionsIn(dir, patterns...)
+		defs, err = declarative.LoadDefinitionsIn(dir, patterns...)
 		errs = append(errs, err)
 	}
 	return defs, errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/internal/daprtest"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 	"github.com/sagabridge/sagabridge/sagas/sagatest"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -21,11 +22,11 @@ func TestRuntimeOnDaprd(t *testing.T) {
 		t.Skip("starts daprd")
 	}
 	sidecar := daprtest.Start(t, daprtest.Options{})
-	feats, err := sagas.ParseDefinitions("features.yaml", []byte(featuresYAML))
+	feats, err := declarative.ParseDefinitions("features.yaml", []byte(featuresYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defs, err := sagas.NewDefinitions(nil, feats...)
+	defs, err := declarative.NewDefinitions(nil, feats...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,5 @@
 package sagas
 
-import (
-	"fmt"
-	"strings"
-)
-
 // Decision is what a saga does after a step: go on, jump forward, finish
 // early, or fail (and compensate). The zero Decision fails, so that a wait
 // that timed out without an OnTimeout stops the saga rather than going on
@@ -55,25 +50,4 @@ func (d Decision) String() string {
 		return "complete"
 	}
 	return "fail"
-}
-
-// ParseDecision reads the YAML form of a decision (see String); reason is
-// used by "fail".
-func ParseDecision(s, reason string) (Decision, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "next":
-		return Next(), nil
-	case s == "complete":
-		return Complete(), nil
-	case s == "fail" || s == "":
-		return Fail(reason), nil
-	case strings.HasPrefix(s, "goto "):
-		target := strings.TrimSpace(strings.TrimPrefix(s, "goto "))
-		if target == "" {
-			return Decision{}, fmt.Errorf("decision %q: goto needs a step name", s)
-		}
-		return Goto(target), nil
-	}
-	return Decision{}, fmt.Errorf("decision %q is not next, complete, fail or \"goto <step>\"", s)
 }

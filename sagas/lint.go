@@ -33,16 +33,6 @@ func (s Saga) Events() []string {
 	return slices.Compact(out)
 }
 
-// Events lists the events every loaded saga waits for, as Saga.Events.
-func (d *Definitions) Events() []string {
-	var out []string
-	for _, l := range d.byKey {
-		out = append(out, l.saga.Events()...)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
 // ShortTimeouts describes every command step of s whose timeout is not longer than ackWait, the broker's redelivery
 // delay: a reply held by a worker that died comes back only after
 // ackWait, by when the step has sent its command again. where names a
@@ -64,31 +54,6 @@ func (s Saga) ShortTimeouts(ackWait time.Duration, where func(*Step) string) []s
 		}
 	}
 	walk(s.Steps)
-	return out
-}
-
-// ShortTimeouts is Saga.ShortTimeouts for every loaded saga, each step
-// named by its file:line.
-func (d *Definitions) ShortTimeouts(ackWait time.Duration) []string {
-	var out []string
-	for _, k := range d.Keys() {
-		l := d.byKey[k]
-		lines := map[*Step]int{}
-		var mark func(steps []Step, defs []StepDef)
-		mark = func(steps []Step, defs []StepDef) {
-			for i := range steps {
-				if i < len(defs) {
-					lines[&steps[i]] = defs[i].line
-					mark(steps[i].Parallel, defs[i].Parallel)
-				}
-			}
-		}
-		mark(l.saga.Steps, l.def.Steps)
-		c := compiler{def: l.def}
-		out = append(out, l.saga.ShortTimeouts(ackWait, func(st *Step) string {
-			return c.at(lines[st]) + fmt.Sprintf(": saga %s v%d step %s", l.def.Name, l.def.Version, st.Name)
-		})...)
-	}
 	return out
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 	"github.com/sagabridge/sagabridge/sagas/migration"
 	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
@@ -148,7 +149,7 @@ func TestStartOfEarlierReleaseReplays(t *testing.T) {
 }
 
 // startInput is the encoded start of declarative saga name.
-func startInput(d *sagas.Definitions, name string, version int, input []byte) ([]byte, error) {
+func startInput(d *declarative.Definitions, name string, version int, input []byte) ([]byte, error) {
 	st, err := d.Start(name, version, input)
 	if err != nil {
 		return nil, err

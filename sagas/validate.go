@@ -4,15 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sagabridge/sagabridge/topics"
 )
 
 // Validate reports every problem at once. Run validates too (the check is
 // pure, so replays repeat it harmlessly), but a saga's tests should call
 // Validate so that a broken definition fails before it is deployed.
 func (s Saga) Validate() error {
-	return errors.Join(s.problems(func(st *Step) string {
+	return s.ValidateAt(func(st *Step) string {
 		return fmt.Sprintf("saga %s step %s", s.Name, st.Name)
-	})...)
+	})
+}
+
+// ValidateAt is Validate with each step named by where in the messages: a
+// loader of declared sagas puts the step's file:line there.
+func (s Saga) ValidateAt(where func(*Step) string) error {
+	return errors.Join(s.problems(where)...)
 }
 
 // problems lists what is wrong; where names a step in a message (the
@@ -51,7 +59,7 @@ func (st *Step) problems(where func(*Step) string, top bool, seen map[string]boo
 	switch {
 	case st.Name == "":
 		add("name is required")
-	case !validName(st.Name):
+	case !topics.ValidName(st.Name):
 		add("name %q may hold only letters, digits and _ . @ -", st.Name)
 	case seen[st.Name]:
 		add("duplicate step name")
@@ -82,7 +90,19 @@ func (st *Step) problems(where func(*Step) string, top bool, seen map[string]boo
 	if !top && st.Decide != nil {
 		add("only top-level steps decide")
 	}
+	if st.Kind() == KindParallel {
+		return append(errs, st.groupProblems(where, top, seen)...)
+	}
+	st.kindProblems(top, add)
+	if k := st.Kind(); k == KindWait || k == KindBranch {
+		errs = append(errs, noInput(st, w)...)
+	}
+	return errs
+}
 
+// kindProblems checks what the step's kind asks of it (but a parallel
+// group's, which groupProblems checks).
+func (st *Step) kindProblems(top bool, add func(format string, args ...any)) {
 	switch st.Kind() {
 	case KindCommand:
 		if st.Command.Topic == "" || st.Command.Type == "" || st.Command.ReplyEvent == "" {
@@ -118,9 +138,6 @@ func (st *Step) problems(where func(*Step) string, top bool, seen map[string]boo
 		if st.MaxAttempts > 1 {
 			add("a wait is never repeated; maxAttempts must be 0 or 1")
 		}
-		errs = append(errs, noInput(st, w)...)
-	case KindParallel:
-		errs = append(errs, st.groupProblems(where, top, seen)...)
 	case KindFunc:
 		if !top {
 			add("a func step cannot be a member of a parallel group")
@@ -129,9 +146,7 @@ func (st *Step) problems(where func(*Step) string, top bool, seen map[string]boo
 		if st.Timeout != 0 || st.MaxAttempts != 0 || st.Compensation != nil {
 			add("a branch step takes no timeout, retries or compensation")
 		}
-		errs = append(errs, noInput(st, w)...)
 	}
-	return errs
 }
 
 func (st *Step) groupProblems(where func(*Step) string, top bool, seen map[string]bool) []error {
@@ -187,18 +202,4 @@ func waitEvent(st *Step) string {
 		return ""
 	}
 	return st.Wait.Event
-}
-
-// validName keeps step names usable inside command ids and child
-// instance IDs, which the bridge restricts to [A-Za-z0-9_.:@-].
-func validName(s string) bool {
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '_', c == '.', c == '@', c == '-':
-		default:
-			return false
-		}
-	}
-	return s != ""
 }

@@ -48,19 +48,3 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
-
-func TestParseDecision(t *testing.T) {
-	for in, want := range map[string]string{
-		"next": "next", "complete": "complete", "fail": "fail", "": "fail", "goto  ship ": "goto ship",
-	} {
-		d, err := sagas.ParseDecision(in, "")
-		if err != nil || d.String() != want {
-			t.Errorf("ParseDecision(%q) = %s, %v; want %s", in, d, err, want)
-		}
-	}
-	for _, bad := range []string{"goto", "jump ship", "nex"} {
-		if _, err := sagas.ParseDecision(bad, ""); err == nil {
-			t.Errorf("ParseDecision(%q) accepted", bad)
-		}
-	}
-}

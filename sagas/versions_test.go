@@ -11,6 +11,7 @@ import (
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 	"github.com/sagabridge/sagabridge/sagas/progress"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -51,17 +52,17 @@ steps:
     timeout: 10s
 `
 
-func loadDefs(t *testing.T, docs ...string) *sagas.Definitions {
+func loadDefs(t *testing.T, docs ...string) *declarative.Definitions {
 	t.Helper()
-	var all []sagas.Definition
+	var all []declarative.Definition
 	for i, doc := range docs {
-		defs, err := sagas.ParseDefinitions("doc"+string(rune('1'+i))+".yaml", []byte(doc))
+		defs, err := declarative.ParseDefinitions("doc"+string(rune('1'+i))+".yaml", []byte(doc))
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, defs...)
 	}
-	d, err := sagas.NewDefinitions(nil, all...)
+	d, err := declarative.NewDefinitions(nil, all...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "wf.db")
 	v1 := loadDefs(t, pinnedV1)
 	k := newKit(t, kitOptions{db: db, workflows: v1.Workflows()})
-	start := func(k *kit, d *sagas.Definitions, id string, version int) {
+	start := func(k *kit, d *declarative.Definitions, id string, version int) {
 		st, err := d.Start("Pinned", version, []byte(`{}`))
 		if err != nil {
 			t.Fatal(err)
@@ -126,7 +127,7 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	k3 := newKit(t, kitOptions{db: db, workflows: edited.Workflows()})
 	k3.Raise("old-2", "go", nil)
 	st := k3.Wait("old-2", 30*time.Second)
-	if !failedWith(st, sagas.ErrDefinitionChanged) && !failedWith(st, errors.New("a previous execution called CallActivity for 'sagabridge.publish'")) {
+	if !failedWith(st, declarative.ErrDefinitionChanged) && !failedWith(st, errors.New("a previous execution called CallActivity for 'sagabridge.publish'")) {
 		t.Errorf("edited v1: status %s, failure %q", st.RuntimeStatus, st.Failure)
 	}
 
@@ -139,15 +140,15 @@ func TestDeclarativeVersionPinning(t *testing.T) {
 	k3.StartRaw("Pinned", "unpinned-legacy", []byte(`{"input":{}}`))
 	k3.StartRaw("Pinned", "unknown-legacy", []byte(`{"version":9}`))
 	for id, want := range map[string]error{
-		"unpinned": sagas.ErrVersionNotPinned, "unknown": sagas.ErrUnknownDefinition,
-		"unpinned-legacy": sagas.ErrVersionNotPinned, "unknown-legacy": sagas.ErrUnknownDefinition,
+		"unpinned": declarative.ErrVersionNotPinned, "unknown": declarative.ErrUnknownDefinition,
+		"unpinned-legacy": declarative.ErrVersionNotPinned, "unknown-legacy": declarative.ErrUnknownDefinition,
 	} {
 		st := k3.Wait(id, 10*time.Second)
 		if !failedWith(st, want) {
 			t.Errorf("%s: status %s, failure %q", id, st.RuntimeStatus, st.Failure)
 		}
 	}
-	if _, err := edited.Start("Nope", 0, nil); !errors.Is(err, sagas.ErrUnknownDefinition) {
+	if _, err := edited.Start("Nope", 0, nil); !errors.Is(err, declarative.ErrUnknownDefinition) {
 		t.Errorf("Start of an unknown saga: %v", err)
 	}
 	in, err := edited.Start("Pinned", 1, []byte(`{"a":1}`))

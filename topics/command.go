@@ -65,3 +65,18 @@ func CommandID(instanceID, step string, compensate bool, attempt int) string {
 	}
 	return instanceID + "/" + step + "/" + strconv.Itoa(attempt)
 }
+
+// ValidName reports whether s may name a saga or a step: letters, digits
+// and _ . @ -. Names go into command ids and child instance IDs, which
+// the bridge restricts to [A-Za-z0-9_.:@-].
+func ValidName(s string) bool {
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '_', c == '.', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return s != ""
+}

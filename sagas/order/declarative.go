@@ -3,7 +3,7 @@ package order
 import (
 	_ "embed"
 
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 )
 
 //go:embed order.yaml
@@ -13,17 +13,17 @@ var orderYAML []byte
 func YAML() []byte { return append([]byte(nil), orderYAML...) }
 
 // Definitions parses order.yaml.
-func Definitions() ([]sagas.Definition, error) {
-	return sagas.ParseDefinitions("sagas/order/order.yaml", orderYAML)
+func Definitions() ([]declarative.Definition, error) {
+	return declarative.ParseDefinitions("sagas/order/order.yaml", orderYAML)
 }
 
 // Declarative loads the declarative OrderSaga with the compensations it
 // names. A worker that also loads other definitions builds one
-// sagas.Definitions with all of them instead.
-func Declarative() (*sagas.Definitions, error) {
+// declarative.Definitions with all of them instead.
+func Declarative() (*declarative.Definitions, error) {
 	defs, err := Definitions()
 	if err != nil {
 		return nil, err
 	}
-	return sagas.NewDefinitions(Compensations(), defs...)
+	return declarative.NewDefinitions(Compensations(), defs...)
 }

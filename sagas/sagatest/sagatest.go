@@ -18,6 +18,7 @@ import (
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -32,7 +33,7 @@ type Options struct {
 	Workflows map[string]workflow.Workflow
 	// Definitions are declarative sagas, registered as a worker registers
 	// them (each under its name, pinned to a version by Start's input).
-	Definitions *sagas.Definitions
+	Definitions *declarative.Definitions
 	// Activities are registered beside the sagas' own Publish.
 	Activities map[string]workflow.Activity
 	// DB is the embedded engine's database file; empty is a new one in

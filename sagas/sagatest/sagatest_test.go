@@ -7,6 +7,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/compensations"
 	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 	"github.com/sagabridge/sagabridge/sagas/sagatest"
 	"github.com/sagabridge/sagabridge/topics"
 )
@@ -127,7 +128,7 @@ func TestTimersFireWhenMoved(t *testing.T) {
 // A declarative saga from YAML runs the same way; the Env knows its
 // commands' reply events too.
 func TestDeclarativeSaga(t *testing.T) {
-	parsed, err := sagas.ParseDefinitions("trip.yaml", []byte(`
+	parsed, err := declarative.ParseDefinitions("trip.yaml", []byte(`
 name: Trip
 version: 2
 steps:
@@ -145,7 +146,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	defs, err := sagas.NewDefinitions(nil, parsed...)
+	defs, err := declarative.NewDefinitions(nil, parsed...)
 	if err != nil {
 		t.Fatal(err)
 	}

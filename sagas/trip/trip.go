@@ -6,7 +6,7 @@ package trip
 import (
 	_ "embed"
 
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 )
 
 //go:embed trip.yaml
@@ -22,6 +22,6 @@ func YAML() []byte { return append([]byte(nil), tripYAML...) }
 func ConfigYAML() []byte { return append([]byte(nil), bridgeYAML...) }
 
 // Definitions parses trip.yaml.
-func Definitions() ([]sagas.Definition, error) {
-	return sagas.ParseDefinitions("sagas/trip/trip.yaml", tripYAML)
+func Definitions() ([]declarative.Definition, error) {
+	return declarative.ParseDefinitions("sagas/trip/trip.yaml", tripYAML)
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/internal/confspec"
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 )
 
 const root = "../../.."
@@ -235,7 +235,7 @@ func classify(t *testing.T, path string, b []byte) string {
 		}
 		return "bridge"
 	case top["steps"] != nil && top["name"] != nil:
-		if _, err := sagas.ParseDefinitions(path, b); err != nil {
+		if _, err := declarative.ParseDefinitions(path, b); err != nil {
 			t.Errorf("%s does not load: %v", path, err)
 		}
 		return "saga"

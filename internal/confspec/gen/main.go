@@ -1,6 +1,6 @@
 // Command gen writes the JSON Schemas of bridge.yaml and of saga files, and
 // the configuration reference docs/configuration.md, from the Go types the
-// loaders decode into (bridge/config.Config, sagas.Definition): their doc
+// loaders decode into (bridge/config.Config, declarative.Definition): their doc
 // comments, yaml and enum tags, and the defaults config.Defaults fills in.
 //
 // Run from the module root: `make schema` (or `go generate ./bridge/config`).
@@ -19,7 +19,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/internal/confspec"
-	"github.com/sagabridge/sagabridge/sagas"
+	"github.com/sagabridge/sagabridge/sagas/declarative"
 )
 
 const module = "github.com/sagabridge/sagabridge"
@@ -55,7 +55,7 @@ func main() {
 // Render returns every generated file by its path under root.
 func Render(root string) (map[string][]byte, error) {
 	docs := confspec.Docs{}
-	for _, pkg := range []string{"bridge/config", "sagas", "topics"} {
+	for _, pkg := range []string{"bridge/config", "sagas/declarative", "topics"} {
 		if err := docs.ParseDocs(module+"/"+pkg, filepath.Join(root, pkg)); err != nil {
 			return nil, err
 		}
@@ -95,17 +95,17 @@ func BridgeNode(docs confspec.Docs) *confspec.Node {
 // types that decode themselves are described as they read.
 func SagaNode(docs confspec.Docs) *confspec.Node {
 	b := confspec.Builder{Docs: docs, Overrides: map[reflect.Type]confspec.Override{
-		reflect.TypeFor[sagas.Duration](): func(reflect.Type, *confspec.Builder) *confspec.Node {
+		reflect.TypeFor[declarative.Duration](): func(reflect.Type, *confspec.Builder) *confspec.Node {
 			return &confspec.Node{Kind: "duration"}
 		},
-		reflect.TypeFor[sagas.CompensationDef](): func(t reflect.Type, b *confspec.Builder) *confspec.Node {
+		reflect.TypeFor[declarative.CompensationDef](): func(t reflect.Type, b *confspec.Builder) *confspec.Node {
 			return &confspec.Node{OneOf: []*confspec.Node{
 				{Kind: "string", Desc: "The name of a registered compensation."},
 				b.Struct(t, reflect.Value{}),
 			}}
 		},
 	}}
-	def := b.Describe(reflect.TypeFor[sagas.Definition](), reflect.Value{})
+	def := b.Describe(reflect.TypeFor[declarative.Definition](), reflect.Value{})
 	return &confspec.Node{OneOf: []*confspec.Node{def, {Kind: "list", Items: def}}}
 }
 

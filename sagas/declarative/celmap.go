@@ -1,4 +1,4 @@
-package sagas
+package declarative
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"github.com/google/cel-go/common/types"
 
 	"github.com/sagabridge/sagabridge/internal/celjson"
+	"github.com/sagabridge/sagabridge/sagas"
 )
 
 // The CEL of a declarative saga's messages sees these variables:
@@ -64,7 +65,7 @@ func celProgram(env *cel.Env, expr string, want celWant) (cel.Program, error) {
 }
 
 // celVars is the activation of a step's expressions.
-func celVars(s *State, c CommandRef, reply json.RawMessage) (map[string]any, error) {
+func celVars(s *sagas.State, c sagas.CommandRef, reply json.RawMessage) (map[string]any, error) {
 	vars := map[string]any{
 		"instanceId": c.InstanceID, "saga": c.Saga, "step": c.Step, "attempt": c.Attempt,
 		"idempotencyKey": c.IdempotencyKey, "commandId": c.ID, "input": nil, "reply": nil,
@@ -139,11 +140,11 @@ func celBoolean(p cel.Program, vars map[string]any) (bool, error) {
 type failAt func(key string, err error)
 
 // messageOf compiles a command's mapping; nil when it sets none.
-func messageOf(env *cel.Env, cd *CommandDef, fail failAt) *Message {
+func messageOf(env *cel.Env, cd *CommandDef, fail failAt) *sagas.Message {
 	if cd == nil || (cd.Format == "" && cd.Data == "" && len(cd.Headers) == 0) {
 		return nil
 	}
-	m := &Message{}
+	m := &sagas.Message{}
 	switch cd.Format {
 	case "", FormatCloudEvents:
 	case FormatJSON:
@@ -156,7 +157,7 @@ func messageOf(env *cel.Env, cd *CommandDef, fail failAt) *Message {
 		if err != nil {
 			fail("data", fmt.Errorf("data: %w", err))
 		} else {
-			m.Data = func(s *State, c CommandRef) (any, error) {
+			m.Data = func(s *sagas.State, c sagas.CommandRef) (any, error) {
 				vars, err := celVars(s, c, nil)
 				if err != nil {
 					return nil, err
@@ -177,7 +178,7 @@ func messageOf(env *cel.Env, cd *CommandDef, fail failAt) *Message {
 			}
 			progs[k] = p
 		}
-		m.Headers = func(s *State, c CommandRef) (map[string]string, error) {
+		m.Headers = func(s *sagas.State, c sagas.CommandRef) (map[string]string, error) {
 			vars, err := celVars(s, c, nil)
 			if err != nil {
 				return nil, err
@@ -196,11 +197,11 @@ func messageOf(env *cel.Env, cd *CommandDef, fail failAt) *Message {
 
 // replyOf compiles a reply's CEL: success (bool), reason (string) and
 // result (any); the rule is nil when success is not set.
-func replyOf(env *cel.Env, rd *ReplyDef, fail failAt) (ReplyRule, func(json.RawMessage) (json.RawMessage, error)) {
-	var rule ReplyRule
+func replyOf(env *cel.Env, rd *ReplyDef, fail failAt) (sagas.ReplyRule, func(json.RawMessage) (json.RawMessage, error)) {
+	var rule sagas.ReplyRule
 	var result func(json.RawMessage) (json.RawMessage, error)
 	vars := func(payload json.RawMessage) (map[string]any, error) {
-		return celVars(nil, CommandRef{}, payload)
+		return celVars(nil, sagas.CommandRef{}, payload)
 	}
 	if rd.Success != "" {
 		if rd.StatusField != "" || len(rd.OK) > 0 || rd.ReasonField != "" {

@@ -1,4 +1,4 @@
-package sagas
+package declarative
 
 import (
 	"bytes"

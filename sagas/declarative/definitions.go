@@ -1,4 +1,4 @@
-package sagas
+package declarative
 
 import (
 	"crypto/sha256"
@@ -14,6 +14,7 @@ import (
 	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/compensations"
+	"github.com/sagabridge/sagabridge/sagas"
 )
 
 // Errors of the declarative orchestrator.
@@ -41,7 +42,7 @@ type Definitions struct {
 
 type loaded struct {
 	def    Definition
-	saga   Saga
+	saga   sagas.Saga
 	digest string
 }
 
@@ -81,7 +82,7 @@ func NewDefinitions(comps *compensations.Registry, defs ...Definition) (*Definit
 }
 
 // Saga returns a loaded definition compiled; version 0 means the latest.
-func (d *Definitions) Saga(name string, version int) (Saga, bool) {
+func (d *Definitions) Saga(name string, version int) (sagas.Saga, bool) {
 	l, ok := d.get(name, version)
 	return l.saga, ok
 }
@@ -152,12 +153,12 @@ func (d *Definitions) Versions(name string) []int {
 // Start is the start of saga name's workflow: version 0 pins the latest
 // loaded version (now, at start), and the digest pins its content. input
 // is the saga's input (JSON, passed byte for byte).
-func (d *Definitions) Start(name string, version int, input []byte) (Start, error) {
+func (d *Definitions) Start(name string, version int, input []byte) (sagas.Start, error) {
 	l, ok := d.get(name, version)
 	if !ok {
-		return Start{}, fmt.Errorf("%w: %s version %d (loaded: %v)", ErrUnknownDefinition, name, version, d.Keys())
+		return sagas.Start{}, fmt.Errorf("%w: %s version %d (loaded: %v)", ErrUnknownDefinition, name, version, d.Keys())
 	}
-	return Start{Version: l.def.Version, Digest: l.digest, Input: input}, nil
+	return sagas.Start{Version: l.def.Version, Digest: l.digest, Input: input}, nil
 }
 
 // Workflows are the workflows of the loaded sagas, one per saga under the
@@ -180,7 +181,7 @@ func (d *Definitions) run(ctx *workflow.WorkflowContext, name string) (any, erro
 	if err := ctx.GetInput(&raw); err != nil {
 		return nil, fmt.Errorf("saga %s: decode input: %w", name, err)
 	}
-	st, err := DecodeStart(raw)
+	st, err := sagas.DecodeStart(raw)
 	if err == nil {
 		st, err = st.Pinned()
 	}
@@ -197,7 +198,7 @@ func (d *Definitions) run(ctx *workflow.WorkflowContext, name string) (any, erro
 	if st.Digest != "" && st.Digest != l.digest {
 		return nil, fmt.Errorf("%w: %s version %d was %s, is %s (%s)", ErrDefinitionChanged, name, st.Version, st.Digest, l.digest, l.def.Source)
 	}
-	out, err := RunStart(ctx, l.saga, st)
+	out, err := sagas.RunStart(ctx, l.saga, st)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package sagas
+package declarative
 
 import (
 	"encoding/json"
@@ -10,26 +10,27 @@ import (
 	"github.com/google/cel-go/cel"
 
 	"github.com/sagabridge/sagabridge/compensations"
+	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
 // compile turns a definition into a Saga, resolving compensation names in
 // comps. It returns the definition with those names written out (what the
 // digest is computed over) and every problem, each with file:line.
-func (d Definition) compile(comps *compensations.Registry) (Saga, Definition, []error) {
-	c := &compiler{def: d, comps: comps, lines: map[*Step]int{}}
-	where := func(st *Step) string {
+func (d Definition) compile(comps *compensations.Registry) (sagas.Saga, Definition, []error) {
+	c := &compiler{def: d, comps: comps, lines: map[*sagas.Step]int{}}
+	where := func(st *sagas.Step) string {
 		return c.at(c.lines[st]) + fmt.Sprintf(": saga %s v%d step %s", d.Name, d.Version, st.Name)
 	}
 	if d.Name == "" {
 		c.errs = append(c.errs, fmt.Errorf("%s: saga name is required", c.at(0)))
-	} else if !validName(d.Name) {
+	} else if !topics.ValidName(d.Name) {
 		c.errs = append(c.errs, fmt.Errorf("%s: saga name %q may hold only letters, digits and _ . @ -", c.at(0), d.Name))
 	}
 	if d.Version < 1 {
 		c.errs = append(c.errs, fmt.Errorf("%s: saga %s: version must be 1 or more", c.at(0), d.Name))
 	}
-	s := Saga{
+	s := sagas.Saga{
 		Name: d.Name, Version: d.Version,
 		OutcomeTopic: d.OutcomeTopic, ProgressTopic: d.ProgressTopic, NoProgress: d.NoProgress,
 	}
@@ -39,13 +40,15 @@ func (d Definition) compile(comps *compensations.Registry) (Saga, Definition, []
 	for i := range d.Steps {
 		top[i] = d.Steps[i].Name
 	}
-	s.Steps = make([]Step, len(d.Steps))
+	s.Steps = make([]sagas.Step, len(d.Steps))
 	for i, sd := range d.Steps {
 		s.Steps[i], resolved.Steps[i] = c.step(sd, top[i+1:])
 		c.mark(&s.Steps[i], sd)
 	}
 	if d.Name != "" && len(s.Steps) > 0 {
-		c.errs = append(c.errs, s.problems(where)...)
+		if err := s.ValidateAt(where); err != nil {
+			c.errs = append(c.errs, err)
+		}
 	} else if len(s.Steps) == 0 {
 		c.errs = append(c.errs, fmt.Errorf("%s: saga %s: no steps", c.at(0), d.Name))
 	}
@@ -55,7 +58,7 @@ func (d Definition) compile(comps *compensations.Registry) (Saga, Definition, []
 type compiler struct {
 	def   Definition
 	comps *compensations.Registry
-	lines map[*Step]int // where each compiled step was written
+	lines map[*sagas.Step]int // where each compiled step was written
 	errs  []error
 	cel   *cel.Env
 }
@@ -73,7 +76,7 @@ func (c *compiler) env() *cel.Env {
 }
 
 // mark records the lines of a compiled step and its members.
-func (c *compiler) mark(st *Step, sd StepDef) {
+func (c *compiler) mark(st *sagas.Step, sd StepDef) {
 	c.lines[st] = sd.line
 	for k := range st.Parallel {
 		if k < len(sd.Parallel) {
@@ -102,8 +105,8 @@ func (c *compiler) fail(line int, step, format string, args ...any) {
 
 // step compiles one step; later lists the top-level steps after it, the
 // only places a goto may jump to.
-func (c *compiler) step(sd StepDef, later []string) (Step, StepDef) {
-	st := Step{Name: sd.Name, Timeout: time.Duration(sd.Timeout)}
+func (c *compiler) step(sd StepDef, later []string) (sagas.Step, StepDef) {
+	st := sagas.Step{Name: sd.Name, Timeout: time.Duration(sd.Timeout)}
 	if sd.Command != nil {
 		st.Command = sd.Command.spec()
 		if st.Command == (topics.CommandSpec{}) {
@@ -124,24 +127,24 @@ func (c *compiler) step(sd StepDef, later []string) (Step, StepDef) {
 		st.ReplyResult = result
 	}
 	if sd.Activity != nil {
-		st.Activity = &Activity{Name: sd.Activity.Name, Params: sd.Activity.Params}
+		st.Activity = &sagas.Activity{Name: sd.Activity.Name, Params: sd.Activity.Params}
 	}
 	if sd.Child != nil {
-		st.Child = &Child{Workflow: sd.Child.Workflow, Definition: sd.Child.Saga, Version: sd.Child.Version}
+		st.Child = &sagas.Child{Workflow: sd.Child.Workflow, Definition: sd.Child.Saga, Version: sd.Child.Version}
 	}
 	if sd.Wait != nil {
 		d, err := ParseDecision(sd.Wait.OnTimeout, sd.Wait.Reason)
 		if err != nil {
 			c.fail(sd.line, sd.Name, "onTimeout: %v", err)
 		}
-		st.Wait = &Wait{Event: sd.Wait.Event, OnTimeout: d}
+		st.Wait = &sagas.Wait{Event: sd.Wait.Event, OnTimeout: d}
 	}
 	if sd.Retry != nil {
 		st.MaxAttempts, st.Backoff = sd.Retry.MaxAttempts, sd.Retry.backoff()
 	}
 	rd := sd
 	if sd.Parallel != nil {
-		st.Parallel = make([]Step, len(sd.Parallel))
+		st.Parallel = make([]sagas.Step, len(sd.Parallel))
 		rd.Parallel = make([]StepDef, len(sd.Parallel))
 		for k, m := range sd.Parallel {
 			st.Parallel[k], rd.Parallel[k] = c.step(m, nil)
@@ -183,8 +186,8 @@ func lineOf(lines map[string]int, key string, def int) int {
 	return def
 }
 
-func (r *RetryDef) backoff() Backoff {
-	return Backoff{Initial: time.Duration(r.Backoff), Max: time.Duration(r.MaxBackoff), Multiplier: r.Multiplier}
+func (r *RetryDef) backoff() sagas.Backoff {
+	return sagas.Backoff{Initial: time.Duration(r.Backoff), Max: time.Duration(r.MaxBackoff), Multiplier: r.Multiplier}
 }
 
 // compensation resolves a step's compensation; ok is false when the name
@@ -218,12 +221,12 @@ func (c *compiler) compensation(sd StepDef) (compensations.Compensation, Compens
 
 // rules compiles decide rules into a Decide function. Decisions and goto
 // targets are checked here, so a typo fails at load, not mid-saga.
-func (c *compiler) rules(sd StepDef, later []string) func(*State) (Decision, error) {
+func (c *compiler) rules(sd StepDef, later []string) func(*sagas.State) (sagas.Decision, error) {
 	type rule struct {
 		field  []string
 		equals any
 		always bool
-		then   Decision
+		then   sagas.Decision
 	}
 	var rs []rule
 	for _, rd := range sd.Decide {
@@ -232,8 +235,8 @@ func (c *compiler) rules(sd StepDef, later []string) func(*State) (Decision, err
 			c.fail(sd.line, sd.Name, "decide: %v", err)
 			continue
 		}
-		if d.kind == decideGoto && !contains(later, d.target) {
-			c.fail(sd.line, sd.Name, "decide: goto %s is not a later step", d.target)
+		if d.Target() != "" && !contains(later, d.Target()) {
+			c.fail(sd.line, sd.Name, "decide: goto %s is not a later step", d.Target())
 		}
 		r := rule{then: d, always: rd.When == nil}
 		if rd.When != nil {
@@ -246,11 +249,11 @@ func (c *compiler) rules(sd StepDef, later []string) func(*State) (Decision, err
 		rs = append(rs, r)
 	}
 	name := sd.Name
-	return func(s *State) (Decision, error) {
+	return func(s *sagas.State) (sagas.Decision, error) {
 		var result any
 		if raw := s.Results[name]; len(raw) > 0 {
 			if err := json.Unmarshal(raw, &result); err != nil {
-				return Decision{}, fmt.Errorf("result of %s is not JSON: %w", name, err)
+				return sagas.Decision{}, fmt.Errorf("result of %s is not JSON: %w", name, err)
 			}
 		}
 		for _, r := range rs {
@@ -258,11 +261,11 @@ func (c *compiler) rules(sd StepDef, later []string) func(*State) (Decision, err
 				return r.then, nil
 			}
 		}
-		return Next(), nil
+		return sagas.Next(), nil
 	}
 }
 
-func (r *ReplyDef) rule() ReplyRule {
+func (r *ReplyDef) rule() sagas.ReplyRule {
 	status, ok, reason := r.StatusField, r.OK, r.ReasonField
 	if status == "" {
 		status = "status"
@@ -323,4 +326,25 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// ParseDecision reads the YAML form of a decision (see String); reason is
+// used by "fail".
+func ParseDecision(s, reason string) (sagas.Decision, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "next":
+		return sagas.Next(), nil
+	case s == "complete":
+		return sagas.Complete(), nil
+	case s == "fail" || s == "":
+		return sagas.Fail(reason), nil
+	case strings.HasPrefix(s, "goto "):
+		target := strings.TrimSpace(strings.TrimPrefix(s, "goto "))
+		if target == "" {
+			return sagas.Decision{}, fmt.Errorf("decision %q: goto needs a step name", s)
+		}
+		return sagas.Goto(target), nil
+	}
+	return sagas.Decision{}, fmt.Errorf("decision %q is not next, complete, fail or \"goto <step>\"", s)
 }
