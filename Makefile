@@ -110,7 +110,7 @@ bench-long: ## A million sagas through the embedded engine, retention 1m (throug
 # server (several CPU-minutes). PEERS_FLAGS adds flags, e.g. --sagas 100.
 PEERS_FLAGS ?=
 .PHONY: bench-peers
-bench-peers: ## The same saga on sagabridge, Temporal and DBOS in one run: table, docs/bench/peers.json and peers.svg
+bench-peers: ## The same saga on sagabridge (embedded and on daprd, from bin/: make dapr), Temporal and DBOS in one run: table, docs/bench/peers.json and peers.svg
 	cd bench/peers && $(GO) run . --repo ../.. --out ../../docs/bench --commit $$(git rev-parse --short HEAD) $(PEERS_FLAGS)
 
 # Replicas on daprd: worker processes with a daprd each, sharing app ID,

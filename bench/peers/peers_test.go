@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +84,31 @@ func TestPeersRunTheSaga(t *testing.T) {
 				t.Errorf("result %+v: want 6 sagas timed, and the server pid's CPU added to the worker's", res)
 			}
 		})
+	}
+}
+
+// Without Dapr's binaries, or with another release's, sagabridge-dapr
+// says to run `make dapr` instead of failing somewhere in a round.
+func TestCheckDaprBinPointsAtMakeDapr(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkDaprBin(dir); err == nil || !strings.Contains(err.Error(), "no daprd in "+dir) || !strings.Contains(err.Error(), "make dapr") {
+		t.Errorf("empty directory: %v; want it to name daprd and `make dapr`", err)
+	}
+	for _, name := range []string{"daprd", "placement", "scheduler"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".dapr-version"), []byte("v1.14.4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDaprBin(dir); err == nil || !strings.Contains(err.Error(), `not v1.16.0 (.dapr-version: "v1.14.4")`) || !strings.Contains(err.Error(), "make dapr") {
+		t.Errorf("v1.14.4 binaries: %v; want the version named and `make dapr`", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".dapr-version"), []byte(daprVersion+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDaprBin(dir); err != nil {
+		t.Errorf("%s binaries: %v", daprVersion, err)
 	}
 }

@@ -25,6 +25,10 @@ type Report struct {
 	// with the command and its error; a failed system is not run again,
 	// and its earlier rounds stay in Results.
 	Failures []Failure `json:"failures,omitempty"`
+	// Notes say how a figure was taken where it differs from the rule
+	// (every process's CPU over the measured sagas), or what could not be
+	// counted.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Failure is a system that could not run here, or stopped.
@@ -39,13 +43,15 @@ type Failure struct {
 const baseline = "sagabridge-direct"
 
 var labels = map[string]string{
-	"sagabridge-direct":       "sagabridge, engine direct",
-	"sagabridge-bridge-nats":  "sagabridge, bridge on NATS",
-	"sagabridge-bridge-kafka": "sagabridge, bridge on Kafka",
-	sysTemporal:               "Temporal, SQLite file",
-	sysTemporalMemory:         "Temporal, SQLite in memory",
-	sysDBOS:                   "DBOS, PostgreSQL",
-	sysDBOSSQLite:             "DBOS, SQLite file",
+	"sagabridge-direct":           "sagabridge, engine direct",
+	"sagabridge-bridge-nats":      "sagabridge, bridge on NATS",
+	"sagabridge-bridge-kafka":     "sagabridge, bridge on Kafka",
+	"sagabridge-dapr-direct":      "sagabridge on daprd, engine direct",
+	"sagabridge-dapr-bridge-nats": "sagabridge on daprd, bridge on NATS",
+	sysTemporal:                   "Temporal, SQLite file",
+	sysTemporalMemory:             "Temporal, SQLite in memory",
+	sysDBOS:                       "DBOS, PostgreSQL",
+	sysDBOSSQLite:                 "DBOS, SQLite file",
 }
 
 func label(system string) string {
@@ -59,6 +65,7 @@ func label(system string) string {
 // the peers in a fixed order.
 func systemOrder[T any](m map[string]T) []string {
 	order := []string{"sagabridge-direct", "sagabridge-bridge-nats", "sagabridge-bridge-kafka",
+		"sagabridge-dapr-direct", "sagabridge-dapr-bridge-nats",
 		sysTemporal, sysTemporalMemory, sysDBOS, sysDBOSSQLite}
 	var out []string
 	for _, s := range order {
@@ -116,6 +123,9 @@ func (r Report) writeTable(w io.Writer) error {
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "\n%s failed and was not run again: `%s`: %s\n", f.System, f.Command, f.Error)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "\nNote: %s\n", n)
 	}
 	return nil
 }

@@ -21,9 +21,10 @@ import (
 const (
 	unitSagabridge      = "sagabridge"       // direct and bridge on NATS, one `sagabridge bench` process
 	unitSagabridgeKafka = "sagabridge-kafka" // bridge on Kafka (kfake)
+	unitSagabridgeDapr  = "sagabridge-dapr"  // on daprd, direct and bridge on NATS, a `sagabridge bench` process and a Dapr stack per path
 )
 
-var allUnits = []string{unitSagabridge, unitSagabridgeKafka, sysTemporal, sysTemporalMemory, sysDBOS, sysDBOSSQLite}
+var allUnits = []string{unitSagabridge, unitSagabridgeKafka, unitSagabridgeDapr, sysTemporal, sysTemporalMemory, sysDBOS, sysDBOSSQLite}
 
 type runOptions struct {
 	systems     []string
@@ -35,11 +36,12 @@ type runOptions struct {
 	commit      string
 	pgURL       string
 	pgBin       string
+	daprBin     string
 }
 
 func runMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("peers", flag.ContinueOnError)
-	systems := fs.String("systems", "sagabridge,sagabridge-kafka,temporal,dbos,dbos-sqlite", "what to run: "+strings.Join(allUnits, ", "))
+	systems := fs.String("systems", "sagabridge,sagabridge-kafka,sagabridge-dapr,temporal,dbos,dbos-sqlite", "what to run: "+strings.Join(allUnits, ", "))
 	conc := fs.String("concurrency", "1,32,128", "sagas in flight, comma separated")
 	var o runOptions
 	fs.IntVar(&o.sagas, "sagas", 1000, "sagas per system and concurrency, split over the rounds")
@@ -47,8 +49,9 @@ func runMain(ctx context.Context, args []string) error {
 	fs.StringVar(&o.repo, "repo", "../..", "sagabridge repository (its binary is built from there)")
 	fs.StringVar(&o.out, "out", "", "directory for peers.json and peers.svg")
 	fs.StringVar(&o.commit, "commit", "", "sagabridge commit recorded in the report")
-	fs.StringVar(&o.pgURL, "pg-url", "", "PostgreSQL server for dbos; empty: start a private one from the machine's binaries")
+	fs.StringVar(&o.pgURL, "pg-url", "", "PostgreSQL server for dbos and daprd's actor state; empty: start a private one from the machine's binaries")
 	fs.StringVar(&o.pgBin, "pg-bin", "", "directory of initdb and postgres (default: Debian's newest, or PATH)")
+	fs.StringVar(&o.daprBin, "dapr-bin", "", "directory of daprd, placement and scheduler "+daprVersion+" for sagabridge-dapr (default: the repository's bin/, built by `make dapr`)")
 	replot := fs.String("replot", "", "measure nothing: print the table of this peers.json and, with --out, redraw peers.svg")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -69,6 +72,18 @@ func runMain(ctx context.Context, args []string) error {
 	}
 	if o.sagas < 1 || o.rounds < 1 {
 		return fmt.Errorf("--sagas and --rounds must be at least 1")
+	}
+	if slices.Contains(o.systems, unitSagabridgeDapr) {
+		// Refused before anything runs: the fix is one make target away.
+		if o.daprBin == "" {
+			o.daprBin = filepath.Join(o.repo, "bin")
+		}
+		if o.daprBin, err = filepath.Abs(o.daprBin); err != nil {
+			return err
+		}
+		if err := checkDaprBin(o.daprBin); err != nil {
+			return fmt.Errorf("%s: %w", unitSagabridgeDapr, err)
+		}
 	}
 	rep, err := run(ctx, o)
 	if err != nil {
@@ -135,17 +150,25 @@ func run(ctx context.Context, o runOptions) (Report, error) {
 	units := slices.Clone(o.systems)
 	drop := func(unit string) { units = slices.DeleteFunc(units, func(u string) bool { return u == unit }) }
 
+	sagabridgeUnits := []string{unitSagabridge, unitSagabridgeKafka, unitSagabridgeDapr}
 	var sbBin string
-	if slices.Contains(units, unitSagabridge) || slices.Contains(units, unitSagabridgeKafka) {
+	if slices.ContainsFunc(units, func(u string) bool { return slices.Contains(sagabridgeUnits, u) }) {
 		if sbBin, err = buildSagabridge(ctx, o.repo, tmp); err != nil {
-			skip(unitSagabridge, "go build ./cmd/sagabridge", err)
-			drop(unitSagabridge)
-			drop(unitSagabridgeKafka)
+			for _, u := range sagabridgeUnits {
+				if slices.Contains(units, u) {
+					skip(u, "go build ./cmd/sagabridge", err)
+					drop(u)
+				}
+			}
 		}
+	}
+	if slices.Contains(units, unitSagabridgeDapr) {
+		rep.Versions["daprd"] = daprdVersion(ctx, o.daprBin)
 	}
 	var pgURL string
 	var pgServers []int
-	if slices.Contains(units, sysDBOS) {
+	pgUnits := []string{sysDBOS, unitSagabridgeDapr}
+	if slices.ContainsFunc(units, func(u string) bool { return slices.Contains(pgUnits, u) }) {
 		if o.pgURL != "" {
 			pgURL = o.pgURL
 			if pid, err := postmasterPid(ctx, pgURL); err == nil {
@@ -153,13 +176,19 @@ func run(ctx context.Context, o runOptions) (Report, error) {
 				pgServers = []int{pid}
 				rep.Versions["postgresql"] = "server at --pg-url"
 			} else {
-				fmt.Fprintf(os.Stderr, "peers: PostgreSQL's processes not counted: %v\n", err)
+				note := fmt.Sprintf("PostgreSQL at --pg-url: its processes' CPU and memory are not counted (%v)", err)
+				fmt.Fprintln(os.Stderr, "peers:", note)
+				rep.Notes = append(rep.Notes, note)
 			}
 		} else {
 			srv, err := startPostgres(ctx, o.pgBin)
 			if err != nil {
-				skip(sysDBOS, "initdb + postgres (a private server)", err)
-				drop(sysDBOS)
+				for _, u := range pgUnits {
+					if slices.Contains(units, u) {
+						skip(u, "initdb + postgres (a private server)", err)
+						drop(u)
+					}
+				}
 			} else {
 				defer srv.stop()
 				pgURL, pgServers = srv.URL, []int{srv.Pid()}
@@ -167,6 +196,10 @@ func run(ctx context.Context, o runOptions) (Report, error) {
 			}
 		}
 	}
+	if slices.Contains(units, unitSagabridgeDapr) {
+		rep.Notes = append(rep.Notes, "sagabridge on daprd: CPU s/1k adds to the worker's the CPU of daprd, placement, scheduler and PostgreSQL, read around each `sagabridge bench` process (its 20 warm-up sagas included, and spread over the measured and warm-up sagas); peak MiB adds their peak PSS to the worker's peak RSS")
+	}
+	dapr := daprRound{sbBin: sbBin, daprBin: o.daprBin, pgURL: pgURL, pgServers: pgServers}
 
 	per := (o.sagas + o.rounds - 1) / o.rounds
 	pooled := map[string]map[int][]Result{}
@@ -191,6 +224,12 @@ func run(ctx context.Context, o runOptions) (Report, error) {
 					res, command, err = runSagabridge(ctx, sbBin, dir, "nats", "direct,bridge", c, per)
 				case unitSagabridgeKafka:
 					res, command, err = runSagabridge(ctx, sbBin, dir, "kafka", "bridge", c, per)
+				case unitSagabridgeDapr:
+					modes := []string{"direct", "bridge"}
+					if r%2 == 1 {
+						slices.Reverse(modes)
+					}
+					res, command, err = dapr.run(ctx, dir, modes, c, per)
 				case sysDBOS:
 					res, command, err = runWorker(ctx, self, workerArgs(unit, c, per, dir, pgURL, pgServers))
 				default:

@@ -33,6 +33,7 @@ func buildSagabridge(ctx context.Context, repo, dir string) (string, error) {
 type sagabridgeBench struct {
 	Results []struct {
 		Broker      string  `json:"broker"`
+		Engine      string  `json:"engine"`
 		Mode        string  `json:"mode"`
 		Concurrency int     `json:"concurrency"`
 		Sagas       int     `json:"sagas"`
@@ -45,12 +46,14 @@ type sagabridgeBench struct {
 }
 
 // runSagabridge runs one round of `sagabridge bench` for one broker and the
-// given modes, and names each result after its path.
-func runSagabridge(ctx context.Context, bin, dir, broker string, modes string, c, n int) ([]Result, string, error) {
+// given modes, with extra flags after the harness's, and names each result
+// after its engine and path.
+func runSagabridge(ctx context.Context, bin, dir, broker string, modes string, c, n int, extra ...string) ([]Result, string, error) {
 	out := filepath.Join(dir, "out")
 	args := []string{"bench", "--brokers", broker, "--modes", modes,
 		"--concurrency", strconv.Itoa(c), "--sagas", strconv.Itoa(n), "--parked", "0",
 		"--data", filepath.Join(dir, "data"), "--out", out}
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -68,16 +71,22 @@ func runSagabridge(ctx context.Context, bin, dir, broker string, modes string, c
 	}
 	var res []Result
 	for _, r := range rep.Results {
-		name := "sagabridge-direct"
+		name := "sagabridge"
+		if r.Engine == "dapr" {
+			name = unitSagabridgeDapr
+		}
 		if r.Mode == "bridge" {
-			name = "sagabridge-bridge-" + r.Broker
+			name += "-bridge-" + r.Broker
+		} else {
+			name += "-direct"
 		}
 		res = append(res, Result{
 			System: name, Concurrency: r.Concurrency, Sagas: r.Sagas,
 			Seconds: float64(r.Sagas) / r.PerSecond, PerSecond: r.PerSecond,
 			P50Ms: r.P50Ms, P99Ms: r.P99Ms,
-			// One process holds the engine, the bridge, the broker and
-			// the driver: its CPU is all there is.
+			// One process holds the engine (unless on daprd), the
+			// bridge, the broker and the driver: on the embedded engine
+			// its CPU is all there is.
 			CPUSecondsPer1k: r.CPUPer1k, WorkerCPUSecondsPer1k: r.CPUPer1k,
 			PeakRSSMiB: r.PeakRSSMiB,
 		})
