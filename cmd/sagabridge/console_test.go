@@ -137,16 +137,7 @@ func TestConsole(t *testing.T) {
 	_, watcher := runLegacyServices(t, natsConnect(srv.ClientURL()), simulated.Config{})
 
 	logPath := filepath.Join(dir, "worker.log")
-	startWorker(t, cfgPath, logPath)
-	dumpOnFailure(t, logPath)
-	adm, err := admin.NewClient(adminAddr, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.WaitUntil(t, 30*time.Second, "the worker to be ready", func() bool {
-		r, err := adm.Ready(ctx)
-		return err == nil && r.Ready
-	})
+	adm := startReadyWorker(t, cfgPath, logPath, adminAddr, token, 30*time.Second)
 	c := cli{t: t, cfg: cfgPath}
 	pub := func(topic, typ, id, data string) {
 		c.must("publish", "--topic", topic, "--type", typ, "--id", id, "--data", data)

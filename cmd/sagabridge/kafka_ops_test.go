@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/internal/testkit"
@@ -37,17 +35,7 @@ func TestDLQOnKafka(t *testing.T) {
 	writeOpsConfig(t, cfgPath, map[string]any{"kind": "kafka", "kafka": map[string]any{"brokers": k.Brokers(), "autoCreateTopics": true}},
 		filepath.Join(dir, "workflows.db"), adminAddr)
 	logPath := filepath.Join(dir, "worker.log")
-	startWorker(t, cfgPath, logPath)
-	defer dumpOnFailure(t, logPath)
-	adm, err := admin.NewClient(adminAddr, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	testkit.WaitUntil(t, 60*time.Second, "the worker to be ready", func() bool {
-		r, err := adm.Ready(ctx)
-		return err == nil && r.Ready
-	})
+	startReadyWorker(t, cfgPath, logPath, adminAddr, "", 60*time.Second)
 	c := cli{t: t, cfg: cfgPath}
 
 	// Two events whose instance ID cannot be computed (a number where the

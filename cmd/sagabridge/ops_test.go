@@ -27,6 +27,24 @@ import (
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
+// startReadyWorker starts a worker process on cfgPath (its log printed if
+// the test fails) and waits up to d for its admin API, at adminAddr with
+// token, to say it is ready; it returns a client of that API.
+func startReadyWorker(t *testing.T, cfgPath, logPath, adminAddr, token string, d time.Duration) *admin.Client {
+	t.Helper()
+	startWorker(t, cfgPath, logPath)
+	dumpOnFailure(t, logPath)
+	adm, err := admin.NewClient(adminAddr, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, d, "the worker to be ready", func() bool {
+		r, err := adm.Ready(t.Context())
+		return err == nil && r.Ready
+	})
+	return adm
+}
+
 // freeAddr returns a loopback address nobody listens on right now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
@@ -171,16 +189,7 @@ func TestOperationsCLI(t *testing.T) {
 	go func() { defer wg.Done(); _ = watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
 
 	logPath := filepath.Join(dir, "worker.log")
-	startWorker(t, cfgPath, logPath)
-	dumpOnFailure(t, logPath)
-	adm, err := admin.NewClient(adminAddr, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.WaitUntil(t, 30*time.Second, "the worker to be ready", func() bool {
-		r, err := adm.Ready(ctx)
-		return err == nil && r.Ready
-	})
+	startReadyWorker(t, cfgPath, logPath, adminAddr, "", 30*time.Second)
 	c := cli{t: t, cfg: cfgPath}
 
 	// publish: flags (structured), --binary, and a whole event on stdin.
