@@ -117,3 +117,14 @@ func (s sizedTask) Await(v any) error {
 	}
 	return json.Unmarshal(raw, v)
 }
+
+// awaitable is the one method the saga needs from an engine task; naming
+// it here keeps durabletask's task package out of the saga code.
+type awaitable interface {
+	Await(v any) error
+}
+
+// failedTask is a task that failed before it was scheduled.
+type failedTask struct{ err error }
+
+func (t failedTask) Await(any) error { return t.err }

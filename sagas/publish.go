@@ -11,17 +11,6 @@ import (
 	"github.com/sagabridge/sagabridge/topics"
 )
 
-// awaitable is the one method the saga needs from an engine task; naming
-// it here keeps durabletask's task package out of the saga code.
-type awaitable interface {
-	Await(v any) error
-}
-
-// failedTask is a task that failed before it was scheduled.
-type failedTask struct{ err error }
-
-func (t failedTask) Await(any) error { return t.err }
-
 // callActivity schedules an activity with a JSON input, marshalled here so
 // that a marshalling error names the activity.
 func (r *run) callActivity(name string, input any) awaitable {
@@ -89,3 +78,11 @@ func PublishDurably(ctx *workflow.WorkflowContext, topic string, ev topics.Cloud
 	r := &run{ctx: ctx, id: ctx.ID(), trace: traceOf(ctx), hist: newHistory(0, 0)}
 	return r.publish(topic, ev)
 }
+
+// publishAttempts bounds how long a saga keeps trying to publish one event
+// while the broker is down: with the backoff below, about 45 minutes. After
+// that the workflow fails and shows up as FAILED in `sagabridge workflow get`.
+const (
+	publishAttempts = 100
+	publishMaxDelay = 30 * time.Second
+)

@@ -4,19 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/dapr/durabletask-go/workflow"
 
 	"github.com/sagabridge/sagabridge/topics"
-)
-
-// publishAttempts bounds how long a saga keeps trying to publish one event
-// while the broker is down: with the backoff below, about 45 minutes. After
-// that the workflow fails and shows up as FAILED in `sagabridge workflow get`.
-const (
-	publishAttempts = 100
-	publishMaxDelay = 30 * time.Second
 )
 
 // Run executes saga s in a workflow. The workflow's input is the data of
@@ -76,19 +67,6 @@ func RunStart(ctx *workflow.WorkflowContext, s Saga, st Start) (topics.Outcome, 
 	return r.out, nil
 }
 
-// newRun begins an execution of s started with st.
-func newRun(ctx *workflow.WorkflowContext, s Saga, st Start) *run {
-	r := &run{
-		ctx:   ctx,
-		saga:  s,
-		id:    ctx.ID(),
-		trace: Start{TraceParent: st.TraceParent, TraceState: st.TraceState},
-		hist:  newHistory(s.MaxHistoryBytes, len(st.Input)),
-	}
-	r.out = topics.Outcome{Saga: s.Name, InstanceID: r.id, StartedAt: ctx.CurrentTimeUTC(), TraceParent: r.trace.TraceParent}
-	return r
-}
-
 // publishOutcome sends the outcome event to topic ("" : the worker's).
 func (r *run) publishOutcome(topic string, out topics.Outcome) error {
 	ev, err := topics.NewCloudEvent(topics.OutcomeID(r.id, out.Status), topics.Source,
@@ -101,41 +79,6 @@ func (r *run) publishOutcome(topic string, out topics.Outcome) error {
 	}
 	return nil
 }
-
-// run is one execution (or replay) of a saga. It holds the workflow
-// context because every helper schedules work on it; it lives only for
-// the duration of the orchestrator call.
-type run struct {
-	ctx  *workflow.WorkflowContext
-	saga Saga
-	id   string
-	// trace is the trace context the saga was started with, stamped on
-	// everything it sends.
-	trace Start
-	state *State
-	out   topics.Outcome
-	// hist estimates the history's size, so that the saga stops before
-	// the engine can no longer hand it over.
-	hist *history
-
-	// done lists the steps whose effect may exist and that have a
-	// compensation, in the order they finished: backward runs over it in
-	// reverse.
-	done []doneStep
-	// failure is why the saga stopped going forward ("" while it goes).
-	failure string
-	// childNotUndone is what failed child sagas could not undo.
-	childNotUndone []string
-	// seq numbers progress events.
-	seq int
-}
-
-type doneStep struct {
-	st  *Step
-	idx int // in out.Steps
-}
-
-func (r *run) now() time.Time { return r.ctx.CurrentTimeUTC() }
 
 // forward runs the steps in order, following their decisions.
 func (r *run) forward() {

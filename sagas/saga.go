@@ -2,6 +2,8 @@ package sagas
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/dapr/durabletask-go/workflow"
@@ -217,3 +219,99 @@ func (st *Step) attempts() int {
 func (s Saga) outcomeTopic() string { return s.OutcomeTopic }
 
 func (s Saga) progressTopic() string { return s.ProgressTopic }
+
+// payload is what a step sends: Step.Input's value, or the saga's input.
+func (st *Step) payload(s *State) (json.RawMessage, error) {
+	if st.Input == nil {
+		return s.Input, nil
+	}
+	v, err := st.Input(s)
+	if err != nil {
+		return nil, fmt.Errorf("input of %s: %w", st.Name, err)
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("input of %s: %w", st.Name, err)
+	}
+	return raw, nil
+}
+
+// ChildInstanceID is the deterministic instance ID of a child saga.
+func ChildInstanceID(parent, step string, attempt int) string {
+	return parent + ":" + step + ":" + strconv.Itoa(attempt)
+}
+
+// Message shapes a command the way its participant expects it, in place of
+// the default: a CloudEvent of the step's type whose data is a
+// topics.Command. Its functions run in the orchestrator, so they must be
+// pure functions of their arguments (no clock, no I/O).
+type Message struct {
+	// Plain sends the data as the message body (Content-Type
+	// application/json) with no CloudEvents envelope. The command's ids
+	// then travel as headers only (HeaderIdempotencyKey, HeaderCommandID,
+	// HeaderAttempt).
+	Plain bool
+	// Data builds the command's data (the plain body); nil sends a
+	// topics.Command.
+	Data func(s *State, c CommandRef) (any, error)
+	// Headers builds the message's headers; nil sends none of its own.
+	Headers func(s *State, c CommandRef) (map[string]string, error)
+}
+
+// CommandRef names one command: what a Message may put in the message
+// beside the saga's state.
+type CommandRef struct {
+	// ID is the command's id, one per attempt: "<instance>/<step>/<attempt>".
+	ID string
+	// IdempotencyKey is the same for every attempt of the step (see
+	// topics.Command): the key participants dedupe on.
+	IdempotencyKey string
+	InstanceID     string
+	Saga           string
+	Step           string
+	Attempt        int
+	Compensate     bool
+}
+
+// State is what a saga knows while it runs, handed to the Go functions of
+// a step (Input, Decide, Func). It is rebuilt on every replay from the
+// recorded history, so those functions must read only from it and from the
+// workflow context: no clock, no I/O.
+type State struct {
+	InstanceID string
+	Saga       string
+	// Input is the saga's input, the data of the event that started it.
+	Input json.RawMessage
+	// Results holds each finished step's result, by step name: an
+	// activity's output, a reply's payload, a waited-for event's payload,
+	// a child's outcome, a Func's return value.
+	Results map[string]json.RawMessage
+	// Step and Attempt are the step running now and its attempt (1-based).
+	Step    string
+	Attempt int
+	// Now is the workflow's clock (ctx.CurrentUTCDateTime), replay-safe.
+	Now time.Time
+}
+
+// DecodeInput decodes the saga's input into v.
+func (s *State) DecodeInput(v any) error {
+	if len(s.Input) == 0 {
+		return fmt.Errorf("saga %s: no input", s.Saga)
+	}
+	if err := json.Unmarshal(s.Input, v); err != nil {
+		return fmt.Errorf("saga %s: decode input: %w", s.Saga, err)
+	}
+	return nil
+}
+
+// Decode decodes the result of a finished step into v.
+func (s *State) Decode(step string, v any) error {
+	raw, ok := s.Results[step]
+	if !ok || len(raw) == 0 {
+		return fmt.Errorf("saga %s: step %s has no result", s.Saga, step)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("saga %s: decode result of %s: %w", s.Saga, step, err)
+	}
+	return nil
+}

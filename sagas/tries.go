@@ -59,11 +59,13 @@ func (r *run) startCommand(c commandCall, prog **progressEvent) try {
 			ID: ev.ID, IdempotencyKey: data.IdempotencyKey, InstanceID: r.id, Saga: r.saga.Name,
 			Step: c.step, Attempt: c.attempt, Compensate: c.undo,
 		}
-		if err := c.message.shape(r.state, ref, &req.Event, &req); err != nil {
+		opts, err := c.message.shape(r.state, ref, &req.Event)
+		if err != nil {
 			// A mapping that cannot be evaluated sends nothing: the step
 			// (or compensation) fails with why.
 			return done(failed("%v", err))
 		}
+		req.Options = opts
 	}
 	if *prog != nil {
 		req.ProgressTopic, req.Progress = r.saga.progressTopic(), &(*prog).ev
@@ -180,11 +182,6 @@ func (t activityTry) result() verdict {
 type childTry struct {
 	id string
 	t  awaitable
-}
-
-// ChildInstanceID is the deterministic instance ID of a child saga.
-func ChildInstanceID(parent, step string, attempt int) string {
-	return parent + ":" + step + ":" + strconv.Itoa(attempt)
 }
 
 func (r *run) startChild(st *Step, attempt int, payload json.RawMessage) try {
