@@ -206,25 +206,32 @@ func startRig(t *testing.T, br *restartableBroker, sim simulated.Config) *faultR
 	t.Helper()
 	r := &faultRig{client: br.connect(t, "test-client"), dedupes: br.dedupes}
 	r.parts, r.watcher = runLegacyServices(t, br.connect, sim)
-	deadSub := br.connect(t, "test-dlq")
+	watchDeadLetters(t, br.connect(t, "test-dlq"), func(dead string) {
+		r.dead.Add(1)
+		t.Logf("dead-lettered: %s", dead)
+	})
+	return r
+}
+
+// watchDeadLetters hands fn each message of the dead-letter topic as
+// "kind: reason: payload", until the test ends.
+func watchDeadLetters(t testing.TB, sub bridge.Broker, fn func(dead string)) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	wg.Add(1)
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
 	go func() {
-		defer wg.Done()
-		ch, err := deadSub.Subscriber().Subscribe(ctx, "sagabridge.dlq")
+		defer close(done)
+		ch, err := sub.Subscriber().Subscribe(ctx, "sagabridge.dlq")
 		if err != nil {
 			t.Errorf("watch dlq: %v", err)
 			return
 		}
 		for msg := range ch {
-			r.dead.Add(1)
-			t.Logf("dead-lettered (%s: %s): %s", msg.Metadata.Get(dlq.MetaKind), msg.Metadata.Get(dlq.MetaReason), msg.Payload)
+			fn(fmt.Sprintf("%s: %s: %s", msg.Metadata.Get(dlq.MetaKind), msg.Metadata.Get(dlq.MetaReason), msg.Payload))
 			msg.Ack()
 		}
 	}()
-	return r
 }
 
 // randomOrders makes n orders named prefix-i; each fails payment or

@@ -309,7 +309,6 @@ func startWorld(t testing.TB, br scaleBroker) *world {
 	w := &world{client: br.connect(t, "test-client"), watcher: simulated.NewWatcher(nil)}
 	legacy := br.connect(t, "legacy-services")
 	watch := br.connect(t, "test-watcher")
-	deadSub := br.connect(t, "test-dlq")
 	var err error
 	w.parts, err = simulated.New(simulated.Config{}, legacy.Publisher(), legacy.Subscriber(), nil)
 	if err != nil {
@@ -318,23 +317,14 @@ func startWorld(t testing.TB, br scaleBroker) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); _ = w.parts.Run(ctx) }()
 	go func() { defer wg.Done(); _ = w.watcher.Run(ctx, watch.Subscriber(), topics.Outcomes) }()
-	go func() {
-		defer wg.Done()
-		ch, err := deadSub.Subscriber().Subscribe(ctx, "sagabridge.dlq")
-		if err != nil {
-			t.Errorf("watch dlq: %v", err)
-			return
-		}
-		for msg := range ch {
-			w.mu.Lock()
-			w.dead = append(w.dead, fmt.Sprintf("%s: %s: %s", msg.Metadata.Get(dlq.MetaKind), msg.Metadata.Get(dlq.MetaReason), msg.Payload))
-			w.mu.Unlock()
-			msg.Ack()
-		}
-	}()
+	watchDeadLetters(t, br.connect(t, "test-dlq"), func(dead string) {
+		w.mu.Lock()
+		w.dead = append(w.dead, dead)
+		w.mu.Unlock()
+	})
 	return w
 }
 
