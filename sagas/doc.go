@@ -6,10 +6,12 @@
 // step it runs the compensations of the completed steps in reverse order,
 // then publishes exactly one outcome.
 //
-// Sagas are written in Go (Saga, Step) or declared in YAML (Definition),
-// which compiles to the same Saga and runs as a workflow of its own name,
-// pinned to the version an instance started with. sagas/README.md teaches
-// both.
+// Sagas are written in Go (Saga, Step) or declared in YAML (package
+// sagas/declarative), which compiles to the same Saga and runs as a
+// workflow of its own name, pinned to the version an instance started
+// with. Every instance starts with one envelope, Start: its pinned
+// version, its migration assignment (sagas/migration), its trace context
+// and its input. sagas/README.md teaches both.
 //
 // Everything Run does is deterministic, because the engine replays it:
 // time comes from the workflow context, waiting is done with durable
