@@ -78,43 +78,55 @@ func (b *Backend) writeLoop() {
 // it would once the deletion's in-memory part ran.
 func (b *Backend) runBatch(batch []*request) {
 	errs := make([]error, len(batch))
-	posts := make([]func(), len(batch))
-	reply := func() {
-		outage := false
-		for i := range errs {
-			if errs[i] != nil {
-				errs[i] = classify(errs[i])
-				outage = outage || errors.Is(errs[i], ErrUnavailable)
-			}
-		}
-		if outage { // before the callers hear of it: Healthy agrees with what they were told
-			b.health.setOutage(errors.Join(errs...))
-		}
-		for i, r := range batch {
-			r.done <- errs[i]
-		}
-	}
-	fail := func(err error) {
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
-			}
-		}
-		reply()
-	}
 	if err := b.health.goneErr(); err != nil {
-		fail(err)
+		b.failBatch(batch, errs, err)
 		return
 	}
 	tb := time.Now()
 	defer func() { b.stats.batchNanos.Add(int64(time.Since(tb))) }()
 	clear(b.batchDeleted)
 	if _, err := b.ws.begin.exec(); err != nil {
-		fail(err)
+		b.failBatch(batch, errs, err)
 		return
 	}
+	posts, applied, err := b.applyBatch(batch, errs)
+	if err != nil {
+		b.failBatch(batch, errs, err)
+		return
+	}
+	if applied == 0 {
+		_, _ = b.ws.rollback.exec()
+		b.replyBatch(batch, errs)
+		return
+	}
+	t0 := time.Now()
+	if _, err := b.ws.commit.exec(); err != nil {
+		_, _ = b.ws.rollback.exec()
+		b.failBatch(batch, errs, fmt.Errorf("store: commit: %w", err))
+		return
+	}
+	b.health.setOutage(nil)
+	b.stats.commitNanos.Add(int64(time.Since(t0)))
+	b.batchCommitted()
+	b.stats.writes.Add(int64(applied))
+	b.mu.Lock()
+	for _, p := range posts {
+		if p != nil {
+			p()
+		}
+	}
+	b.mu.Unlock()
+	b.replyBatch(batch, errs)
+}
+
+// applyBatch applies each request of batch in the open transaction, in a
+// savepoint of its own when there are several: errs[i] is what failed
+// request i, posts[i] the in-memory half of one that applied, applied how
+// many did. An error means the transaction could not be kept and is rolled
+// back.
+func (b *Backend) applyBatch(batch []*request, errs []error) (posts []func(), applied int, err error) {
+	posts = make([]func(), len(batch))
 	multi := len(batch) > 1
-	applied := 0
 	for i, r := range batch {
 		if multi {
 			if _, err := b.ws.savepoint.exec(); err != nil {
@@ -134,8 +146,7 @@ func (b *Backend) runBatch(batch []*request) {
 				_, e2 := b.ws.release.exec()
 				if e1 != nil || e2 != nil {
 					_, _ = b.ws.rollback.exec()
-					fail(errors.Join(classify(err), fmt.Errorf("store: roll back a failed write: %w", errors.Join(e1, e2))))
-					return
+					return nil, 0, errors.Join(classify(err), fmt.Errorf("store: roll back a failed write: %w", errors.Join(e1, e2)))
 				}
 			}
 			continue
@@ -143,8 +154,7 @@ func (b *Backend) runBatch(batch []*request) {
 		if multi {
 			if _, err := b.ws.release.exec(); err != nil {
 				_, _ = b.ws.rollback.exec()
-				fail(err)
-				return
+				return nil, 0, err
 			}
 		}
 		for _, id := range b.reqDeleted {
@@ -153,19 +163,12 @@ func (b *Backend) runBatch(batch []*request) {
 		posts[i] = post
 		applied++
 	}
-	if applied == 0 {
-		_, _ = b.ws.rollback.exec()
-		reply()
-		return
-	}
-	t0 := time.Now()
-	if _, err := b.ws.commit.exec(); err != nil {
-		_, _ = b.ws.rollback.exec()
-		fail(fmt.Errorf("store: commit: %w", err))
-		return
-	}
-	b.health.setOutage(nil)
-	b.stats.commitNanos.Add(int64(time.Since(t0)))
+	return posts, applied, nil
+}
+
+// batchCommitted counts a committed batch and, now and then, checkpoints
+// the WAL or pokes the checkpointer.
+func (b *Backend) batchCommitted() {
 	switch n := b.stats.batches.Add(1); {
 	case n%writerCheckpointEvery == 0:
 		// The checkpointer copies frames while the writer goes on, so the
@@ -182,15 +185,35 @@ func (b *Backend) runBatch(batch []*request) {
 		default:
 		}
 	}
-	b.stats.writes.Add(int64(applied))
-	b.mu.Lock()
-	for _, p := range posts {
-		if p != nil {
-			p()
+}
+
+// replyBatch tells each request of batch its error (nil: committed), after
+// marking the store unavailable if one of them says so.
+func (b *Backend) replyBatch(batch []*request, errs []error) {
+	outage := false
+	for i := range errs {
+		if errs[i] != nil {
+			errs[i] = classify(errs[i])
+			outage = outage || errors.Is(errs[i], ErrUnavailable)
 		}
 	}
-	b.mu.Unlock()
-	reply()
+	if outage { // before the callers hear of it: Healthy agrees with what they were told
+		b.health.setOutage(errors.Join(errs...))
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+// failBatch fails with err every request of batch that has no error yet,
+// and replies.
+func (b *Backend) failBatch(batch []*request, errs []error, err error) {
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	b.replyBatch(batch, errs)
 }
 
 // seq allocates an inbox or task sequence number (writer goroutine only).
@@ -433,30 +456,10 @@ func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 	if !valid || b.batchDeleted[c.id] {
 		return nil, backend.ErrWorkItemLockLost
 	}
-	w := &b.ws
-	now := b.now()
-	var n int64
-	var err error
-	switch {
-	case c.continuedAsNew:
-		n, err = w.updStarted.exec(c.status, now, c.completed, now, c.output, c.failure, c.customSet, c.custom, c.id,
-			c.createdAt, c.input, c.executionID)
-	case c.completed:
-		n, err = w.updDone.exec(c.status, now, c.output, c.failure, c.customSet, c.custom, c.id)
-	case c.oldStatus == c.status:
-		if n, err = w.updSame.exec(now, c.customSet, c.custom, c.id, c.status); err == nil && n == 0 {
-			// the stored status was not the one the history says
-			n, err = w.updStatus.exec(now, c.customSet, c.custom, c.id, c.status)
-		}
-	default:
-		n, err = w.updStatus.exec(now, c.customSet, c.custom, c.id, c.status)
-	}
-	if err != nil {
+	if err := b.writeCompletedStatus(c); err != nil {
 		return nil, err
 	}
-	if n == 0 {
-		return nil, backend.ErrWorkItemLockLost
-	}
+	w := &b.ws
 	if c.continuedAsNew {
 		if _, err := w.delHistory.exec(c.id); err != nil {
 			return nil, err
@@ -486,52 +489,9 @@ func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 			return nil, err
 		}
 	}
-	var posts []func()
-	msgSeqs := make([]int64, len(c.msgs))
-	for i, m := range c.msgs {
-		target := m.TargetInstanceID
-		msgSeqs[i] = -1
-		status, exists, err := b.instanceStatus(target)
-		if err != nil {
-			return nil, err
-		}
-		if m.HistoryEvent.GetExecutionStarted() != nil {
-			if exists && !isFinished(status) {
-				b.log.Warnf("%s: sub-orchestration %s already exists and runs; its creation is dropped", c.id, target)
-				continue
-			}
-			if exists {
-				// A finished instance with the child's ID (an earlier
-				// run of a parent with the same ID): the new child
-				// replaces it, or the parent would wait forever.
-				drop, err := b.deleteInstances([]string{target})
-				if err != nil {
-					return nil, err
-				}
-				posts = append(posts, drop)
-			}
-			post, err := b.insertInstance(m.HistoryEvent, c.msgData[i])
-			if err != nil {
-				return nil, err
-			}
-			posts = append(posts, post)
-			continue
-		}
-		switch {
-		case !exists:
-			b.log.Warnf("%s: message to missing instance %s dropped", c.id, target)
-			continue
-		case isFinished(status) && target != c.id:
-			// Read by no one: the worker drops every event of a
-			// finished instance.
-			continue
-		case target == c.id && c.finished:
-			continue
-		}
-		msgSeqs[i] = b.seq()
-		if _, err := w.insInbox.exec(msgSeqs[i], target, int64(0), c.msgData[i]); err != nil {
-			return nil, err
-		}
+	msgSeqs, posts, err := b.writeMessages(c)
+	if err != nil {
+		return nil, err
 	}
 	return func() {
 		in := lk.inst
@@ -568,6 +528,91 @@ func (b *Backend) applyCompletion(lk *orchLock, c *completion) (func(), error) {
 		b.forget(in)
 		b.notify(c.id)
 	}, nil
+}
+
+// writeCompletedStatus updates the instance's row to what the completion
+// says; a row in another state than the lock saw means the lock is lost.
+func (b *Backend) writeCompletedStatus(c *completion) error {
+	w := &b.ws
+	now := b.now()
+	var n int64
+	var err error
+	switch {
+	case c.continuedAsNew:
+		n, err = w.updStarted.exec(c.status, now, c.completed, now, c.output, c.failure, c.customSet, c.custom, c.id,
+			c.createdAt, c.input, c.executionID)
+	case c.completed:
+		n, err = w.updDone.exec(c.status, now, c.output, c.failure, c.customSet, c.custom, c.id)
+	case c.oldStatus == c.status:
+		if n, err = w.updSame.exec(now, c.customSet, c.custom, c.id, c.status); err == nil && n == 0 {
+			// the stored status was not the one the history says
+			n, err = w.updStatus.exec(now, c.customSet, c.custom, c.id, c.status)
+		}
+	default:
+		n, err = w.updStatus.exec(now, c.customSet, c.custom, c.id, c.status)
+	}
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return backend.ErrWorkItemLockLost
+	}
+	return nil
+}
+
+// writeMessages writes the completion's messages to other instances (and
+// the sub-orchestrations it creates): msgSeqs[i] is the inbox sequence of
+// c.msgs[i], -1 when it was dropped or created an instance; posts are the
+// in-memory halves of the instances it created or replaced.
+func (b *Backend) writeMessages(c *completion) (msgSeqs []int64, posts []func(), err error) {
+	w := &b.ws
+	msgSeqs = make([]int64, len(c.msgs))
+	for i, m := range c.msgs {
+		target := m.TargetInstanceID
+		msgSeqs[i] = -1
+		status, exists, err := b.instanceStatus(target)
+		if err != nil {
+			return nil, nil, err
+		}
+		if m.HistoryEvent.GetExecutionStarted() != nil {
+			if exists && !isFinished(status) {
+				b.log.Warnf("%s: sub-orchestration %s already exists and runs; its creation is dropped", c.id, target)
+				continue
+			}
+			if exists {
+				// A finished instance with the child's ID (an earlier
+				// run of a parent with the same ID): the new child
+				// replaces it, or the parent would wait forever.
+				drop, err := b.deleteInstances([]string{target})
+				if err != nil {
+					return nil, nil, err
+				}
+				posts = append(posts, drop)
+			}
+			post, err := b.insertInstance(m.HistoryEvent, c.msgData[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			posts = append(posts, post)
+			continue
+		}
+		switch {
+		case !exists:
+			b.log.Warnf("%s: message to missing instance %s dropped", c.id, target)
+			continue
+		case isFinished(status) && target != c.id:
+			// Read by no one: the worker drops every event of a
+			// finished instance.
+			continue
+		case target == c.id && c.finished:
+			continue
+		}
+		msgSeqs[i] = b.seq()
+		if _, err := w.insInbox.exec(msgSeqs[i], target, int64(0), c.msgData[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return msgSeqs, posts, nil
 }
 
 // Stats are counters of the writer since Open.
