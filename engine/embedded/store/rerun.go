@@ -63,6 +63,20 @@ func (b *Backend) RerunWorkflowFromEvent(ctx context.Context, req *backend.Rerun
 	if start == nil {
 		return "", fmt.Errorf("store: rerun: %s has no ExecutionStarted event", src)
 	}
+	r, err := b.rerunRequest(src, id, start, history, rerun)
+	if err != nil {
+		return "", err
+	}
+	if err := b.submit(ctx, r); err != nil {
+		return "", err
+	}
+	return api.InstanceID(id), nil
+}
+
+// rerunRequest is the write that creates instance id from the forked
+// history and the events to run again (rerun): a task scheduled again is
+// queued, a timer created again fires at once.
+func (b *Backend) rerunRequest(src, id string, start *protos.ExecutionStartedEvent, history, rerun []*backend.HistoryEvent) (*request, error) {
 	now := timestamppb.Now()
 	var tasks, timers []*backend.HistoryEvent
 	for _, e := range rerun {
@@ -83,26 +97,15 @@ func (b *Backend) RerunWorkflowFromEvent(ctx context.Context, req *backend.Rerun
 	}
 	chunk, err := encodeEvents(history)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	payload := func(events []*backend.HistoryEvent) ([][]byte, error) {
-		var out [][]byte
-		for _, e := range events {
-			p, err := backend.MarshalHistoryEvent(e)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, p)
-		}
-		return out, nil
-	}
-	taskData, err := payload(tasks)
+	taskData, err := marshalEvents(tasks)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	timerData, err := payload(timers)
+	timerData, err := marshalEvents(timers)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var input any
 	if start.Input != nil {
@@ -150,10 +153,20 @@ func (b *Backend) RerunWorkflowFromEvent(ctx context.Context, req *backend.Rerun
 			b.notify(id)
 		}, nil
 	}
-	if err := b.submit(ctx, r); err != nil {
-		return "", err
+	return r, nil
+}
+
+// marshalEvents is each event's wire form.
+func marshalEvents(events []*backend.HistoryEvent) ([][]byte, error) {
+	var out [][]byte
+	for _, e := range events {
+		p, err := backend.MarshalHistoryEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
 	}
-	return api.InstanceID(id), nil
+	return out, nil
 }
 
 // forkHistory splits a finished instance's history at the event target
