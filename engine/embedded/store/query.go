@@ -148,24 +148,66 @@ func (f InstanceFilter) query() (string, []any, int, error) {
 	case limit > maxPageSize:
 		limit = maxPageSize
 	}
-	var where []string
-	var args []any
-	add := func(cond string, a ...any) {
-		where = append(where, cond)
-		args = append(args, a...)
-	}
+	var w conditions
 	if f.Name != "" {
-		add("name = ?", f.Name)
+		w.add("name = ?", f.Name)
 	}
 	if f.IDPrefix != "" {
 		if hi, ok := prefixEnd(f.IDPrefix); ok {
-			add("id >= ? AND id < ?", f.IDPrefix, hi)
+			w.add("id >= ? AND id < ?", f.IDPrefix, hi)
 		} else {
-			add("id >= ?", f.IDPrefix)
+			w.add("id >= ?", f.IDPrefix)
 		}
 	}
+	w.statuses(f.Statuses)
+	for _, t := range []struct {
+		cond string
+		at   time.Time
+	}{
+		{"created_at >= ?", f.CreatedFrom}, {"created_at < ?", f.CreatedTo},
+		{"completed_at >= ?", f.CompletedFrom}, {"completed_at < ?", f.CompletedTo},
+	} {
+		if !t.at.IsZero() {
+			w.add(t.cond, t.at.UnixNano())
+		}
+	}
+	if f.PageToken != "" {
+		at, row, ok := strings.Cut(f.PageToken, ".")
+		atN, err1 := strconv.ParseInt(at, 36, 64)
+		rowN, err2 := strconv.ParseInt(row, 36, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return "", nil, 0, fmt.Errorf("%w: %q", ErrBadPageToken, f.PageToken)
+		}
+		w.add("(created_at, rowid) < (?, ?)", atN, rowN)
+	}
+	cols := metaColumns
+	if !f.WithPayloads { // not even read: they can span many pages
+		cols = strings.Replace(cols, "input, output,", "NULL, NULL,", 1)
+	}
+	q := "SELECT " + cols + ", rowid FROM sb_instances"
+	if len(w.where) > 0 {
+		q += " WHERE " + strings.Join(w.where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+	w.args = append(w.args, int64(limit+1)) // one more tells whether a next page exists
+	return q, w.args, limit, nil
+}
+
+// conditions are the WHERE conditions of a query and their arguments.
+type conditions struct {
+	where []string
+	args  []any
+}
+
+func (w *conditions) add(cond string, a ...any) {
+	w.where = append(w.where, cond)
+	w.args = append(w.args, a...)
+}
+
+// statuses adds the condition that the status is one of these (none: any).
+func (w *conditions) statuses(in []api.OrchestrationStatus) {
 	var statuses []any
-	for _, st := range f.Statuses {
+	for _, st := range in {
 		if !slices.Contains(statuses, any(int64(st))) {
 			statuses = append(statuses, int64(st))
 		}
@@ -173,9 +215,9 @@ func (f InstanceFilter) query() (string, []any, int, error) {
 	switch len(statuses) {
 	case 0:
 	case 1:
-		add("status = ?", statuses...)
+		w.add("status = ?", statuses...)
 	default:
-		add("status IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(statuses)), ", ")+")", statuses...)
+		w.add("status IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(statuses)), ", ")+")", statuses...)
 	}
 	// Only finished instances have a completed_at: saying so lets SQLite
 	// use the index of the finished ones, or of the running ones.
@@ -188,41 +230,10 @@ func (f InstanceFilter) query() (string, []any, int, error) {
 	switch {
 	case len(statuses) == 0:
 	case finished == len(statuses):
-		add("completed_at IS NOT NULL")
+		w.add("completed_at IS NOT NULL")
 	case finished == 0:
-		add("completed_at IS NULL")
+		w.add("completed_at IS NULL")
 	}
-	for _, t := range []struct {
-		cond string
-		at   time.Time
-	}{
-		{"created_at >= ?", f.CreatedFrom}, {"created_at < ?", f.CreatedTo},
-		{"completed_at >= ?", f.CompletedFrom}, {"completed_at < ?", f.CompletedTo},
-	} {
-		if !t.at.IsZero() {
-			add(t.cond, t.at.UnixNano())
-		}
-	}
-	if f.PageToken != "" {
-		at, row, ok := strings.Cut(f.PageToken, ".")
-		atN, err1 := strconv.ParseInt(at, 36, 64)
-		rowN, err2 := strconv.ParseInt(row, 36, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return "", nil, 0, fmt.Errorf("%w: %q", ErrBadPageToken, f.PageToken)
-		}
-		add("(created_at, rowid) < (?, ?)", atN, rowN)
-	}
-	cols := metaColumns
-	if !f.WithPayloads { // not even read: they can span many pages
-		cols = strings.Replace(cols, "input, output,", "NULL, NULL,", 1)
-	}
-	q := "SELECT " + cols + ", rowid FROM sb_instances"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
-	args = append(args, int64(limit+1)) // one more tells whether a next page exists
-	return q, args, limit, nil
 }
 
 // prefixEnd is the smallest string above every string that starts with
