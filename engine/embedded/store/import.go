@@ -28,6 +28,15 @@ func importStock(c *conn) error {
 	if !found {
 		return nil
 	}
+	if err := c.execScript(stockImportScript()); err != nil {
+		return fmt.Errorf("store: import the stock backend's tables: %w", err)
+	}
+	return importStockHistory(c)
+}
+
+// stockImportScript copies the stock backend's instances, inbox and tasks
+// into this store's tables.
+func stockImportScript() string {
 	// Stock times are text: time.Time.String() as modernc's driver writes
 	// it ("2006-01-02 15:04:05.999999999 +0000 UTC", always UTC there) or
 	// CURRENT_TIMESTAMP. SQLite's date functions read them once the zone
@@ -45,7 +54,7 @@ func importStock(c *conn) error {
 	}
 	fmt.Fprintf(&status, " ELSE %d END", api.RUNTIME_STATUS_RUNNING)
 	now := "CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER) * 1000000"
-	script := `
+	return `
 INSERT INTO sb_instances (id, name, version, execution_id, parent_id, status, created_at, updated_at, completed_at, input, output, custom_status, failure)
 SELECT InstanceID, Name, coalesce(Version, ''), coalesce(ExecutionID, ''), ParentInstanceID, ` + status.String() + `,
 	coalesce(` + ns("CreatedTime") + `, ` + now + `), coalesce(` + ns("LastUpdatedTime") + `, ` + now + `), ` + ns("CompletedTime") + `,
@@ -58,9 +67,10 @@ INSERT INTO sb_tasks (seq, instance_id, event)
 SELECT SequenceNumber, InstanceID, EventPayload
 FROM NewTasks WHERE InstanceID IN (SELECT InstanceID FROM Instances);
 `
-	if err := c.execScript(script); err != nil {
-		return fmt.Errorf("store: import the stock backend's tables: %w", err)
-	}
+}
+
+// importStockHistory copies the stock backend's history.
+func importStockHistory(c *conn) error {
 	// History: the stock backend stores one event per row; here an
 	// instance's whole history becomes its first chunk.
 	hist, err := c.prepare("SELECT InstanceID, EventPayload FROM History ORDER BY InstanceID, SequenceNumber")
