@@ -19,6 +19,7 @@ import (
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/testkit"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -113,7 +114,11 @@ func routeActions(t *testing.T, kit brokerKit) {
 	cfg.Engine.Embedded.DBPath = filepath.Join(t.TempDir(), "wf.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Workflows: map[string]workflow.Workflow{"Waiter": Waiter}})
+	reg := registry.New()
+	if err := reg.RegisterWorkflow("Waiter", Waiter); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Sagas: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

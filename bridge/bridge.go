@@ -33,6 +33,7 @@ import (
 	"github.com/sagabridge/sagabridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/migration"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -73,9 +74,11 @@ type Options struct {
 	// Broker, when set, is used instead of connecting one; the bridge
 	// does not close it.
 	Broker Broker
-	// Workflows replaces the Go workflows of Workflows(), by name (tests
-	// register their own). The config's declarative sagas join them.
-	Workflows map[string]workflow.Workflow
+	// Sagas are the Go sagas, workflows and compensations the worker's
+	// main registered (sagas/registry); nil is none. The config's
+	// declarative sagas are always on beside them, and one that has a
+	// registered name is refused at startup.
+	Sagas *registry.Registry
 	// Patches lists, per workflow, the patch names it checks with
 	// IsPatched; the dapr engine refuses such workflows (engine.CheckPatches).
 	Patches map[string][]string
@@ -94,6 +97,7 @@ type Options struct {
 // Bridge is a configured worker.
 type Bridge struct {
 	cfg        *config.Config
+	sagas      *registry.Registry
 	log        *zap.Logger
 	broker     Broker
 	ownsBroker bool
@@ -126,7 +130,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range cat.warnings(cfg, router, opts.Workflows == nil) {
+	for _, w := range cat.warnings(cfg, router) {
 		log.Warn(w)
 	}
 	reg := engine.Registry{Workflows: cat.workflows, Activities: map[string]workflow.Activity{}, Patches: opts.Patches}
@@ -135,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (b *Bridge, err 
 		metrics = NopMetrics{}
 	}
 	b = &Bridge{cfg: cfg, log: log, router: router, stats: &Stats{}, running: newRunningSagas(maxRunningSagas),
-		sagaTopics: cat.eventTopics(cfg.Outcomes)}
+		sagaTopics: cat.eventTopics(cfg.Outcomes), sagas: opts.Sagas}
 	if len(cfg.Migration.Workflows) > 0 {
 		b.migration = migrate.NewPlanner(cfg.Migration)
 	}

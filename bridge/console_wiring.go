@@ -117,7 +117,7 @@ func (d deadLetters) Replay(ctx context.Context, opts dlqstore.ReplayOptions) (r
 // ReplayChecker keeps, on replay, what no route of the config would
 // handle now (as `sagabridge dlq replay` does without --any-route).
 func (b *Bridge) ReplayChecker() (func(dlqstore.Item) error, error) {
-	check, err := ReplayCheck(b.cfg)
+	check, err := ReplayCheck(b.cfg, b.sagas)
 	if err != nil {
 		return nil, err
 	}

@@ -202,7 +202,7 @@ func startReplica(t *testing.T, kit brokerKit, sidecar *daprtest.Sidecar) *repli
 	kit = onDapr(kit, sidecar)
 	cfg := devConfig(t, kit, t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("replica")})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("replica"), Sagas: orderSagas(t)})
 	if err != nil {
 		cancel()
 		t.Fatalf("replica bridge: %v", err)

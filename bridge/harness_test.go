@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/durabletask-go/workflow"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -151,9 +151,9 @@ type stackOptions struct {
 	tracer trace.TracerProvider
 	// logger, when set, is the bridge's logger (a test reading its logs).
 	logger *zap.Logger
-	// workflows, when set, are the Go workflows the bridge registers in
-	// place of the built-in ones (empty: only declarative sagas).
-	workflows map[string]workflow.Workflow
+	// sagas, when set, are the Go sagas the bridge runs in place of the
+	// order demo's, as a main registers them.
+	sagas *registry.Registry
 }
 
 func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptions) *stack {
@@ -163,8 +163,12 @@ func startStack(t *testing.T, kit brokerKit, cfg *config.Config, opts stackOptio
 	if log == nil {
 		log = zaptest.NewLogger(t).Named("bridge")
 	}
+	reg := opts.sagas
+	if reg == nil {
+		reg = orderSagas(t)
+	}
 	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: log, Metrics: opts.metrics,
-		TracerProvider: opts.tracer, Workflows: opts.workflows})
+		TracerProvider: opts.tracer, Sagas: reg})
 	if err != nil {
 		cancel()
 		t.Fatalf("bridge: %v", err)
@@ -241,4 +245,15 @@ func watchEvents(t *testing.T, ps bridge.Broker, topic string, fn func(topics.Cl
 			msg.Ack()
 		}
 	}()
+}
+
+// orderSagas registers the order demo's Go saga and compensations, as
+// sagabridge's main does.
+func orderSagas(t testing.TB) *registry.Registry {
+	t.Helper()
+	r, err := order.Sagas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -21,7 +21,7 @@ func TestKafkaInsecureSkipVerifyWarns(t *testing.T) {
 	cfg.Broker.Kafka.TLS.Enable = true
 	cfg.Broker.Kafka.TLS.InsecureSkipVerify = true
 	core, logs := observer.New(zapcore.InfoLevel)
-	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zap.New(core)})
+	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zap.New(core), Sagas: orderSagas(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

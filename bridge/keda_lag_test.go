@@ -46,7 +46,7 @@ func quiescentBridge(t *testing.T, kit brokerKit, cfg *config.Config, warmUp fun
 		warmUp(s)
 	}
 	s.stop(t)
-	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("reader")})
+	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("reader"), Sagas: orderSagas(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func TestUnreachableKafkaLogsEachKindOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zap.New(core)})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zap.New(core), Sagas: orderSagas(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ routes: []
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t)})
+	b, err := bridge.New(context.Background(), cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t), Sagas: orderSagas(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

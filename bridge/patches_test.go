@@ -18,7 +18,7 @@ import (
 // 1.16 does not: by Validate (`sagabridge validate`) and by New (`run`),
 // before anything connects.
 func TestPatchedWorkflowRefusedOnDaprd(t *testing.T) {
-	opts := bridge.Options{Connect: brokers.Connect, Patches: map[string][]string{"OrderSaga": {"fraud-check"}}}
+	opts := bridge.Options{Sagas: orderSagas(t), Connect: brokers.Connect, Patches: map[string][]string{"OrderSaga": {"fraud-check"}}}
 	for _, kind := range []string{"embedded", "dapr"} {
 		cfg, err := config.Parse("bridge.yaml", order.BridgeYAML())
 		if err != nil {

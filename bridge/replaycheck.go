@@ -6,6 +6,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/bridge/envelope"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 )
 
 // ReplayCheck says whether a dead letter, re-published to its topic, would
@@ -13,9 +14,10 @@ import (
 // acked as unmatched: replayed, it would be discarded without a trace, so
 // the replay keeps it instead (dlqstore.ReplayOptions.Check). An event
 // that does not decode, or whose routes fail, is dead-lettered again, which
-// loses nothing, and passes.
-func ReplayCheck(cfg *config.Config) (func(topic string, payload []byte, headers map[string]string) error, error) {
-	_, router, err := prepare(cfg, Options{})
+// loses nothing, and passes. sagas are the worker's (Options.Sagas): the
+// routes that start them are compiled against them.
+func ReplayCheck(cfg *config.Config, sagas *registry.Registry) (func(topic string, payload []byte, headers map[string]string) error, error) {
+	_, router, err := prepare(cfg, Options{Sagas: sagas})
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func TestDeclarativeSagaNamedLikeAGoWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = bridge.Validate(cfg, bridge.Options{})
+	err = bridge.Validate(cfg, bridge.Options{Sagas: orderSagas(t)})
 	if err == nil || !strings.Contains(err.Error(), "OrderSaga is declared in a saga file and is also a Go workflow") {
 		t.Fatalf("clash: %v", err)
 	}
@@ -98,7 +98,7 @@ func TestDeclarativeSagaNamedLikeAGoWorkflow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = bridge.Validate(cfg, bridge.Options{})
+		err = bridge.Validate(cfg, bridge.Options{Sagas: orderSagas(t)})
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s: %v", c.start, err)

@@ -7,13 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dapr/durabletask-go/workflow"
-
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/sagas/progress"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -48,8 +47,13 @@ func declarativeOrderSaga(t *testing.T, kit brokerKit) {
 			r.Start.Version = 1
 		}
 	}
-	// No Go workflows: OrderSaga is the declared one.
-	s := startStack(t, kit, cfg, stackOptions{participants: true, workflows: map[string]workflow.Workflow{}})
+	// No Go sagas: OrderSaga is the declared one, with the compensations
+	// it names.
+	reg := registry.New()
+	if err := order.RegisterCompensations(reg); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, kit, cfg, stackOptions{participants: true, sagas: reg})
 
 	board, err := progress.NewBoard(n)
 	if err != nil {

@@ -50,12 +50,12 @@ func tripSagaEndToEnd(t *testing.T, kit brokerKit) {
 	}
 	kit.configure(cfg)
 	cfg.Engine.Embedded.DBPath = filepath.Join(dir, "wf.db")
-	if warnings, err := bridge.CheckConfig(cfg, bridge.Options{}); err != nil || len(warnings) > 0 {
+	if warnings, err := bridge.CheckConfig(cfg, bridge.Options{Sagas: orderSagas(t)}); err != nil || len(warnings) > 0 {
 		t.Fatalf("the example config: %v %v", warnings, err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("bridge")})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("bridge"), Sagas: orderSagas(t)})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

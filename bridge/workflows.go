@@ -17,25 +17,8 @@ import (
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/declarative"
-	"github.com/sagabridge/sagabridge/sagas/order"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 )
-
-// Workflows is the one list of the Go sagas this worker runs, each under
-// the name routes start it by. Declarative sagas (the config's `sagas`
-// files) join them under their own names.
-func Workflows() map[string]workflow.Workflow {
-	return map[string]workflow.Workflow{
-		"OrderSaga": order.OrderSaga,
-	}
-}
-
-// goSagas are the sagas behind Workflows(), so that a config can be
-// checked against what they wait for and how long.
-func goSagas() map[string]sagas.Saga {
-	return map[string]sagas.Saga{
-		"OrderSaga": order.Saga(order.DefaultStepTimeout),
-	}
-}
 
 // ErrConfig marks what New and CheckConfig refuse about the config itself (as
 // opposed to a broker or engine that cannot be reached): `run` exits 2 on
@@ -63,30 +46,29 @@ func configErr(err error) error {
 	return configError{err}
 }
 
-// catalogue is every workflow a worker runs: the Go ones and the
-// declarative sagas, one name space.
+// catalogue is every workflow a worker runs: the Go ones its main
+// registered and the declarative sagas, one name space.
 type catalogue struct {
 	workflows map[string]workflow.Workflow
+	reg       *registry.Registry
 	defs      *declarative.Definitions
 	// known is what routes may start, also when a saga file has
 	// problems: the names and versions the files declare.
 	known route.Workflows
 	// events are the event names the sagas wait for; nil when some Go
-	// workflow's are unknown (one a test or an embedder registers).
+	// workflow's are unknown (one registered as a function, not a Saga).
 	events []string
 }
 
-// newCatalogue joins the Go workflows with the declarative sagas of cfg,
-// refusing a saga file that names a Go workflow. It reports every problem
-// of every saga file and still returns what the files declare (known), so
-// that the routes are checked too.
-func newCatalogue(cfg *config.Config, goWorkflows map[string]workflow.Workflow, builtIn bool) (catalogue, error) {
+// newCatalogue joins the registered Go workflows with the declarative
+// sagas of cfg, refusing a saga file that names a Go workflow. It reports
+// every problem of every saga file and still returns what the files
+// declare (known), so that the routes are checked too.
+func newCatalogue(cfg *config.Config, reg *registry.Registry) (catalogue, error) {
 	parsed, parseErr := loadSagaFiles(cfg)
-	defs, defErr := declarative.NewDefinitions(order.Compensations(), parsed...)
-	all := maps.Clone(goWorkflows)
-	if all == nil {
-		all = map[string]workflow.Workflow{}
-	}
+	comps, compErr := reg.Compensations()
+	defs, defErr := declarative.NewDefinitions(comps, parsed...)
+	all := reg.Workflows()
 	known := route.Workflows{}
 	for name := range all {
 		known[name] = nil
@@ -97,7 +79,7 @@ func newCatalogue(cfg *config.Config, goWorkflows map[string]workflow.Workflow, 
 			continue
 		}
 		if _, dup := all[d.Name]; dup {
-			errs = append(errs, fmt.Errorf("%s: %s is declared in a saga file and is also a Go workflow; give one of them another name", d.Source, d.Name))
+			errs = append(errs, fmt.Errorf("%s: %s is declared in a saga file and is also a Go workflow the worker's main registered (bridge.Options.Sagas); give one of them another name", d.Source, d.Name))
 			continue
 		}
 		if !slices.Contains(known[d.Name], d.Version) {
@@ -105,19 +87,23 @@ func newCatalogue(cfg *config.Config, goWorkflows map[string]workflow.Workflow, 
 			slices.Sort(known[d.Name])
 		}
 	}
-	c := catalogue{workflows: all, defs: defs, known: known}
-	if err := errors.Join(append([]error{parseErr, defErr}, errs...)...); err != nil {
+	c := catalogue{workflows: all, reg: reg, defs: defs, known: known}
+	if err := errors.Join(append([]error{parseErr, compErr, defErr}, errs...)...); err != nil {
 		return c, err
+	}
+	goSagas := reg.Sagas()
+	allKnown := true
+	for name := range all {
+		_, ok := goSagas[name]
+		allKnown = allKnown && ok
 	}
 	for name, w := range defs.Workflows() {
 		all[name] = w
 	}
-	if builtIn {
+	if allKnown {
 		c.events = defs.Events()
-		for name := range goWorkflows {
-			if s, ok := goSagas()[name]; ok {
-				c.events = append(c.events, s.Events()...)
-			}
+		for _, s := range goSagas {
+			c.events = append(c.events, s.Events()...)
 		}
 		slices.Sort(c.events)
 		c.events = slices.Compact(c.events)
@@ -175,11 +161,11 @@ func CheckConfig(cfg *config.Config, opts Options) (warnings []string, err error
 	if err != nil {
 		return nil, err
 	}
-	return cat.warnings(cfg, router, opts.Workflows == nil), nil
+	return cat.warnings(cfg, router), nil
 }
 
 // warnings lists what CheckConfig warns about.
-func (c catalogue) warnings(cfg *config.Config, router *route.Router, builtIn bool) []string {
+func (c catalogue) warnings(cfg *config.Config, router *route.Router) []string {
 	var out []string
 	if c.events != nil {
 		for i, rc := range cfg.Routes {
@@ -202,13 +188,10 @@ func (c catalogue) warnings(cfg *config.Config, router *route.Router, builtIn bo
 	for _, w := range c.defs.ShortTimeouts(cfg.Broker.AckWait) {
 		out = append(out, addWarning(w))
 	}
-	if builtIn {
-		for name := range c.workflows {
-			if s, ok := goSagas()[name]; ok {
-				for _, w := range s.ShortTimeouts(cfg.Broker.AckWait, nil) {
-					out = append(out, "warning: "+w)
-				}
-			}
+	goSagas := c.reg.Sagas()
+	for _, name := range slices.Sorted(maps.Keys(goSagas)) {
+		for _, w := range goSagas[name].ShortTimeouts(cfg.Broker.AckWait, nil) {
+			out = append(out, "warning: "+w)
 		}
 	}
 	return out
@@ -235,11 +218,7 @@ func findRoute(r *route.Router, name string) *route.Route {
 // the engine registry of them and the compiled routes. Its errors are
 // ErrConfig, every problem at once.
 func prepare(cfg *config.Config, opts Options) (catalogue, *route.Router, error) {
-	goWorkflows := opts.Workflows
-	if goWorkflows == nil {
-		goWorkflows = Workflows()
-	}
-	cat, catErr := newCatalogue(cfg, goWorkflows, opts.Workflows == nil)
+	cat, catErr := newCatalogue(cfg, opts.Sagas)
 	patches := engine.CheckPatches(engineKind(cfg.Engine.Kind), engine.Registry{Patches: opts.Patches})
 	router, err := route.New(cfg, cat.routeWorkflows())
 	if err := errors.Join(catErr, patches, err); err != nil {
@@ -264,14 +243,13 @@ func (c catalogue) eventTopics(o config.Outcomes) []string {
 	return out
 }
 
-// sagaWorkflows are the registered workflows that run on the saga runtime
-// (the built-in Go sagas and the declarative ones): only their start input
-// is a sagas.Start envelope.
+// sagaWorkflows are the workflows that run on the saga runtime (the Go
+// sagas registered as such and the declarative ones): only their start
+// input is a sagas.Start envelope.
 func (c catalogue) sagaWorkflows() map[string]bool {
-	builtIn := Workflows()
 	out := map[string]bool{}
-	for _, name := range slices.Collect(maps.Keys(c.workflows)) {
-		if _, ok := builtIn[name]; ok {
+	for name := range c.workflows {
+		if c.reg.RunsSaga(name) {
 			out[name] = true
 		}
 		if _, ok := c.defs.Latest(name); ok {

@@ -33,6 +33,8 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/daprtest"
+	"github.com/sagabridge/sagabridge/sagas/order"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 )
 
 // Ports of `sagabridge run` in the pod: the metrics listener (/healthz,
@@ -459,7 +461,7 @@ func validateBridgeConfig(t *testing.T, name string, b []byte) *config.Config {
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if err := bridge.Validate(cfg, bridge.Options{}); err != nil {
+	if err := bridge.Validate(cfg, bridge.Options{Sagas: orderSagas(t)}); err != nil {
 		t.Fatalf("%s: routes: %v", name, err)
 	}
 	if len(cfg.Routes) == 0 {
@@ -712,4 +714,15 @@ func TestDaprResourcesOnDaprd(t *testing.T) {
 			t.Errorf("daprd: %s", line)
 		}
 	}
+}
+
+// orderSagas registers the order demo's Go saga and compensations, as
+// sagabridge's main does.
+func orderSagas(t testing.TB) *registry.Registry {
+	t.Helper()
+	r, err := order.Sagas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sagabridge/sagabridge/sagas/order"
-
 	"github.com/ThreeDotsLabs/watermill/message"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -28,7 +26,9 @@ import (
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
 	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/testkit"
+	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
@@ -63,7 +63,7 @@ func startStack(t *testing.T, storeDir string, participants bool) *stack {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	m := admin.NewMetrics(admin.MetricsOptions{Version: "test"})
-	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: m})
+	b, err := bridge.New(ctx, cfg, bridge.Options{Connect: brokers.Connect, Logger: zaptest.NewLogger(t).Named("bridge"), Metrics: m, Sagas: orderSagas(t)})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -728,4 +728,15 @@ func TestMetricsListenerOnLoopbackRefusesForeignHost(t *testing.T) {
 			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
 		}
 	}
+}
+
+// orderSagas registers the order demo's Go saga and compensations, as
+// sagabridge's main does.
+func orderSagas(t testing.TB) *registry.Registry {
+	t.Helper()
+	r, err := order.Sagas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/internal/testkit"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 )
 
 // TestUsageErrorsExit2: every way of calling the CLI wrong exits 2 with
@@ -66,7 +67,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(newRoot())
+	walk(newRoot(mustOwnSagas()))
 	if len(groups) < 4 {
 		t.Fatalf("groups %d: the walk found too few", len(groups))
 	}
@@ -106,7 +107,7 @@ func TestVersionAndOutputFormats(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(newRoot())
+	walk(newRoot(mustOwnSagas()))
 	if n < 12 {
 		t.Errorf("%d commands take -o", n)
 	}
@@ -304,4 +305,13 @@ func TestDevStopsCleanly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustOwnSagas is what main registers.
+func mustOwnSagas() *registry.Registry {
+	r, err := ownSagas()
+	if err != nil {
+		panic(err)
+	}
+	return r
 }

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 	}
 	if cfg := os.Getenv(workerEnv); cfg != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		root := newRoot()
+		root := newRoot(mustOwnSagas())
 		level := os.Getenv(workerLogLevelEnv)
 		if level == "" {
 			level = "warn"

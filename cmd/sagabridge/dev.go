@@ -12,10 +12,11 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/internal/devenv"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 )
 
-func newDevCmd() *cobra.Command {
-	var opts devenv.Options
+func newDevCmd(sagas *registry.Registry) *cobra.Command {
+	opts := devenv.Options{Sagas: sagas}
 	var level, adminListen string
 	cmd := &cobra.Command{
 		Use:   "dev",

@@ -55,7 +55,7 @@ func TestDevRunsAUsersConfig(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			var out syncBuffer
 			done := make(chan error, 1)
-			root := newRoot()
+			root := newRoot(mustOwnSagas())
 			root.SetOut(&out)
 			root.SetErr(&out)
 			root.SetArgs([]string{"dev", "-c", filepath.Join(dir, "my-bridge.yaml"), "--broker", broker,

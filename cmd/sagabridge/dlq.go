@@ -23,6 +23,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge/dlq"
 	"github.com/sagabridge/sagabridge/bridge/dlqstore"
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
 )
 
@@ -155,13 +156,15 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 // dlqCmd holds the flags every dlq subcommand shares.
 type dlqCmd struct {
+	// sagas are the Go sagas main registered, which routes may start.
+	sagas    *registry.Registry
 	o        opsFlags
 	bf       brokerFlags
 	dlqTopic string
 }
 
-func newDLQCmd() *cobra.Command {
-	d := &dlqCmd{}
+func newDLQCmd(sagas *registry.Registry) *cobra.Command {
+	d := &dlqCmd{sagas: sagas}
 	cmd := &cobra.Command{
 		Use:   "dlq",
 		Short: "List, show, replay and purge dead-letter messages",
@@ -374,7 +377,7 @@ func (d *dlqCmd) replayCheck(cmd *cobra.Command) (func(dlqstore.Item) error, err
 	if err != nil || len(cfg.Routes) == 0 {
 		return nil, err
 	}
-	check, err := bridge.ReplayCheck(cfg)
+	check, err := bridge.ReplayCheck(cfg, d.sagas)
 	if err != nil {
 		return nil, usageErr(err)
 	}

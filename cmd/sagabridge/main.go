@@ -13,6 +13,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sagabridge/sagabridge/sagas/order"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 )
 
 // version is set by the linker: -ldflags "-X main.version=…".
@@ -36,9 +39,14 @@ func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
 func main() {
+	sagas, err := ownSagas()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sagabridge:", err)
+		os.Exit(exitFailure)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRoot()
+	root := newRoot(sagas)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return
@@ -55,6 +63,16 @@ func main() {
 	os.Exit(code)
 }
 
+// ownSagas are the Go sagas this worker runs: the order demo's, registered
+// as any user's main registers its own (docs/go-sagas.md).
+func ownSagas() (*registry.Registry, error) {
+	sagas := registry.New()
+	if err := order.Register(sagas); err != nil {
+		return nil, fmt.Errorf("register the order saga: %w", err)
+	}
+	return sagas, nil
+}
+
 // Environment variables that stand in for flags; a flag given on the
 // command line wins.
 var flagEnv = map[string]string{
@@ -63,7 +81,9 @@ var flagEnv = map[string]string{
 	"log-level": "SAGABRIDGE_LOG_LEVEL",
 }
 
-func newRoot() *cobra.Command {
+// newRoot is the command line of a worker running sagas (and, always, the
+// config's declarative ones).
+func newRoot(sagas *registry.Registry) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sagabridge",
 		Short:         "Bridge pub/sub domain events to Dapr workflow sagas",
@@ -89,14 +109,14 @@ func newRoot() *cobra.Command {
 	root.SetVersionTemplate("sagabridge {{.Version}}\n")
 	root.SetFlagErrorFunc(flagUsageErr)
 	root.AddCommand(
-		newRunCmd(),
-		newDevCmd(),
-		newValidateCmd(),
+		newRunCmd(sagas),
+		newDevCmd(sagas),
+		newValidateCmd(sagas),
 		newVetCmd(),
 		newVersionCmd(),
 		newBenchCmd(),
 		newPublishCmd(),
-		newDLQCmd(),
+		newDLQCmd(sagas),
 		newWorkflowCmd(),
 		newMigrateCmd(),
 	)

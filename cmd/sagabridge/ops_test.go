@@ -87,7 +87,7 @@ func (c cli) run(stdin string, args ...string) (stdout, stderr string, code int)
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	root := newRoot()
+	root := newRoot(mustOwnSagas())
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)

@@ -19,6 +19,7 @@ import (
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -161,11 +162,15 @@ func outcomeRetried(t *testing.T, dir string, br *restartableBroker) {
 	}
 	gate := &outcomeGate{open: make(chan struct{}), in: map[string]bool{}}
 	failed := &failedOutcomes{ids: map[string]int{}}
+	gated := registry.New()
+	if err := gated.RegisterWorkflow("GatedSaga", GatedSaga); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b, err := bridge.New(ctx, cfg, bridge.Options{
 		Logger:     zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 		Broker:     observedBroker{Broker: br.connect(t, "sagabridge"), failed: failed},
-		Workflows:  map[string]workflow.Workflow{"GatedSaga": GatedSaga},
+		Sagas:      gated,
 		Activities: map[string]workflow.Activity{gateActivity: gate.Gate},
 	})
 	if err != nil {

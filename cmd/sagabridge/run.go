@@ -13,9 +13,10 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/admin"
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 )
 
-func newRunCmd() *cobra.Command {
+func newRunCmd(sagas *registry.Registry) *cobra.Command {
 	var file, level string
 	var shutdown time.Duration
 	cmd := &cobra.Command{
@@ -29,7 +30,7 @@ func newRunCmd() *cobra.Command {
 			}
 			defer func() { _ = log.Sync() }()
 			// validate's loader: the same problems, messages and exit code.
-			cfg, _, err := loadConfig(file)
+			cfg, _, err := loadConfig(file, sagas)
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
@@ -40,7 +41,7 @@ func newRunCmd() *cobra.Command {
 			}
 			defer stopTracing()
 			metrics := admin.NewMetrics(admin.MetricsOptions{Version: version})
-			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics, TracerProvider: tp, Connect: brokers.Connect})
+			b, err := bridge.New(ctx, cfg, bridge.Options{Logger: log, Metrics: metrics, TracerProvider: tp, Connect: brokers.Connect, Sagas: sagas})
 			if errors.Is(err, bridge.ErrConfig) {
 				// What validate reports, with its exit code.
 				return exitError{exitUsage, err}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 )
 
 // validation is `validate -o json|yaml`.
@@ -19,7 +20,7 @@ type validation struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-func newValidateCmd() *cobra.Command {
+func newValidateCmd(sagas *registry.Registry) *cobra.Command {
 	var file, output string
 	cmd := &cobra.Command{
 		Use:   "validate",
@@ -29,7 +30,7 @@ func newValidateCmd() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			cfg, warnings, err := loadConfig(file)
+			cfg, warnings, err := loadConfig(file, sagas)
 			if output != "table" {
 				v := validation{File: file, OK: err == nil}
 				if cfg != nil {
@@ -65,12 +66,13 @@ func newValidateCmd() *cobra.Command {
 // loadConfig is what `validate` and `run` both load: bridge.yaml, its
 // saga files, routes and compensations, every problem at once (the
 // routes' and sagas' beside the file's own), and the warnings. cfg is
-// nil when the file could not be read or parsed.
-func loadConfig(file string) (cfg *config.Config, warnings []string, err error) {
+// nil when the file could not be read or parsed. sagas are the Go sagas
+// main registered, which routes may start and saga files must not name.
+func loadConfig(file string, sagas *registry.Registry) (cfg *config.Config, warnings []string, err error) {
 	cfg, err = config.Load(file)
 	if cfg != nil {
 		var more error
-		warnings, more = bridge.CheckConfig(cfg, bridge.Options{})
+		warnings, more = bridge.CheckConfig(cfg, bridge.Options{Sagas: sagas})
 		err = errors.Join(err, more)
 	}
 	return cfg, warnings, err

@@ -158,7 +158,7 @@ func TestValidateLoadsWhatRunLoads(t *testing.T) {
 				return strings.Replace(s, "trip.yaml:", filepath.Join(dir, "trip.yaml")+":", 1)
 			}
 
-			root := newRoot()
+			root := newRoot(mustOwnSagas())
 			var out, errOut bytes.Buffer
 			root.SetOut(&out)
 			root.SetErr(&errOut)
@@ -189,7 +189,7 @@ func TestValidateLoadsWhatRunLoads(t *testing.T) {
 			}
 
 			// run refuses the same config with the same messages.
-			root = newRoot()
+			root = newRoot(mustOwnSagas())
 			root.SetOut(&out)
 			root.SetErr(&errOut)
 			root.SetArgs([]string{"run", "-c", path, "--log-level", "error"})

@@ -28,7 +28,7 @@ routes:
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	root := newRoot()
+	root := newRoot(mustOwnSagas())
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetArgs([]string{"validate", "-c", path})
@@ -48,7 +48,7 @@ routes:
 		}
 	}
 
-	root = newRoot()
+	root = newRoot(mustOwnSagas())
 	root.SetOut(&out)
 	root.SetArgs([]string{"validate", "-c", "../../sagas/order/bridge.yaml"})
 	if err := root.Execute(); err != nil {
@@ -78,7 +78,7 @@ access:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	root := newRoot()
+	root := newRoot(mustOwnSagas())
 	root.SetOut(&bytes.Buffer{})
 	root.SetArgs([]string{"validate", "-c", path})
 	err := root.Execute()

@@ -53,8 +53,8 @@ func Saga(stepTimeout time.Duration) sagas.Saga {
 // DefaultStepTimeout is how long a step waits for a reply before resending.
 const DefaultStepTimeout = 30 * time.Second
 
-// OrderSaga is the workflow function; bridge.Workflows registers it as
-// "OrderSaga".
+// OrderSaga is the saga as a workflow function, for the tests that run it
+// without a registry; Register registers the same saga as "OrderSaga".
 func OrderSaga(ctx *workflow.WorkflowContext) (any, error) {
 	return sagas.Run(ctx, Saga(DefaultStepTimeout))
 }

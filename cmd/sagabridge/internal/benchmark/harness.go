@@ -24,6 +24,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -280,11 +281,18 @@ func startEnvAt(ctx context.Context, opts Options, broker, dir string) (*env, er
 	if err != nil {
 		return nil, err
 	}
+	// BenchSaga reads its input itself: a plain workflow, not the saga
+	// runtime's.
+	reg := registry.New()
+	if err := reg.RegisterWorkflow(Workflow, BenchSaga); err != nil {
+		e.close()
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
 	b, err := bridge.New(runCtx, cfg, bridge.Options{
 		Logger:     opts.Logger,
-		Workflows:  map[string]workflow.Workflow{Workflow: BenchSaga},
+		Sagas:      reg,
 		Activities: map[string]workflow.Activity{BenchStepActivity: BenchStep},
 		Connect:    brokers.Connector{NATSServer: natsServer}.Connect,
 	})

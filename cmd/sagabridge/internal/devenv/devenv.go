@@ -29,6 +29,7 @@ import (
 	"github.com/sagabridge/sagabridge/sagas/order"
 	"github.com/sagabridge/sagabridge/sagas/order/legacy"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 	"github.com/sagabridge/sagabridge/topics/kafka"
 	"github.com/sagabridge/sagabridge/topics/natsjs"
@@ -69,6 +70,8 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// Metrics is handed to the bridge (see bridge.Options).
 	Metrics bridge.Metrics
+	// Sagas are the Go sagas main registered (the order demo's).
+	Sagas *registry.Registry
 	// Serve, when set, is called once the bridge is built, with the
 	// config dev runs it on (the broker's address filled in): it starts
 	// what serves the running bridge, the admin API, and returns how to
@@ -206,7 +209,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 // stops what Serve started, then closes the worker.
 func startBridge(ctx context.Context, cfg *config.Config, opts Options, eb embeddedBroker) (b *bridge.Bridge, stop func(), err error) {
 	b, err = bridge.New(ctx, cfg, bridge.Options{Logger: opts.Logger, TracerProvider: opts.TracerProvider, Connect: brokers.Connector{NATSServer: eb.nats}.Connect,
-		Metrics: opts.Metrics})
+		Metrics: opts.Metrics, Sagas: opts.Sagas})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -454,7 +457,7 @@ func RunConfig(ctx context.Context, opts Options) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b, err := bridge.New(runCtx, cfg, bridge.Options{Logger: opts.Logger, TracerProvider: opts.TracerProvider,
-		Connect: brokers.Connector{NATSServer: eb.nats}.Connect, Metrics: opts.Metrics})
+		Connect: brokers.Connector{NATSServer: eb.nats}.Connect, Metrics: opts.Metrics, Sagas: opts.Sagas})
 	if err != nil {
 		return err
 	}
