@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/topics"
@@ -83,6 +84,8 @@ type script struct {
 	byType  map[string]func(Command) Reply
 	any     func(Command) Reply
 	replies map[string]string // command type -> reply event
+	// inFlight counts replies scripted and not raised yet.
+	inFlight atomic.Int64
 }
 
 func newScript(e *Env) *script {
@@ -158,7 +161,9 @@ func (s *script) deliver(topic string, ev topics.CloudEvent) {
 		return
 	}
 	reply := topics.Reply{InstanceID: c.InstanceID, Step: c.Step, CommandID: ev.ID, Status: r.status, Reason: r.reason, Payload: r.payload}
+	s.inFlight.Add(1)
 	s.e.Go(func() {
+		defer s.inFlight.Add(-1)
 		if r.wait != nil {
 			r.wait()
 		}

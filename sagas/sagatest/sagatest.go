@@ -19,6 +19,7 @@ import (
 	"github.com/sagabridge/sagabridge/engine/embedded"
 	"github.com/sagabridge/sagabridge/sagas"
 	"github.com/sagabridge/sagabridge/sagas/declarative"
+	"github.com/sagabridge/sagabridge/sagas/registry"
 	"github.com/sagabridge/sagabridge/topics"
 )
 
@@ -34,6 +35,9 @@ type Options struct {
 	// Definitions are declarative sagas, registered as a worker registers
 	// them (each under its name, pinned to a version by Start's input).
 	Definitions *declarative.Definitions
+	// Registry registers what a worker's main registers (sagas/registry):
+	// a test of the sagas passes the same registry its main builds.
+	Registry *registry.Registry
 	// Activities are registered beside the sagas' own Publish.
 	Activities map[string]workflow.Activity
 	// DB is the embedded engine's database file; empty is a new one in
@@ -98,6 +102,12 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	for _, s := range opts.Sagas {
 		add(s.Name, func(ctx *workflow.WorkflowContext) (any, error) { return sagas.Run(ctx, s) })
+		e.parts.learn(s)
+	}
+	for name, w := range opts.Registry.Workflows() {
+		add(name, w)
+	}
+	for _, s := range opts.Registry.Sagas() {
 		e.parts.learn(s)
 	}
 	for name, w := range opts.Workflows {
@@ -355,10 +365,12 @@ func (e *Env) Advance(d time.Duration) {
 	e.clock.advance(d)
 }
 
-// FireTimer waits (up to 30 s) until the instance waits on a durable
-// timer that is not due yet, the one a step's timeout or backoff sets,
-// then moves the clock to when it is due and returns how far it moved. A test of a timeout
-// this way waits for nothing but the engine's own work.
+// FireTimer waits (up to 30 s) until the instance waits, with nothing
+// left to do but wait (no work queued in the engine, no scripted reply on
+// its way), on a durable timer that is not due yet; then it moves the
+// clock to when the timer it set last is due (a step's timeout, a
+// backoff) and returns how far it moved. A test of a timeout this way
+// waits for nothing but the engine's own work.
 func (e *Env) FireTimer(id string) time.Duration {
 	e.t.Helper()
 	if e.clock == nil {
@@ -370,17 +382,19 @@ func (e *Env) FireTimer(id string) time.Duration {
 		if err != nil {
 			e.t.Fatalf("instance %s: %v", id, err)
 		}
-		// A timer already due is firing on its own; the one to move to
-		// is the next.
-		now := e.clock.Now()
-		for _, at := range eng.Store().Timers(id) {
-			if d := at.Sub(now); d > 0 {
-				e.clock.advance(d)
-				return d
+		st := eng.Store()
+		if e.parts.inFlight.Load() == 0 && !st.Busy(id) {
+			if timers := st.Timers(id); len(timers) > 0 {
+				// The last one set is what the saga waits on; earlier
+				// ones bounded waits that have ended.
+				if d := timers[len(timers)-1].Due.Sub(e.clock.Now()); d > 0 && !st.Busy(id) {
+					e.clock.advance(d)
+					return d
+				}
 			}
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("instance %s set no timer in 30s", id)
+			e.t.Fatalf("instance %s waited on no timer in 30s", id)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"container/heap"
 	"container/list"
 	"slices"
@@ -327,18 +328,42 @@ func (b *Backend) notify(id string) {
 	}
 }
 
-// Timers lists when the durable timers an instance waits on are due,
-// earliest first. The saga test kit waits for a step's timer this way
-// before it moves its clock past it.
-func (b *Backend) Timers(instanceID string) []time.Time {
+// Timer is a durable timer an instance waits on.
+type Timer struct {
+	// Seq orders timers by when they were set.
+	Seq int64
+	Due time.Time
+}
+
+// Timers lists the durable timers of an instance, in the order they were
+// set. A timer stays after the wait it bounded ended (an event came
+// first) until it is due. The saga test kit moves its clock to them.
+func (b *Backend) Timers(instanceID string) []Timer {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []time.Time
+	var out []Timer
 	for _, e := range b.timers {
 		if e.inst == instanceID && e.payload != nil && !e.dead {
-			out = append(out, time.Unix(0, e.at))
+			out = append(out, Timer{Seq: e.seq, Due: time.Unix(0, e.at)})
 		}
 	}
-	slices.SortFunc(out, time.Time.Compare)
+	slices.SortFunc(out, func(a, b Timer) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out
+}
+
+// Busy reports whether an instance has work queued or out: events to
+// process, a work item or an activity task. An instance that is not busy
+// waits for an event or a timer.
+func (b *Backend) Busy(instanceID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.insts[instanceID]; ok {
+		return true
+	}
+	for _, t := range b.taskSeqs {
+		if t.instance == instanceID && !t.dead {
+			return true
+		}
+	}
+	return false
 }
