@@ -272,8 +272,6 @@ func startAdmin(ctx context.Context, cfg *config.Config, b *bridge.Bridge, m *ad
 // workflowCmd holds the flags the workflow subcommands share.
 type workflowCmd struct {
 	o opsFlags
-	// reason backs the --reason flag of terminate, suspend and resume.
-	reason string
 }
 
 func newWorkflowCmd() *cobra.Command {
@@ -363,6 +361,9 @@ func (w *workflowCmd) raiseCmd() *cobra.Command {
 // controlCmd builds a command that applies f to one instance and reports
 // done; a destructive one asks for confirmation first.
 func (w *workflowCmd) controlCmd(use, short, done string, destructive bool, f func(c *admin.Client, ctx context.Context, id, reason string) error) *cobra.Command {
+	// Each command owns its reason: a shared variable would take the
+	// default of whichever command registered its flag last.
+	var reason string
 	c := &cobra.Command{
 		Use:   use + " ID",
 		Short: short,
@@ -377,14 +378,14 @@ func (w *workflowCmd) controlCmd(use, short, done string, destructive bool, f fu
 					return err
 				}
 			}
-			if err := f(cl, cmd.Context(), args[0], w.reason); err != nil {
+			if err := f(cl, cmd.Context(), args[0], reason); err != nil {
 				return opErr(err)
 			}
 			return report(cmd, w.o.output, done, args[0], nil)
 		},
 	}
 	if use != "purge" {
-		c.Flags().StringVar(&w.reason, "reason", "sagabridge workflow "+use, "reason recorded with the operation")
+		c.Flags().StringVar(&reason, "reason", "sagabridge workflow "+use, "reason recorded with the operation")
 	}
 	return c
 }
