@@ -17,6 +17,7 @@ import (
 	"github.com/sagabridge/sagabridge/bridge"
 	"github.com/sagabridge/sagabridge/bridge/config"
 	"github.com/sagabridge/sagabridge/cmd/sagabridge/brokers"
+	"github.com/sagabridge/sagabridge/engine"
 	"github.com/sagabridge/sagabridge/internal/testkit"
 	"github.com/sagabridge/sagabridge/sagas/order/simulated"
 	"github.com/sagabridge/sagabridge/sagas/trip"
@@ -131,10 +132,13 @@ func tripSagaEndToEnd(t *testing.T, kit brokerKit) {
 			if led.Holds[tr.TripID] != 1 || led.Bookings[tr.TripID] != 1 || led.BookedWithHold[tr.TripID] != "H-"+tr.TripID {
 				t.Errorf("%s: holds %d bookings %d with hold %q", id, led.Holds[tr.TripID], led.Bookings[tr.TripID], led.BookedWithHold[tr.TripID])
 			}
-			st, err := b.Engine().Get(t.Context(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
+			// The outcome goes out just before the workflow finishes.
+			var st engine.Status
+			testkit.WaitUntil(t, 30*time.Second, id+" to finish in the engine", func() bool {
+				var err error
+				st, err = b.Engine().Get(t.Context(), id)
+				return err == nil && st.Finished()
+			})
 			var out struct {
 				Steps []struct{ Name, Status string }
 			}
