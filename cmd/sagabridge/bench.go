@@ -20,7 +20,7 @@ import (
 type benchFlags struct {
 	opts                                                         benchmark.Options
 	brokers, modes, conc, out, commit, level, cpuProfile, output string
-	brokerProcess                                                bool
+	brokerProcess, driverProcess                                 bool
 }
 
 func newBenchCmd() *cobra.Command {
@@ -35,7 +35,7 @@ stdout and the progress lines to stderr.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, &f) },
 	}
 	f.register(cmd)
-	cmd.AddCommand(newBenchBrokerCmd(), newBenchLongCmd())
+	cmd.AddCommand(newBenchBrokerCmd(), newBenchDriverCmd(), newBenchLongCmd())
 	return cmd
 }
 
@@ -57,6 +57,8 @@ func (f *benchFlags) register(cmd *cobra.Command) {
 		"run the engine in the daprd sidecar at this host:port (its gRPC API) instead of the embedded one; the parked case is skipped")
 	cmd.Flags().BoolVar(&f.brokerProcess, "broker-process", false,
 		"run the broker in a process of its own (this binary), reached over loopback TCP; the CPU column is then the worker's alone")
+	cmd.Flags().BoolVar(&f.driverProcess, "driver-process", true,
+		"with --broker-process, also run the driver (the publisher of the bridge path's events and the outcome listener, standing in for other services) in a process of its own, so the worker's CPU counts it on neither path")
 }
 
 // complete fills f.opts from the string flags and validates it.
@@ -74,6 +76,9 @@ func (f *benchFlags) complete() error {
 			return err
 		}
 		f.opts.BrokerCommand = []string{self, "bench", "broker"}
+		if f.driverProcess {
+			f.opts.DriverCommand = []string{self, "bench", "driver"}
+		}
 	}
 	for _, c := range strings.Split(f.conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -244,5 +249,22 @@ func newBenchBrokerCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&kind, "kind", "nats", "nats or kafka")
 	cmd.Flags().StringVar(&store, "store", "", "directory for the broker's data")
+	return cmd
+}
+
+// newBenchDriverCmd is the driver process of `bench --broker-process`.
+func newBenchDriverCmd() *cobra.Command {
+	var kind, addr string
+	cmd := &cobra.Command{
+		Use:    "driver",
+		Short:  "Publish a benchmark's events and report its outcomes, for `bench --broker-process`, until stdin closes",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return benchmark.ServeDriver(cmd.Context(), kind, addr, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&kind, "kind", "nats", "nats or kafka")
+	cmd.Flags().StringVar(&addr, "addr", "", "the broker's address (NATS URL, or Kafka brokers separated by commas)")
 	return cmd
 }

@@ -103,9 +103,12 @@ func startBrokerProcess(ctx context.Context, command []string, kind, dir string)
 	return p, nil
 }
 
-// cpuSeconds is the broker process's CPU time so far, from /proc.
-func (p *brokerProcess) cpuSeconds() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+// cpuSeconds is the broker process's CPU time so far.
+func (p *brokerProcess) cpuSeconds() float64 { return processCPUSeconds(p.cmd.Process.Pid) }
+
+// processCPUSeconds is a process's CPU time so far, from /proc.
+func processCPUSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -127,12 +130,17 @@ func (p *brokerProcess) cpuSeconds() float64 {
 // stop closes the broker's stdin, which shuts it down, and waits for it.
 func (p *brokerProcess) stop() {
 	_ = p.stdin.Close()
+	waitOrKill(p.cmd)
+}
+
+// waitOrKill waits for a child told to stop, and kills it after 30 s.
+func waitOrKill(cmd *exec.Cmd) {
 	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		<-done
 	}
 }

@@ -60,6 +60,15 @@ type Options struct {
 	// listener then reach it over loopback TCP, and the results give the
 	// broker's CPU apart from this process's.
 	BrokerCommand []string
+	// DriverCommand, with BrokerCommand, runs the driver in a process of
+	// its own: the publisher of the bridge path's order and approval
+	// events (on both paths, the services around the worker) and the
+	// outcome listener of both paths. The command (with "--kind
+	// nats|kafka --addr ADDR" added) must serve as ServeDriver does. The
+	// worker's CPU then counts neither, on either path, and the driver's
+	// has a column of its own. The direct path's Start and Raise calls
+	// stay in the worker: the bridge makes the same calls there.
+	DriverCommand []string
 	// EngineParallelism and BrokerConcurrency tune the bridge under test.
 	EngineParallelism int
 	BrokerConcurrency int
@@ -123,6 +132,9 @@ func (o Options) Validate() error {
 	if o.Parked < 0 {
 		errs = append(errs, fmt.Errorf("bench: parked %d is negative", o.Parked))
 	}
+	if o.DriverCommand != nil && o.BrokerCommand == nil {
+		errs = append(errs, errors.New("bench: a driver process needs the broker in a process of its own"))
+	}
 	if o.DaprGRPC != "" {
 		if err := checkHostPort(o.DaprGRPC); err != nil {
 			errs = append(errs, fmt.Errorf("bench: daprd gRPC address: %w", err))
@@ -166,6 +178,11 @@ type Result struct {
 	// per 1,000 sagas is BrokerCPUSecondsPer1k.
 	BrokerProcess         bool    `json:"brokerProcess,omitempty"`
 	BrokerCPUSecondsPer1k float64 `json:"brokerCpuSecondsPer1000,omitempty"`
+	// DriverProcess says the driver (event publisher and outcome
+	// listener) ran in a process of its own, whose CPU per 1,000 sagas is
+	// DriverCPUSecondsPer1k; CPUSecondsPer1k then leaves it out.
+	DriverProcess         bool    `json:"driverProcess,omitempty"`
+	DriverCPUSecondsPer1k float64 `json:"driverCpuSecondsPer1000,omitempty"`
 	// PeakRSSMiB is the process's peak resident memory during the case.
 	PeakRSSMiB float64 `json:"peakRssMiB"`
 }
@@ -263,6 +280,8 @@ type env struct {
 	run     int
 	// brokerProc is the broker's process with Options.BrokerCommand.
 	brokerProc *brokerProcess
+	// driverProc is the driver's process with Options.DriverCommand.
+	driverProc *driverProcess
 }
 
 func startEnv(ctx context.Context, opts Options, broker string) (*env, error) {
@@ -302,6 +321,23 @@ func startEnvAt(ctx context.Context, opts Options, broker, dir string) (*env, er
 	}
 	e.bridge = b
 	e.stop = append(e.stop, func() { _ = b.Close(context.Background()) })
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := b.Run(runCtx); err != nil {
+			opts.Logger.Error("bench: bridge stopped", zap.Error(err))
+		}
+	}()
+	if opts.DriverCommand != nil && e.brokerProc != nil {
+		p, err := startDriverProcess(ctx, opts.DriverCommand, broker, e.brokerProc.addr, e.outcome)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.driverProc = p
+		e.stop = append(e.stop, p.stop)
+		return e, nil
+	}
 	if e.client, err = connect("bench-driver"); err != nil {
 		e.close()
 		return nil, err
@@ -312,13 +348,7 @@ func startEnvAt(ctx context.Context, opts Options, broker, dir string) (*env, er
 		e.close()
 		return nil, err
 	}
-	e.wg.Add(2)
-	go func() {
-		defer e.wg.Done()
-		if err := b.Run(runCtx); err != nil {
-			opts.Logger.Error("bench: bridge stopped", zap.Error(err))
-		}
-	}()
+	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		e.listen(outcomes)
@@ -418,15 +448,21 @@ func (e *env) listen(outcomes <-chan *message.Message) {
 	for msg := range outcomes {
 		var ev topics.CloudEvent
 		if err := json.Unmarshal(msg.Payload, &ev); err == nil {
-			e.mu.Lock()
-			ch := e.waiting[ev.Subject]
-			delete(e.waiting, ev.Subject)
-			e.mu.Unlock()
-			if ch != nil {
-				ch <- time.Now()
-			}
+			e.outcome(ev.Subject, time.Now())
 		}
 		msg.Ack()
+	}
+}
+
+// outcome hands the time instance id's outcome arrived to the measurement
+// waiting for it.
+func (e *env) outcome(id string, at time.Time) {
+	e.mu.Lock()
+	ch := e.waiting[id]
+	delete(e.waiting, id)
+	e.mu.Unlock()
+	if ch != nil {
+		ch <- at
 	}
 }
 
@@ -471,6 +507,7 @@ type sample struct {
 	elapsed   time.Duration
 	cpu       float64
 	brokerCPU float64
+	driverCPU float64
 	peakRSS   float64
 }
 
@@ -479,12 +516,13 @@ type sample struct {
 func (e *env) summarize(mode string, c int, samples []sample) Result {
 	var lat []time.Duration
 	var elapsed time.Duration
-	var cpu, brokerCPU, peak float64
+	var cpu, brokerCPU, driverCPU, peak float64
 	for _, sm := range samples {
 		lat = append(lat, sm.lat...)
 		elapsed += sm.elapsed
 		cpu += sm.cpu
 		brokerCPU += sm.brokerCPU
+		driverCPU += sm.driverCPU
 		peak = max(peak, sm.peakRSS)
 	}
 	n := len(lat)
@@ -498,6 +536,8 @@ func (e *env) summarize(mode string, c int, samples []sample) Result {
 		CPUSecondsPer1k:       cpu / float64(n) * 1000,
 		BrokerProcess:         e.brokerProc != nil,
 		BrokerCPUSecondsPer1k: brokerCPU / float64(n) * 1000,
+		DriverProcess:         e.driverProc != nil,
+		DriverCPUSecondsPer1k: driverCPU / float64(n) * 1000,
 		PeakRSSMiB:            peak,
 	}
 }
@@ -508,7 +548,7 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (sample, error
 	e.run++
 	prefix := fmt.Sprintf("%s-%d-%d", mode, c, e.run)
 	resetPeakRSS()
-	cpu0, broker0 := cpuSeconds(), e.brokerCPUSeconds()
+	cpu0, broker0, driver0 := cpuSeconds(), e.brokerCPUSeconds(), e.driverCPUSeconds()
 	lat := make([]time.Duration, n)
 	sem := make(chan struct{}, c)
 	errc := make(chan error, 1)
@@ -549,6 +589,8 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (sample, error
 				lat[i] = t.Sub(t0)
 			case <-time.After(2 * time.Minute):
 				fail(fmt.Errorf("saga %s: no outcome after 2 minutes", id))
+			case err := <-e.driverFailed():
+				fail(err)
 			case <-ctx.Done():
 			}
 		}(i)
@@ -560,7 +602,24 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (sample, error
 	default:
 	}
 	return sample{lat: lat, elapsed: time.Since(start), cpu: cpuSeconds() - cpu0,
-		brokerCPU: e.brokerCPUSeconds() - broker0, peakRSS: peakRSSMiB()}, nil
+		brokerCPU: e.brokerCPUSeconds() - broker0, driverCPU: e.driverCPUSeconds() - driver0,
+		peakRSS: peakRSSMiB()}, nil
+}
+
+func (e *env) driverCPUSeconds() float64 {
+	if e.driverProc == nil {
+		return 0
+	}
+	return e.driverProc.cpuSeconds()
+}
+
+// driverFailed reports what the driver process could not publish; nil
+// (never ready) without one.
+func (e *env) driverFailed() <-chan error {
+	if e.driverProc == nil {
+		return nil
+	}
+	return e.driverProc.failed
 }
 
 func (e *env) brokerCPUSeconds() float64 {
@@ -582,21 +641,10 @@ func (e *env) submit(ctx context.Context, mode, id string) error {
 		}
 		return wf.RaiseEvent(ctx, id, ApprovalEvent, workflow.WithRawEventData(wrapperspb.String(`true`)))
 	}
-	var msgs []*message.Message
-	for _, typ := range []string{OrderType, ApprovalType} {
-		ev, err := topics.NewCloudEvent(id+"/"+typ, "bench", typ, id, time.Now(), map[string]string{"id": id})
-		if err != nil {
-			return err
-		}
-		body, err := ev.Marshal()
-		if err != nil {
-			return err
-		}
-		m := message.NewMessage(ev.ID, body)
-		m.Metadata.Set("partition_key", id)
-		msgs = append(msgs, m)
+	if e.driverProc != nil {
+		return e.driverProc.publish(id)
 	}
-	return e.client.Publisher().Publish(EventsTopic, msgs...)
+	return publishEvents(e.client.Publisher(), id)
 }
 
 // parked starts n instances that stay waiting for their approval, and

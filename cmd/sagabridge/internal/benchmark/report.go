@@ -16,12 +16,17 @@ import (
 func (r Report) WriteTable(w io.Writer) error {
 	// With the broker in its own process, the CPU column is this
 	// process's alone; the broker's and the direct/bridge ratio of the
-	// two paths' CPU per saga follow it.
+	// two paths' CPU per saga follow it, then the driver's when it has a
+	// process of its own too.
 	split := slices.ContainsFunc(r.Results, func(res Result) bool { return res.BrokerProcess })
+	driver := slices.ContainsFunc(r.Results, func(res Result) bool { return res.DriverProcess })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "broker\tmode\tin flight\tsagas\tsagas/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\tbridge/direct\tCPU s/1k\t"
 	if split {
 		head += "broker CPU s/1k\tdirect/bridge CPU\t"
+	}
+	if driver {
+		head += "driver CPU s/1k\t"
 	}
 	fmt.Fprintln(tw, head+"peak RSS MiB\t")
 	for _, res := range r.Results {
@@ -37,6 +42,9 @@ func (r Report) WriteTable(w io.Writer) error {
 			res.P50Ms, res.P95Ms, res.P99Ms, res.MaxMs, ratio, res.CPUSecondsPer1k)
 		if split {
 			fmt.Fprintf(tw, "%.2f\t%s\t", res.BrokerCPUSecondsPer1k, cpuRatio)
+		}
+		if driver {
+			fmt.Fprintf(tw, "%.2f\t", res.DriverCPUSecondsPer1k)
 		}
 		fmt.Fprintf(tw, "%.0f\t\n", res.PeakRSSMiB)
 	}
