@@ -43,3 +43,42 @@ func BenchmarkRoute100(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 }
+
+// BenchmarkRouteStartAndRaise routes the two events of `sagabridge bench`'s
+// saga (an order that starts it, an approval raised on it) with its two
+// routes on one topic: what the bridge spends routing one saga's events.
+func BenchmarkRouteStartAndRaise(b *testing.B) {
+	cfg, err := config.Parse("bench.yaml", []byte(`
+routes:
+  - name: start
+    topics: [events]
+    match: event.type == "order"
+    start: {workflow: OrderSaga, instanceId: event.subject}
+  - name: approval
+    topics: [events]
+    match: event.type == "approval"
+    raise: {instanceId: event.subject, eventName: approval}
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := route.New(cfg, registered)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := [][]byte{[]byte(ce("order", "direct-32-7-1234", `{"id":"direct-32-7-1234"}`)),
+		[]byte(ce("approval", "direct-32-7-1234", `{"id":"direct-32-7-1234"}`))}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, body := range bodies {
+			ev, err := envelope.Decode(body, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds, err := r.Route("events", ev, nil)
+			if err != nil || len(ds) != 1 {
+				b.Fatalf("decisions %d err %v", len(ds), err)
+			}
+		}
+	}
+}

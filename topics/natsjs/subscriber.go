@@ -92,9 +92,13 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 		// just acked, is not handled a second time: the server redelivered
 		// it because the process missed the ack wait (stopped, starved),
 		// and the copy it holds settles it (acks go by stream sequence).
+		// The metadata is parsed from the reply subject: once per message.
 		var seq uint64
-		if md, err := m.Metadata(); err == nil {
+		md, err := m.Metadata()
+		if err == nil {
 			seq = md.Sequence.Stream
+		} else {
+			md = nil
 		}
 		switch d.seen.admit(seq) {
 		case seenHeld:
@@ -106,7 +110,7 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 		// The ordering key (the bridge decodes and routes the event to
 		// find it) is worked out here, not in the dispatch loop, which
 		// keeps beating the heartbeats of what it holds meanwhile.
-		p := d.convert(m)
+		p := d.convert(m, md)
 		p.seq = seq
 		select {
 		case d.in <- p:
@@ -281,10 +285,12 @@ func (d *dispatch) run(ctx context.Context) {
 // busy keys, whatever MaxBacklog allows.
 const maxBacklogBytes = 64 << 20
 
-func (d *dispatch) convert(m jetstream.Msg) *pending {
+// convert makes the Watermill message of m, whose JetStream metadata is
+// md (nil when it could not be read), and works out its ordering key.
+func (d *dispatch) convert(m jetstream.Msg, md *jetstream.MsgMetadata) *pending {
 	msg, readErr := unmarshal(m.Headers(), m.Data())
 	p := &pending{js: m, msg: msg, delivered: 1}
-	if md, err := m.Metadata(); err == nil {
+	if md != nil {
 		p.delivered = md.NumDelivered
 		p.storedAt = md.Timestamp
 		msg.Metadata.Set(MetaStoredAt, md.Timestamp.UTC().Format(time.RFC3339Nano))
