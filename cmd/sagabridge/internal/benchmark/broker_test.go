@@ -121,6 +121,11 @@ func TestRunWithDriverInItsOwnProcess(t *testing.T) {
 			t.Errorf("%s %s: CPU %.3f s/1k, driver CPU %.3f s/1k; want CPU above zero", r.Broker, r.Mode, r.CPUSecondsPer1k, r.DriverCPUSecondsPer1k)
 		}
 		driverCPU += r.DriverCPUSecondsPer1k
+		// Each saga writes its start, its raise and the completions of
+		// its work items; the writer groups some of them.
+		if r.EngineTxPerSaga <= 0 {
+			t.Errorf("%s %s: %.2f engine transactions per saga, want some", r.Broker, r.Mode, r.EngineTxPerSaga)
+		}
 	}
 	// CPU time is counted in 10 ms ticks: asserted over the whole run.
 	if driverCPU <= 0 {
@@ -130,8 +135,10 @@ func TestRunWithDriverInItsOwnProcess(t *testing.T) {
 	if err := rep.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "driver CPU s/1k") {
-		t.Errorf("table has no driver CPU column:\n%s", b.String())
+	for _, col := range []string{"driver CPU s/1k", "engine tx/saga"} {
+		if !strings.Contains(b.String(), col) {
+			t.Errorf("table has no %q column:\n%s", col, b.String())
+		}
 	}
 }
 

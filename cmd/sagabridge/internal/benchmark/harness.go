@@ -183,6 +183,11 @@ type Result struct {
 	// DriverCPUSecondsPer1k; CPUSecondsPer1k then leaves it out.
 	DriverProcess         bool    `json:"driverProcess,omitempty"`
 	DriverCPUSecondsPer1k float64 `json:"driverCpuSecondsPer1000,omitempty"`
+	// EngineTxPerSaga is how many transactions the embedded engine's
+	// writer committed per saga: it groups the writes that arrive
+	// together, so fewer sagas in the engine at once cost more of them
+	// (and more CPU) per saga. 0 on daprd.
+	EngineTxPerSaga float64 `json:"engineTransactionsPerSaga,omitempty"`
 	// PeakRSSMiB is the process's peak resident memory during the case.
 	PeakRSSMiB float64 `json:"peakRssMiB"`
 }
@@ -508,6 +513,7 @@ type sample struct {
 	cpu       float64
 	brokerCPU float64
 	driverCPU float64
+	engineTx  int64
 	peakRSS   float64
 }
 
@@ -517,7 +523,9 @@ func (e *env) summarize(mode string, c int, samples []sample) Result {
 	var lat []time.Duration
 	var elapsed time.Duration
 	var cpu, brokerCPU, driverCPU, peak float64
+	var tx int64
 	for _, sm := range samples {
+		tx += sm.engineTx
 		lat = append(lat, sm.lat...)
 		elapsed += sm.elapsed
 		cpu += sm.cpu
@@ -538,6 +546,7 @@ func (e *env) summarize(mode string, c int, samples []sample) Result {
 		BrokerCPUSecondsPer1k: brokerCPU / float64(n) * 1000,
 		DriverProcess:         e.driverProc != nil,
 		DriverCPUSecondsPer1k: driverCPU / float64(n) * 1000,
+		EngineTxPerSaga:       float64(tx) / float64(n),
 		PeakRSSMiB:            peak,
 	}
 }
@@ -548,7 +557,7 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (sample, error
 	e.run++
 	prefix := fmt.Sprintf("%s-%d-%d", mode, c, e.run)
 	resetPeakRSS()
-	cpu0, broker0, driver0 := cpuSeconds(), e.brokerCPUSeconds(), e.driverCPUSeconds()
+	cpu0, broker0, driver0, tx0 := cpuSeconds(), e.brokerCPUSeconds(), e.driverCPUSeconds(), e.engineTx()
 	lat := make([]time.Duration, n)
 	sem := make(chan struct{}, c)
 	errc := make(chan error, 1)
@@ -603,7 +612,16 @@ func (e *env) measure(ctx context.Context, mode string, c, n int) (sample, error
 	}
 	return sample{lat: lat, elapsed: time.Since(start), cpu: cpuSeconds() - cpu0,
 		brokerCPU: e.brokerCPUSeconds() - broker0, driverCPU: e.driverCPUSeconds() - driver0,
-		peakRSS: peakRSSMiB()}, nil
+		engineTx: e.engineTx() - tx0, peakRSS: peakRSSMiB()}, nil
+}
+
+// engineTx is how many transactions the embedded engine committed so far
+// (0 on daprd).
+func (e *env) engineTx() int64 {
+	if st := e.bridge.Engine().Store(); st != nil {
+		return st.Stats().Batches
+	}
+	return 0
 }
 
 func (e *env) driverCPUSeconds() float64 {

@@ -17,7 +17,8 @@ func (r Report) WriteTable(w io.Writer) error {
 	// With the broker in its own process, the CPU column is this
 	// process's alone; the broker's and the direct/bridge ratio of the
 	// two paths' CPU per saga follow it, then the driver's when it has a
-	// process of its own too.
+	// process of its own too, and the engine's transactions per saga (it
+	// commits more of them per saga when fewer sagas are in it at once).
 	split := slices.ContainsFunc(r.Results, func(res Result) bool { return res.BrokerProcess })
 	driver := slices.ContainsFunc(r.Results, func(res Result) bool { return res.DriverProcess })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -27,6 +28,9 @@ func (r Report) WriteTable(w io.Writer) error {
 	}
 	if driver {
 		head += "driver CPU s/1k\t"
+	}
+	if split {
+		head += "engine tx/saga\t"
 	}
 	fmt.Fprintln(tw, head+"peak RSS MiB\t")
 	for _, res := range r.Results {
@@ -45,6 +49,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		}
 		if driver {
 			fmt.Fprintf(tw, "%.2f\t", res.DriverCPUSecondsPer1k)
+		}
+		if split {
+			fmt.Fprintf(tw, "%.2f\t", res.EngineTxPerSaga)
 		}
 		fmt.Fprintf(tw, "%.0f\t\n", res.PeakRSSMiB)
 	}
