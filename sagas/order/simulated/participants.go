@@ -131,7 +131,12 @@ func New(cfg Config, pub message.Publisher, sub message.Subscriber, log *zap.Log
 // Ledger returns the services' state.
 func (p *Participants) Ledger() *Ledger { return p.ledger }
 
-// Run answers commands until ctx ends.
+// Run answers commands until ctx ends. Each message is answered in its own
+// goroutine: the subscriber bounds how many are in flight and never hands
+// out two of the same order at once, so the services keep per-order order
+// and scale like a real service would. Answered one at a time, a burst of
+// new orders would queue a saga's compensation behind every other order's
+// commands, for longer than the compensation waits on a loaded machine.
 func (p *Participants) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, t := range []string{order.InventoryCommands, order.PaymentCommands, order.ShippingCommands} {
@@ -143,17 +148,26 @@ func (p *Participants) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for msg := range ch {
-				if err := p.handle(msg); err != nil {
-					p.log.Warn("simulated service failed; will retry", zap.Error(err))
-					msg.Nack()
-					continue
-				}
-				msg.Ack()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p.answer(msg)
+				}()
 			}
 		}()
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// answer handles one command and settles it with the broker.
+func (p *Participants) answer(msg *message.Message) {
+	if err := p.handle(msg); err != nil {
+		p.log.Warn("simulated service failed; will retry", zap.Error(err))
+		msg.Nack()
+		return
+	}
+	msg.Ack()
 }
 
 func (p *Participants) handle(msg *message.Message) error {
