@@ -9,10 +9,9 @@
 //     message and every earlier message of the same partition was acked too
 //     (the contiguous acked prefix, see ackTracker). Commits are explicit
 //     (kafka-go CommitInterval 0, no auto commit) and run in a background
-//     loop so that delivery does not wait for a commit round trip; it
-//     commits at most once per commitPace (10 ms), the acks of that time
-//     together. A crash between an ack and its commit redelivers the
-//     message; nothing is ever committed before it was acked.
+//     loop so that delivery does not wait for a commit round trip. A crash
+//     between an ack and its commit redelivers the message; nothing is ever
+//     committed before it was acked.
 //   - Order. By default one Subscribe call delivers one message at a time
 //     (send, wait for Ack or Nack, then the next), which is the Watermill
 //     contract and keeps per-partition order. SubscriberConfig.Concurrency

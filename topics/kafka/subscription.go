@@ -473,24 +473,13 @@ func (s *subscription) acked(rec kafka.Message) {
 	}
 }
 
-// commitPace is the least time between two commits: acks that arrive
-// meanwhile go in the next one. Without it, events handled one at a time
-// cost a commit round trip each (two per saga in the benchmark, a tenth of
-// the bridge's CPU per saga on Kafka one at a time). A crash redelivers
-// what was acked in the last commitPace besides what was in flight, which
-// every action tolerates; a stop commits at once.
-const commitPace = 10 * time.Millisecond
-
-// commitLoop commits the acked prefix when an ack arrives, at most once per
-// commitPace, coalescing the acks that come in while a commit is under way
-// or paced. After stop it makes one last commit, bounded by graceCtx.
+// commitLoop commits the acked prefix whenever an ack arrives, coalescing
+// acks that come in while a commit is under way. After stop it makes one
+// last commit, bounded by graceCtx.
 func (s *subscription) commitLoop(graceCtx context.Context, stop <-chan struct{}) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
-	pace := time.NewTimer(time.Hour)
-	pace.Stop()
-	defer pace.Stop()
 	for {
 		select {
 		case <-s.kick:
@@ -501,14 +490,6 @@ func (s *subscription) commitLoop(graceCtx context.Context, stop <-chan struct{}
 		}
 		if !s.commit(graceCtx) {
 			retry.Reset(commitRetryDelay)
-			continue
-		}
-		pace.Reset(commitPace)
-		select {
-		case <-pace.C:
-		case <-stop:
-			s.commit(graceCtx)
-			return
 		}
 	}
 }
