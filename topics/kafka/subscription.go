@@ -314,7 +314,12 @@ func (q *keyQueues) push(key string, p pendingRecord, sl *slot) {
 	q.run(key, p, sl)
 }
 
-// run delivers p, then the records queued behind it, one at a time.
+// run delivers p, then the records queued behind it, one at a time. The
+// slot goes back only after the key is free: given back first, the fetch
+// loop could take it (with one slot it takes it for every fetch), find the
+// key still busy, queue the key's next record here, and then hold the
+// only slot while it waits for a new record, stranding the queued one
+// until something else arrived on the topic.
 func (q *keyQueues) run(key string, p pendingRecord, sl *slot) {
 	q.wg.Add(1)
 	go func() {
@@ -323,8 +328,8 @@ func (q *keyQueues) run(key string, p pendingRecord, sl *slot) {
 			if q.stop.Err() == nil {
 				q.start(key, p, sl)
 			}
-			sl.give()
 			if key == "" {
+				sl.give()
 				return
 			}
 			q.mu.Lock()
@@ -332,11 +337,13 @@ func (q *keyQueues) run(key string, p pendingRecord, sl *slot) {
 			if len(queue) == 0 {
 				delete(q.waiting, key)
 				q.mu.Unlock()
+				sl.give()
 				return
 			}
 			p, q.waiting[key] = queue[0], queue[1:]
 			q.mu.Unlock()
 			<-q.space
+			// Still held unless a nack's backoff gave it back.
 			if !sl.take(q.stop) {
 				// Stopping: what waits is dropped (it is not committed and
 				// will be redelivered).
