@@ -3,7 +3,6 @@ package benchmark
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,25 +64,12 @@ type brokerProcess struct {
 // startBrokerProcess runs command + "--kind kind --store dir" and reads the
 // address it prints.
 func startBrokerProcess(ctx context.Context, command []string, kind, dir string) (*brokerProcess, error) {
-	if len(command) == 0 {
-		return nil, errors.New("bench: empty broker command")
-	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	args := append(command[1:len(command):len(command)], "--kind", kind, "--store", dir)
-	cmd := exec.CommandContext(ctx, command[0], args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := startChild(ctx, "broker", command, "--kind", kind, "--store", dir)
 	if err != nil {
 		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start broker process: %w", err)
 	}
 	p := &brokerProcess{cmd: cmd, stdin: stdin}
 	lines := make(chan string, 1)
@@ -164,6 +150,30 @@ func threadsRunSeconds(pid int) (float64, bool) {
 func (p *brokerProcess) stop() {
 	_ = p.stdin.Close()
 	waitOrKill(p.cmd)
+}
+
+// startChild runs command with extra appended to its arguments, its stdin
+// and stdout piped to the caller and its stderr to ours; what names it in
+// errors.
+func startChild(ctx context.Context, what string, command []string, extra ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
+	if len(command) == 0 {
+		return nil, nil, nil, fmt.Errorf("bench: empty %s command", what)
+	}
+	args := append(command[1:len(command):len(command)], extra...)
+	cmd := exec.CommandContext(ctx, command[0], args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, fmt.Errorf("bench: start %s process: %w", what, err)
+	}
+	return cmd, stdin, stdout, nil
 }
 
 // waitOrKill waits for a child told to stop, and kills it after 30 s.

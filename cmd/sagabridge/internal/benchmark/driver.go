@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -149,22 +147,9 @@ type driverProcess struct {
 // startDriverProcess runs command + "--kind kind --addr addr", waits until
 // it says it is ready, and hands each outcome it reports to outcome.
 func startDriverProcess(ctx context.Context, command []string, kind, addr string, outcome func(id string, at time.Time)) (*driverProcess, error) {
-	if len(command) == 0 {
-		return nil, errors.New("bench: empty driver command")
-	}
-	args := append(command[1:len(command):len(command)], "--kind", kind, "--addr", addr)
-	cmd := exec.CommandContext(ctx, command[0], args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := startChild(ctx, "driver", command, "--kind", kind, "--addr", addr)
 	if err != nil {
 		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start driver process: %w", err)
 	}
 	p := &driverProcess{cmd: cmd, stdin: &lineWriter{w: bufio.NewWriter(stdin)}, close: stdin,
 		failed: make(chan error, 1), done: make(chan struct{})}
